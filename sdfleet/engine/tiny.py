@@ -68,9 +68,7 @@ def tiny_vae(*, scaling_factor: float = 0.18215) -> AutoencoderKL:
     )
 
 
-def _text_config(
-    *, width: int, hidden_act: str, projection_dim: int | None = None
-) -> CLIPTextConfig:
+def _text_config(*, width: int, hidden_act: str, projection_dim: int | None = None) -> CLIPTextConfig:
     return CLIPTextConfig(
         vocab_size=514,
         hidden_size=width,
@@ -86,9 +84,7 @@ def _text_config(
     )
 
 
-def _sd_unet(
-    *, cross_attention_dim: int, linear_projection: bool
-) -> UNet2DConditionModel:
+def _sd_unet(*, cross_attention_dim: int, linear_projection: bool) -> UNet2DConditionModel:
     return UNet2DConditionModel(
         sample_size=32,
         in_channels=4,
@@ -108,9 +104,7 @@ def tiny_sd1_pipeline(seed: int = 0) -> StableDiffusionPipeline:
     with _seeded(seed):
         unet = _sd_unet(cross_attention_dim=SD1_TEXT_WIDTH, linear_projection=False)
         vae = tiny_vae()
-        text_encoder = CLIPTextModel(
-            _text_config(width=SD1_TEXT_WIDTH, hidden_act="quick_gelu")
-        )
+        text_encoder = CLIPTextModel(_text_config(width=SD1_TEXT_WIDTH, hidden_act="quick_gelu"))
     scheduler = EulerDiscreteScheduler(**_SCHEDULER_BASE, prediction_type="epsilon")
     return StableDiffusionPipeline(
         vae=vae.eval(),
@@ -129,12 +123,8 @@ def tiny_sd2_pipeline(seed: int = 0) -> StableDiffusionPipeline:
     with _seeded(seed):
         unet = _sd_unet(cross_attention_dim=SD2_TEXT_WIDTH, linear_projection=True)
         vae = tiny_vae()
-        text_encoder = CLIPTextModel(
-            _text_config(width=SD2_TEXT_WIDTH, hidden_act="gelu")
-        )
-    scheduler = EulerDiscreteScheduler(
-        **_SCHEDULER_BASE, prediction_type="v_prediction"
-    )
+        text_encoder = CLIPTextModel(_text_config(width=SD2_TEXT_WIDTH, hidden_act="gelu"))
+    scheduler = EulerDiscreteScheduler(**_SCHEDULER_BASE, prediction_type="v_prediction")
     return StableDiffusionPipeline(
         vae=vae.eval(),
         text_encoder=text_encoder.eval(),
@@ -162,21 +152,16 @@ def _sdxl_unet(*, cross_attention_dim: int, time_ids: int) -> UNet2DConditionMod
         use_linear_projection=True,
         addition_embed_type="text_time",
         addition_time_embed_dim=SDXL_TIME_EMBED_DIM,
-        projection_class_embeddings_input_dim=time_ids * SDXL_TIME_EMBED_DIM
-        + SDXL_PROJECTION_DIM,
+        projection_class_embeddings_input_dim=time_ids * SDXL_TIME_EMBED_DIM + SDXL_PROJECTION_DIM,
     )
 
 
 def tiny_sdxl_pipeline(seed: int = 0) -> StableDiffusionXLPipeline:
     """A tiny random SDXL base pipeline: two text encoders and `text_time` added conditioning."""
     with _seeded(seed):
-        unet = _sdxl_unet(
-            cross_attention_dim=SDXL_TEXT_WIDTH + SDXL_TEXT_WIDTH_2, time_ids=6
-        )
+        unet = _sdxl_unet(cross_attention_dim=SDXL_TEXT_WIDTH + SDXL_TEXT_WIDTH_2, time_ids=6)
         vae = tiny_vae(scaling_factor=0.13025)
-        text_encoder = CLIPTextModel(
-            _text_config(width=SDXL_TEXT_WIDTH, hidden_act="quick_gelu")
-        )
+        text_encoder = CLIPTextModel(_text_config(width=SDXL_TEXT_WIDTH, hidden_act="quick_gelu"))
         text_encoder_2 = CLIPTextModelWithProjection(
             _text_config(
                 width=SDXL_TEXT_WIDTH_2,
@@ -229,10 +214,7 @@ _TEXT_LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "out_proj")
 def _lora_pair(
     module: torch.nn.Linear, *, rank: int, generator: torch.Generator
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    down = (
-        torch.randn(rank, module.in_features, generator=generator)
-        / module.in_features**0.5
-    )
+    down = torch.randn(rank, module.in_features, generator=generator) / module.in_features**0.5
     up = torch.randn(module.out_features, rank, generator=generator) * 0.5
     return down, up
 
@@ -242,18 +224,13 @@ def _text_lora_modules(
 ) -> Iterator[tuple[str, torch.nn.Linear]]:
     """Yield (kohya name, module) for the attention projections of a CLIP text encoder."""
     for name, module in text_encoder.named_modules():
-        if (
-            isinstance(module, torch.nn.Linear)
-            and name.rsplit(".", 1)[-1] in _TEXT_LORA_TARGETS
-        ):
+        if isinstance(module, torch.nn.Linear) and name.rsplit(".", 1)[-1] in _TEXT_LORA_TARGETS:
             # transformers 5 drops the `text_model.` prefix from CLIPTextModel; kohya names keep it.
             full = name if name.startswith("text_model.") else f"text_model.{name}"
             yield full.replace(".", "_"), module
 
 
-def write_tiny_lora(
-    pipeline: StableDiffusionPipeline, path: Path, *, seed: int = 0, rank: int = 4
-) -> Path:
+def write_tiny_lora(pipeline: StableDiffusionPipeline, path: Path, *, seed: int = 0, rank: int = 4) -> Path:
     """Write a random kohya/A1111-format LoRA (`lora_unet_…`, `lora_te_…`) for `pipeline` to `path`."""
     generator = torch.Generator().manual_seed(seed)
     tensors: dict[str, torch.Tensor] = {}
@@ -267,11 +244,7 @@ def write_tiny_lora(
 
     for name, module in pipeline.unet.named_modules():
         is_attention = ".attn1." in name or ".attn2." in name
-        if (
-            is_attention
-            and isinstance(module, torch.nn.Linear)
-            and name.endswith(_UNET_LORA_TARGETS)
-        ):
+        if is_attention and isinstance(module, torch.nn.Linear) and name.endswith(_UNET_LORA_TARGETS):
             add("lora_unet", name.replace(".", "_"), module)
     is_xl = getattr(pipeline, "text_encoder_2", None) is not None
     encoders = [("lora_te1" if is_xl else "lora_te", pipeline.text_encoder)]

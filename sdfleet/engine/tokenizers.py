@@ -54,12 +54,7 @@ def clip_vocab_and_merges(vocab_file: Path) -> tuple[dict[str, int], list[str]]:
     lines = gzip.decompress(vocab_file.read_bytes()).decode("utf-8").split("\n")
     merges = lines[1 : CLIP_MERGES + 1]
     chars = byte_unicode_chars()
-    tokens = (
-        chars
-        + [c + "</w>" for c in chars]
-        + ["".join(m.split()) for m in merges]
-        + [BOS, EOS]
-    )
+    tokens = chars + [c + "</w>" for c in chars] + ["".join(m.split()) for m in merges] + [BOS, EOS]
     return {token: i for i, token in enumerate(tokens)}, merges
 
 
@@ -70,18 +65,12 @@ def byte_vocab() -> dict[str, int]:
     return {token: i for i, token in enumerate(tokens)}
 
 
-def _write_folder(
-    folder: Path, *, vocab: dict[str, int], merges: list[str], pad_token: str
-) -> None:
+def _write_folder(folder: Path, *, vocab: dict[str, int], merges: list[str], pad_token: str) -> None:
     """Write a tokenizer folder atomically so concurrent processes never read a half-written one."""
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=folder.name + ".", dir=folder.parent))
-    (staging / "vocab.json").write_text(
-        json.dumps(vocab, ensure_ascii=False), encoding="utf-8"
-    )
-    (staging / "merges.txt").write_text(
-        "\n".join(["#version: 0.2", *merges]) + "\n", encoding="utf-8"
-    )
+    (staging / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
+    (staging / "merges.txt").write_text("\n".join(["#version: 0.2", *merges]) + "\n", encoding="utf-8")
     config = {
         "tokenizer_class": "CLIPTokenizer",
         "model_max_length": 77,
@@ -91,15 +80,9 @@ def _write_folder(
         "pad_token": pad_token,
         "do_lower_case": True,
     }
-    (staging / "tokenizer_config.json").write_text(
-        json.dumps(config, indent=2), encoding="utf-8"
-    )
-    special = {
-        k: config[k] for k in ("bos_token", "eos_token", "unk_token", "pad_token")
-    }
-    (staging / "special_tokens_map.json").write_text(
-        json.dumps(special, indent=2), encoding="utf-8"
-    )
+    (staging / "tokenizer_config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
+    special = {k: config[k] for k in ("bos_token", "eos_token", "unk_token", "pad_token")}
+    (staging / "special_tokens_map.json").write_text(json.dumps(special, indent=2), encoding="utf-8")
     try:
         os.rename(staging, folder)
     except OSError:  # another process won the race; its folder is identical
@@ -109,14 +92,10 @@ def _write_folder(
 
 
 def _pad_suffix(pad_token: str) -> str:
-    return (
-        "pad-eos" if pad_token == EOS else f"pad-{ord(pad_token[0]):x}-{len(pad_token)}"
-    )
+    return "pad-eos" if pad_token == EOS else f"pad-{ord(pad_token[0]):x}-{len(pad_token)}"
 
 
-def clip_tokenizer_folder(
-    *, pad_token: str = EOS, cache_dir: Path | None = None
-) -> Path:
+def clip_tokenizer_folder(*, pad_token: str = EOS, cache_dir: Path | None = None) -> Path:
     """Build (once) and return a folder holding the real CLIP tokenizer, loadable by `from_pretrained`."""
     folder = (cache_dir or default_cache_dir()) / f"clip-{_pad_suffix(pad_token)}"
     if not (folder / "special_tokens_map.json").is_file():
@@ -125,9 +104,7 @@ def clip_tokenizer_folder(
     return folder
 
 
-def byte_tokenizer_folder(
-    *, pad_token: str = EOS, cache_dir: Path | None = None
-) -> Path:
+def byte_tokenizer_folder(*, pad_token: str = EOS, cache_dir: Path | None = None) -> Path:
     """Build (once) and return a folder holding the tiny 514-token byte-level tokenizer."""
     folder = (cache_dir or default_cache_dir()) / f"bytes-{_pad_suffix(pad_token)}"
     if not (folder / "special_tokens_map.json").is_file():
@@ -145,23 +122,17 @@ def _load(folder: str) -> CLIPTokenizer:
     return copy.deepcopy(_load_shared(folder))
 
 
-def load_clip_tokenizer(
-    *, pad_token: str = EOS, cache_dir: Path | None = None
-) -> CLIPTokenizer:
+def load_clip_tokenizer(*, pad_token: str = EOS, cache_dir: Path | None = None) -> CLIPTokenizer:
     """The real 49,408-token CLIP tokenizer of SD 1.x (`pad_token="!"` for SD 2.x and SDXL's second)."""
     return _load(str(clip_tokenizer_folder(pad_token=pad_token, cache_dir=cache_dir)))
 
 
-def load_byte_tokenizer(
-    *, pad_token: str = EOS, cache_dir: Path | None = None
-) -> CLIPTokenizer:
+def load_byte_tokenizer(*, pad_token: str = EOS, cache_dir: Path | None = None) -> CLIPTokenizer:
     """The tiny models' byte-level tokenizer: one token per character, none unknown."""
     return _load(str(byte_tokenizer_folder(pad_token=pad_token, cache_dir=cache_dir)))
 
 
-def load_tokenizer(
-    kind: str, *, pad_token: str = EOS, cache_dir: Path | None = None
-) -> CLIPTokenizer:
+def load_tokenizer(kind: str, *, pad_token: str = EOS, cache_dir: Path | None = None) -> CLIPTokenizer:
     """Load a tokenizer by kind: "clip" (real SD vocabulary) or "bytes" (tiny models)."""
     if kind == "clip":
         return load_clip_tokenizer(pad_token=pad_token, cache_dir=cache_dir)
