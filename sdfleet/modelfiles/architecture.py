@@ -27,6 +27,8 @@ CONTEXT_DIMS = {768: SD1, 1024: SD2, 2048: SDXL, 1280: SDXL_REFINER}
 TEXT_HIDDEN_DIMS = {768: SD1, 1024: SD2}
 #: input width of SDXL's pooled-text + size embedding (label_emb / add_embedding)
 ADM_DIMS = {2816: SDXL, 2560: SDXL_REFINER}
+#: the most vectors a textual-inversion embedding can hold (a prompt's 77 tokens)
+MAX_EMBEDDING_VECTORS = 77
 
 _CONTEXT_KEY = re.compile(
     r"attn2[._](?:processor[._])?to_k(?:\.weight|\.lora_down\.weight|\.lora_A(?:\.default)?\.weight"
@@ -219,9 +221,12 @@ def _detect_embedding(shapes: Shapes, names: list[str]) -> Detection | None:
         params = [n for n in names if n.startswith("string_to_param.")]
         if len(params) == 1:
             vectors, layout = shapes[params[0]], "a1111_pt"
-        elif len(names) == 1 and len(shapes[names[0]]) in (1, 2):
+        elif len(names) == 1 and "." not in names[0]:
+            # A1111 accepts any lone tensor as an embedding; a dotted name is a module weight instead.
             vectors, layout = shapes[names[0]], "single_tensor"
     if vectors is None or len(vectors) not in (1, 2) or len(names) > 2:
+        return None
+    if len(vectors) == 2 and vectors[0] > MAX_EMBEDDING_VECTORS:
         return None
     width = vectors[-1]
     return Detection(ModelType.EMBEDDING, SD2 if width == 1024 else SD1, layout)

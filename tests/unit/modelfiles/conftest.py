@@ -14,7 +14,7 @@ BYTES_PER = {"F16": 2, "BF16": 2, "F32": 4, "I64": 8, "U8": 1}
 Shapes = Mapping[str, tuple[int, ...]]
 
 
-def build_safetensors(shapes: Shapes, *, dtype: str = "F16", dtypes: Mapping[str, str] | None = None,
+def _build_safetensors(shapes: Shapes, *, dtype: str = "F16", dtypes: Mapping[str, str] | None = None,
                       metadata: Mapping[str, str] | None = None) -> bytes:
     """Return the bytes of a valid safetensors file of zero tensors with these shapes."""
     header: dict[str, object] = {}
@@ -41,7 +41,13 @@ def write_model(tmp_path: Path) -> Callable[..., Path]:
 
     def write(shapes: Shapes, **kwargs: object) -> Path:
         path = tmp_path / f"model{next(counter)}.safetensors"
-        path.write_bytes(build_safetensors(shapes, **kwargs))  # type: ignore[arg-type]
+        path.write_bytes(_build_safetensors(shapes, **kwargs))  # type: ignore[arg-type]
         return path
 
     return write
+
+
+@pytest.fixture
+def build_safetensors() -> Callable[..., bytes]:
+    """The raw-bytes builder: build_safetensors(shapes, *, dtype=, dtypes=, metadata=) -> bytes."""
+    return _build_safetensors

@@ -5,10 +5,10 @@ from __future__ import annotations
 import io
 import json
 import struct
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import build_safetensors
 
 from sdfleet.modelfiles.errors import ModelFileError
 from sdfleet.modelfiles.safetensors_header import MAX_HEADER_BYTES, read_safetensors_header
@@ -28,7 +28,7 @@ def _corrupt(raw: bytes, tmp_path: Path) -> ModelFileError:
     return caught.value
 
 
-def test_valid_file_gives_tensors_metadata_and_offsets(tmp_path: Path) -> None:
+def test_valid_file_gives_tensors_metadata_and_offsets(tmp_path: Path, build_safetensors: Callable[..., bytes]) -> None:
     raw = build_safetensors({"a": (2, 3), "b": (4,)}, dtypes={"b": "F32"}, metadata={"ss_network_dim": "4"})
     path = tmp_path / "ok.safetensors"
     path.write_bytes(raw)
@@ -42,7 +42,7 @@ def test_valid_file_gives_tensors_metadata_and_offsets(tmp_path: Path) -> None:
     assert header.data_start + 28 == len(raw) == header.file_size
 
 
-def test_stream_source_reads_the_same_header() -> None:
+def test_stream_source_reads_the_same_header(build_safetensors: Callable[..., bytes]) -> None:
     raw = build_safetensors({"x": (8,)})
     header = read_safetensors_header(io.BytesIO(raw))
     assert header.shapes() == {"x": (8,)}
@@ -84,17 +84,17 @@ def test_terabyte_shape_is_refused_without_allocating(tmp_path: Path) -> None:
     assert "file holds 16" in error.message
 
 
-def test_truncated_data_section(tmp_path: Path) -> None:
+def test_truncated_data_section(tmp_path: Path, build_safetensors: Callable[..., bytes]) -> None:
     raw = build_safetensors({"a": (64,)})
     assert "file holds" in _corrupt(raw[:-10], tmp_path).message
 
 
-def test_trailing_bytes_after_data(tmp_path: Path) -> None:
+def test_trailing_bytes_after_data(tmp_path: Path, build_safetensors: Callable[..., bytes]) -> None:
     raw = build_safetensors({"a": (4,)})
     assert "file holds" in _corrupt(raw + b"junk", tmp_path).message
 
 
-def test_file_truncated_inside_header(tmp_path: Path) -> None:
+def test_file_truncated_inside_header(tmp_path: Path, build_safetensors: Callable[..., bytes]) -> None:
     raw = build_safetensors({"a": (4,)})
     assert "header length" in _corrupt(raw[:20], tmp_path).message
 
