@@ -1,0 +1,1 @@
+"""Request and response models of the native API (`XCreate` / `XUpdate` / `XPublic`)."""

@@ -1,0 +1,164 @@
+"""Composition root: settings → database, object store → services → app (or worker)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from sdfleet.api.app import create_app
+from sdfleet.services.auth import AuthService, LoginPolicy
+from sdfleet.services.container import Services
+from sdfleet.services.credentials import HashingCost, PasswordHasher, generate_password
+from sdfleet.services.health import HealthService
+from sdfleet.services.roles import RoleService
+from sdfleet.services.users import UserService
+from sdfleet.settings import Settings
+from sdfleet.store import migrate
+from sdfleet.store.database import Database, DatabaseUnavailable
+from sdfleet.store.types import utcnow
+
+
+class StartupError(RuntimeError):
+    """Configuration or environment that prevents starting; the message is one clear line."""
+
+
+@dataclass
+class Runtime:
+    """Everything a running server holds."""
+
+    settings: Settings
+    database: Database
+    objects: object
+    services: Services
+    secret_key: bytes
+
+
+def prepare_data_dir(path: Path) -> Path:
+    """Create the data dir and prove it is writable."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".write-test-{os.getpid()}"
+        probe.write_bytes(b"ok")
+        probe.unlink()
+    except OSError as exc:
+        raise StartupError(f"data dir {path} is not writable: {exc.strerror or exc}") from exc
+    return path
+
+
+def load_secret_key(settings: Settings) -> bytes:
+    """The configured secret, or one generated once and kept in data_dir/secret_key (mode 0600)."""
+    if settings.secret_key is not None:
+        return settings.secret_key.get_secret_value().encode()
+    path = settings.data_dir / "secret_key"
+    if path.exists():
+        return path.read_bytes().strip()
+    value = secrets.token_urlsafe(48).encode()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(value)
+    return value
+
+
+def open_database(settings: Settings) -> Database:
+    """Connect and check the database, failing with one line."""
+    try:
+        database = Database(settings.resolved_database_url())
+        database.check()
+    except DatabaseUnavailable as exc:
+        raise StartupError(str(exc)) from exc
+    except Exception as exc:  # driver import errors, malformed URLs …
+        raise StartupError(f"cannot open database: {exc}") from exc
+    return database
+
+
+def open_objects(settings: Settings, *, secret_key: bytes):
+    """Open and check the object store, failing with one line."""
+    from sdfleet.objects.base import ObjectStoreUnavailable
+    from sdfleet.objects.factory import open_object_store
+
+    try:
+        store = open_object_store(
+            settings.resolved_storage_url(),
+            s3_endpoint_url=settings.s3_endpoint_url,
+            secret_key=secret_key,
+            public_base_url=settings.resolved_public_url(),
+        )
+        store.check()
+    except ObjectStoreUnavailable as exc:
+        raise StartupError(str(exc)) from exc
+    except ValueError as exc:
+        raise StartupError(f"bad SDFLEET_STORAGE_URL: {exc}") from exc
+    return store
+
+
+def build_services(
+    settings: Settings,
+    *,
+    database: Database,
+    objects,
+    clock: Callable[[], datetime] = utcnow,
+    hashing: HashingCost | None = None,
+) -> Services:
+    """Wire every service of the API process."""
+    hasher = PasswordHasher(hashing)
+    policy = LoginPolicy(
+        session_ttl=timedelta(seconds=settings.session_ttl_seconds),
+        attempts_per_user=settings.login_attempts_per_user,
+        attempts_per_address=settings.login_attempts_per_address,
+        window_seconds=settings.login_window_seconds,
+    )
+    return Services(
+        auth=AuthService(database=database, hasher=hasher, policy=policy, clock=clock),
+        users=UserService(database=database, hasher=hasher, clock=clock),
+        roles=RoleService(database=database, clock=clock),
+        health=HealthService({"database": database.check, "objects": objects.check}),
+        objects=objects,
+        public_url=settings.resolved_public_url(),
+    )
+
+
+def start_runtime(settings: Settings, *, hashing: HashingCost | None = None, migrate_db: bool = True) -> Runtime:
+    """Check the environment, migrate, and build the services."""
+    prepare_data_dir(settings.data_dir)
+    secret_key = load_secret_key(settings)
+    database = open_database(settings)
+    if migrate_db:
+        migrate.upgrade(database)
+    objects = open_objects(settings, secret_key=secret_key)
+    services = build_services(settings, database=database, objects=objects, hashing=hashing)
+    services.roles.ensure_builtin()
+    return Runtime(settings=settings, database=database, objects=objects, services=services, secret_key=secret_key)
+
+
+@dataclass(frozen=True)
+class AdminBootstrap:
+    """The super admin created on first start; `password` is set only when it was generated."""
+
+    username: str
+    generated_password: str | None
+
+
+def ensure_admin(runtime: Runtime) -> AdminBootstrap | None:
+    """On first start (no users), create the super admin from settings or with a generated password."""
+    settings = runtime.settings
+    given = settings.admin_password.get_secret_value() if settings.admin_password else None
+    password = given or generate_password()
+    user = runtime.services.users.ensure_admin(username=settings.admin_username, password=password)
+    if user is None:
+        return None
+    return AdminBootstrap(username=user.username, generated_password=None if given else password)
+
+
+def build_app(runtime: Runtime) -> FastAPI:
+    """The HTTP application of a runtime."""
+    return create_app(
+        runtime.services,
+        max_request_bytes=runtime.settings.max_request_bytes,
+        body_limit_exempt=(r"^/api/v1/checkpoints/uploads/[^/]+/parts/",),
+    )

@@ -1,0 +1,193 @@
+"""The `sdfleet` command."""
+
+from __future__ import annotations
+
+import getpass
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from sdfleet.settings import Settings
+
+app = typer.Typer(help="sdfleet: self-hosted, multi-user Stable Diffusion.", no_args_is_help=True,
+                  pretty_exceptions_enable=False)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+users_app = typer.Typer(help="Manage users from the server host (no permission checks: you are the operator).",
+                        no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(users_app, name="users")
+console = Console(stderr=True)
+
+DataDir = Annotated[
+    Path | None, typer.Option("--data-dir", help="Data directory (SQLite, objects). Env: SDFLEET_DATA_DIR.")
+]
+
+
+def _settings(**overrides) -> Settings:
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except Exception as exc:  # pydantic ValidationError: show the one line that matters
+        errors = getattr(exc, "errors", None)
+        if errors:
+            first = errors()[0]
+            field = ".".join(str(p) for p in first.get("loc", ()))
+            _fail(f"bad setting {field.upper() and 'SDFLEET_' + field.upper()}: {first.get('msg')}")
+        _fail(f"bad settings: {exc}")
+
+
+def _fail(message: str, code: int = 2):
+    console.print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(code)
+
+
+def _runtime(settings: Settings, *, migrate_db: bool = True):
+    from sdfleet.bootstrap import StartupError, start_runtime
+
+    try:
+        return start_runtime(settings, migrate_db=migrate_db)
+    except StartupError as exc:
+        _fail(str(exc))
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Address to listen on. Env: SDFLEET_HOST.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default 8080). Env: SDFLEET_PORT.")] = None,
+    data_dir: DataDir = None,
+    log_json: Annotated[bool, typer.Option("--log-json", help="Structured JSON logs.")] = False,
+) -> None:
+    """Migrate the database and start the server (API, docs) on the configured storage."""
+    import uvicorn
+
+    from sdfleet.bootstrap import build_app, ensure_admin
+    from sdfleet.logging_setup import configure_logging
+
+    settings = _settings(host=host, port=port, data_dir=data_dir, log_json=log_json or None)
+    configure_logging(level=settings.log_level, as_json=settings.log_json)
+    runtime = _runtime(settings)
+    admin = ensure_admin(runtime)
+    url = settings.resolved_public_url()
+    console.print(f"[bold green]sdfleet[/] serving on [bold]{url}[/]  (API docs: {url}/docs)")
+    console.print(f"  database: {runtime.database.display_url}")
+    console.print(f"  objects:  {settings.resolved_storage_url()}")
+    if admin is not None:
+        if admin.generated_password:
+            console.print(
+                f"  [bold yellow]first start: admin user '{admin.username}' created with password "
+                f"'{admin.generated_password}' — shown once, change it.[/]"
+            )
+        else:
+            console.print(f"  first start: admin user '{admin.username}' created from SDFLEET_ADMIN_PASSWORD")
+    application = build_app(runtime)
+    uvicorn.run(application, host=settings.host, port=settings.port, log_config=None, access_log=False)
+
+
+@db_app.command("upgrade")
+def db_upgrade(data_dir: DataDir = None) -> None:
+    """Apply database migrations up to the newest."""
+    from sdfleet.bootstrap import StartupError, open_database, prepare_data_dir
+    from sdfleet.store import migrate
+
+    settings = _settings(data_dir=data_dir)
+    try:
+        prepare_data_dir(settings.data_dir)
+        database = open_database(settings)
+    except StartupError as exc:
+        _fail(str(exc))
+    before = migrate.current_revision(database)
+    migrate.upgrade(database)
+    after = migrate.current_revision(database)
+    console.print(f"database {database.display_url}: {before or 'empty'} → {after}")
+
+
+@db_app.command("current")
+def db_current(data_dir: DataDir = None) -> None:
+    """Show the schema revision of the database and the newest this version knows."""
+    from sdfleet.bootstrap import StartupError, open_database
+    from sdfleet.store import migrate
+
+    settings = _settings(data_dir=data_dir)
+    try:
+        database = open_database(settings)
+    except StartupError as exc:
+        _fail(str(exc))
+    typer.echo(f"current: {migrate.current_revision(database) or 'empty'}  head: {migrate.head_revision()}")
+
+
+def _read_password(password: str | None, *, confirm: bool = True) -> str:
+    if password:
+        return password
+    if not sys.stdin.isatty():
+        line = sys.stdin.readline().rstrip("\n")
+        if not line:
+            _fail("no password given: pass --password or type it on standard input")
+        return line
+    first = getpass.getpass("Password: ")
+    if confirm and getpass.getpass("Repeat: ") != first:
+        _fail("passwords differ")
+    return first
+
+
+@users_app.command("create")
+def users_create(
+    username: Annotated[str, typer.Argument(help="Login name.")],
+    role: Annotated[list[str] | None, typer.Option("--role", "-r", help="Role name; repeat for several.")] = None,
+    password: Annotated[str | None, typer.Option(help="Password (prompted, or read from stdin, if omitted).")] = None,
+    email: Annotated[str | None, typer.Option(help="E-mail address.")] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Create a user with the given roles (default: artist)."""
+    from sdfleet.domain.errors import DomainError
+
+    runtime = _runtime(_settings(data_dir=data_dir))
+    try:
+        user = runtime.services.users.create(
+            None, username=username, password=_read_password(password), roles=role or ["artist"], email=email
+        )
+    except DomainError as exc:
+        _fail(exc.message)
+    console.print(f"created user {user.username} with roles {', '.join(user.roles) or '(none)'}")
+
+
+@users_app.command("list")
+def users_list(data_dir: DataDir = None) -> None:
+    """List every user with their roles."""
+    from sdfleet.domain.pagination import PageRequest
+
+    runtime = _runtime(_settings(data_dir=data_dir))
+    table = Table("username", "roles", "email", "disabled", "created")
+    cursor = None
+    while True:
+        page = runtime.services.users.list(None, PageRequest.parse(cursor=cursor, limit=200))
+        for u in page.items:
+            table.add_row(u.username, ", ".join(u.roles), u.email or "", "yes" if u.disabled else "",
+                          u.created_at.strftime("%Y-%m-%d %H:%M") if u.created_at else "")
+        if not page.next_cursor:
+            break
+        cursor = page.next_cursor
+    Console().print(table)
+
+
+@users_app.command("reset-password")
+def users_reset_password(
+    username: Annotated[str, typer.Argument(help="Login name.")],
+    password: Annotated[str | None, typer.Option(help="New password (prompted if omitted).")] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Set a new password and end the user's sessions."""
+    from sdfleet.domain.errors import DomainError
+
+    runtime = _runtime(_settings(data_dir=data_dir))
+    try:
+        runtime.services.users.reset_password(username, _read_password(password))
+    except DomainError as exc:
+        _fail(exc.message)
+    console.print(f"password of {username} changed; their sessions were ended")
+
+
+if __name__ == "__main__":
+    app()

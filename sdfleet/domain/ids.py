@@ -1,0 +1,17 @@
+"""Identifiers: time-ordered random ids, so newer rows sort after older ones."""
+
+from __future__ import annotations
+
+import os
+import time
+
+
+def new_id() -> str:
+    """A 26-character, lexicographically time-ordered id (48-bit ms time + 80 random bits, base32)."""
+    value = (int(time.time() * 1000) << 80) | int.from_bytes(os.urandom(10), "big")
+    alphabet = "0123456789abcdefghjkmnpqrstvwxyz"
+    chars = []
+    for _ in range(26):
+        value, rem = divmod(value, 32)
+        chars.append(alphabet[rem])
+    return "".join(reversed(chars))

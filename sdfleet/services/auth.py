@@ -1,0 +1,182 @@
+"""Login, logout, bearer-token authentication and personal API keys."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sdfleet.domain.accounts import ApiKey, CredentialKind, IssuedSecret, Principal, User
+from sdfleet.domain.errors import InvalidInput, NotFound, RateLimited, Unauthenticated
+from sdfleet.domain.ids import new_id
+from sdfleet.domain.pagination import Page, PageRequest
+from sdfleet.domain.permissions import Permission
+from sdfleet.domain.validation import check_label
+from sdfleet.services.credentials import (
+    API_KEY_PREFIX,
+    SESSION_PREFIX,
+    PasswordHasher,
+    new_token,
+    token_hash,
+    visible_prefix,
+)
+from sdfleet.services.rate_limit import SlidingWindowLimiter
+from sdfleet.store.accounts import AccountRepository
+from sdfleet.store.database import Database
+
+_TOUCH_INTERVAL = timedelta(minutes=1)
+MAX_API_KEY_LIFETIME = timedelta(days=3650)
+
+
+@dataclass(frozen=True)
+class LoginPolicy:
+    """How long sessions last and how hard login may be hammered."""
+
+    session_ttl: timedelta
+    attempts_per_user: int
+    attempts_per_address: int
+    window_seconds: int
+
+
+class AuthService:
+    """Turns credentials into principals; issues and revokes sessions and API keys."""
+
+    def __init__(
+        self,
+        *,
+        database: Database,
+        hasher: PasswordHasher,
+        policy: LoginPolicy,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self._db = database
+        self._hasher = hasher
+        self._policy = policy
+        self._clock = clock
+        self._user_limiter = SlidingWindowLimiter(limit=policy.attempts_per_user, window_seconds=policy.window_seconds)
+        self._address_limiter = SlidingWindowLimiter(
+            limit=policy.attempts_per_address, window_seconds=policy.window_seconds
+        )
+
+    # Sessions
+    def login(self, *, username: str, password: str, client_address: str | None) -> IssuedSecret:
+        """Check a password and open a session; rate-limited per username and per client address."""
+        address_key = client_address or "unknown"
+        user_key = username.lower()
+        wait = max(self._address_limiter.retry_after(address_key), self._user_limiter.retry_after(user_key))
+        if wait:
+            raise RateLimited(f"too many login attempts; retry in {wait} s", retry_after=wait)
+        self._address_limiter.record(address_key)
+        with self._db.session() as s:
+            stored = AccountRepository(s).get_credentials(username)
+        ok = self._hasher.verify(stored.password_hash if stored else None, password)
+        if not ok or stored is None or stored.user.disabled:
+            self._user_limiter.record(user_key)
+            raise Unauthenticated("wrong username or password")
+        self._user_limiter.reset(user_key)
+        token = new_token(SESSION_PREFIX)
+        now = self._clock()
+        expires = now + self._policy.session_ttl
+        with self._db.session() as s:
+            AccountRepository(s).add_session(
+                session_id=new_id(),
+                token_hash=token_hash(token),
+                user_id=stored.user.id,
+                now=now,
+                expires_at=expires,
+                client=(client_address or "")[:255] or None,
+            )
+        return IssuedSecret(secret=token, expires_at=expires)
+
+    def logout(self, principal: Principal) -> None:
+        """Revoke the session the principal used (an API key is not revoked by logout)."""
+        if principal.credential is CredentialKind.SESSION:
+            with self._db.session() as s:
+                AccountRepository(s).revoke_session(principal.credential_id, now=self._clock())
+
+    def authenticate(self, token: str) -> Principal:
+        """Resolve a bearer token (session token or API key) to a principal, or raise Unauthenticated."""
+        if token.startswith(SESSION_PREFIX):
+            return self._from_session(token)
+        if token.startswith(API_KEY_PREFIX):
+            return self._from_api_key(token)
+        raise Unauthenticated("invalid or expired credentials")
+
+    def _from_session(self, token: str) -> Principal:
+        now = self._clock()
+        with self._db.session() as s:
+            repo = AccountRepository(s)
+            stored = repo.find_session(token_hash(token))
+            if stored is None or stored.revoked_at is not None or stored.expires_at <= now:
+                raise Unauthenticated("invalid or expired credentials")
+            return self._principal(repo, stored.user_id, CredentialKind.SESSION, stored.id)
+
+    def _from_api_key(self, token: str) -> Principal:
+        now = self._clock()
+        with self._db.session() as s:
+            repo = AccountRepository(s)
+            key = repo.find_api_key(token_hash(token))
+            if key is None or (key.expires_at is not None and key.expires_at <= now):
+                raise Unauthenticated("invalid or expired credentials")
+            principal = self._principal(repo, key.user_id, CredentialKind.API_KEY, key.id)
+            if key.last_used_at is None or now - key.last_used_at > _TOUCH_INTERVAL:
+                repo.touch_api_key(key.id, now=now)
+            return principal
+
+    def principal_for_user(self, user_id: str, *, credential: CredentialKind, credential_id: str) -> Principal:
+        """Build the principal of a known user (used by worker-side and internal callers)."""
+        with self._db.session() as s:
+            return self._principal(AccountRepository(s), user_id, credential, credential_id)
+
+    @staticmethod
+    def _principal(repo: AccountRepository, user_id: str, kind: CredentialKind, credential_id: str) -> Principal:
+        user = repo.get_user(user_id)
+        if user is None or user.disabled:
+            raise Unauthenticated("invalid or expired credentials")
+        permissions: set[Permission] = set()
+        for role in repo.get_roles(list(user.roles)):
+            permissions |= role.permissions
+        return Principal(user=user, permissions=frozenset(permissions), credential=kind, credential_id=credential_id)
+
+    # API keys
+    def create_api_key(self, principal: Principal, *, name: str, expires_at: datetime | None) -> IssuedSecret:
+        """Create a personal API key; the plain key is returned once and stored only as a hash."""
+        name = check_label(name, field="name")
+        now = self._clock()
+        if expires_at is not None:
+            if expires_at.tzinfo is None:
+                raise InvalidInput("expires_at must include a timezone, e.g. 2030-01-01T00:00:00Z", field="expires_at")
+            if expires_at <= now:
+                raise InvalidInput("expires_at must be in the future", field="expires_at")
+            if expires_at > now + MAX_API_KEY_LIFETIME:
+                raise InvalidInput("expires_at must be within 10 years", field="expires_at")
+        token = new_token(API_KEY_PREFIX)
+        record = ApiKey(
+            id=new_id(),
+            user_id=principal.user_id,
+            name=name,
+            prefix=visible_prefix(token),
+            created_at=now,
+            expires_at=expires_at,
+        )
+        with self._db.session() as s:
+            record = AccountRepository(s).add_api_key(record, key_hash=token_hash(token))
+        return IssuedSecret(secret=token, expires_at=expires_at, record=record)
+
+    def list_api_keys(self, principal: Principal, page: PageRequest) -> Page[ApiKey]:
+        """The caller's own API keys (never the secrets)."""
+        with self._db.session() as s:
+            return AccountRepository(s).list_api_keys(principal.user_id, page)
+
+    def delete_api_key(self, principal: Principal, key_id: str) -> None:
+        """Revoke one of the caller's keys; another user's key is not found."""
+        with self._db.session() as s:
+            repo = AccountRepository(s)
+            key = repo.get_api_key(key_id)
+            if key is None or key.user_id != principal.user_id:
+                raise NotFound(f"API key {key_id!r} not found")
+            repo.delete_api_key(key_id)
+
+    def me(self, principal: Principal) -> User:
+        """The caller's own record."""
+        return principal.user

@@ -1,0 +1,24 @@
+"""The services one API process uses, built by `bootstrap` and handed to the app."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sdfleet.services.auth import AuthService
+from sdfleet.services.health import HealthService
+from sdfleet.services.roles import RoleService
+from sdfleet.services.users import UserService
+
+
+@dataclass
+class Services:
+    """Every service the HTTP layer may call; later issues add theirs here."""
+
+    auth: AuthService
+    users: UserService
+    roles: RoleService
+    health: HealthService
+    objects: Any = None  # the ObjectStore, for signed local downloads
+    public_url: str = "http://127.0.0.1:8080"
+    extra: dict[str, Any] = field(default_factory=dict)

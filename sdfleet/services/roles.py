@@ -1,0 +1,95 @@
+"""Roles: the built-ins and custom ones; nobody grants what they do not hold."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+from sdfleet.domain.accounts import Principal, Role
+from sdfleet.domain.errors import Conflict, NotFound
+from sdfleet.domain.pagination import Page, PageRequest
+from sdfleet.domain.permissions import ADMIN_ROLE, BUILTIN_ROLES, Permission, parse_permissions
+from sdfleet.domain.validation import check_label, check_role_name
+from sdfleet.services.authorization import authorize, authorize_grant
+from sdfleet.store.accounts import AccountRepository
+from sdfleet.store.database import Database
+
+
+class RoleService:
+    """Role management."""
+
+    def __init__(self, *, database: Database, clock: Callable[[], datetime]) -> None:
+        self._db = database
+        self._clock = clock
+
+    def ensure_builtin(self) -> None:
+        """Create the built-in roles; keep `admin` holding every permission (new ones included)."""
+        with self._db.session(write_lock=True) as s:
+            repo = AccountRepository(s)
+            for name, permissions in BUILTIN_ROLES.items():
+                existing = repo.get_role(name)
+                if existing is None:
+                    repo.add_role(
+                        Role(name=name, permissions=permissions, builtin=True, created_at=self._clock(),
+                             description=f"Built-in {name} role.")
+                    )
+                elif name == ADMIN_ROLE and existing.permissions != permissions:
+                    repo.update_role(name, permissions=permissions, description=None)
+
+    def list(self, principal: Principal, page: PageRequest) -> Page[Role]:
+        """Every role (any signed-in user may read role names and permissions)."""
+        with self._db.session() as s:
+            return AccountRepository(s).list_roles(page)
+
+    def get(self, principal: Principal, name: str) -> Role:
+        """One role by name."""
+        with self._db.session() as s:
+            role = AccountRepository(s).get_role(name)
+        if role is None:
+            raise NotFound(f"role {name!r} not found")
+        return role
+
+    def create(self, principal: Principal, *, name: str, permissions: list[str], description: str = "") -> Role:
+        """Create a role with permissions the creator holds."""
+        authorize(principal, Permission.ROLE_ALL)
+        check_role_name(name)
+        perms = parse_permissions(permissions)
+        description = check_label(description, field="description", max_length=500) if description else ""
+        authorize_grant(principal, perms)
+        with self._db.session(write_lock=True) as s:
+            repo = AccountRepository(s)
+            if repo.get_role(name) is not None:
+                raise Conflict(f"role {name!r} already exists", details={"field": "name"})
+            return repo.add_role(
+                Role(name=name, permissions=perms, description=description, created_at=self._clock())
+            )
+
+    def update(
+        self, principal: Principal, name: str, *, permissions: list[str] | None, description: str | None
+    ) -> Role:
+        """Change a role's permissions or description; `admin` always keeps every permission."""
+        authorize(principal, Permission.ROLE_ALL)
+        role = self.get(principal, name)
+        perms = parse_permissions(permissions) if permissions is not None else None
+        if description:
+            description = check_label(description, field="description", max_length=500)
+        if perms is not None:
+            if name == ADMIN_ROLE and perms != role.permissions:
+                raise Conflict("the admin role always holds every permission")
+            authorize_grant(principal, perms | role.permissions)
+        with self._db.session(write_lock=True) as s:
+            return AccountRepository(s).update_role(name, permissions=perms, description=description)
+
+    def delete(self, principal: Principal, name: str) -> None:
+        """Delete a role and remove it from its users; `admin` cannot be deleted."""
+        authorize(principal, Permission.ROLE_ALL)
+        role = self.get(principal, name)
+        if name == ADMIN_ROLE:
+            raise Conflict("the admin role cannot be deleted")
+        authorize_grant(principal, role.permissions)
+        with self._db.session(write_lock=True) as s:
+            AccountRepository(s).delete_role(name)
+
+    def permissions(self) -> list[Permission]:
+        """Every permission there is."""
+        return list(Permission)

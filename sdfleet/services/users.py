@@ -1,0 +1,166 @@
+"""Users: create, list, update, delete — with the seed's RBAC rules."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from sdfleet.domain.accounts import Principal, User
+from sdfleet.domain.errors import Conflict, InvalidInput, NotFound
+from sdfleet.domain.ids import new_id
+from sdfleet.domain.pagination import Page, PageRequest
+from sdfleet.domain.permissions import ADMIN_ROLE, Permission
+from sdfleet.domain.validation import check_password, check_role_name, check_username
+from sdfleet.services.authorization import authorize, authorize_grant, is_self_or
+from sdfleet.services.credentials import PasswordHasher
+from sdfleet.store.accounts import AccountRepository
+from sdfleet.store.database import Database
+
+MAX_ROLES_PER_USER = 32
+
+
+@dataclass(frozen=True)
+class UserChanges:
+    """A partial update of a user; None leaves a field as it is."""
+
+    roles: list[str] | None = None
+    email: str | None = None
+    disabled: bool | None = None
+    password: str | None = None
+
+
+def _check_email(email: str | None) -> str | None:
+    if email is None or email == "":
+        return email
+    if len(email) > 254 or email.count("@") != 1 or any(c.isspace() or not c.isprintable() for c in email):
+        raise InvalidInput("email must be a single address like name@example.com", field="email")
+    local, _, domain = email.partition("@")
+    if not local or "." not in domain:
+        raise InvalidInput("email must be a single address like name@example.com", field="email")
+    return email
+
+
+class UserService:
+    """User management; who may see or change whom is decided here."""
+
+    def __init__(self, *, database: Database, hasher: PasswordHasher, clock: Callable[[], datetime]) -> None:
+        self._db = database
+        self._hasher = hasher
+        self._clock = clock
+
+    def _roles_checked(self, repo: AccountRepository, principal: Principal | None, roles: list[str]) -> list[str]:
+        if len(roles) > MAX_ROLES_PER_USER:
+            raise InvalidInput(f"a user may have at most {MAX_ROLES_PER_USER} roles", field="roles")
+        names = sorted({check_role_name(r, field="roles") for r in roles})
+        found = {r.name: r for r in repo.get_roles(names)}
+        unknown = [n for n in names if n not in found]
+        if unknown:
+            raise InvalidInput(f"unknown role(s): {', '.join(unknown)}", field="roles", details={"roles": unknown})
+        if principal is not None:
+            granted = frozenset().union(*(found[n].permissions for n in names)) if names else frozenset()
+            authorize_grant(principal, granted)
+        return names
+
+    def create(
+        self,
+        principal: Principal | None,
+        *,
+        username: str,
+        password: str,
+        roles: list[str],
+        email: str | None = None,
+    ) -> User:
+        """Create a user. `principal=None` is the operator at the CLI (no permission check)."""
+        if principal is not None:
+            authorize(principal, Permission.USER_ALL)
+        check_username(username)
+        check_password(password)
+        email = _check_email(email)
+        password_hash = self._hasher.hash(password)
+        with self._db.session() as s:
+            repo = AccountRepository(s)
+            names = self._roles_checked(repo, principal, roles)
+            if repo.get_user_by_username(username) is not None:
+                raise Conflict(f"user {username!r} already exists", details={"field": "username"})
+            user = User(id=new_id(), username=username, roles=tuple(names), email=email or None)
+            return repo.add_user(user, password_hash=password_hash, now=self._clock())
+
+    def list(self, principal: Principal | None, page: PageRequest) -> Page[User]:
+        """Every user for `user:all`; only oneself otherwise."""
+        if principal is not None and not principal.can(Permission.USER_ALL):
+            return Page(items=[principal.user] if page.after is None else [], next_cursor=None)
+        with self._db.session() as s:
+            return AccountRepository(s).list_users(page)
+
+    def get(self, principal: Principal | None, username: str) -> User:
+        """One user by name; users without `user:all` see only themselves (others are 404)."""
+        with self._db.session() as s:
+            user = AccountRepository(s).get_user_by_username(username)
+        if user is None or (principal is not None and not is_self_or(principal, user.id, Permission.USER_ALL)):
+            raise NotFound(f"user {username!r} not found")
+        return user
+
+    def update(self, principal: Principal | None, username: str, changes: UserChanges) -> User:
+        """Update a user. Oneself: password and email only; roles and disabled need `user:all`."""
+        target = self.get(principal, username)
+        admin_change = changes.roles is not None or changes.disabled is not None
+        if principal is not None and admin_change:
+            authorize(principal, Permission.USER_ALL)
+        if principal is not None and principal.user_id != target.id:
+            authorize(principal, Permission.USER_ALL)
+        if changes.password is not None:
+            check_password(changes.password)
+        email = _check_email(changes.email)
+        password_hash = self._hasher.hash(changes.password) if changes.password is not None else None
+        with self._db.session(write_lock=True) as s:
+            repo = AccountRepository(s)
+            roles = self._roles_checked(repo, principal, changes.roles) if changes.roles is not None else None
+            if principal is not None and roles is not None:
+                # Removing a role is also a grant decision: one may only take away what one could give.
+                removed = set(target.roles) - set(roles)
+                authorize_grant(principal, frozenset().union(*(r.permissions for r in repo.get_roles(list(removed)))))
+            losing_admin = ADMIN_ROLE in target.roles and (
+                (roles is not None and ADMIN_ROLE not in roles) or changes.disabled is True
+            )
+            if losing_admin and not target.disabled and repo.users_with_role(ADMIN_ROLE) <= 1:
+                raise Conflict("cannot remove the last active admin")
+            user = repo.update_user(
+                target.id,
+                now=self._clock(),
+                roles=roles,
+                email=email,
+                disabled=changes.disabled,
+                password_hash=password_hash,
+            )
+            if changes.password is not None or changes.disabled:
+                repo.revoke_user_sessions(target.id, now=self._clock())
+            return user
+
+    def delete(self, principal: Principal | None, username: str) -> None:
+        """Delete a user and everything they own in the accounts tables."""
+        if principal is not None:
+            authorize(principal, Permission.USER_ALL)
+        target = self.get(principal, username)
+        if principal is not None and principal.user_id == target.id:
+            raise Conflict("you cannot delete yourself")
+        with self._db.session(write_lock=True) as s:
+            repo = AccountRepository(s)
+            if principal is not None:
+                authorize_grant(principal, frozenset().union(*(r.permissions for r in repo.get_roles(list(target.roles)))))
+            if ADMIN_ROLE in target.roles and not target.disabled and repo.users_with_role(ADMIN_ROLE) <= 1:
+                raise Conflict("cannot delete the last active admin")
+            repo.delete_user(target.id)
+
+    def reset_password(self, username: str, password: str) -> User:
+        """Operator path (CLI): set a new password and end the user's sessions."""
+        return self.update(None, username, UserChanges(password=password))
+
+    def ensure_admin(self, *, username: str, password: str) -> User | None:
+        """Create the super admin when there are no users at all; returns it, or None if users exist."""
+        with self._db.session() as s:
+            if AccountRepository(s).count_users() > 0:
+                return None
+        return self.create(None, username=username, password=password, roles=[ADMIN_ROLE])
+
+

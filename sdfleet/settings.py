@@ -1,0 +1,65 @@
+"""Settings: `SDFLEET_*` environment variables and CLI flags, validated once at start."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PLACEHOLDER_SECRETS = {"changethis", "changeme", "secret", "password", ""}
+
+
+class Settings(BaseSettings):
+    """Everything configurable. Only `bootstrap` and `cli` read it; the rest receives values."""
+
+    model_config = SettingsConfigDict(env_prefix="SDFLEET_", extra="ignore")
+
+    data_dir: Path = Field(default=Path("sdfleet-data"), description="Where SQLite, objects and caches live.")
+    database_url: str | None = Field(
+        default=None, description="sqlite:///path or postgresql+psycopg://…; default SQLite in data_dir."
+    )
+    storage_url: str | None = Field(
+        default=None, description="A directory path or s3://bucket/prefix; default data_dir/objects."
+    )
+    s3_endpoint_url: str | None = Field(default=None, description="S3-compatible endpoint (MinIO, moto …).")
+    s3_region: str = "us-east-1"
+    admin_username: str = "admin"
+    admin_password: SecretStr | None = None
+    secret_key: SecretStr | None = Field(
+        default=None, description="Signs URLs; generated and kept in data_dir/secret_key when unset."
+    )
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    public_url: str | None = Field(default=None, description="Base URL clients reach; default http://host:port.")
+    session_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=60)
+    login_attempts_per_user: int = Field(default=10, ge=1, description="Failed logins per username per window.")
+    login_attempts_per_address: int = Field(default=30, ge=1, description="Logins per client address per window.")
+    login_window_seconds: int = Field(default=300, ge=1)
+    max_request_bytes: int = Field(default=8 * 1024 * 1024, ge=1024, description="Largest JSON request body.")
+    log_level: str = "INFO"
+    log_json: bool = False
+
+    @field_validator("secret_key")
+    @classmethod
+    def _refuse_placeholder_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and value.get_secret_value().strip().lower() in PLACEHOLDER_SECRETS:
+            raise ValueError("SDFLEET_SECRET_KEY is a placeholder; set a long random value or leave it unset")
+        if value is not None and len(value.get_secret_value()) < 16:
+            raise ValueError("SDFLEET_SECRET_KEY must be at least 16 characters")
+        return value
+
+    def resolved_database_url(self) -> str:
+        """The database URL, defaulting to SQLite inside the data dir."""
+        return self.database_url or f"sqlite:///{(self.data_dir / 'sdfleet.db').resolve()}"
+
+    def resolved_storage_url(self) -> str:
+        """The object store location, defaulting to data_dir/objects."""
+        return self.storage_url or str((self.data_dir / "objects").resolve())
+
+    def resolved_public_url(self) -> str:
+        """The base URL printed to users and used in signed links."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host
+        return f"http://{host}:{self.port}"

@@ -1,0 +1,263 @@
+"""Account repository: roles, users, login sessions and API keys."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.orm import Session
+
+from sdfleet.domain.accounts import ApiKey, Role, User
+from sdfleet.domain.pagination import Page, PageRequest, page_from_rows
+from sdfleet.domain.permissions import Permission
+from sdfleet.store.tables import ApiKeyRow, AuthSessionRow, RoleRow, UserRoleRow, UserRow
+
+
+@dataclass(frozen=True)
+class StoredCredentials:
+    """A user with their password hash, for the login check only."""
+
+    user: User
+    password_hash: str
+
+
+@dataclass(frozen=True)
+class StoredSession:
+    """A login session as stored (the token itself is never stored)."""
+
+    id: str
+    user_id: str
+    expires_at: datetime
+    revoked_at: datetime | None
+
+
+def _role(row: RoleRow) -> Role:
+    return Role(
+        name=row.name,
+        permissions=frozenset(Permission(p) for p in row.permissions),
+        description=row.description,
+        builtin=row.builtin,
+        created_at=row.created_at,
+    )
+
+
+def _user(row: UserRow) -> User:
+    return User(
+        id=row.id,
+        username=row.username,
+        roles=tuple(link.role_name for link in row.role_links),
+        email=row.email,
+        disabled=row.disabled,
+        created_at=row.created_at,
+    )
+
+
+def _api_key(row: ApiKeyRow) -> ApiKey:
+    return ApiKey(
+        id=row.id,
+        user_id=row.user_id,
+        name=row.name,
+        prefix=row.prefix,
+        created_at=row.created_at,
+        expires_at=row.expires_at,
+        last_used_at=row.last_used_at,
+    )
+
+
+class AccountRepository:
+    """SQL access for accounts; every method runs inside the caller's transaction."""
+
+    def __init__(self, session: Session) -> None:
+        self._s = session
+
+    # Roles
+    def get_role(self, name: str) -> Role | None:
+        row = self._s.get(RoleRow, name)
+        return _role(row) if row else None
+
+    def get_roles(self, names: list[str]) -> list[Role]:
+        rows = self._s.scalars(select(RoleRow).where(RoleRow.name.in_(names))).all()
+        return [_role(r) for r in rows]
+
+    def list_roles(self, page: PageRequest) -> Page[Role]:
+        stmt = select(RoleRow).order_by(RoleRow.name).limit(page.limit + 1)
+        if page.after:
+            stmt = stmt.where(RoleRow.name > str(page.after[0]))
+        rows = [_role(r) for r in self._s.scalars(stmt)]
+        return page_from_rows(rows, limit=page.limit, key=lambda r: [r.name])
+
+    def add_role(self, role: Role) -> Role:
+        row = RoleRow(
+            name=role.name,
+            description=role.description,
+            permissions=sorted(p.value for p in role.permissions),
+            builtin=role.builtin,
+            created_at=role.created_at,
+        )
+        self._s.add(row)
+        self._s.flush()
+        return _role(row)
+
+    def update_role(self, name: str, *, permissions: frozenset[Permission] | None, description: str | None) -> Role:
+        row = self._s.get(RoleRow, name)
+        if permissions is not None:
+            row.permissions = sorted(p.value for p in permissions)
+        if description is not None:
+            row.description = description
+        self._s.flush()
+        return _role(row)
+
+    def delete_role(self, name: str) -> None:
+        self._s.execute(delete(UserRoleRow).where(UserRoleRow.role_name == name))
+        self._s.execute(delete(RoleRow).where(RoleRow.name == name))
+
+    def users_with_role(self, name: str) -> int:
+        stmt = (
+            select(func.count())
+            .select_from(UserRoleRow)
+            .join(UserRow, UserRow.id == UserRoleRow.user_id)
+            .where(UserRoleRow.role_name == name, UserRow.disabled.is_(False))
+        )
+        return self._s.scalar(stmt) or 0
+
+    # Users
+    def count_users(self) -> int:
+        return self._s.scalar(select(func.count()).select_from(UserRow)) or 0
+
+    def get_user(self, user_id: str) -> User | None:
+        row = self._s.get(UserRow, user_id)
+        return _user(row) if row else None
+
+    def get_user_by_username(self, username: str) -> User | None:
+        row = self._s.scalar(select(UserRow).where(UserRow.username == username))
+        return _user(row) if row else None
+
+    def get_credentials(self, username: str) -> StoredCredentials | None:
+        row = self._s.scalar(select(UserRow).where(UserRow.username == username))
+        return StoredCredentials(user=_user(row), password_hash=row.password_hash) if row else None
+
+    def list_users(self, page: PageRequest) -> Page[User]:
+        stmt = select(UserRow).order_by(UserRow.username).limit(page.limit + 1)
+        if page.after:
+            stmt = stmt.where(UserRow.username > str(page.after[0]))
+        rows = [_user(r) for r in self._s.scalars(stmt)]
+        return page_from_rows(rows, limit=page.limit, key=lambda u: [u.username])
+
+    def add_user(self, user: User, *, password_hash: str, now: datetime) -> User:
+        row = UserRow(
+            id=user.id,
+            username=user.username,
+            password_hash=password_hash,
+            email=user.email,
+            disabled=user.disabled,
+            created_at=now,
+            updated_at=now,
+        )
+        row.role_links = [UserRoleRow(role_name=r) for r in user.roles]
+        self._s.add(row)
+        self._s.flush()
+        return _user(row)
+
+    def update_user(
+        self,
+        user_id: str,
+        *,
+        now: datetime,
+        roles: list[str] | None = None,
+        email: str | None = None,
+        disabled: bool | None = None,
+        password_hash: str | None = None,
+    ) -> User:
+        row = self._s.get(UserRow, user_id)
+        if roles is not None:
+            keep = {link.role_name: link for link in row.role_links}
+            row.role_links = [keep.get(r) or UserRoleRow(role_name=r) for r in sorted(set(roles))]
+        if email is not None:
+            row.email = email or None
+        if disabled is not None:
+            row.disabled = disabled
+        if password_hash is not None:
+            row.password_hash = password_hash
+        row.updated_at = now
+        self._s.flush()
+        self._s.refresh(row)
+        return _user(row)
+
+    def delete_user(self, user_id: str) -> None:
+        self._s.execute(delete(UserRow).where(UserRow.id == user_id))
+
+    # Sessions
+    def add_session(
+        self, *, session_id: str, token_hash: str, user_id: str, now: datetime, expires_at: datetime, client: str | None
+    ) -> None:
+        self._s.add(
+            AuthSessionRow(
+                id=session_id,
+                token_hash=token_hash,
+                user_id=user_id,
+                created_at=now,
+                expires_at=expires_at,
+                client=client,
+            )
+        )
+
+    def find_session(self, token_hash: str) -> StoredSession | None:
+        row = self._s.scalar(select(AuthSessionRow).where(AuthSessionRow.token_hash == token_hash))
+        if row is None:
+            return None
+        return StoredSession(id=row.id, user_id=row.user_id, expires_at=row.expires_at, revoked_at=row.revoked_at)
+
+    def revoke_session(self, session_id: str, *, now: datetime) -> None:
+        self._s.execute(
+            update(AuthSessionRow)
+            .where(AuthSessionRow.id == session_id, AuthSessionRow.revoked_at.is_(None))
+            .values(revoked_at=now)
+        )
+
+    def revoke_user_sessions(self, user_id: str, *, now: datetime) -> None:
+        self._s.execute(
+            update(AuthSessionRow)
+            .where(AuthSessionRow.user_id == user_id, AuthSessionRow.revoked_at.is_(None))
+            .values(revoked_at=now)
+        )
+
+    def purge_sessions(self, *, before: datetime) -> int:
+        result = self._s.execute(delete(AuthSessionRow).where(AuthSessionRow.expires_at < before))
+        return result.rowcount or 0
+
+    # API keys
+    def add_api_key(self, key: ApiKey, *, key_hash: str) -> ApiKey:
+        row = ApiKeyRow(
+            id=key.id,
+            user_id=key.user_id,
+            name=key.name,
+            prefix=key.prefix,
+            key_hash=key_hash,
+            created_at=key.created_at,
+            expires_at=key.expires_at,
+        )
+        self._s.add(row)
+        self._s.flush()
+        return _api_key(row)
+
+    def list_api_keys(self, user_id: str, page: PageRequest) -> Page[ApiKey]:
+        stmt = select(ApiKeyRow).where(ApiKeyRow.user_id == user_id).order_by(ApiKeyRow.id).limit(page.limit + 1)
+        if page.after:
+            stmt = stmt.where(ApiKeyRow.id > str(page.after[0]))
+        rows = [_api_key(r) for r in self._s.scalars(stmt)]
+        return page_from_rows(rows, limit=page.limit, key=lambda k: [k.id])
+
+    def get_api_key(self, key_id: str) -> ApiKey | None:
+        row = self._s.get(ApiKeyRow, key_id)
+        return _api_key(row) if row else None
+
+    def find_api_key(self, key_hash: str) -> ApiKey | None:
+        row = self._s.scalar(select(ApiKeyRow).where(ApiKeyRow.key_hash == key_hash))
+        return _api_key(row) if row else None
+
+    def touch_api_key(self, key_id: str, *, now: datetime) -> None:
+        self._s.execute(update(ApiKeyRow).where(ApiKeyRow.id == key_id).values(last_used_at=now))
+
+    def delete_api_key(self, key_id: str) -> None:
+        self._s.execute(delete(ApiKeyRow).where(ApiKeyRow.id == key_id))
