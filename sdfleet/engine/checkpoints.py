@@ -199,6 +199,13 @@ def _assert_materialised(model: torch.nn.Module, *, component: str, path: Path) 
         )
 
 
+def _move(model: torch.nn.Module, *, device: str, dtype: torch.dtype) -> None:
+    # Cast only when needed: diffusers warns about fp32 modules on every `.to(dtype)`.
+    if next(model.parameters()).dtype != dtype:
+        model.to(dtype=dtype)
+    model.to(device)
+
+
 def _load_text_encoder(cls: type, state_dict: dict, *, name: str, folder: Path) -> Any:
     try:
         return create_diffusers_clip_model_from_ldm(
@@ -247,7 +254,7 @@ def load_checkpoint(
     ):
         if model is not None:
             _assert_materialised(model, component=component, path=path)
-            model.to(device=device, dtype=dtype)
+            _move(model, device=device, dtype=dtype)
     return CheckpointComponents(
         family=family, unet=unet, vae=vae, scheduler_config=dict(configs["scheduler"]), **encoders
     )
@@ -267,4 +274,5 @@ def load_vae(
         _write_config_folder({"vae": configs["vae"]}, Path(tmp))
         vae = AutoencoderKL.from_single_file(state_dict, config=tmp, subfolder="vae", local_files_only=True)
     _assert_materialised(vae, component="vae", path=path)
-    return vae.to(device=device, dtype=dtype)
+    _move(vae, device=device, dtype=dtype)
+    return vae
