@@ -13,10 +13,11 @@ import torch
 from diffusers import AutoencoderKL, DiffusionPipeline, UNet2DConditionModel
 from diffusers.loaders.single_file_utils import create_diffusers_clip_model_from_ldm
 from safetensors import safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from transformers import CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
 
 from sdfleet.engine import ldm_keys
+from sdfleet.engine.tensor_file import save_safetensors
 from sdfleet.engine.tokenizers import EOS, byte_vocab, load_tokenizer
 
 FAMILIES = ("sd1", "sd2", "sdxl", "sdxl_refiner")
@@ -131,10 +132,7 @@ def export_checkpoint(
         FAMILY_METADATA_KEY: family,
         CONFIGS_METADATA_KEY: json.dumps(pipeline_configs(pipeline, family=family), sort_keys=True),
     }
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_file(dict(sorted(tensors.items())), str(path), metadata=metadata)
-    return path
+    return save_safetensors(tensors, Path(path), metadata=metadata)
 
 
 def read_state_dict(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:

@@ -16,7 +16,6 @@ from diffusers import (
     StableDiffusionXLPipeline,
     UNet2DConditionModel,
 )
-from safetensors.torch import save_file
 from transformers import (
     CLIPTextConfig,
     CLIPTextModel,
@@ -24,6 +23,7 @@ from transformers import (
     CLIPTokenizer,
 )
 
+from sdfleet.engine.tensor_file import save_safetensors
 from sdfleet.engine.tokenizers import load_byte_tokenizer
 
 #: Text encoder widths; SDXL's two encoders must differ so the single-file loader tells them apart.
@@ -265,12 +265,7 @@ def write_tiny_lora(pipeline: StableDiffusionPipeline, path: Path, *, seed: int 
         "ss_training_comment": "sdfleet tiny random LoRA",
         "ss_tag_frequency": json.dumps({}),
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_file(
-        {k: v.contiguous() for k, v in sorted(tensors.items())},
-        str(path),
-        metadata=metadata,
-    )
+    save_safetensors(tensors, path, metadata=metadata)
     return path
 
 
