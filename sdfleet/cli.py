@@ -20,7 +20,7 @@ users_app = typer.Typer(help="Manage users from the server host (no permission c
                         no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(users_app, name="users")
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)
 
 DataDir = Annotated[
     Path | None, typer.Option("--data-dir", help="Data directory (SQLite, objects). Env: SDFLEET_DATA_DIR.")

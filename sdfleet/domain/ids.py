@@ -15,3 +15,8 @@ def new_id() -> str:
         value, rem = divmod(value, 32)
         chars.append(alphabet[rem])
     return "".join(reversed(chars))
+
+
+def is_valid_id(value: str) -> bool:
+    """Whether `value` has the shape of an id from `new_id` (lookups of anything else find nothing)."""
+    return isinstance(value, str) and len(value) == 26 and all(c in "0123456789abcdefghjkmnpqrstvwxyz" for c in value)

@@ -50,3 +50,24 @@ def check_label(value: str, *, field: str, max_length: int = _LABEL_MAX) -> str:
     if any(not c.isprintable() for c in value):
         raise InvalidInput(f"{field} must not contain control or invisible format characters", field=field)
     return value
+
+
+def is_valid_username(value: str) -> bool:
+    """Whether `value` could be a username (lookups of anything else find nothing)."""
+    return isinstance(value, str) and _USERNAME.fullmatch(value) is not None
+
+
+def is_valid_role_name(value: str) -> bool:
+    """Whether `value` could be a role name."""
+    return isinstance(value, str) and _ROLE_NAME.fullmatch(value) is not None
+
+
+def is_storable(value: str) -> bool:
+    """Strings with NUL or lone surrogates cannot be hashed or stored."""
+    if "\x00" in value:
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

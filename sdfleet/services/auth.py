@@ -8,10 +8,10 @@ from datetime import datetime, timedelta
 
 from sdfleet.domain.accounts import ApiKey, CredentialKind, IssuedSecret, Principal, User
 from sdfleet.domain.errors import InvalidInput, NotFound, RateLimited, Unauthenticated
-from sdfleet.domain.ids import new_id
+from sdfleet.domain.ids import is_valid_id, new_id
 from sdfleet.domain.pagination import Page, PageRequest
 from sdfleet.domain.permissions import Permission
-from sdfleet.domain.validation import check_label
+from sdfleet.domain.validation import check_label, is_storable, is_valid_username
 from sdfleet.services.credentials import (
     API_KEY_PREFIX,
     SESSION_PREFIX,
@@ -67,9 +67,11 @@ class AuthService:
         if wait:
             raise RateLimited(f"too many login attempts; retry in {wait} s", retry_after=wait)
         self._address_limiter.record(address_key)
-        with self._db.session() as s:
-            stored = AccountRepository(s).get_credentials(username)
-        ok = self._hasher.verify(stored.password_hash if stored else None, password)
+        stored = None
+        if is_valid_username(username) and is_storable(password):
+            with self._db.session() as s:
+                stored = AccountRepository(s).get_credentials(username)
+        ok = is_storable(password) and self._hasher.verify(stored.password_hash if stored else None, password)
         if not ok or stored is None or stored.user.disabled:
             self._user_limiter.record(user_key)
             raise Unauthenticated("wrong username or password")
@@ -172,7 +174,7 @@ class AuthService:
         """Revoke one of the caller's keys; another user's key is not found."""
         with self._db.session() as s:
             repo = AccountRepository(s)
-            key = repo.get_api_key(key_id)
+            key = repo.get_api_key(key_id) if is_valid_id(key_id) else None
             if key is None or key.user_id != principal.user_id:
                 raise NotFound(f"API key {key_id!r} not found")
             repo.delete_api_key(key_id)

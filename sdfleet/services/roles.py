@@ -9,7 +9,7 @@ from sdfleet.domain.accounts import Principal, Role
 from sdfleet.domain.errors import Conflict, NotFound
 from sdfleet.domain.pagination import Page, PageRequest
 from sdfleet.domain.permissions import ADMIN_ROLE, BUILTIN_ROLES, Permission, parse_permissions
-from sdfleet.domain.validation import check_label, check_role_name
+from sdfleet.domain.validation import check_label, check_role_name, is_valid_role_name
 from sdfleet.services.authorization import authorize, authorize_grant
 from sdfleet.store.accounts import AccountRepository
 from sdfleet.store.database import Database
@@ -43,8 +43,10 @@ class RoleService:
 
     def get(self, principal: Principal, name: str) -> Role:
         """One role by name."""
-        with self._db.session() as s:
-            role = AccountRepository(s).get_role(name)
+        role = None
+        if is_valid_role_name(name):
+            with self._db.session() as s:
+                role = AccountRepository(s).get_role(name)
         if role is None:
             raise NotFound(f"role {name!r} not found")
         return role

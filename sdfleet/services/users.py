@@ -11,7 +11,7 @@ from sdfleet.domain.errors import Conflict, InvalidInput, NotFound
 from sdfleet.domain.ids import new_id
 from sdfleet.domain.pagination import Page, PageRequest
 from sdfleet.domain.permissions import ADMIN_ROLE, Permission
-from sdfleet.domain.validation import check_password, check_role_name, check_username
+from sdfleet.domain.validation import check_password, check_role_name, check_username, is_valid_username
 from sdfleet.services.authorization import authorize, authorize_grant, is_self_or
 from sdfleet.services.credentials import PasswordHasher
 from sdfleet.store.accounts import AccountRepository
@@ -95,8 +95,10 @@ class UserService:
 
     def get(self, principal: Principal | None, username: str) -> User:
         """One user by name; users without `user:all` see only themselves (others are 404)."""
-        with self._db.session() as s:
-            user = AccountRepository(s).get_user_by_username(username)
+        user = None
+        if is_valid_username(username):
+            with self._db.session() as s:
+                user = AccountRepository(s).get_user_by_username(username)
         if user is None or (principal is not None and not is_self_or(principal, user.id, Permission.USER_ALL)):
             raise NotFound(f"user {username!r} not found")
         return user
