@@ -85,12 +85,13 @@ MATRIX: dict[tuple[str, str], Case] = {
         f"/api/v1/api-keys/{_own_key(api, o)}", ok=frozenset({204})), owned=True),
 }
 
-EXTENSIONS: list[dict[tuple[str, str], Case]] = []
-
-
 def all_cases() -> dict[tuple[str, str], Case]:
-    """The core matrix plus what later features registered."""
+    """The core matrix plus `CASES` of every sibling module named `authz_<feature>.py`."""
+    import importlib
+    import pathlib
+
     merged = dict(MATRIX)
-    for extra in EXTENSIONS:
-        merged.update(extra)
+    for path in sorted(pathlib.Path(__file__).parent.glob("authz_*.py")):
+        if path.stem != "authz_matrix":
+            merged.update(importlib.import_module(f"tests.integration.api.{path.stem}").CASES)
     return merged

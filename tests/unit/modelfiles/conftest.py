@@ -14,8 +14,13 @@ BYTES_PER = {"F16": 2, "BF16": 2, "F32": 4, "I64": 8, "U8": 1}
 Shapes = Mapping[str, tuple[int, ...]]
 
 
-def _build_safetensors(shapes: Shapes, *, dtype: str = "F16", dtypes: Mapping[str, str] | None = None,
-                      metadata: Mapping[str, str] | None = None) -> bytes:
+def _build_safetensors(
+    shapes: Shapes,
+    *,
+    dtype: str = "F16",
+    dtypes: Mapping[str, str] | None = None,
+    metadata: Mapping[str, str] | None = None,
+) -> bytes:
     """Return the bytes of a valid safetensors file of zero tensors with these shapes."""
     header: dict[str, object] = {}
     offset = 0

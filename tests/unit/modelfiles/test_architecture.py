@@ -32,11 +32,19 @@ VAE_LDM = {
 @pytest.mark.parametrize(
     ("shapes", "expected"),
     [
-        ({**_ldm_unet(768), **VAE_LDM, "cond_stage_model.transformer.text_model.final_layer_norm.weight": (768,)},
-         "sd1"),
+        (
+            {**_ldm_unet(768), **VAE_LDM, "cond_stage_model.transformer.text_model.final_layer_norm.weight": (768,)},
+            "sd1",
+        ),
         ({**_ldm_unet(1024), "cond_stage_model.model.token_embedding.weight": (49408, 1024)}, "sd2"),
-        ({**_ldm_unet(2048, adm=2816), "conditioner.embedders.0.transformer.text_model.final_layer_norm.weight": (768,),
-          "conditioner.embedders.1.model.ln_final.weight": (1280,)}, "sdxl"),
+        (
+            {
+                **_ldm_unet(2048, adm=2816),
+                "conditioner.embedders.0.transformer.text_model.final_layer_norm.weight": (768,),
+                "conditioner.embedders.1.model.ln_final.weight": (1280,),
+            },
+            "sdxl",
+        ),
         ({**_ldm_unet(1280, adm=2560), "conditioner.embedders.0.model.ln_final.weight": (1280,)}, "sdxl_refiner"),
         (_ldm_unet(768), "sd1"),
         (_ldm_unet(1024), "sd2"),
@@ -62,23 +70,51 @@ def test_diffusers_layout_checkpoint_with_prefixes() -> None:
     detection = detect_architecture(shapes)
     assert detection is not None
     assert (detection.model_type, detection.architecture, detection.layout) == (
-        ModelType.CHECKPOINT, "sdxl", "diffusers")
+        ModelType.CHECKPOINT,
+        "sdxl",
+        "diffusers",
+    )
 
 
 @pytest.mark.parametrize(
     ("shapes", "expected"),
     [
-        ({"lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn2_to_k.lora_down.weight": (8, 768),
-          "lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn2_to_k.lora_up.weight": (320, 8),
-          "lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn2_to_k.alpha": ()}, "sd1"),
-        ({"lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn2_to_k.lora_down.weight": (8, 1024),
-          "lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn2_to_k.lora_up.weight": (320, 8)}, "sd2"),
-        ({"lora_unet_input_blocks_4_1_transformer_blocks_0_attn2_to_k.lora_down.weight": (8, 2048),
-          "lora_unet_input_blocks_4_1_transformer_blocks_0_attn2_to_k.lora_up.weight": (640, 8)}, "sdxl"),
-        ({"lora_te_text_model_encoder_layers_0_self_attn_q_proj.lora_down.weight": (8, 1024),
-          "lora_te_text_model_encoder_layers_0_self_attn_q_proj.lora_up.weight": (1024, 8)}, "sd2"),
-        ({"lora_te1_text_model_encoder_layers_0_self_attn_q_proj.lora_down.weight": (8, 768),
-          "lora_te2_text_model_encoder_layers_0_self_attn_q_proj.lora_down.weight": (8, 1280)}, "sdxl"),
+        (
+            {
+                "lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn2_to_k.lora_down.weight": (8, 768),
+                "lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn2_to_k.lora_up.weight": (320, 8),
+                "lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn2_to_k.alpha": (),
+            },
+            "sd1",
+        ),
+        (
+            {
+                "lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn2_to_k.lora_down.weight": (8, 1024),
+                "lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn2_to_k.lora_up.weight": (320, 8),
+            },
+            "sd2",
+        ),
+        (
+            {
+                "lora_unet_input_blocks_4_1_transformer_blocks_0_attn2_to_k.lora_down.weight": (8, 2048),
+                "lora_unet_input_blocks_4_1_transformer_blocks_0_attn2_to_k.lora_up.weight": (640, 8),
+            },
+            "sdxl",
+        ),
+        (
+            {
+                "lora_te_text_model_encoder_layers_0_self_attn_q_proj.lora_down.weight": (8, 1024),
+                "lora_te_text_model_encoder_layers_0_self_attn_q_proj.lora_up.weight": (1024, 8),
+            },
+            "sd2",
+        ),
+        (
+            {
+                "lora_te1_text_model_encoder_layers_0_self_attn_q_proj.lora_down.weight": (8, 768),
+                "lora_te2_text_model_encoder_layers_0_self_attn_q_proj.lora_down.weight": (8, 1280),
+            },
+            "sdxl",
+        ),
     ],
 )
 def test_kohya_loras_and_their_base(shapes: dict[str, tuple[int, ...]], expected: str) -> None:
@@ -102,7 +138,10 @@ def test_peft_and_lycoris_loras() -> None:
     found_loha = detect_architecture(loha)
     assert found_peft is not None and (found_peft.architecture, found_peft.layout) == ("sdxl", "peft")
     assert found_loha is not None and (found_loha.model_type, found_loha.architecture, found_loha.layout) == (
-        ModelType.LORA, "sd1", "lycoris")
+        ModelType.LORA,
+        "sd1",
+        "lycoris",
+    )
 
 
 @pytest.mark.parametrize(
@@ -110,8 +149,14 @@ def test_peft_and_lycoris_loras() -> None:
     [
         ({"control_model.input_hint_block.0.weight": (16, 3, 3, 3), f"control_model.{ATTN2_K}": (320, 768)}, "sd1"),
         ({"control_model.input_hint_block.0.weight": (16, 3, 3, 3), f"control_model.{ATTN2_K}": (320, 1024)}, "sd2"),
-        ({"controlnet_cond_embedding.conv_in.weight": (16, 3, 3, 3), "add_embedding.linear_1.weight": (1280, 2816),
-          "down_blocks.1.attentions.0.transformer_blocks.0.attn2.to_k.weight": (640, 2048)}, "sdxl"),
+        (
+            {
+                "controlnet_cond_embedding.conv_in.weight": (16, 3, 3, 3),
+                "add_embedding.linear_1.weight": (1280, 2816),
+                "down_blocks.1.attentions.0.transformer_blocks.0.attn2.to_k.weight": (640, 2048),
+            },
+            "sdxl",
+        ),
     ],
 )
 def test_controlnets_and_their_base(shapes: dict[str, tuple[int, ...]], expected: str) -> None:
@@ -155,8 +200,14 @@ def test_embeddings(shapes: dict[str, tuple[int, ...]], expected: str, layout: s
 @pytest.mark.parametrize(
     ("shapes", "expected"),
     [
-        ({"conv_first.weight": (64, 3, 3, 3), "body.0.rdb1.conv1.weight": (32, 64, 3, 3),
-          "conv_last.weight": (3, 64, 3, 3)}, "esrgan"),
+        (
+            {
+                "conv_first.weight": (64, 3, 3, 3),
+                "body.0.rdb1.conv1.weight": (32, 64, 3, 3),
+                "conv_last.weight": (3, 64, 3, 3),
+            },
+            "esrgan",
+        ),
         ({"model.0.weight": (64, 3, 3, 3), "model.1.sub.0.RDB1.conv1.0.weight": (32, 64, 3, 3)}, "esrgan"),
         ({"conv_first.weight": (180, 3, 3, 3), "layers.0.residual_group.blocks.0.norm1.weight": (180,)}, "swinir"),
         ({"body.0.weight": (64, 3, 3, 3), "body.0.bias": (64,), "body.1.weight": (64,)}, "compact"),

@@ -50,8 +50,9 @@ def pipelines() -> dict[str, object]:
         ("sdxl_refiner", None, ldm_keys.REFINER_OPEN_CLIP_PREFIX),
     ],
 )
-def test_tiny_single_file_checkpoints(pipelines: dict[str, object], family: str, clip: str | None,
-                                      open_clip: str | None) -> None:
+def test_tiny_single_file_checkpoints(
+    pipelines: dict[str, object], family: str, clip: str | None, open_clip: str | None
+) -> None:
     state = _single_file(pipelines[family], clip=clip, open_clip=open_clip)
     detection = detect_architecture(_shapes(state))
     assert detection is not None
@@ -68,16 +69,26 @@ def test_tiny_diffusers_unets(pipelines: dict[str, object], family: str, expecte
     detection = detect_architecture(_shapes(unet.state_dict()))
     assert detection is not None
     assert (detection.model_type, detection.architecture, detection.layout) == (
-        ModelType.CHECKPOINT, expected, "diffusers")
+        ModelType.CHECKPOINT,
+        expected,
+        "diffusers",
+    )
 
 
 def test_tiny_vae(pipelines: dict[str, object]) -> None:
     vae = pipelines["sd1"].vae  # type: ignore[attr-defined]
     diffusers = detect_architecture(_shapes(vae.state_dict()))
-    ldm = detect_architecture({k.removeprefix("first_stage_model."): v for k, v in _shapes(
-        ldm_keys.vae_to_ldm(vae.state_dict(), num_up_blocks=4)).items()})
+    ldm = detect_architecture(
+        {
+            k.removeprefix("first_stage_model."): v
+            for k, v in _shapes(ldm_keys.vae_to_ldm(vae.state_dict(), num_up_blocks=4)).items()
+        }
+    )
     assert diffusers is not None and (diffusers.model_type, diffusers.architecture, diffusers.layout) == (
-        ModelType.VAE, "sd", "diffusers")
+        ModelType.VAE,
+        "sd",
+        "diffusers",
+    )
     assert ldm is not None and (ldm.model_type, ldm.architecture, ldm.layout) == (ModelType.VAE, "sd", "ldm")
 
 
@@ -89,12 +100,16 @@ def test_tiny_controlnet_from_unet(pipelines: dict[str, object]) -> None:
         detection = detect_architecture(_shapes(controlnet.state_dict()))
         assert detection is not None
         assert (detection.model_type, detection.architecture, detection.layout) == (
-            ModelType.CONTROLNET, expected, "diffusers")
+            ModelType.CONTROLNET,
+            expected,
+            "diffusers",
+        )
 
 
 @pytest.mark.parametrize(("family", "expected"), [("sd1", "sd1"), ("sdxl", "sdxl")])
-def test_tiny_kohya_lora_file_is_inspected(pipelines: dict[str, object], tmp_path: Path, family: str,
-                                           expected: str) -> None:
+def test_tiny_kohya_lora_file_is_inspected(
+    pipelines: dict[str, object], tmp_path: Path, family: str, expected: str
+) -> None:
     path = tiny.write_tiny_lora(pipelines[family], tmp_path / f"{family}.safetensors")
     inspection = inspect_model_file(path, declared_type="Lora")
     assert (inspection.architecture, inspection.layout, inspection.precision) == (expected, "kohya", "fp32")
