@@ -59,8 +59,14 @@ class Detection:
 def detect_architecture(shapes: Shapes) -> Detection | None:
     """Return what the tensors are, or None when they match no known model type."""
     names = list(shapes)
-    for detector in (_detect_lora, _detect_controlnet, _detect_checkpoint, _detect_vae, _detect_embedding,
-                     _detect_upscaler):
+    for detector in (
+        _detect_lora,
+        _detect_controlnet,
+        _detect_checkpoint,
+        _detect_vae,
+        _detect_embedding,
+        _detect_upscaler,
+    ):
         found = detector(shapes, names)
         if found is not None:
             return found
@@ -84,9 +90,13 @@ def _context_family(shapes: Shapes, *, prefix: str = "") -> str | None:
 
 
 def _adm_family(shapes: Shapes) -> str | None:
-    for name in ("model.diffusion_model.label_emb.0.0.weight", "label_emb.0.0.weight",
-                 "add_embedding.linear_1.weight", "unet.add_embedding.linear_1.weight",
-                 "control_model.label_emb.0.0.weight"):
+    for name in (
+        "model.diffusion_model.label_emb.0.0.weight",
+        "label_emb.0.0.weight",
+        "add_embedding.linear_1.weight",
+        "unet.add_embedding.linear_1.weight",
+        "control_model.label_emb.0.0.weight",
+    ):
         shape = shapes.get(name)
         if shape is not None and len(shape) == 2:
             return ADM_DIMS.get(shape[1], SDXL)
@@ -127,8 +137,16 @@ def _lora_base(shapes: Shapes, names: list[str]) -> str:
     # 3. Naming conventions: kohya names SD 1.x/2.x UNet modules the diffusers way, SDXL's the LDM way.
     if _any_prefix(names, "lora_unet_input_blocks_", "lora_unet_output_blocks_", "lora_unet_middle_block_"):
         return SDXL
-    if _any_prefix(names, "lora_unet_down_blocks_", "lora_unet_up_blocks_", "lora_unet_mid_block_", "lora_te_",
-                   "unet.down_blocks.", "unet.up_blocks.", "text_encoder."):
+    if _any_prefix(
+        names,
+        "lora_unet_down_blocks_",
+        "lora_unet_up_blocks_",
+        "lora_unet_mid_block_",
+        "lora_te_",
+        "unet.down_blocks.",
+        "unet.up_blocks.",
+        "text_encoder.",
+    ):
         return SD1
     return UNKNOWN
 

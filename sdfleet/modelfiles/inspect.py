@@ -103,8 +103,7 @@ def _detect(header: SafetensorsHeader, *, declared: ModelType) -> Detection:
         sample = ", ".join(sorted(header.tensors)[:3])
         raise ModelFileError(
             "not_a_model",
-            f"tensor names match no known model type ({', '.join(t.value for t in ModelType)}); "
-            f"first names: {sample}",
+            f"tensor names match no known model type ({', '.join(t.value for t in ModelType)}); first names: {sample}",
         )
     if detection.model_type is not declared:
         raise ModelFileError(

@@ -191,8 +191,7 @@ def _parse_tensor(name: str, entry: object) -> TensorInfo:
         raise _corrupt(f"tensor {name!r}: {elements} elements of {dtype} do not fill whole bytes")
     if bits // 8 != end - begin:
         raise _corrupt(
-            f"tensor {name!r}: shape {shape} of {dtype} needs {bits // 8} bytes "
-            f"but data_offsets span {end - begin}"
+            f"tensor {name!r}: shape {shape} of {dtype} needs {bits // 8} bytes but data_offsets span {end - begin}"
         )
     return TensorInfo(name=name, dtype=dtype, shape=tuple(shape), begin=begin, end=end)
 
