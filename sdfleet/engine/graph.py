@@ -165,6 +165,11 @@ def _check_node(node: GraphNode, nodes: Mapping[str, GraphNode], registry: NodeR
             problem = check_value(inp, value, model_names=model_names)
             if problem:
                 errors.append(NodeError(problem[0], problem[1], inp.name))
+    definition = registry.get(node.class_type)
+    if definition.check is not None and not errors:  # type: ignore[union-attr]
+        literals = {k: v for k, v in node.inputs.items() if not isinstance(v, Link)}
+        for input_name, kind, message in definition.check(literals):  # type: ignore[union-attr]
+            errors.append(NodeError(kind, message, input_name))
     return errors
 
 

@@ -71,6 +71,10 @@ class NodeDefinition:
 
     spec: NodeSpec
     execute: Callable[..., tuple[Any, ...]]
+    #: Extra cache-key material from outside the graph (a model file's sha256, an image file's mtime).
+    fingerprint: Callable[..., Any] | None = None
+    #: Checks across literal inputs; returns (input name, error type, message) for each problem.
+    check: Callable[[Mapping[str, Any]], list[tuple[str, str, str]]] | None = None
 
 
 def int_input(name: str, *, default: int, min: int = 0, max: int = INT_MAX, step: int = 1,

@@ -1,0 +1,185 @@
+"""A1111 infotext (the PNG `parameters` chunk): building it from a graph, parsing it, writing PNGs."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from PIL import Image, PngImagePlugin
+
+from sdfleet.engine.files import ModelFiles
+from sdfleet.engine.sampler_names import to_a1111
+
+VERSION = "sdfleet"
+_PAIR = re.compile(r'\s*(\w[\w \-/+()]*):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)')
+
+
+@dataclass
+class Infotext:
+    """Generation parameters in A1111's vocabulary."""
+
+    prompt: str
+    negative_prompt: str = ""
+    params: dict[str, str] = field(default_factory=dict)
+
+    def render(self) -> str:
+        """The text A1111 writes: prompt line, `Negative prompt:` line, then `Key: value, …`."""
+        lines = [self.prompt]
+        if self.negative_prompt:
+            lines.append(f"Negative prompt: {self.negative_prompt}")
+        pairs = []
+        for key, value in self.params.items():
+            text = str(value)
+            if "," in text or ":" in text or '"' in text:
+                text = json.dumps(text)
+            pairs.append(f"{key}: {text}")
+        lines.append(", ".join(pairs))
+        return "\n".join(lines)
+
+
+def parse_infotext(text: str) -> Infotext:
+    """Parse A1111 infotext back into prompt, negative prompt and parameters."""
+    lines = text.strip().split("\n")
+    last = lines[-1] if lines else ""
+    params: dict[str, str] = {}
+    if len(_PAIR.findall(last)) >= 3:
+        lines = lines[:-1]
+        for key, value in _PAIR.findall(last):
+            value = value.strip()
+            if value.startswith('"') and value.endswith('"'):
+                value = json.loads(value)
+            params[key.strip()] = value
+    prompt_lines, negative_lines, in_negative = [], [], False
+    for line in lines:
+        if line.startswith("Negative prompt:"):
+            in_negative = True
+            line = line[len("Negative prompt:"):].strip()
+        (negative_lines if in_negative else prompt_lines).append(line)
+    return Infotext("\n".join(prompt_lines).strip(), "\n".join(negative_lines).strip(), params)
+
+
+def encode_png(image: np.ndarray, *, text_chunks: Mapping[str, str], compress_level: int = 4) -> bytes:
+    """A PNG of an HxWx3 uint8 array carrying the given tEXt chunks."""
+    info = PngImagePlugin.PngInfo()
+    for key, value in text_chunks.items():
+        info.add_text(key, value)
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="PNG", pnginfo=info, compress_level=compress_level)
+    return buffer.getvalue()
+
+
+def read_png_text(png: bytes) -> dict[str, str]:
+    """The text chunks of a PNG."""
+    with Image.open(io.BytesIO(png)) as image:
+        image.load()
+        return dict(getattr(image, "text", {}))
+
+
+# Building infotext from a graph -----------------------------------------------------------------
+
+_SAMPLERS = ("KSampler", "KSamplerAdvanced")
+
+
+def _source(graph: Mapping[str, Any], value: Any) -> tuple[str, dict] | None:
+    if isinstance(value, list) and len(value) == 2 and str(value[0]) in graph:
+        node = graph[str(value[0])]
+        return str(value[0]), node
+    return None
+
+
+def _find_upstream(graph: Mapping[str, Any], value: Any, classes: tuple[str, ...],
+                   through: tuple[str, ...]) -> dict | None:
+    """Follow links from `value` through nodes whose first-linked input leads on, until a node of `classes`."""
+    seen: set[str] = set()
+    while True:
+        found = _source(graph, value)
+        if found is None or found[0] in seen:
+            return None
+        node_id, node = found
+        seen.add(node_id)
+        if node.get("class_type") in classes:
+            return node
+        inputs = node.get("inputs", {})
+        value = next((inputs[name] for name in through if name in inputs), None)
+        if value is None:
+            return None
+
+
+def _text_of(graph: Mapping[str, Any], value: Any) -> str:
+    node = _find_upstream(graph, value, ("CLIPTextEncode",),
+                          ("conditioning_1", "positive", "conditioning"))
+    text = node["inputs"].get("text") if node else None
+    return text if isinstance(text, str) else ""
+
+
+def infotext_for(graph: Mapping[str, Any], save_node_id: str, *, files: ModelFiles | None,
+                 width: int, height: int) -> str | None:
+    """A1111 infotext describing how the images of `save_node_id` were made, or None if no sampler feeds it."""
+    save = graph.get(save_node_id, {})
+    sampler = _find_upstream(graph, save.get("inputs", {}).get("images"), _SAMPLERS,
+                             ("images", "image", "samples", "pixels", "latent_image"))
+    if sampler is None:
+        return None
+    inputs = sampler["inputs"]
+    name, schedule = to_a1111(str(inputs.get("sampler_name")), str(inputs.get("scheduler")))
+    params: dict[str, Any] = {
+        "Steps": inputs.get("steps"),
+        "Sampler": name,
+        "Schedule type": schedule,
+        "CFG scale": inputs.get("cfg"),
+        "Seed": inputs.get("seed", inputs.get("noise_seed")),
+        "Size": f"{width}x{height}",
+    }
+    prompt = _text_of(graph, inputs.get("positive"))
+    negative = _text_of(graph, inputs.get("negative"))
+    loras: list[tuple[str, float]] = []
+    model_value = inputs.get("model")
+    ckpt_name = None
+    seen: set[str] = set()
+    while (found := _source(graph, model_value)) and found[0] not in seen:
+        seen.add(found[0])
+        node = found[1]
+        node_inputs = node.get("inputs", {})
+        if node.get("class_type") in ("LoraLoader", "LoraLoaderModelOnly"):
+            loras.append((str(node_inputs.get("lora_name")), float(node_inputs.get("strength_model", 1.0))))
+        if node.get("class_type") == "CheckpointLoaderSimple":
+            ckpt_name = node_inputs.get("ckpt_name")
+            break
+        model_value = node_inputs.get("model")
+    if isinstance(ckpt_name, str):
+        if files is not None:
+            try:
+                params["Model hash"] = files.model_path("checkpoints", ckpt_name).sha256[:10]
+            except KeyError:
+                pass
+        params["Model"] = ckpt_name.rsplit(".", 1)[0]
+    if isinstance(inputs.get("denoise"), (int, float)) and inputs["denoise"] < 1:
+        params["Denoising strength"] = inputs["denoise"]
+    clip_layer = _find_upstream(graph, _clip_link(graph, inputs.get("positive")), ("CLIPSetLastLayer",),
+                                ("clip",))
+    if clip_layer and isinstance(clip_layer["inputs"].get("stop_at_clip_layer"), int):
+        params["Clip skip"] = -clip_layer["inputs"]["stop_at_clip_layer"]
+    if loras:
+        stems = [(n.rsplit(".", 1)[0], w) for n, w in reversed(loras)]
+        prompt = prompt + "".join(f" <lora:{stem}:{w:g}>" for stem, w in stems)
+        if files is not None:
+            hashes = []
+            for (stem, _), (name, _) in zip(stems, reversed(loras), strict=True):
+                try:
+                    hashes.append(f"{stem}: {files.model_path('loras', name).sha256[:12]}")
+                except KeyError:
+                    pass
+            if hashes:
+                params["Lora hashes"] = ", ".join(hashes)
+    params["Version"] = VERSION
+    return Infotext(prompt.strip(), negative, {k: str(v) for k, v in params.items() if v is not None}).render()
+
+
+def _clip_link(graph: Mapping[str, Any], positive: Any) -> Any:
+    node = _find_upstream(graph, positive, ("CLIPTextEncode",), ("conditioning_1", "positive", "conditioning"))
+    return node["inputs"].get("clip") if node else None

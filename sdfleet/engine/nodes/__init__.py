@@ -1,0 +1,1 @@
+"""Node classes with ComfyUI's names and inputs, grouped by area."""
