@@ -196,7 +196,9 @@ def _validate_segments(segments: list[str], *, what: str, original: str) -> None
                 f"{what} must not contain empty, '.' or '..' segments, got {original!r}"
             )
     if segments and segments[0] == RESERVED_SEGMENT:
-        raise InvalidObjectKey(f"{what} must not start with the reserved '{RESERVED_SEGMENT}/', got {original!r}")
+        raise InvalidObjectKey(
+            f"{what} must not start with the reserved '{RESERVED_SEGMENT}/', got {original!r}"
+        )
 
 
 def validate_part_number(part_number: int) -> int:
@@ -256,4 +258,4 @@ def read_exactly(data: BinaryIO, size: int) -> bytes:
             break
         pieces.append(chunk)
         remaining -= len(chunk)
-    return b"".join(pieces)
+    return pieces[0] if len(pieces) == 1 else b"".join(pieces)  # the common one-read case copies nothing

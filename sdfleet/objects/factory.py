@@ -36,7 +36,9 @@ def open_object_store(
             raise ValueError(f"file:// object store URL must be local (file:///path), got {url!r}")
         root = Path(unquote(parts.path))
     elif scheme:
-        raise ValueError(f"object store URL scheme must be s3://, file:// or a path, got {scheme}:// in {url!r}")
+        raise ValueError(
+            f"object store URL scheme must be s3://, file:// or a path, got {scheme}:// in {url!r}"
+        )
     else:
         root = Path(url).expanduser()
     signer = UrlSigner(secret_key=secret_key, public_base_url=public_base_url)

@@ -171,7 +171,8 @@ class LocalObjectStore:
         check_completion(parts, stored=stored, min_part_size=self._min_part_size)
         target = self._path(key)
         tmp, _ = self._write_temp(_read_parts(folder, parts))
-        info = self._commit(tmp, target=target, key=key, etag=multipart_etag(parts), content_type=content_type)
+        etag = multipart_etag(parts)
+        info = self._commit(tmp, target=target, key=key, etag=etag, content_type=content_type)
         shutil.rmtree(folder, ignore_errors=True)
         return info
 
@@ -271,7 +272,9 @@ class LocalObjectStore:
     ) -> ObjectInfo:
         """Record metadata for the temp file, then rename it over the key."""
         stat = tmp.stat()
-        meta = {"etag": etag, "content_type": content_type, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+        meta = {
+            "etag": etag, "content_type": content_type, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns
+        }
         try:
             meta_path = self._meta_path(key)
             meta_path.parent.mkdir(parents=True, exist_ok=True)

@@ -85,7 +85,9 @@ class S3ObjectStore:
         if not bucket:
             raise ValueError("bucket must not be empty")
         if part_size < MIN_PART_SIZE:
-            raise ValueError(f"part_size must be at least {MIN_PART_SIZE} bytes (S3's minimum), got {part_size}")
+            raise ValueError(
+                f"part_size must be at least {MIN_PART_SIZE} bytes (S3's minimum), got {part_size}"
+            )
         prefix = prefix.strip("/")
         validate_prefix(prefix)
         self._client = client
@@ -114,14 +116,17 @@ class S3ObjectStore:
             return self.head(key)
         upload_id = self.create_multipart(key, content_type=content_type)
         try:
-            parts = [self.upload_part(key, upload_id, 1, first)]
+            parts: list[PartInfo] = []
+            chunk = first
             del first
-            while chunk := read_exactly(stream, self._part_size):
+            while chunk:
                 if len(parts) == MAX_PART_NUMBER:
                     raise ValueError(
                         f"data for {key!r} needs more than {MAX_PART_NUMBER} parts of {self._part_size} bytes"
                     )
                 parts.append(self.upload_part(key, upload_id, len(parts) + 1, chunk))
+                chunk = b""  # drop this part before reading the next: one part in memory, not two
+                chunk = read_exactly(stream, self._part_size)
             return self.complete_multipart(key, upload_id, parts)
         except BaseException:
             with contextlib.suppress(Exception):
@@ -260,7 +265,8 @@ class S3ObjectStore:
         listed = [{"PartNumber": p.part_number, "ETag": f'"{p.etag.strip(chr(34))}"'} for p in parts]
         with self._errors(key, upload_id=upload_id):
             self._client.complete_multipart_upload(
-                Bucket=self._bucket, Key=self._full(key), UploadId=upload_id, MultipartUpload={"Parts": listed}
+                Bucket=self._bucket, Key=self._full(key), UploadId=upload_id,
+                MultipartUpload={"Parts": listed},
             )
         return self.head(key)
 
@@ -275,7 +281,9 @@ class S3ObjectStore:
         validate_key(key)
         validate_part_number(part_number)
         _check_expires_in(expires_in)
-        params = {"Bucket": self._bucket, "Key": self._full(key), "UploadId": upload_id, "PartNumber": part_number}
+        params = {
+            "Bucket": self._bucket, "Key": self._full(key), "UploadId": upload_id, "PartNumber": part_number
+        }
         return self._client.generate_presigned_url("upload_part", Params=params, ExpiresIn=expires_in)
 
     # 3. Download URLs and health
@@ -303,7 +311,9 @@ class S3ObjectStore:
         except ClientError as error:
             code = _code(error)
             if code in ("404", "NoSuchBucket", "NotFound"):
-                raise ObjectStoreUnavailable(f"S3 bucket {self._bucket!r} does not exist at {endpoint}") from error
+                raise ObjectStoreUnavailable(
+                    f"S3 bucket {self._bucket!r} does not exist at {endpoint}"
+                ) from error
             if code in ("403", "AccessDenied"):
                 raise ObjectStoreUnavailable(
                     f"S3 bucket {self._bucket!r} at {endpoint} refuses these credentials (403)"
@@ -342,7 +352,8 @@ class S3ObjectStore:
         if errors:
             first = errors[0]
             raise ObjectStoreUnavailable(
-                f"S3 refused to delete {len(errors)} objects, first {first.get('Key')!r}: {first.get('Message')}"
+                f"S3 refused to delete {len(errors)} objects, "
+                f"first {first.get('Key')!r}: {first.get('Message')}"
             )
         return len(batch)
 

@@ -22,7 +22,8 @@ BASE_URL = "http://sdfleet.test"
 def s3_client(moto_s3_url: str) -> BaseClient:
     """The client the S3 stores under test use (built once: building one takes a few hundred ms)."""
     return create_s3_client(
-        endpoint_url=moto_s3_url, region_name="us-east-1", access_key_id="testing", secret_access_key="testing"
+        endpoint_url=moto_s3_url, region_name="us-east-1",
+        access_key_id="testing", secret_access_key="testing",
     )
 
 
@@ -32,12 +33,13 @@ def s3_store(s3_client: BaseClient, moto_s3_bucket: str) -> S3ObjectStore:
     return S3ObjectStore(client=s3_client, bucket=moto_s3_bucket, prefix="tenant/a")
 
 
-@pytest.fixture(params=["memory", "local", "s3"])
+@pytest.fixture(params=["memory", "local", pytest.param("s3", marks=pytest.mark.s3)])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ObjectStore]:
     """Each backend in turn, empty."""
     if request.param == "memory":
         yield MemoryObjectStore(secret_key=SECRET, public_base_url=BASE_URL)
     elif request.param == "local":
-        yield LocalObjectStore(root=tmp_path / "objects", signer=UrlSigner(secret_key=SECRET, public_base_url=BASE_URL))
+        signer = UrlSigner(secret_key=SECRET, public_base_url=BASE_URL)
+        yield LocalObjectStore(root=tmp_path / "objects", signer=signer)
     else:
         yield request.getfixturevalue("s3_store")

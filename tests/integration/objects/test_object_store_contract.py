@@ -119,7 +119,9 @@ def test_delete_removes_only_that_object(store: ObjectStore) -> None:
         (4990, 9999, slice(4990, 5000)),  # an end past the object is clamped, like HTTP
     ],
 )
-def test_open_range_returns_exact_bytes(store: ObjectStore, start: int, end: int | None, expected: slice) -> None:
+def test_open_range_returns_exact_bytes(
+    store: ObjectStore, start: int, end: int | None, expected: slice
+) -> None:
     data = payload(5000, seed=3)
     store.put("datasets/d/blob", data)
 
@@ -205,7 +207,8 @@ def test_copy_duplicates_bytes_and_content_type(store: ObjectStore) -> None:
 
 
 @pytest.mark.parametrize(
-    "key", ["", "/etc/passwd", "../escape", "a/../../escape", "a/./b", "a//b", "a\\b", "a\x00b", "a\nb", "dir/"]
+    "key",
+    ["", "/etc/passwd", "../escape", "a/../../escape", "a/./b", "a//b", "a\\b", "a\x00b", "a\nb", "dir/"],
 )
 def test_unsafe_keys_are_refused_by_every_operation(store: ObjectStore, key: str) -> None:
     with pytest.raises(InvalidObjectKey):
