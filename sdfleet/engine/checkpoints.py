@@ -197,6 +197,16 @@ def _assert_materialised(model: torch.nn.Module, *, component: str, path: Path) 
         )
 
 
+def _load_model(cls: type, state_dict: dict, *, name: str, common: dict[str, Any], path: Path) -> Any:
+    try:
+        return cls.from_single_file(state_dict, subfolder=name, **common)
+    except (NotImplementedError, RuntimeError, ValueError) as exc:
+        # A weight missing from the file stays on the meta device and fails the move; shapes fail earlier.
+        raise CheckpointError(
+            f"checkpoint {path.name!r} lacks {name} weights or holds other shapes: {exc}"
+        ) from exc
+
+
 def _move(model: torch.nn.Module, *, device: str, dtype: torch.dtype) -> None:
     # Cast only when needed: diffusers warns about fp32 modules on every `.to(dtype)`.
     if next(model.parameters()).dtype != dtype:
@@ -213,17 +223,42 @@ def _load_text_encoder(cls: type, state_dict: dict, *, name: str, folder: Path) 
         raise CheckpointError(f"cannot load {name}: {exc}") from exc
 
 
+def _resolve(
+    state_dict: dict[str, torch.Tensor],
+    metadata: dict[str, str],
+    *,
+    family: str | None,
+    configs: dict[str, Any] | None,
+) -> tuple[str, dict[str, Any]]:
+    """Pick the family (override, metadata, detection) and the configs (caller, metadata, packaged)."""
+    if family:
+        family = _check_family(family)
+    else:
+        family = _check_family(metadata.get(FAMILY_METADATA_KEY) or detect_family(state_dict))
+    if configs is None and CONFIGS_METADATA_KEY in metadata:
+        configs = json.loads(metadata[CONFIGS_METADATA_KEY])
+    if configs is None or configs.get("family", family) != family:
+        configs = packaged_configs(family)
+    return family, configs
+
+
 def load_checkpoint(
-    path: Path, *, device: str = "cpu", dtype: torch.dtype = torch.float32, family: str | None = None
+    path: Path,
+    *,
+    device: str = "cpu",
+    dtype: torch.dtype = torch.float32,
+    family: str | None = None,
+    configs: dict[str, Any] | None = None,
 ) -> CheckpointComponents:
-    """Load an A1111 single-file checkpoint offline, each component through diffusers' single-file converter."""
+    """Load an A1111 single-file checkpoint offline, each component through diffusers' single-file converter.
+
+    Args:
+        family: overrides the family found in the file's metadata or detected from its tensors.
+        configs: diffusers configs to use instead of the file's `sdfleet.configs` metadata or the packaged ones.
+    """
     path = Path(path)
     state_dict, metadata = read_state_dict(path)
-    family = (
-        _check_family(family) if family else metadata.get(FAMILY_METADATA_KEY) or detect_family(state_dict)
-    )
-    configs = json.loads(metadata[CONFIGS_METADATA_KEY]) if CONFIGS_METADATA_KEY in metadata else None
-    configs = configs or packaged_configs(family)
+    family, configs = _resolve(state_dict, metadata, family=family, configs=configs)
     encoders: dict[str, Any] = {
         "text_encoder": None,
         "text_encoder_2": None,
@@ -235,8 +270,8 @@ def load_checkpoint(
         _write_config_folder(configs, folder)
         # dtype is applied afterwards: diffusers' own cast warns on every call.
         common = {"config": str(folder), "local_files_only": True}
-        unet = UNet2DConditionModel.from_single_file(state_dict, subfolder="unet", **common)
-        vae = AutoencoderKL.from_single_file(state_dict, subfolder="vae", **common)
+        unet = _load_model(UNet2DConditionModel, state_dict, name="unet", common=common, path=path)
+        vae = _load_model(AutoencoderKL, state_dict, name="vae", common=common, path=path)
         for name, _, _ in _TEXT_ENCODER_PREFIXES[family]:
             cls = CLIPTextModelWithProjection if name == "text_encoder_2" else CLIPTextModel
             encoders[name] = _load_text_encoder(cls, state_dict, name=name, folder=folder)
@@ -270,7 +305,8 @@ def load_vae(
         configs = packaged_configs(family)
     with tempfile.TemporaryDirectory(prefix="sdfleet-config-") as tmp:
         _write_config_folder({"vae": configs["vae"]}, Path(tmp))
-        vae = AutoencoderKL.from_single_file(state_dict, config=tmp, subfolder="vae", local_files_only=True)
+        common = {"config": tmp, "local_files_only": True}
+        vae = _load_model(AutoencoderKL, state_dict, name="vae", common=common, path=path)
     _assert_materialised(vae, component="vae", path=path)
     _move(vae, device=device, dtype=dtype)
     return vae

@@ -27,7 +27,13 @@ def _image(pipe, prompt: str = "a cat", **kwargs) -> np.ndarray:
 
 
 @pytest.mark.parametrize(
-    "build", [tiny.tiny_sd1_pipeline, tiny.tiny_sd2_pipeline, tiny.tiny_sdxl_pipeline, tiny.tiny_sdxl_refiner_pipeline]
+    "build",
+    [
+        tiny.tiny_sd1_pipeline,
+        tiny.tiny_sd2_pipeline,
+        tiny.tiny_sdxl_pipeline,
+        tiny.tiny_sdxl_refiner_pipeline,
+    ],
 )
 def test_pipelines_are_deterministic_by_seed_and_fast(build) -> None:
     started = time.perf_counter()
@@ -84,7 +90,9 @@ def test_lora_is_kohya_format_with_trainer_metadata(tmp_path: Path) -> None:
         keys = set(handle.keys())
         metadata = handle.metadata()
         alpha = handle.get_tensor(next(k for k in keys if k.endswith(".alpha")))
-    assert any(k.startswith("lora_unet_down_blocks_1_attentions_0_transformer_blocks_0_attn2_to_k.") for k in keys)
+    assert any(
+        k.startswith("lora_unet_down_blocks_1_attentions_0_transformer_blocks_0_attn2_to_k.") for k in keys
+    )
     assert "lora_te_text_model_encoder_layers_0_self_attn_q_proj.lora_down.weight" in keys
     assert all(k.endswith((".lora_down.weight", ".lora_up.weight", ".alpha")) for k in keys)
     assert metadata["ss_network_dim"] == "4" and float(metadata["ss_network_alpha"]) == 4.0
@@ -106,7 +114,9 @@ def test_lora_is_reproducible(tmp_path: Path) -> None:
 def test_lora_loads_in_diffusers_and_changes_the_image(tmp_path: Path, build) -> None:
     pipe = build()
     base = _image(pipe)
-    pipe.load_lora_weights(str(tiny.write_tiny_lora(pipe, tmp_path / "lora.safetensors")), adapter_name="tiny")
+    pipe.load_lora_weights(
+        str(tiny.write_tiny_lora(pipe, tmp_path / "lora.safetensors")), adapter_name="tiny"
+    )
     components = pipe.get_list_adapters()
     assert "unet" in components and "text_encoder" in components
     assert np.abs(_image(pipe) - base).mean() > 0.01
