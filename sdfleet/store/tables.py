@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, ForeignKey, Index, String
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from sdfleet.store.types import JsonText, UtcDateTime
@@ -74,3 +74,177 @@ class ApiKeyRow(Base):
     last_used_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
 
     __table_args__ = (Index("ix_api_keys_user_id", "user_id", "id"),)
+
+
+class JobRow(Base):
+    __tablename__ = "jobs"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16))
+    endpoint: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    spec: Mapped[dict] = mapped_column(JsonText)
+    summary: Mapped[dict] = mapped_column(JsonText)
+    fair_rank: Mapped[int] = mapped_column(BigInteger)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    max_attempts: Mapped[int] = mapped_column(Integer)
+    fencing_token: Mapped[int] = mapped_column(Integer, default=0)
+    worker_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    progress_value: Mapped[int] = mapped_column(Integer, default=0)
+    progress_max: Mapped[int] = mapped_column(Integer, default=0)
+    progress_node: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    error: Mapped[dict | None] = mapped_column(JsonText, nullable=True)
+    idempotency_key: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    request_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    event_seq: Mapped[int] = mapped_column(Integer, default=0)
+    queued_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    started_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+    outputs: Mapped[list[JobOutputRow]] = relationship(
+        cascade="all, delete-orphan", lazy="selectin", order_by="JobOutputRow.idx"
+    )
+
+    __table_args__ = (
+        UniqueConstraint("user_id", "idempotency_key", name="uq_jobs_user_idempotency"),
+        Index("ix_jobs_claim", "status", "endpoint", "fair_rank", "queued_at"),
+        Index("ix_jobs_user", "user_id", "id"),
+        Index("ix_jobs_lease", "status", "lease_expires_at"),
+    )
+
+
+class JobOutputRow(Base):
+    __tablename__ = "job_outputs"
+
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    idx: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(512))
+    node_id: Mapped[str] = mapped_column(String(64))
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    size: Mapped[int] = mapped_column(BigInteger)
+    content_type: Mapped[str] = mapped_column(String(64))
+
+
+class JobEventRow(Base):
+    __tablename__ = "job_events"
+
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    type: Mapped[str] = mapped_column(String(32))
+    data: Mapped[dict] = mapped_column(JsonText)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class WorkerRow(Base):
+    __tablename__ = "workers"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    endpoint: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))
+    device: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    info: Mapped[dict] = mapped_column(JsonText)
+    loaded_models: Mapped[list] = mapped_column(JsonText)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    last_seen_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+
+
+# -- Model registry ------------------------------------------------------------------------------
+
+
+class CheckpointRow(Base):
+    __tablename__ = "checkpoints"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255))
+    model_type: Mapped[str] = mapped_column(String(32))
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    short_hash: Mapped[str] = mapped_column(String(10))
+    architecture: Mapped[str] = mapped_column(String(32))
+    layout: Mapped[str] = mapped_column(String(32))
+    precision: Mapped[str] = mapped_column(String(16))
+    size: Mapped[int] = mapped_column(BigInteger)
+    format: Mapped[str] = mapped_column(String(16))
+    tensor_count: Mapped[int] = mapped_column(Integer)
+    metadata_json: Mapped[dict] = mapped_column(JsonText, default=dict)
+    status: Mapped[str] = mapped_column(String(16))
+    source: Mapped[str] = mapped_column(String(16))
+    created_by: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+    role_links: Mapped[list[CheckpointRoleRow]] = relationship(
+        cascade="all, delete-orphan", lazy="selectin", order_by="CheckpointRoleRow.role_name"
+    )
+
+    __table_args__ = (UniqueConstraint("model_type", "name", name="uq_checkpoints_type_name"),)
+
+
+class CheckpointRoleRow(Base):
+    __tablename__ = "checkpoint_roles"
+
+    checkpoint_id: Mapped[str] = mapped_column(ForeignKey("checkpoints.id", ondelete="CASCADE"), primary_key=True)
+    #: a role name, or "*" for every signed-in user (no foreign key: "*" is no role)
+    role_name: Mapped[str] = mapped_column(String(64), primary_key=True)
+
+
+class UploadRow(Base):
+    __tablename__ = "checkpoint_uploads"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(32), index=True)
+    filename: Mapped[str] = mapped_column(String(255))
+    name: Mapped[str] = mapped_column(String(255))
+    model_type: Mapped[str] = mapped_column(String(32))
+    size: Mapped[int] = mapped_column(BigInteger)
+    part_size: Mapped[int] = mapped_column(BigInteger)
+    declared_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    allowed_roles: Mapped[list] = mapped_column(JsonText, default=list)
+    status: Mapped[str] = mapped_column(String(16))
+    object_key: Mapped[str] = mapped_column(String(255))
+    store_upload_id: Mapped[str] = mapped_column(String(1024))
+    checkpoint_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    error: Mapped[str | None] = mapped_column(String(2000), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+
+    part_rows: Mapped[list[UploadPartRow]] = relationship(
+        cascade="all, delete-orphan", lazy="selectin", order_by="UploadPartRow.part_number"
+    )
+
+
+class UploadPartRow(Base):
+    __tablename__ = "checkpoint_upload_parts"
+
+    upload_id: Mapped[str] = mapped_column(
+        ForeignKey("checkpoint_uploads.id", ondelete="CASCADE"), primary_key=True
+    )
+    part_number: Mapped[int] = mapped_column(Integer, primary_key=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+    etag: Mapped[str] = mapped_column(String(255))
+
+
+class ImportRow(Base):
+    __tablename__ = "checkpoint_imports"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(32), index=True)
+    url: Mapped[str] = mapped_column(Text)
+    model_type: Mapped[str] = mapped_column(String(32))
+    name: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    allowed_roles: Mapped[list] = mapped_column(JsonText, default=list)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    bytes_done: Mapped[int] = mapped_column(BigInteger, default=0)
+    bytes_total: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    checkpoint_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    error: Mapped[str | None] = mapped_column(String(2000), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)

@@ -1,0 +1,353 @@
+"""The jobs table as a queue: submit, claim with a fenced lease, heartbeat, complete, reap."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, delete, func, select, update
+from sqlalchemy.exc import IntegrityError
+
+from sdfleet.domain.jobs import (
+    EventType,
+    Job,
+    JobEvent,
+    JobKind,
+    JobOutput,
+    JobProgress,
+    JobStatus,
+    Lease,
+)
+from sdfleet.domain.pagination import Page, PageRequest, page_from_rows
+from sdfleet.store.database import Database
+from sdfleet.store.tables import JobEventRow, JobOutputRow, JobRow
+
+
+class StaleLease(Exception):
+    """The caller's fencing token is not the job's current one (or the job is no longer running)."""
+
+
+class DuplicateSubmission(Exception):
+    """An Idempotency-Key was used before; `job` is the job it created."""
+
+    def __init__(self, job: Job) -> None:
+        super().__init__(job.id)
+        self.job = job
+
+
+@dataclass(frozen=True)
+class NewJob:
+    """What a submission stores."""
+
+    id: str
+    user_id: str
+    kind: JobKind
+    endpoint: str | None
+    spec: dict
+    summary: dict
+    max_attempts: int
+    idempotency_key: str | None
+    request_hash: str | None
+
+
+@dataclass(frozen=True)
+class ReapResult:
+    """Jobs whose leases had expired: requeued, or failed after their last attempt."""
+
+    requeued: list[str]
+    failed: list[str]
+
+
+def _job(row: JobRow) -> Job:
+    return Job(
+        id=row.id,
+        user_id=row.user_id,
+        kind=JobKind(row.kind),
+        status=JobStatus(row.status),
+        endpoint=row.endpoint,
+        spec=row.spec,
+        summary=row.summary,
+        attempts=row.attempts,
+        max_attempts=row.max_attempts,
+        queued_at=row.queued_at,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+        progress=JobProgress(value=row.progress_value, max=row.progress_max, node_id=row.progress_node),
+        cancel_requested=row.cancel_requested,
+        error=row.error,
+        outputs=tuple(
+            JobOutput(index=o.idx, key=o.key, node_id=o.node_id, width=o.width, height=o.height, size=o.size,
+                      content_type=o.content_type)
+            for o in row.outputs
+        ),
+        worker_id=row.worker_id,
+        fencing_token=row.fencing_token,
+        lease_expires_at=row.lease_expires_at,
+        request_hash=row.request_hash,
+        idempotency_key=row.idempotency_key,
+    )
+
+
+class SqlJobQueue:
+    """The queue on SQLite or PostgreSQL. Every method is one short transaction."""
+
+    def __init__(self, database: Database) -> None:
+        self._db = database
+
+    # Submission
+    def submit(self, new: NewJob, *, now: datetime) -> Job:
+        """Insert a queued job with a fair rank; raises DuplicateSubmission for a reused Idempotency-Key."""
+        try:
+            with self._db.session(write_lock=True) as s:
+                if new.idempotency_key is not None:
+                    existing = s.scalar(select(JobRow).where(
+                        JobRow.user_id == new.user_id, JobRow.idempotency_key == new.idempotency_key))
+                    if existing is not None:
+                        raise DuplicateSubmission(_job(existing))
+                row = JobRow(
+                    id=new.id, user_id=new.user_id, kind=new.kind.value, status=JobStatus.QUEUED.value,
+                    endpoint=new.endpoint, spec=new.spec, summary=new.summary,
+                    fair_rank=self._fair_rank(s, new.user_id), attempts=0, max_attempts=new.max_attempts,
+                    fencing_token=0, cancel_requested=False, progress_value=0, progress_max=0,
+                    idempotency_key=new.idempotency_key, request_hash=new.request_hash, event_seq=0,
+                    queued_at=now, updated_at=now,
+                )
+                s.add(row)
+                s.flush()
+                self._event(s, row, EventType.QUEUED, {"status": "queued"}, now)
+                return _job(row)
+        except IntegrityError:
+            # Two submissions with one key raced on PostgreSQL: the unique constraint picked the winner.
+            with self._db.session() as s:
+                existing = s.scalar(select(JobRow).where(
+                    JobRow.user_id == new.user_id, JobRow.idempotency_key == new.idempotency_key))
+            if existing is None:
+                raise
+            raise DuplicateSubmission(_job(existing)) from None
+
+    @staticmethod
+    def _fair_rank(s, user_id: str) -> int:
+        # Virtual-time fair queueing: a job ranks after the user's previous job and no earlier than
+        # the newest job already started. A newcomer therefore waits behind at most one job per worker.
+        started = s.scalar(select(func.max(JobRow.fair_rank)).where(JobRow.status != JobStatus.QUEUED.value))
+        mine = s.scalar(select(func.max(JobRow.fair_rank)).where(JobRow.user_id == user_id))
+        return max(started or 0, (mine + 1) if mine is not None else 0)
+
+    # Worker side
+    def claim(self, *, worker_id: str, endpoints: list[str], now: datetime, lease_seconds: float) -> Lease | None:
+        """Atomically take the next job for these endpoints and grant a fenced lease."""
+        expires = now + timedelta(seconds=lease_seconds)
+        with self._db.session(write_lock=True) as s:
+            candidate = (
+                select(JobRow.id)
+                .where(JobRow.status == JobStatus.QUEUED.value, JobRow.endpoint.in_(endpoints))
+                .order_by(JobRow.fair_rank, JobRow.queued_at, JobRow.id)
+                .limit(1)
+                .with_for_update(skip_locked=True)
+                .scalar_subquery()
+            )
+            job_id = s.execute(
+                update(JobRow)
+                .where(JobRow.id == candidate)
+                .values(
+                    status=JobStatus.RUNNING.value, worker_id=worker_id, lease_expires_at=expires,
+                    fencing_token=JobRow.fencing_token + 1, attempts=JobRow.attempts + 1,
+                    started_at=func.coalesce(JobRow.started_at, now), updated_at=now,
+                )
+                .returning(JobRow.id)
+            ).scalar_one_or_none()
+            if job_id is None:
+                return None
+            row = s.get(JobRow, job_id, populate_existing=True)
+            self._event(s, row, EventType.STARTED, {"attempt": row.attempts, "worker_id": worker_id}, now)
+            return Lease(job=_job(row), fencing_token=row.fencing_token, expires_at=expires)
+
+    def _held(self, s, job_id: str, token: int) -> JobRow:
+        row = s.get(JobRow, job_id, populate_existing=True, with_for_update=not self._db.is_sqlite)
+        if row is None or row.status != JobStatus.RUNNING.value or row.fencing_token != token:
+            raise StaleLease(job_id)
+        return row
+
+    def check_lease(self, job_id: str, *, token: int) -> Job:
+        """The job, if `token` is its current lease; else StaleLease."""
+        with self._db.session() as s:
+            return _job(self._held(s, job_id, token))
+
+    def heartbeat(self, job_id: str, *, token: int, now: datetime, lease_seconds: float,
+                  progress: JobProgress | None) -> Job:
+        """Extend the lease and record progress; the returned job tells whether cancel was requested."""
+        with self._db.session(write_lock=True) as s:
+            row = self._held(s, job_id, token)
+            row.lease_expires_at = now + timedelta(seconds=lease_seconds)
+            row.updated_at = now
+            if progress is not None and (progress.value, progress.max, progress.node_id) != (
+                row.progress_value, row.progress_max, row.progress_node
+            ):
+                row.progress_value, row.progress_max, row.progress_node = progress.value, progress.max, progress.node_id
+                self._event(s, row, EventType.PROGRESS,
+                            {"value": progress.value, "max": progress.max, "node_id": progress.node_id}, now)
+            return _job(row)
+
+    def complete(self, job_id: str, *, token: int, outputs: list[JobOutput], now: datetime,
+                 info: dict | None = None) -> Job:
+        """Record the outputs and finish the job, exactly once (a stale token is refused)."""
+        with self._db.session(write_lock=True) as s:
+            row = self._held(s, job_id, token)
+            row.outputs = [
+                JobOutputRow(idx=o.index, key=o.key, node_id=o.node_id, width=o.width, height=o.height,
+                             size=o.size, content_type=o.content_type)
+                for o in outputs
+            ]
+            self._finish(row, JobStatus.SUCCEEDED, now)
+            if info:
+                row.summary = {**row.summary, "info": info}
+            for o in outputs:
+                self._event(s, row, EventType.OUTPUT, {"index": o.index, "node_id": o.node_id,
+                                                        "width": o.width, "height": o.height}, now)
+            self._event(s, row, EventType.SUCCEEDED, {"outputs": len(outputs)}, now)
+            s.flush()
+            return _job(row)
+
+    def fail(self, job_id: str, *, token: int, error: dict, now: datetime) -> Job:
+        """Finish the job as failed with `error` ({code, message, …})."""
+        with self._db.session(write_lock=True) as s:
+            row = self._held(s, job_id, token)
+            row.error = error
+            self._finish(row, JobStatus.FAILED, now)
+            self._event(s, row, EventType.FAILED, {"error": error}, now)
+            return _job(row)
+
+    def acknowledge_cancel(self, job_id: str, *, token: int, now: datetime) -> Job:
+        """The worker stopped a job whose owner asked to cancel it."""
+        with self._db.session(write_lock=True) as s:
+            row = self._held(s, job_id, token)
+            self._finish(row, JobStatus.CANCELLED, now)
+            self._event(s, row, EventType.CANCELLED, {"while": "running"}, now)
+            return _job(row)
+
+    def release(self, job_id: str, *, token: int, now: datetime, reason: str) -> Job:
+        """Hand a job back to the queue (worker shutting down); the attempt is not counted."""
+        with self._db.session(write_lock=True) as s:
+            row = self._held(s, job_id, token)
+            row.status = JobStatus.QUEUED.value
+            row.worker_id = None
+            row.lease_expires_at = None
+            row.attempts = max(0, row.attempts - 1)
+            row.updated_at = now
+            self._event(s, row, EventType.REQUEUED, {"reason": reason}, now)
+            return _job(row)
+
+    def reap(self, *, now: datetime) -> ReapResult:
+        """Return jobs with expired leases to the queue, or fail them after their last attempt."""
+        requeued, failed = [], []
+        with self._db.session(write_lock=True) as s:
+            rows = s.scalars(
+                select(JobRow)
+                .where(JobRow.status == JobStatus.RUNNING.value, JobRow.lease_expires_at < now)
+                .with_for_update(skip_locked=True)
+            ).all()
+            for row in rows:
+                if row.cancel_requested:
+                    self._finish(row, JobStatus.CANCELLED, now)
+                    self._event(s, row, EventType.CANCELLED, {"while": "lease expired"}, now)
+                    failed.append(row.id)
+                elif row.attempts >= row.max_attempts:
+                    row.error = {"code": "lease_expired",
+                                 "message": f"the worker stopped answering {row.attempts} time(s); giving up"}
+                    self._finish(row, JobStatus.FAILED, now)
+                    self._event(s, row, EventType.FAILED, {"error": row.error}, now)
+                    failed.append(row.id)
+                else:
+                    row.status = JobStatus.QUEUED.value
+                    row.worker_id = None
+                    row.lease_expires_at = None
+                    row.updated_at = now
+                    self._event(s, row, EventType.REQUEUED, {"reason": "lease expired", "attempts": row.attempts}, now)
+                    requeued.append(row.id)
+        return ReapResult(requeued=requeued, failed=failed)
+
+    # Owner side
+    def get(self, job_id: str) -> Job | None:
+        with self._db.session() as s:
+            row = s.get(JobRow, job_id)
+            return _job(row) if row else None
+
+    def list_for_user(self, user_id: str, page: PageRequest, *, status: JobStatus | None = None,
+                      kind: JobKind | None = None) -> Page[Job]:
+        """The user's jobs, newest first."""
+        with self._db.session() as s:
+            stmt = select(JobRow).where(JobRow.user_id == user_id).order_by(JobRow.id.desc()).limit(page.limit + 1)
+            if status is not None:
+                stmt = stmt.where(JobRow.status == status.value)
+            if kind is not None:
+                stmt = stmt.where(JobRow.kind == kind.value)
+            if page.after:
+                stmt = stmt.where(JobRow.id < str(page.after[0]))
+            rows = [_job(r) for r in s.scalars(stmt)]
+        return page_from_rows(rows, limit=page.limit, key=lambda j: [j.id])
+
+    def cancel(self, job_id: str, *, now: datetime) -> Job:
+        """Queued: cancelled at once. Running: flagged; the worker stops at its next step."""
+        with self._db.session(write_lock=True) as s:
+            row = s.get(JobRow, job_id, populate_existing=True, with_for_update=not self._db.is_sqlite)
+            if row.status == JobStatus.QUEUED.value:
+                self._finish(row, JobStatus.CANCELLED, now)
+                self._event(s, row, EventType.CANCELLED, {"while": "queued"}, now)
+            elif row.status == JobStatus.RUNNING.value and not row.cancel_requested:
+                row.cancel_requested = True
+                row.updated_at = now
+            return _job(row)
+
+    def delete(self, job_id: str) -> None:
+        with self._db.session(write_lock=True) as s:
+            s.execute(delete(JobRow).where(JobRow.id == job_id))
+
+    def count(self, *, user_id: str | None = None, statuses: tuple[JobStatus, ...],
+              endpoint: str | None = None) -> int:
+        """How many jobs match (quotas, autoscaler)."""
+        with self._db.session() as s:
+            stmt = select(func.count()).select_from(JobRow).where(JobRow.status.in_([x.value for x in statuses]))
+            if user_id is not None:
+                stmt = stmt.where(JobRow.user_id == user_id)
+            if endpoint is not None:
+                stmt = stmt.where(JobRow.endpoint == endpoint)
+            return s.scalar(stmt) or 0
+
+    def events_after(self, job_id: str, seq: int, *, limit: int = 500) -> list[JobEvent]:
+        """Events with a sequence number above `seq`, in order."""
+        with self._db.session() as s:
+            rows = s.scalars(
+                select(JobEventRow)
+                .where(JobEventRow.job_id == job_id, JobEventRow.seq > seq)
+                .order_by(JobEventRow.seq)
+                .limit(limit)
+            ).all()
+            return [JobEvent(job_id=r.job_id, seq=r.seq, type=EventType(r.type), data=r.data,
+                             created_at=r.created_at) for r in rows]
+
+    def running_for_worker(self, worker_id: str) -> list[Job]:
+        with self._db.session() as s:
+            rows = s.scalars(select(JobRow).where(
+                and_(JobRow.worker_id == worker_id, JobRow.status == JobStatus.RUNNING.value))).all()
+            return [_job(r) for r in rows]
+
+    def holds_model(self, worker_id: str, sha256: str) -> bool:
+        """Whether a job this worker runs references the model (workers reach only their jobs' files)."""
+        return any(sha256 in {m.get("sha256") for m in j.spec.get("models", [])}
+                   for j in self.running_for_worker(worker_id))
+
+    # Internals
+    @staticmethod
+    def _finish(row: JobRow, status: JobStatus, now: datetime) -> None:
+        row.status = status.value
+        row.finished_at = now
+        row.updated_at = now
+        row.lease_expires_at = None
+
+    @staticmethod
+    def _event(s, row: JobRow, type_: EventType, data: dict, now: datetime) -> None:
+        row.event_seq = (row.event_seq or 0) + 1
+        s.add(JobEventRow(job_id=row.id, seq=row.event_seq, type=type_.value, data=data, created_at=now))
+
+
+
