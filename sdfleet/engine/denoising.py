@@ -146,7 +146,10 @@ def sample(job: SamplingJob, *, on_step: Callable[[int, int, torch.Tensor], None
     embeds, added, sizes = _prepare_conds(job, batch, use_cfg, lat_h * 8, lat_w * 8, dtype, device)
     copies = sum(sizes)
     step_kwargs = _step_kwargs(scheduler, generator)
-    mask = job.noise_mask.to(device, dtype) if job.noise_mask is not None else None
+    mask = None
+    if job.noise_mask is not None:
+        m = job.noise_mask.reshape(-1, 1, *job.noise_mask.shape[-2:]).float()
+        mask = F.interpolate(m, size=(lat_h, lat_w), mode="bilinear", align_corners=False).to(device, dtype)
 
     # 4. Denoising loop
     count = len(timesteps)

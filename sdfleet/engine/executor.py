@@ -18,7 +18,7 @@ from sdfleet.engine.infotext import infotext_for
 from sdfleet.engine.model_cache import ModelCache, default_budget
 from sdfleet.engine.model_loader import ModelLoader
 from sdfleet.engine.node_registry import NodeRegistry, check_value
-from sdfleet.engine.nodes import conditioning, image, latent, loaders, sampling
+from sdfleet.engine.nodes import conditioning, image, latent, loaders, mask, sampling
 from sdfleet.engine.nodes.context import NodeContext
 from sdfleet.engine.preview import latent_preview_png
 
@@ -28,7 +28,8 @@ OUTPUT_CACHE_ENTRIES = 64
 @lru_cache(maxsize=1)
 def node_registry() -> NodeRegistry:
     """The registry of every node class the engine runs."""
-    return NodeRegistry([*loaders.NODES, *conditioning.NODES, *latent.NODES, *sampling.NODES, *image.NODES])
+    return NodeRegistry([*loaders.NODES, *conditioning.NODES, *latent.NODES, *sampling.NODES, *image.NODES,
+                         *mask.NODES])
 
 
 def object_info(model_names: Mapping[str, Sequence[str]] | None = None) -> dict[str, Any]:

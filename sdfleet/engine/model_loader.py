@@ -139,7 +139,8 @@ class ModelLoader:
         loader = _load_folder if path.is_dir() else _load_file
         with torch.inference_mode(False):
             ckpt = loader(path, device=self.device, dtype=self.dtype)
-        ckpt.vae.to(dtype=_vae_dtype(ckpt.vae, self.dtype))
+        if _vae_dtype(ckpt.vae, self.dtype) != ckpt.vae.dtype:
+            ckpt.vae.to(dtype=torch.float32)
         for module in (ckpt.unet, ckpt.vae, ckpt.text_encoder, ckpt.text_encoder_2):
             if module is not None:
                 module.eval().requires_grad_(False)
@@ -158,7 +159,9 @@ class ModelLoader:
             from sdfleet.engine.checkpoints import load_vae
 
             vae = load_vae(path, device=self.device, dtype=self.dtype)
-        return vae.to(self.device, dtype=_vae_dtype(vae, self.dtype)).eval().requires_grad_(False)
+        if _vae_dtype(vae, self.dtype) != vae.dtype:
+            vae.to(dtype=torch.float32)
+        return vae.to(self.device).eval().requires_grad_(False)
 
     def controlnet(self, ref: ControlNetRef) -> ControlNetModel:
         """The ControlNet module for a handle (a diffusers folder, or a diffusers-keyed file with config beside)."""

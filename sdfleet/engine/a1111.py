@@ -1,0 +1,281 @@
+"""Compiling A1111 txt2img / img2img payloads into the equivalent node graph."""
+
+from __future__ import annotations
+
+import random
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sdfleet.engine import samplers
+from sdfleet.engine.sampler_names import UnknownSamplerName, to_comfy
+
+LORA_TAG = re.compile(r"<lora:([^:>]+)((?::[^:>]*)*)>")
+
+
+class UnsupportedField(ValueError):
+    """A payload field the engine cannot honour; `name` is the field."""
+
+    def __init__(self, name: str, message: str | None = None) -> None:
+        super().__init__(message or f"{name} is not supported by this engine")
+        self.name = name
+
+
+class InvalidField(ValueError):
+    """A payload field with a bad value; `name` is the field."""
+
+    def __init__(self, name: str, message: str) -> None:
+        super().__init__(message)
+        self.name = name
+
+
+@dataclass(frozen=True)
+class LoraTag:
+    """A `<lora:name:te:unet>` tag from a prompt."""
+
+    name: str
+    text_encoder: float
+    unet: float
+
+
+@dataclass
+class CompiledA1111:
+    """The graph for a payload, the resolved seed, and the effective parameters (for `info`)."""
+
+    graph: dict[str, Any]
+    seed: int
+    params: dict[str, Any]
+    all_seeds: list[int] = field(default_factory=list)
+
+
+# Fields honoured, and fields accepted only at the value that means "off".
+_HONOURED = {
+    "prompt", "negative_prompt", "seed", "sampler_name", "sampler_index", "scheduler", "steps", "cfg_scale",
+    "width", "height", "batch_size", "n_iter", "denoising_strength", "init_images", "mask", "mask_blur",
+    "inpainting_fill", "inpainting_mask_invert", "override_settings", "override_settings_restore_afterwards",
+    "send_images", "save_images", "do_not_save_samples", "do_not_save_grid", "force_task_id", "infotext",
+}
+_NEUTRAL: dict[str, tuple[Any, ...]] = {
+    "styles": (None, []), "subseed": (None, -1, 0), "subseed_strength": (None, 0, 0.0),
+    "seed_resize_from_h": (None, -1, 0), "seed_resize_from_w": (None, -1, 0), "restore_faces": (None, False),
+    "tiling": (None, False), "enable_hr": (None, False), "script_name": (None, ""), "script_args": (None, []),
+    "alwayson_scripts": (None, {}), "eta": (None,), "s_min_uncond": (None, 0, 0.0), "s_churn": (None, 0, 0.0),
+    "s_tmax": (None,), "s_tmin": (None, 0, 0.0), "s_noise": (None, 1, 1.0), "refiner_checkpoint": (None, ""),
+    "refiner_switch_at": (None,), "disable_extra_networks": (None, False), "comments": (None, {}),
+    "include_init_images": (None, False), "resize_mode": (None, 0), "image_cfg_scale": (None,),
+    "initial_noise_multiplier": (None, 1, 1.0), "latent_mask": (None,), "inpaint_full_res_padding": None,
+    "firstphase_width": (None, 0), "firstphase_height": (None, 0), "hr_scale": None, "hr_upscaler": None,
+    "hr_second_pass_steps": None, "hr_resize_x": None, "hr_resize_y": None, "hr_checkpoint_name": None,
+    "hr_sampler_name": None, "hr_scheduler": None, "hr_prompt": None, "hr_negative_prompt": None,
+    "denoising_strength_hr": None, "user": None, "sampler_index_hr": None,
+}
+_OVERRIDES = {"sd_model_checkpoint", "sd_vae", "CLIP_stop_at_last_layers"}
+
+
+def parse_lora_tags(prompt: str) -> tuple[str, list[LoraTag]]:
+    """Remove `<lora:name[:te[:unet]]>` tags from a prompt; return the clean prompt and the tags."""
+    tags: list[LoraTag] = []
+    for match in LORA_TAG.finditer(prompt):
+        args = [a for a in match.group(2).split(":")[1:] if a != ""]
+        positional = [a for a in args if "=" not in a]
+        named = dict(a.split("=", 1) for a in args if "=" in a)
+        try:
+            te = float(named.get("te", positional[0] if positional else 1.0))
+            unet = float(named.get("unet", positional[1] if len(positional) > 1 else te))
+        except ValueError:
+            raise InvalidField("prompt", f"prompt: bad LoRA weight in {match.group(0)!r}") from None
+        tags.append(LoraTag(match.group(1).strip(), te, unet))
+    clean = re.sub(r"\s{2,}", " ", LORA_TAG.sub("", prompt)).strip().strip(",").strip()
+    return clean, tags
+
+
+def _check_fields(task: str, params: Mapping[str, Any]) -> None:
+    for name, value in params.items():
+        if name in _HONOURED:
+            continue
+        if name in ("inpaint_full_res",) and task == "img2img":
+            if value and params.get("mask"):
+                raise UnsupportedField(name, "inpaint_full_res (inpaint only the masked area) is not supported; "
+                                             "send inpaint_full_res: false")
+            continue
+        if name in _NEUTRAL:
+            neutral = _NEUTRAL[name]
+            if neutral is None or value in neutral:
+                continue
+            raise UnsupportedField(name, f"{name}={value!r} is not supported; expected one of {list(neutral)}")
+        raise UnsupportedField(name, f"{name} is not a supported {task} field")
+    overrides = params.get("override_settings") or {}
+    if not isinstance(overrides, Mapping):
+        raise InvalidField("override_settings", "override_settings must be an object")
+    for key in overrides:
+        if key not in _OVERRIDES:
+            raise UnsupportedField(f"override_settings.{key}",
+                                   f"override_settings.{key} is not supported; supported: {sorted(_OVERRIDES)}")
+    if params.get("enable_hr") and task == "txt2img":
+        raise UnsupportedField("enable_hr")
+
+
+def _int(params: Mapping[str, Any], name: str, default: int, *, low: int, high: int) -> int:
+    value = params.get(name, default)
+    if value is None:
+        value = default
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value:
+        raise InvalidField(name, f"{name} must be an integer, got {value!r}")
+    if not low <= value <= high:
+        raise InvalidField(name, f"{name} must be between {low} and {high}, got {value}")
+    return int(value)
+
+
+def _float(params: Mapping[str, Any], name: str, default: float, *, low: float, high: float) -> float:
+    value = params.get(name, default)
+    if value is None:
+        value = default
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise InvalidField(name, f"{name} must be a number, got {value!r}")
+    if not low <= value <= high:
+        raise InvalidField(name, f"{name} must be between {low} and {high}, got {value}")
+    return float(value)
+
+
+def _model_name(title: str) -> str:
+    return re.sub(r"\s*\[[0-9a-fA-F]{8,64}\]$", "", title).strip()
+
+
+def _lora_file(name: str, lora_names: Sequence[str] | None) -> str:
+    if lora_names is not None:
+        for candidate in lora_names:
+            if candidate == name or candidate.rsplit(".", 1)[0] == name:
+                return candidate
+        raise InvalidField("prompt", f"prompt: LoRA {name!r} is unknown; available: {', '.join(lora_names)}")
+    return name if "." in name else f"{name}.safetensors"
+
+
+def compile_a1111(task: str, params: Mapping[str, Any], *, default_checkpoint: str | None,
+                  input_images: Sequence[str], mask_image: str | None,
+                  lora_names: Sequence[str] | None = None) -> CompiledA1111:
+    """Compile an A1111 txt2img/img2img payload to a graph; unsupported fields raise UnsupportedField."""
+    # 1. Check inputs
+    if task not in ("txt2img", "img2img"):
+        raise InvalidField("task", f"task must be txt2img or img2img, got {task!r}")
+    _check_fields(task, params)
+    overrides = params.get("override_settings") or {}
+    prompt, loras = parse_lora_tags(str(params.get("prompt") or ""))
+    negative = str(params.get("negative_prompt") or "")
+    steps = _int(params, "steps", 20, low=1, high=10000)
+    cfg = _float(params, "cfg_scale", 7.0, low=0.0, high=100.0)
+    width = _int(params, "width", 512, low=64, high=16384)
+    height = _int(params, "height", 512, low=64, high=16384)
+    for name, value in (("width", width), ("height", height)):
+        if value % 8:
+            raise InvalidField(name, f"{name} must be a multiple of 8, got {value}")
+    batch_size = _int(params, "batch_size", 1, low=1, high=64)
+    n_iter = _int(params, "n_iter", 1, low=1, high=100)
+    seed = _int(params, "seed", -1, low=-1, high=2**32 - 1)
+    if seed == -1:
+        seed = random.randrange(2**32)
+    sampler_name = params.get("sampler_name") or params.get("sampler_index") or "Euler a"
+    try:
+        sampler, scheduler = to_comfy(str(sampler_name), params.get("scheduler"))
+        samplers.check_pair(sampler, scheduler)
+    except UnknownSamplerName as exc:
+        raise InvalidField(exc.field_name, str(exc)) from None
+    except samplers.UnsupportedSampler as exc:
+        raise UnsupportedField("sampler_name" if exc.field_name == "sampler_name" else "scheduler",
+                               str(exc)) from None
+    checkpoint = overrides.get("sd_model_checkpoint") or default_checkpoint
+    if not checkpoint:
+        raise InvalidField("override_settings.sd_model_checkpoint", "no checkpoint given and no default set")
+    checkpoint = _model_name(str(checkpoint))
+    clip_skip = _int(overrides, "CLIP_stop_at_last_layers", 1, low=1, high=12)
+
+    # 2. Loaders, LoRAs, text encoding
+    graph: dict[str, Any] = {"ckpt": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": checkpoint}}}
+    model, clip, vae = ["ckpt", 0], ["ckpt", 1], ["ckpt", 2]
+    for i, tag in enumerate(loras):
+        node_id = f"lora{i}"
+        graph[node_id] = {"class_type": "LoraLoader", "inputs": {
+            "model": model, "clip": clip, "lora_name": _lora_file(tag.name, lora_names),
+            "strength_model": tag.unet, "strength_clip": tag.text_encoder}}
+        model, clip = [node_id, 0], [node_id, 1]
+    if clip_skip > 1:
+        graph["clipskip"] = {"class_type": "CLIPSetLastLayer", "inputs": {"clip": clip,
+                                                                         "stop_at_clip_layer": -clip_skip}}
+        clip = ["clipskip", 0]
+    sd_vae = overrides.get("sd_vae")
+    if sd_vae and str(sd_vae) not in ("Automatic", "None"):
+        graph["vae"] = {"class_type": "VAELoader", "inputs": {"vae_name": _model_name(str(sd_vae))}}
+        vae = ["vae", 0]
+    graph["pos"] = {"class_type": "CLIPTextEncode", "inputs": {"text": prompt, "clip": clip}}
+    graph["neg"] = {"class_type": "CLIPTextEncode", "inputs": {"text": negative, "clip": clip}}
+
+    # 3. Starting latent
+    denoise = 1.0
+    if task == "txt2img":
+        graph["latent"] = {"class_type": "EmptyLatentImage",
+                           "inputs": {"width": width, "height": height, "batch_size": batch_size}}
+    else:
+        denoise = _float(params, "denoising_strength", 0.75, low=0.0, high=1.0)
+        _img2img_latent(graph, params, vae=vae, width=width, height=height, batch_size=batch_size,
+                        input_images=input_images, mask_image=mask_image)
+
+    # 4. One sampler chain per iteration, seeds advancing by the batch size as A1111's
+    all_seeds = []
+    for k in range(n_iter):
+        chain_seed = seed + k * batch_size
+        all_seeds.extend(chain_seed + i for i in range(batch_size))
+        graph[f"sample{k}"] = {"class_type": "KSampler", "inputs": {
+            "model": model, "seed": chain_seed, "steps": steps, "cfg": cfg, "sampler_name": sampler,
+            "scheduler": scheduler, "positive": ["pos", 0], "negative": ["neg", 0], "latent_image": ["latent", 0],
+            "denoise": denoise}}
+        graph[f"decode{k}"] = {"class_type": "VAEDecode", "inputs": {"samples": [f"sample{k}", 0], "vae": vae}}
+        graph[f"save{k}"] = {"class_type": "SaveImage",
+                             "inputs": {"images": [f"decode{k}", 0], "filename_prefix": task}}
+    effective = dict(params)
+    effective.update(seed=seed, steps=steps, cfg_scale=cfg, width=width, height=height, batch_size=batch_size,
+                     n_iter=n_iter, sampler_name=str(sampler_name), scheduler=scheduler,
+                     sd_model_checkpoint=checkpoint)
+    if task == "img2img":
+        effective["denoising_strength"] = denoise
+    return CompiledA1111(graph=graph, seed=seed, params=effective, all_seeds=all_seeds)
+
+
+def _img2img_latent(graph: dict[str, Any], params: Mapping[str, Any], *, vae: list, width: int, height: int,
+                    batch_size: int, input_images: Sequence[str], mask_image: str | None) -> None:
+    if len(input_images) != 1:
+        raise InvalidField("init_images", f"init_images must hold exactly one image, got {len(input_images)}")
+    graph["image"] = {"class_type": "LoadImage", "inputs": {"image": input_images[0]}}
+    graph["resized"] = {"class_type": "ImageScale", "inputs": {
+        "image": ["image", 0], "upscale_method": "bilinear", "width": width, "height": height, "crop": "disabled"}}
+    pixels = ["resized", 0]
+    has_mask = mask_image is not None or bool(params.get("mask"))
+    if not has_mask:
+        graph["encoded"] = {"class_type": "VAEEncode", "inputs": {"pixels": pixels, "vae": vae}}
+    else:
+        if mask_image is None:
+            raise InvalidField("mask", "mask was sent but not stored as an input image")
+        graph["mask"] = {"class_type": "LoadImageMask", "inputs": {"image": mask_image, "channel": "red"}}
+        mask = ["mask", 0]
+        if params.get("inpainting_mask_invert"):
+            graph["mask_inverted"] = {"class_type": "InvertMask", "inputs": {"mask": mask}}
+            mask = ["mask_inverted", 0]
+        blur = _int(params, "mask_blur", 4, low=0, high=64)
+        if blur:
+            graph["mask_blurred"] = {"class_type": "MaskBlur", "inputs": {"mask": mask, "blur_radius": blur}}
+            mask = ["mask_blurred", 0]
+        fill = _int(params, "inpainting_fill", 0, low=0, high=3)
+        if fill == 1:
+            graph["plain"] = {"class_type": "VAEEncode", "inputs": {"pixels": pixels, "vae": vae}}
+            graph["encoded"] = {"class_type": "SetLatentNoiseMask", "inputs": {"samples": ["plain", 0],
+                                                                                "mask": mask}}
+        elif fill == 0:
+            graph["encoded"] = {"class_type": "VAEEncodeForInpaint", "inputs": {
+                "pixels": pixels, "vae": vae, "mask": mask, "grow_mask_by": 0}}
+        else:
+            raise UnsupportedField("inpainting_fill", f"inpainting_fill {fill} is not supported; "
+                                                      "supported: 0 (fill), 1 (original)")
+    if batch_size > 1:
+        graph["latent"] = {"class_type": "RepeatLatentBatch", "inputs": {"samples": ["encoded", 0],
+                                                                          "amount": batch_size}}
+    else:
+        graph["latent"] = graph.pop("encoded")

@@ -1,0 +1,111 @@
+"""A1111 payloads compile to graphs that validate and run; unsupported fields are rejected by name."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from sdfleet.engine.a1111 import InvalidField, UnsupportedField, compile_a1111, parse_lora_tags
+from sdfleet.engine.executor import Engine
+from sdfleet.engine.files import DictModelFiles
+from sdfleet.engine.infotext import parse_infotext, read_png_text
+from sdfleet.engine.sampler_names import to_comfy
+
+
+def test_lora_tags_are_parsed_and_removed() -> None:
+    clean, tags = parse_lora_tags("a cat, <lora:style:0.7> in a hat <lora:other> <lora:x:0.5:0.25>")
+    assert clean == "a cat, in a hat"
+    assert [(t.name, t.text_encoder, t.unet) for t in tags] == [("style", 0.7, 0.7), ("other", 1.0, 1.0),
+                                                                  ("x", 0.5, 0.25)]
+
+
+@pytest.mark.parametrize(("name", "scheduler", "expected"), [
+    ("DPM++ 2M Karras", None, ("dpmpp_2m", "karras")),
+    ("DPM++ 2M", "Automatic", ("dpmpp_2m", "karras")),
+    ("DPM++ 2M", "Exponential", ("dpmpp_2m", "exponential")),
+    ("Euler a", None, ("euler_ancestral", "normal")),
+    ("Euler", "SGM Uniform", ("euler", "sgm_uniform")),
+    ("DDIM", None, ("ddim", "ddim_uniform")),
+])
+def test_sampler_names_translate(name, scheduler, expected) -> None:
+    assert to_comfy(name, scheduler) == expected
+
+
+def test_txt2img_compiles_with_lora_clip_skip_and_resolved_seed() -> None:
+    compiled = compile_a1111("txt2img", {
+        "prompt": "a cat <lora:style:0.8>", "negative_prompt": "dog", "seed": -1, "sampler_name": "Euler",
+        "steps": 3, "cfg_scale": 5, "width": 64, "height": 64, "batch_size": 2, "n_iter": 2,
+        "override_settings": {"sd_model_checkpoint": "sd1.safetensors [0123456789]", "CLIP_stop_at_last_layers": 2},
+    }, default_checkpoint=None, input_images=[], mask_image=None)
+    graph = compiled.graph
+    assert 0 <= compiled.seed < 2**32
+    assert compiled.all_seeds == [compiled.seed + i for i in range(4)]
+    assert graph["ckpt"]["inputs"]["ckpt_name"] == "sd1.safetensors"
+    assert graph["lora0"]["inputs"]["lora_name"] == "style.safetensors"
+    assert graph["lora0"]["inputs"]["strength_model"] == 0.8
+    assert graph["clipskip"]["inputs"]["stop_at_clip_layer"] == -2
+    assert graph["pos"]["inputs"]["text"] == "a cat"
+    assert graph["sample1"]["inputs"]["seed"] == compiled.seed + 2
+    Engine().validate(graph)
+
+
+@pytest.mark.parametrize(("field", "value"), [
+    ("enable_hr", True), ("styles", ["x"]), ("subseed_strength", 0.5), ("restore_faces", True),
+    ("alwayson_scripts", {"controlnet": {}}), ("frobnicate", 1),
+])
+def test_unsupported_fields_are_rejected_by_name(field, value) -> None:
+    with pytest.raises(UnsupportedField) as info:
+        compile_a1111("txt2img", {"prompt": "x", field: value}, default_checkpoint="a.safetensors",
+                      input_images=[], mask_image=None)
+    assert info.value.name == field
+
+
+def test_neutral_defaults_and_bad_values() -> None:
+    compile_a1111("txt2img", {"prompt": "x", "styles": [], "restore_faces": False, "s_noise": 1.0},
+                  default_checkpoint="a.safetensors", input_images=[], mask_image=None)
+    with pytest.raises(InvalidField) as info:
+        compile_a1111("txt2img", {"width": 500}, default_checkpoint="a", input_images=[], mask_image=None)
+    assert info.value.name == "width" and "multiple of 8" in str(info.value)
+    with pytest.raises(UnsupportedField) as unsupported:
+        compile_a1111("txt2img", {"override_settings": {"sd_hypernetwork": "x"}}, default_checkpoint="a",
+                      input_images=[], mask_image=None)
+    assert unsupported.value.name == "override_settings.sd_hypernetwork"
+    with pytest.raises(InvalidField) as sampler:
+        compile_a1111("txt2img", {"sampler_name": "Nope"}, default_checkpoint="a", input_images=[],
+                      mask_image=None)
+    assert sampler.value.name == "sampler_name"
+
+
+def test_img2img_payload_with_lora_and_mask_runs(files: DictModelFiles, tmp_path) -> None:
+    rng = np.random.default_rng(1)
+    init, mask = tmp_path / "init.png", tmp_path / "mask.png"
+    Image.fromarray(rng.integers(0, 255, (80, 80, 3), dtype=np.uint8)).save(init)
+    mask_pixels = np.zeros((80, 80), dtype=np.uint8)
+    mask_pixels[:, 40:] = 255
+    Image.fromarray(mask_pixels).save(mask)
+    files.images.update({"init.png": init, "mask.png": mask})
+    compiled = compile_a1111("img2img", {
+        "prompt": "a cat <lora:style:0.9>", "seed": 123, "sampler_name": "DPM++ 2M Karras", "steps": 4,
+        "width": 64, "height": 64, "denoising_strength": 0.6, "mask_blur": 2, "inpainting_fill": 1,
+        "override_settings": {"sd_model_checkpoint": "sd1.safetensors"},
+    }, default_checkpoint=None, input_images=["init.png"], mask_image="mask.png")
+    result = Engine().run(compiled.graph, files=files)
+    assert len(result.images) == 1
+    out = result.images[0]
+    assert (out.width, out.height) == (64, 64)
+    chunks = read_png_text(out.png)
+    info = parse_infotext(chunks["parameters"])
+    assert info.prompt == "a cat <lora:style:0.9>"
+    assert info.params["Seed"] == "123" and info.params["Sampler"] == "DPM++ 2M"
+    assert info.params["Schedule type"] == "Automatic" and info.params["Denoising strength"] == "0.6"
+    assert "Lora hashes" in info.params
+    assert '"LoraLoader"' in chunks["prompt"]
+    # the unmasked left half keeps the (resized) original far more than the masked right half
+    pixels = np.asarray(Image.open(io.BytesIO(out.png)).convert("RGB")).astype(int)
+    original = np.asarray(Image.open(init).convert("RGB").resize((64, 64), Image.BILINEAR)).astype(int)
+    left = np.abs(pixels[:, :24] - original[:, :24]).mean()
+    right = np.abs(pixels[:, 40:] - original[:, 40:]).mean()
+    assert left < right
