@@ -1,0 +1,140 @@
+"""The model registry's records: checkpoints, resumable uploads and URL imports."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+
+#: an `allowed_roles` entry that lets every signed-in user see a model
+EVERYONE = "*"
+
+
+class ModelType(enum.StrEnum):
+    """A kind of model file, spelled as the seed and A1111 name their folders."""
+
+    CHECKPOINT = "Stable-diffusion"  #: a full checkpoint (UNet + VAE + text encoders)
+    LORA = "Lora"  #: a LoRA / LyCORIS adapter
+    VAE = "VAE"  #: a standalone VAE
+    CONTROLNET = "ControlNet"  #: a ControlNet
+    EMBEDDING = "embeddings"  #: a textual-inversion embedding
+    UPSCALER = "upscaler"  #: an ESRGAN-style upscaler
+
+
+class CheckpointStatus(enum.StrEnum):
+    """Whether a registered model can be used."""
+
+    ACTIVE = "active"  #: registered, blob stored, usable by jobs
+    DISABLED = "disabled"  #: kept but not offered to jobs
+
+
+class UploadStatus(enum.StrEnum):
+    """Where a resumable upload stands."""
+
+    OPEN = "open"  #: accepting parts
+    COMPLETING = "completing"  #: parts being assembled, hashed and inspected
+    COMPLETED = "completed"  #: registered as a checkpoint
+    FAILED = "failed"  #: refused at completion; its parts are gone
+    EXPIRED = "expired"  #: abandoned past its expiry; its parts are gone
+
+
+class ImportStatus(enum.StrEnum):
+    """Where a URL import stands."""
+
+    QUEUED = "queued"  #: waiting for a free import thread
+    RUNNING = "running"  #: downloading or inspecting
+    SUCCEEDED = "succeeded"  #: registered as a checkpoint
+    FAILED = "failed"  #: refused or broken; `error` says why
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A registered model file; `name` (with its extension) is what graphs and A1111 payloads reference."""
+
+    id: str
+    name: str
+    model_type: ModelType
+    sha256: str
+    short_hash: str
+    architecture: str
+    layout: str
+    precision: str
+    size: int
+    format: str
+    tensor_count: int
+    status: CheckpointStatus
+    allowed_roles: tuple[str, ...]
+    created_by: str | None
+    created_at: datetime
+    updated_at: datetime
+    source: str = "upload"
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class UploadPart:
+    """One part received for a resumable upload."""
+
+    part_number: int
+    size: int
+    sha256: str
+    etag: str
+
+
+@dataclass(frozen=True)
+class Upload:
+    """A resumable upload: what will be registered, how it is cut into parts, and how far it got."""
+
+    id: str
+    user_id: str
+    filename: str
+    name: str
+    model_type: ModelType
+    size: int
+    part_size: int
+    declared_sha256: str | None
+    allowed_roles: tuple[str, ...]
+    status: UploadStatus
+    object_key: str
+    store_upload_id: str
+    created_at: datetime
+    expires_at: datetime
+    parts: tuple[UploadPart, ...] = ()
+    checkpoint_id: str | None = None
+    error: str | None = None
+
+    @property
+    def part_count(self) -> int:
+        """How many parts the file is cut into (the last one may be shorter)."""
+        return max(1, -(-self.size // self.part_size))
+
+    def expected_part_size(self, part_number: int) -> int:
+        """The exact size part `part_number` must have."""
+        if part_number < self.part_count:
+            return self.part_size
+        return self.size - (self.part_count - 1) * self.part_size
+
+    @property
+    def missing_parts(self) -> list[int]:
+        """Part numbers not received yet."""
+        received = {p.part_number for p in self.parts}
+        return [n for n in range(1, self.part_count + 1) if n not in received]
+
+
+@dataclass(frozen=True)
+class ImportJob:
+    """A model being fetched from a URL, with its progress."""
+
+    id: str
+    user_id: str
+    url: str
+    model_type: ModelType
+    name: str | None
+    allowed_roles: tuple[str, ...]
+    status: ImportStatus
+    bytes_done: int
+    bytes_total: int | None
+    created_at: datetime
+    updated_at: datetime
+    checkpoint_id: str | None = None
+    error: str | None = None
