@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import BinaryIO, Protocol, runtime_checkable
 
 #: Smallest size S3 accepts for every part but the last of a multipart upload.
@@ -142,6 +142,10 @@ class ObjectStore(Protocol):
         self, key: str, *, expires: int, signature: str, filename: str | None = None
     ) -> bool:
         """Check a signed server download URL's parameters (False on backends that presign)."""
+        ...
+
+    def purge_incomplete(self, *, older_than: timedelta) -> int:
+        """Abort multipart uploads (and drop temp files) started before `older_than` ago; return how many."""
         ...
 
     def check(self) -> None:

@@ -8,9 +8,10 @@ import json
 import os
 import re
 import shutil
+import time
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import BinaryIO
 
@@ -200,6 +201,26 @@ class LocalObjectStore:
     ) -> bool:
         """Check a signed download URL's parameters."""
         return self._signer.verify(key, expires=expires, signature=signature, filename=filename)
+
+    def purge_incomplete(self, *, older_than: timedelta) -> int:
+        """Remove multipart folders and temp files (left by killed processes) older than `older_than`."""
+        cutoff = time.time() - older_than.total_seconds()
+        purged = 0
+        for folder in (self._staging / "multipart", self._staging / "tmp"):
+            if not folder.is_dir():
+                continue
+            for entry in folder.iterdir():
+                try:
+                    if entry.stat().st_mtime >= cutoff:
+                        continue
+                    if entry.is_dir():
+                        shutil.rmtree(entry)
+                    else:
+                        entry.unlink()
+                except FileNotFoundError:
+                    continue
+                purged += 1
+        return purged
 
     def check(self) -> None:
         """Create the root if needed and prove it is writable with a probe file."""

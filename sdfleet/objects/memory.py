@@ -7,7 +7,7 @@ import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import BinaryIO
 
 from sdfleet.objects.base import (
@@ -38,6 +38,7 @@ class _StoredObject:
 class _Upload:
     key: str
     content_type: str | None
+    started: datetime
     parts: dict[int, bytes] = field(default_factory=dict)
 
 
@@ -118,7 +119,7 @@ class MemoryObjectStore:
         validate_key(key)
         upload_id = uuid.uuid4().hex
         with self._lock:
-            self._uploads[upload_id] = _Upload(key=key, content_type=content_type)
+            self._uploads[upload_id] = _Upload(key=key, content_type=content_type, started=datetime.now(UTC))
         return upload_id
 
     def upload_part(self, key: str, upload_id: str, part_number: int, data: BinaryIO | bytes) -> PartInfo:
@@ -171,6 +172,15 @@ class MemoryObjectStore:
     ) -> bool:
         """Check a signed download URL's parameters."""
         return self._signer.verify(key, expires=expires, signature=signature, filename=filename)
+
+    def purge_incomplete(self, *, older_than: timedelta) -> int:
+        """Drop uploads started more than `older_than` ago."""
+        cutoff = datetime.now(UTC) - older_than
+        with self._lock:
+            stale = [upload_id for upload_id, upload in self._uploads.items() if upload.started < cutoff]
+            for upload_id in stale:
+                del self._uploads[upload_id]
+        return len(stale)
 
     def check(self) -> None:
         """Always usable."""

@@ -6,6 +6,7 @@ import contextlib
 import io
 import math
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any, BinaryIO
 
 import boto3
@@ -302,6 +303,21 @@ class S3ObjectStore:
     ) -> bool:
         """S3 checks its own presigned URLs: the API never serves S3 objects by signature."""
         return False
+
+    def purge_incomplete(self, *, older_than: timedelta) -> int:
+        """Abort this prefix's multipart uploads initiated before `older_than` ago (S3 keeps their parts)."""
+        cutoff = datetime.now(UTC) - older_than
+        paginator = self._client.get_paginator("list_multipart_uploads")
+        stale = []
+        with self._errors(self._prefix):
+            for page in paginator.paginate(Bucket=self._bucket, Prefix=self._prefix):
+                stale.extend(u for u in page.get("Uploads", []) if u["Initiated"] < cutoff)
+            for upload in stale:
+                with contextlib.suppress(ClientError):
+                    self._client.abort_multipart_upload(
+                        Bucket=self._bucket, Key=upload["Key"], UploadId=upload["UploadId"]
+                    )
+        return len(stale)
 
     def check(self) -> None:
         """HEAD the bucket; raise ObjectStoreUnavailable with the reason in one line."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import random
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -344,3 +345,16 @@ def test_download_url_is_an_http_url_naming_the_object(store: ObjectStore) -> No
 
 def test_check_passes_on_a_usable_store(store: ObjectStore) -> None:
     store.check()
+
+
+def test_purge_incomplete_aborts_only_old_uploads(store: ObjectStore) -> None:
+    upload_id = store.create_multipart("uploads/u/stale")
+    store.upload_part("uploads/u/stale", upload_id, 1, b"abandoned")
+
+    if not isinstance(store, S3ObjectStore):  # moto reports every upload as initiated in 2010
+        assert store.purge_incomplete(older_than=timedelta(hours=1)) == 0
+        assert len(store.list_parts("uploads/u/stale", upload_id)) == 1
+    time.sleep(0.05)
+    assert store.purge_incomplete(older_than=timedelta(0)) == 1
+    with pytest.raises(UploadNotFound):
+        store.list_parts("uploads/u/stale", upload_id)

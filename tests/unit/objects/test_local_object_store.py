@@ -6,6 +6,8 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -124,6 +126,10 @@ def test_a_process_killed_mid_put_leaves_no_object_under_the_key(tmp_path: Path)
     assert list(store.list()) == []
     leftovers = list((tmp_path / ".sdfleet" / "tmp").iterdir())
     assert len(leftovers) == 1 and leftovers[0].stat().st_size == 4 * 1024 * 1024
+    assert store.purge_incomplete(older_than=timedelta(hours=1)) == 0
+    os.utime(leftovers[0], (time.time() - 7200, time.time() - 7200))
+    assert store.purge_incomplete(older_than=timedelta(hours=1)) == 1
+    assert list((tmp_path / ".sdfleet" / "tmp").iterdir()) == []
 
 
 def test_metadata_of_a_file_replaced_by_hand_is_ignored(tmp_path: Path) -> None:
