@@ -397,6 +397,10 @@ class S3ObjectStore:
                 raise InvalidMultipart(f"S3 refused the parts of {key!r}: {_message(error)}") from error
             if code == "NoSuchBucket":
                 raise ObjectStoreUnavailable(f"S3 bucket {self._bucket!r} does not exist") from error
+            if code in ("403", "AccessDenied"):
+                raise ObjectStoreUnavailable(
+                    f"S3 bucket {self._bucket!r} refuses these credentials for {key!r} (403)"
+                ) from error
             raise
         except BotoCoreError as error:
             raise ObjectStoreUnavailable(f"S3 request for {key!r} failed: {error}") from error
