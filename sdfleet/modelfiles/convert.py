@@ -20,8 +20,9 @@ from sdfleet.modelfiles.errors import ModelFileError
 from sdfleet.modelfiles.safetensors_header import read_safetensors_header
 
 CHILD_SCRIPT = Path(__file__).with_name("convert_child.py")
-#: what a converter needs on top of the file itself: the interpreter, torch, and one copy of the tensors
-BASE_MEMORY_BYTES = 2 * 1024**3
+#: address space the converter needs besides the file: the interpreter and torch's libraries (a CUDA build
+#: maps several GB of them even when no GPU is used)
+BASE_MEMORY_BYTES = 6 * 1024**3
 DEFAULT_TIMEOUT_S = 900.0
 #: output may not exceed the input by more than this (pickles only shrink when converted)
 OUTPUT_SLACK_BYTES = 64 * 1024**2
@@ -38,7 +39,7 @@ def convert_pickle_to_safetensors(
     """Convert `src` (a torch pickle) to safetensors at `dst`; raise ModelFileError if it is refused.
 
     Args:
-        memory_limit_bytes: address-space cap of the child; by default 2 GiB plus three times the file size.
+        memory_limit_bytes: address-space cap of the child; by default 6 GiB plus three times the file size.
     """
     # 1. Check inputs
     src = Path(src).resolve()

@@ -8,13 +8,18 @@ anything else runs. The outcome is one JSON line on stdout: {"ok": true, "tensor
 
 from __future__ import annotations
 
-import json
-import pickle
-import re
-import resource
 import sys
-import zipfile
-from typing import Any
+
+# This file sits next to modules named `inspect.py` and `types.py`: if its directory were on sys.path
+# (python run without -I/-P), they would shadow the standard library. Drop it before any other import.
+sys.path[:] = [p for p in sys.path if p not in ("", __file__.rsplit("/", 1)[0])]
+
+import json  # noqa: E402
+import pickle  # noqa: E402
+import re  # noqa: E402
+import resource  # noqa: E402
+import zipfile  # noqa: E402
+from typing import Any  # noqa: E402
 
 #: exit statuses the parent maps to error codes
 EXIT_UNSAFE = 3

@@ -17,6 +17,8 @@ from sdfleet.modelfiles.convert import convert_pickle_to_safetensors  # noqa: E4
 from sdfleet.modelfiles.errors import ModelFileError  # noqa: E402
 from sdfleet.modelfiles.inspect import inspect_model_file  # noqa: E402
 
+pytestmark = pytest.mark.slow  # every conversion starts a fresh interpreter that imports torch
+
 
 class _SentinelWriter:
     """Unpickling this runs a shell command that creates the sentinel file."""
@@ -51,8 +53,10 @@ def test_the_payload_is_real(tmp_path: Path) -> None:
     assert sentinel.exists()
 
 
-@pytest.mark.parametrize("payload", [_SentinelWriter, _SentinelExec])
-@pytest.mark.parametrize("container", ["torch_zip", "raw_pickle"])
+@pytest.mark.parametrize(
+    ("payload", "container"),
+    [(_SentinelWriter, "torch_zip"), (_SentinelExec, "torch_zip"), (_SentinelWriter, "raw_pickle")],
+)
 def test_malicious_pickle_is_refused_and_never_runs(tmp_path: Path, payload: type, container: str) -> None:
     sentinel = tmp_path / "sentinel"
     src = tmp_path / "evil.ckpt"
