@@ -114,3 +114,21 @@ def test_tiny_kohya_lora_file_is_inspected(
     inspection = inspect_model_file(path, declared_type="Lora")
     assert (inspection.architecture, inspection.layout, inspection.precision) == (expected, "kohya", "fp32")
     assert inspection.metadata["ss_network_dim"] == "4"
+
+
+def test_peft_lora_saved_the_diffusers_way(tmp_path: Path) -> None:
+    from diffusers import StableDiffusionPipeline
+    from diffusers.utils import convert_state_dict_to_diffusers
+    from peft import LoraConfig
+    from peft.utils import get_peft_model_state_dict
+
+    unet = tiny.tiny_sd1_pipeline().unet  # its own copy: add_adapter changes the model
+    unet.add_adapter(
+        LoraConfig(r=4, lora_alpha=4, init_lora_weights="gaussian", target_modules=["to_k", "to_q", "to_v", "to_out.0"])
+    )
+    layers = convert_state_dict_to_diffusers(get_peft_model_state_dict(unet))
+    StableDiffusionPipeline.save_lora_weights(tmp_path, unet_lora_layers=layers, safe_serialization=True)
+
+    inspection = inspect_model_file(tmp_path / "pytorch_lora_weights.safetensors", declared_type="Lora")
+
+    assert (inspection.model_type, inspection.architecture, inspection.layout) == (ModelType.LORA, "sd1", "diffusers")

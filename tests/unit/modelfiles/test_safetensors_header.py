@@ -129,3 +129,25 @@ def test_metadata_values_must_be_strings(tmp_path: Path) -> None:
 
 def test_tiny_file(tmp_path: Path) -> None:
     assert "too short" in _corrupt(b"abc", tmp_path).message
+
+
+def test_unseekable_stream_needs_and_uses_file_size(build_safetensors: Callable[..., bytes]) -> None:
+    raw = build_safetensors({"x": (8,)})
+
+    class Pipe(io.RawIOBase):
+        def __init__(self) -> None:
+            self.inner = io.BytesIO(raw)
+
+        def readable(self) -> bool:
+            return True
+
+        def readinto(self, buffer: bytearray) -> int:  # type: ignore[override]
+            data = self.inner.read(len(buffer))
+            buffer[: len(data)] = data
+            return len(data)
+
+    with pytest.raises(ValueError, match="file_size"):
+        read_safetensors_header(Pipe())  # type: ignore[arg-type]
+    assert read_safetensors_header(Pipe(), file_size=len(raw)).shapes() == {"x": (8,)}  # type: ignore[arg-type]
+    with pytest.raises(ModelFileError, match="file holds"):
+        read_safetensors_header(Pipe(), file_size=len(raw) + 4)  # type: ignore[arg-type]
