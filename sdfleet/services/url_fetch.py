@@ -59,6 +59,17 @@ class FetchPolicy:
     #: wall-clock cap for the whole download, so a slow drip cannot hold a worker forever
     total_timeout: float | None = None
 
+    def __post_init__(self) -> None:
+        for name in ("max_bytes", "connect_timeout", "read_timeout"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)!r}")
+        if self.max_redirects < 0:
+            raise ValueError(f"max_redirects must be 0 or more, got {self.max_redirects}")
+        if self.total_timeout is not None and not self.total_timeout > 0:
+            raise ValueError(f"total_timeout must be positive or None, got {self.total_timeout!r}")
+        # Host names compare in lower case, as parse_url writes them.
+        object.__setattr__(self, "allowed_hosts", frozenset(h.strip().lower() for h in self.allowed_hosts))
+
 
 @dataclass(frozen=True)
 class FetchResult:

@@ -286,3 +286,12 @@ def test_filename_from_disposition_is_sanitised(server: str) -> None:
 )
 def test_choose_filename(disposition: str | None, path: str, expected: str) -> None:
     assert choose_filename(disposition, path=path) == expected
+
+
+def test_policy_validates_and_normalises() -> None:
+    with pytest.raises(ValueError, match="max_bytes must be positive, got 0"):
+        FetchPolicy(max_bytes=0, connect_timeout=1, read_timeout=1)
+    policy = FetchPolicy(
+        allowed_hosts=frozenset({" Files.Example:8080"}), max_bytes=1, connect_timeout=1, read_timeout=1
+    )
+    assert policy.allowed_hosts == frozenset({"files.example:8080"})
