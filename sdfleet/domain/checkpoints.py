@@ -138,3 +138,53 @@ class ImportJob:
     updated_at: datetime
     checkpoint_id: str | None = None
     error: str | None = None
+
+
+#: file extensions a model name may end with
+SAFE_EXTENSIONS = (".safetensors",)
+#: pickle formats: converted to safetensors in an isolated process, never unpickled in the server
+PICKLE_EXTENSIONS = (".ckpt", ".pt", ".pth", ".bin")
+MAX_NAME_LENGTH = 200
+
+
+def parse_model_type(value: str, *, field: str = "type") -> ModelType:
+    """Return the ModelType spelled `value`; an unknown one is an InvalidInput listing the accepted names."""
+    from sdfleet.domain.errors import InvalidInput
+
+    try:
+        return ModelType(value)
+    except ValueError:
+        accepted = ", ".join(t.value for t in ModelType)
+        raise InvalidInput(f"{field} must be one of {accepted}; got {value!r}", field=field) from None
+
+
+def check_model_name(value: str, *, field: str = "name") -> str:
+    """A model name is a file name: printable, no path separators, not hidden, with a model file extension."""
+    from sdfleet.domain.errors import InvalidInput
+
+    extensions = ", ".join(SAFE_EXTENSIONS + PICKLE_EXTENSIONS)
+    if not isinstance(value, str) or not 1 <= len(value) <= MAX_NAME_LENGTH:
+        raise InvalidInput(f"{field} must be a file name of 1-{MAX_NAME_LENGTH} characters", field=field)
+    if "/" in value or "\\" in value or value.startswith(".") or value != value.strip():
+        raise InvalidInput(
+            f"{field} must be a plain file name (no '/', '\\', leading dot or surrounding spaces), got {value!r}",
+            field=field,
+        )
+    if any(not c.isprintable() for c in value):
+        raise InvalidInput(f"{field} must not contain control or invisible format characters", field=field)
+    if not value.lower().endswith(SAFE_EXTENSIONS + PICKLE_EXTENSIONS) or "." not in value[:-1]:
+        raise InvalidInput(f"{field} must end with a model file extension ({extensions}), got {value!r}", field=field)
+    stem = value.rsplit(".", 1)[0]
+    if not stem.strip(" ."):
+        raise InvalidInput(f"{field} needs a name before its extension, got {value!r}", field=field)
+    return value
+
+
+def is_pickle_name(name: str) -> bool:
+    """Whether a file name has a pickle extension (.ckpt, .pt, .pth, .bin)."""
+    return name.lower().endswith(PICKLE_EXTENSIONS)
+
+
+def safetensors_name(name: str) -> str:
+    """The name a converted pickle is registered under: same stem, `.safetensors`."""
+    return name.rsplit(".", 1)[0] + ".safetensors" if is_pickle_name(name) else name

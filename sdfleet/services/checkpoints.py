@@ -1,0 +1,313 @@
+"""The model registry: list, show, rename, share, delete and download checkpoints; register inspected files."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from sqlalchemy.exc import IntegrityError
+
+from sdfleet.domain.accounts import Principal
+from sdfleet.domain.checkpoints import (
+    EVERYONE,
+    SAFE_EXTENSIONS,
+    Checkpoint,
+    CheckpointStatus,
+    ModelType,
+    check_model_name,
+    parse_model_type,
+    safetensors_name,
+)
+from sdfleet.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
+from sdfleet.domain.ids import is_valid_id, new_id
+from sdfleet.domain.pagination import MAX_LIMIT, Page, PageRequest
+from sdfleet.domain.permissions import ADMIN_ROLE, Permission
+from sdfleet.domain.validation import check_role_name
+from sdfleet.services.authorization import authorize
+from sdfleet.services.model_intake import Intake, ModelIntake, blob_key
+from sdfleet.store.accounts import AccountRepository
+from sdfleet.store.checkpoints import CheckpointFilter, CheckpointRepository
+from sdfleet.store.database import Database
+
+log = logging.getLogger("sdfleet.registry")
+
+#: answers the reasons a checkpoint id is pinned (by an endpoint, a published workflow …); [] when free
+PinCheck = Callable[[str], list[str]]
+MAX_ALLOWED_ROLES = 64
+
+
+@dataclass(frozen=True)
+class CheckpointQuery:
+    """List filters, as given by the caller (strings, validated by the service)."""
+
+    model_type: str | None = None
+    status: str | None = None
+    architecture: str | None = None
+    name: str | None = None
+
+
+@dataclass(frozen=True)
+class Download:
+    """A byte range of a checkpoint's file, ready to stream."""
+
+    checkpoint: Checkpoint
+    start: int
+    #: inclusive, like HTTP Range
+    end: int
+    chunks: Iterator[bytes]
+
+
+def is_admin(principal: Principal) -> bool:
+    """Admins see every model and may force a delete."""
+    return ADMIN_ROLE in principal.user.roles
+
+
+def may_see(principal: Principal, checkpoint: Checkpoint) -> bool:
+    """A model is visible to admins and to holders of one of its allowed roles ("*": everyone)."""
+    if is_admin(principal):
+        return True
+    allowed = set(checkpoint.allowed_roles)
+    return EVERYONE in allowed or bool(allowed & set(principal.user.roles))
+
+
+@dataclass
+class CheckpointService:
+    """Registry use cases; every permission check of the registry is made here."""
+
+    database: Database
+    objects: object
+    intake: ModelIntake
+    clock: Callable[[], datetime]
+    #: hooks consulted by delete; the endpoint and workflow features append theirs
+    pinned_by: list[PinCheck] = field(default_factory=list)
+
+    # 1. Lookups for other features (jobs, workers, A1111/ComfyUI adapters)
+
+    def blob_key(self, sha256: str) -> str:
+        """The object key of a model's file."""
+        return blob_key(sha256)
+
+    def get_by_sha256(self, sha256: str) -> Checkpoint | None:
+        """Any checkpoint whose file has this sha256 (no permission check: for workers and jobs)."""
+        with self.database.session() as s:
+            return CheckpointRepository(s).get_by_sha256(sha256)
+
+    def resolve(self, principal: Principal, *, model_type: str, name: str) -> Checkpoint:
+        """The active model of this type and name that the principal may see; NotFound names it otherwise."""
+        kind = parse_model_type(model_type)
+        found = None
+        if isinstance(name, str) and 0 < len(name) <= 255:
+            with self.database.session() as s:
+                found = CheckpointRepository(s).get_by_name(kind.value, name)
+        if found is None or found.status is not CheckpointStatus.ACTIVE or not may_see(principal, found):
+            raise NotFound(f"{kind.value} model {name!r} not found", details={"type": kind.value, "name": name})
+        return found
+
+    def visible_names(self, principal: Principal, model_type: str) -> list[str]:
+        """Names of the active models of a type the principal may see, sorted (for model pickers)."""
+        query = CheckpointQuery(model_type=model_type, status=CheckpointStatus.ACTIVE.value)
+        names: list[str] = []
+        page = PageRequest(limit=MAX_LIMIT)
+        while True:
+            result = self.list(principal, query, page)
+            names.extend(c.name for c in result.items)
+            if result.next_cursor is None:
+                return sorted(names, key=str.lower)
+            page = PageRequest.parse(cursor=result.next_cursor, limit=MAX_LIMIT)
+
+    def is_empty(self) -> bool:
+        """Whether nothing is registered (serve registers the demo models then)."""
+        with self.database.session() as s:
+            return CheckpointRepository(s).count() == 0
+
+    # 2. Reading
+
+    def list(self, principal: Principal, query: CheckpointQuery, page: PageRequest) -> Page[Checkpoint]:
+        """Checkpoints the principal may see, oldest first, narrowed by type, status, architecture, name."""
+        where = CheckpointFilter(
+            model_type=parse_model_type(query.model_type).value if query.model_type is not None else None,
+            status=_parse_status(query.status) if query.status is not None else None,
+            architecture=_check_filter(query.architecture, field="architecture"),
+            name=_check_filter(query.name, field="name"),
+            roles=None if is_admin(principal) else (*principal.user.roles, EVERYONE),
+        )
+        with self.database.session() as s:
+            return CheckpointRepository(s).list(page, where)
+
+    def get(self, principal: Principal, checkpoint_id: str) -> Checkpoint:
+        """One checkpoint the principal may see."""
+        found = None
+        if is_valid_id(checkpoint_id):
+            with self.database.session() as s:
+                found = CheckpointRepository(s).get(checkpoint_id)
+        if found is None or not may_see(principal, found):
+            raise NotFound(f"checkpoint {checkpoint_id!r} not found")
+        return found
+
+    def open_download(self, principal: Principal, checkpoint_id: str, *, start: int = 0, end: int | None = None
+                      ) -> Download:
+        """Stream bytes `start..end` (inclusive) of a visible checkpoint's file."""
+        checkpoint = self.get(principal, checkpoint_id)
+        last = checkpoint.size - 1 if end is None else min(end, checkpoint.size - 1)
+        if start < 0 or start > last:
+            raise InvalidInput(
+                f"range must lie within the file's {checkpoint.size} bytes, got start {start}", field="range"
+            )
+        chunks = self.objects.open_range(self.blob_key(checkpoint.sha256), start=start, end=last)
+        return Download(checkpoint=checkpoint, start=start, end=last, chunks=chunks)
+
+    # 3. Changing
+
+    def update(
+        self, principal: Principal, checkpoint_id: str, *, name: str | None = None,
+        allowed_roles: list[str] | None = None,
+    ) -> Checkpoint:
+        """Rename a checkpoint or change who may see it (`checkpoint:all`)."""
+        authorize(principal, Permission.CHECKPOINT_ALL)
+        current = self.get(principal, checkpoint_id)
+        if name is not None:
+            check_model_name(name)
+            if not name.lower().endswith(SAFE_EXTENSIONS):
+                raise InvalidInput(f"name must end with .safetensors (stored files are safetensors), got {name!r}",
+                                   field="name")
+        roles = self._check_roles(allowed_roles) if allowed_roles is not None else None
+        try:
+            with self.database.session(write_lock=True) as s:
+                repo = CheckpointRepository(s)
+                if name is not None and name != current.name:
+                    self._check_name_free(repo, current.model_type, name)
+                return repo.update(checkpoint_id, name=name, allowed_roles=roles, now=self.clock())
+        except IntegrityError:
+            raise _name_taken(current.model_type, name or current.name) from None
+
+    def delete(self, principal: Principal, checkpoint_id: str, *, force: bool = False) -> None:
+        """Delete a checkpoint (`checkpoint:all`); 409 while something pins it unless an admin forces it."""
+        authorize(principal, Permission.CHECKPOINT_ALL)
+        checkpoint = self.get(principal, checkpoint_id)
+        if force and not is_admin(principal):
+            raise Forbidden("only an admin may force the deletion of a pinned model", details={"field": "force"})
+        reasons = [reason for check in self.pinned_by for reason in check(checkpoint.id)]
+        if reasons and not force:
+            raise Conflict(
+                f"checkpoint {checkpoint.name!r} is in use: {'; '.join(reasons)}",
+                details={"pinned_by": reasons},
+            )
+        with self.database.session(write_lock=True) as s:
+            repo = CheckpointRepository(s)
+            repo.delete(checkpoint.id)
+            orphaned = repo.count_by_sha256(checkpoint.sha256) == 0
+        if orphaned:
+            self.objects.delete(self.blob_key(checkpoint.sha256))
+
+    # 4. Registering inspected files (uploads, imports, demo models)
+
+    def default_roles(self, principal: Principal | None, allowed_roles: list[str] | None) -> tuple[str, ...]:
+        """Checked `allowed_roles`, or the uploader's roles when none are given (everyone for the operator)."""
+        if allowed_roles is not None:
+            return tuple(self._check_roles(allowed_roles))
+        if principal is None:
+            return (EVERYONE,)
+        return tuple(principal.user.roles) or (ADMIN_ROLE,)
+
+    def check_name_free(self, model_type: ModelType, name: str) -> None:
+        """Fail early with 409 when a model of this type already has this name."""
+        with self.database.session() as s:
+            self._check_name_free(CheckpointRepository(s), model_type, name)
+
+    def register(
+        self, intake: Intake, *, name: str, model_type: ModelType, allowed_roles: tuple[str, ...],
+        created_by: str | None, source: str,
+    ) -> Checkpoint:
+        """Place the inspected file's blob and add the checkpoint; nothing is left behind when that fails."""
+        name = safetensors_name(name) if intake.converted else name
+        self.check_name_free(model_type, name)
+        created = self.intake.place(intake)
+        now = self.clock()
+        info = intake.inspection
+        checkpoint = Checkpoint(
+            id=new_id(), name=name, model_type=model_type, sha256=info.sha256, short_hash=info.short_hash,
+            architecture=info.architecture, layout=info.layout, precision=info.precision, size=info.size,
+            format=info.format, tensor_count=info.tensor_count, status=CheckpointStatus.ACTIVE,
+            allowed_roles=allowed_roles, created_by=created_by, created_at=now, updated_at=now, source=source,
+            metadata=dict(info.metadata),
+        )
+        try:
+            with self.database.session(write_lock=True) as s:
+                repo = CheckpointRepository(s)
+                self._check_name_free(repo, model_type, name)
+                return repo.add(checkpoint)
+        except BaseException as exc:
+            if created:
+                self._delete_blob_if_unused(info.sha256)
+            if isinstance(exc, IntegrityError):
+                raise _name_taken(model_type, name) from None
+            raise
+
+    def register_file(
+        self, path: Path, *, name: str, model_type: str, allowed_roles: list[str] | None = None,
+        source: str = "cli",
+    ) -> Checkpoint:
+        """Register a local file as the operator (CLI, demo models): no permission check."""
+        kind = parse_model_type(model_type)
+        check_model_name(name)
+        roles = self.default_roles(None, allowed_roles)
+        intake = self.intake.inspect_file(Path(path), declared=kind)
+        try:
+            return self.register(intake, name=name, model_type=kind, allowed_roles=roles, created_by=None,
+                                 source=source)
+        finally:
+            self.intake.discard(intake)
+
+    # Internals
+
+    def _delete_blob_if_unused(self, sha256: str) -> None:
+        with self.database.session() as s:
+            unused = CheckpointRepository(s).count_by_sha256(sha256) == 0
+        if unused:
+            with contextlib.suppress(Exception):
+                self.objects.delete(self.blob_key(sha256))
+
+    @staticmethod
+    def _check_name_free(repo: CheckpointRepository, model_type: ModelType, name: str) -> None:
+        if repo.get_by_name(model_type.value, name) is not None:
+            raise _name_taken(model_type, name)
+
+    def _check_roles(self, roles: list[str]) -> list[str]:
+        if len(roles) > MAX_ALLOWED_ROLES:
+            raise InvalidInput(f"allowed_roles may list at most {MAX_ALLOWED_ROLES} roles", field="allowed_roles")
+        names = sorted({r if r == EVERYONE else check_role_name(r, field="allowed_roles") for r in roles})
+        if not names:
+            raise InvalidInput("allowed_roles must name at least one role (or '*' for everyone)",
+                               field="allowed_roles")
+        wanted = [n for n in names if n != EVERYONE]
+        with self.database.session() as s:
+            known = {r.name for r in AccountRepository(s).get_roles(wanted)}
+        unknown = [n for n in wanted if n not in known]
+        if unknown:
+            raise InvalidInput(f"unknown role(s) in allowed_roles: {', '.join(unknown)}", field="allowed_roles",
+                               details={"roles": unknown})
+        return names
+
+
+def _name_taken(model_type: ModelType, name: str) -> Conflict:
+    return Conflict(f"a {model_type.value} model named {name!r} already exists", details={"field": "name"})
+
+
+def _parse_status(value: str) -> str:
+    try:
+        return CheckpointStatus(value).value
+    except ValueError:
+        accepted = ", ".join(s.value for s in CheckpointStatus)
+        raise InvalidInput(f"status must be one of {accepted}; got {value!r}", field="status") from None
+
+
+def _check_filter(value: str | None, *, field: str) -> str | None:
+    if value is None:
+        return None
+    if len(value) > 255 or any(not c.isprintable() for c in value):
+        raise InvalidInput(f"{field} filter must be 1-255 printable characters", field=field)
+    return value or None

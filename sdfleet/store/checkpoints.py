@@ -1,0 +1,310 @@
+"""Registry repository: checkpoints, their allowed roles, resumable uploads and URL imports."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import delete, exists, func, select, update
+from sqlalchemy.orm import Session
+
+from sdfleet.domain.checkpoints import (
+    Checkpoint,
+    CheckpointStatus,
+    ImportJob,
+    ImportStatus,
+    ModelType,
+    Upload,
+    UploadPart,
+    UploadStatus,
+)
+from sdfleet.domain.pagination import Page, PageRequest, page_from_rows
+from sdfleet.store.tables import CheckpointRoleRow, CheckpointRow, ImportRow, UploadPartRow, UploadRow
+
+
+@dataclass(frozen=True)
+class CheckpointFilter:
+    """What a checkpoint list is narrowed to; None means any."""
+
+    model_type: str | None = None
+    status: str | None = None
+    architecture: str | None = None
+    name: str | None = None
+    #: only checkpoints one of these roles may see; None means no visibility filter (admin)
+    roles: tuple[str, ...] | None = None
+
+
+def _checkpoint(row: CheckpointRow) -> Checkpoint:
+    return Checkpoint(
+        id=row.id,
+        name=row.name,
+        model_type=ModelType(row.model_type),
+        sha256=row.sha256,
+        short_hash=row.short_hash,
+        architecture=row.architecture,
+        layout=row.layout,
+        precision=row.precision,
+        size=row.size,
+        format=row.format,
+        tensor_count=row.tensor_count,
+        status=CheckpointStatus(row.status),
+        allowed_roles=tuple(link.role_name for link in row.role_links),
+        created_by=row.created_by,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        source=row.source,
+        metadata=dict(row.metadata_json or {}),
+    )
+
+
+def _upload(row: UploadRow) -> Upload:
+    return Upload(
+        id=row.id,
+        user_id=row.user_id,
+        filename=row.filename,
+        name=row.name,
+        model_type=ModelType(row.model_type),
+        size=row.size,
+        part_size=row.part_size,
+        declared_sha256=row.declared_sha256,
+        allowed_roles=tuple(row.allowed_roles or ()),
+        status=UploadStatus(row.status),
+        object_key=row.object_key,
+        store_upload_id=row.store_upload_id,
+        created_at=row.created_at,
+        expires_at=row.expires_at,
+        parts=tuple(
+            UploadPart(part_number=p.part_number, size=p.size, sha256=p.sha256, etag=p.etag) for p in row.part_rows
+        ),
+        checkpoint_id=row.checkpoint_id,
+        error=row.error,
+    )
+
+
+def _import(row: ImportRow) -> ImportJob:
+    return ImportJob(
+        id=row.id,
+        user_id=row.user_id,
+        url=row.url,
+        model_type=ModelType(row.model_type),
+        name=row.name,
+        allowed_roles=tuple(row.allowed_roles or ()),
+        status=ImportStatus(row.status),
+        bytes_done=row.bytes_done,
+        bytes_total=row.bytes_total,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        checkpoint_id=row.checkpoint_id,
+        error=row.error,
+    )
+
+
+class CheckpointRepository:
+    """SQL access for the registry; every method runs inside the caller's transaction."""
+
+    def __init__(self, session: Session) -> None:
+        self._s = session
+
+    # 1. Checkpoints
+
+    def add(self, checkpoint: Checkpoint) -> Checkpoint:
+        row = CheckpointRow(
+            id=checkpoint.id,
+            name=checkpoint.name,
+            model_type=checkpoint.model_type.value,
+            sha256=checkpoint.sha256,
+            short_hash=checkpoint.short_hash,
+            architecture=checkpoint.architecture,
+            layout=checkpoint.layout,
+            precision=checkpoint.precision,
+            size=checkpoint.size,
+            format=checkpoint.format,
+            tensor_count=checkpoint.tensor_count,
+            metadata_json=dict(checkpoint.metadata),
+            status=checkpoint.status.value,
+            source=checkpoint.source,
+            created_by=checkpoint.created_by,
+            created_at=checkpoint.created_at,
+            updated_at=checkpoint.updated_at,
+            role_links=[CheckpointRoleRow(role_name=r) for r in sorted(set(checkpoint.allowed_roles))],
+        )
+        self._s.add(row)
+        self._s.flush()
+        return _checkpoint(row)
+
+    def get(self, checkpoint_id: str) -> Checkpoint | None:
+        row = self._s.get(CheckpointRow, checkpoint_id)
+        return _checkpoint(row) if row else None
+
+    def get_by_name(self, model_type: str, name: str) -> Checkpoint | None:
+        row = self._s.scalars(
+            select(CheckpointRow).where(CheckpointRow.model_type == model_type, CheckpointRow.name == name)
+        ).first()
+        return _checkpoint(row) if row else None
+
+    def get_by_sha256(self, sha256: str) -> Checkpoint | None:
+        row = self._s.scalars(
+            select(CheckpointRow).where(CheckpointRow.sha256 == sha256).order_by(CheckpointRow.id)
+        ).first()
+        return _checkpoint(row) if row else None
+
+    def count_by_sha256(self, sha256: str) -> int:
+        return self._s.scalar(select(func.count()).select_from(CheckpointRow).where(CheckpointRow.sha256 == sha256))
+
+    def count(self) -> int:
+        return self._s.scalar(select(func.count()).select_from(CheckpointRow))
+
+    def list(self, page: PageRequest, where: CheckpointFilter) -> Page[Checkpoint]:
+        stmt = select(CheckpointRow).order_by(CheckpointRow.id).limit(page.limit + 1)
+        if page.after:
+            stmt = stmt.where(CheckpointRow.id > str(page.after[0]))
+        if where.model_type is not None:
+            stmt = stmt.where(CheckpointRow.model_type == where.model_type)
+        if where.status is not None:
+            stmt = stmt.where(CheckpointRow.status == where.status)
+        if where.architecture is not None:
+            stmt = stmt.where(CheckpointRow.architecture == where.architecture)
+        if where.name is not None:
+            stmt = stmt.where(CheckpointRow.name.contains(where.name, autoescape=True))
+        if where.roles is not None:
+            stmt = stmt.where(
+                exists().where(
+                    CheckpointRoleRow.checkpoint_id == CheckpointRow.id,
+                    CheckpointRoleRow.role_name.in_(where.roles),
+                )
+            )
+        rows = [_checkpoint(r) for r in self._s.scalars(stmt)]
+        return page_from_rows(rows, limit=page.limit, key=lambda c: [c.id])
+
+    def update(
+        self, checkpoint_id: str, *, name: str | None, allowed_roles: list[str] | None, now: datetime
+    ) -> Checkpoint:
+        row = self._s.get(CheckpointRow, checkpoint_id)
+        if name is not None:
+            row.name = name
+        if allowed_roles is not None:
+            row.role_links = [CheckpointRoleRow(role_name=r) for r in sorted(set(allowed_roles))]
+        row.updated_at = now
+        self._s.flush()
+        return _checkpoint(row)
+
+    def delete(self, checkpoint_id: str) -> None:
+        self._s.execute(delete(CheckpointRoleRow).where(CheckpointRoleRow.checkpoint_id == checkpoint_id))
+        self._s.execute(delete(CheckpointRow).where(CheckpointRow.id == checkpoint_id))
+
+    # 2. Uploads
+
+    def add_upload(self, upload: Upload) -> Upload:
+        row = UploadRow(
+            id=upload.id,
+            user_id=upload.user_id,
+            filename=upload.filename,
+            name=upload.name,
+            model_type=upload.model_type.value,
+            size=upload.size,
+            part_size=upload.part_size,
+            declared_sha256=upload.declared_sha256,
+            allowed_roles=list(upload.allowed_roles),
+            status=upload.status.value,
+            object_key=upload.object_key,
+            store_upload_id=upload.store_upload_id,
+            created_at=upload.created_at,
+            expires_at=upload.expires_at,
+        )
+        self._s.add(row)
+        self._s.flush()
+        return _upload(row)
+
+    def get_upload(self, upload_id: str, *, for_update: bool = False) -> Upload | None:
+        stmt = select(UploadRow).where(UploadRow.id == upload_id)
+        if for_update:
+            stmt = stmt.with_for_update()
+        row = self._s.scalars(stmt).first()
+        return _upload(row) if row else None
+
+    def put_part(self, upload_id: str, part: UploadPart) -> None:
+        row = self._s.get(UploadPartRow, (upload_id, part.part_number))
+        if row is None:
+            self._s.add(
+                UploadPartRow(
+                    upload_id=upload_id, part_number=part.part_number, size=part.size, sha256=part.sha256,
+                    etag=part.etag,
+                )
+            )
+        else:
+            row.size, row.sha256, row.etag = part.size, part.sha256, part.etag
+        self._s.flush()
+
+    def set_upload_status(
+        self,
+        upload_id: str,
+        status: UploadStatus,
+        *,
+        expect: UploadStatus | None = None,
+        checkpoint_id: str | None = None,
+        error: str | None = None,
+    ) -> bool:
+        """Move an upload to `status` (only from `expect`, when given); True when a row changed."""
+        stmt = update(UploadRow).where(UploadRow.id == upload_id)
+        if expect is not None:
+            stmt = stmt.where(UploadRow.status == expect.value)
+        values: dict = {"status": status.value}
+        if checkpoint_id is not None:
+            values["checkpoint_id"] = checkpoint_id
+        if error is not None:
+            values["error"] = error[:2000]
+        changed = self._s.execute(stmt.values(**values)).rowcount
+        if status in (UploadStatus.COMPLETED, UploadStatus.FAILED, UploadStatus.EXPIRED):
+            self._s.execute(delete(UploadPartRow).where(UploadPartRow.upload_id == upload_id))
+        self._s.expire_all()
+        return bool(changed)
+
+    def expired_uploads(self, now: datetime, *, limit: int = 100) -> list[Upload]:
+        stmt = (
+            select(UploadRow)
+            .where(UploadRow.status == UploadStatus.OPEN.value, UploadRow.expires_at < now)
+            .order_by(UploadRow.expires_at)
+            .limit(limit)
+        )
+        return [_upload(r) for r in self._s.scalars(stmt)]
+
+    # 3. Imports
+
+    def add_import(self, job: ImportJob) -> ImportJob:
+        row = ImportRow(
+            id=job.id,
+            user_id=job.user_id,
+            url=job.url,
+            model_type=job.model_type.value,
+            name=job.name,
+            allowed_roles=list(job.allowed_roles),
+            status=job.status.value,
+            bytes_done=job.bytes_done,
+            bytes_total=job.bytes_total,
+            created_at=job.created_at,
+            updated_at=job.updated_at,
+        )
+        self._s.add(row)
+        self._s.flush()
+        return _import(row)
+
+    def get_import(self, import_id: str) -> ImportJob | None:
+        row = self._s.get(ImportRow, import_id)
+        return _import(row) if row else None
+
+    def update_import(self, import_id: str, *, now: datetime, **values) -> None:
+        """Set columns of an import (status, bytes_done, bytes_total, checkpoint_id, error)."""
+        if "status" in values:
+            values["status"] = ImportStatus(values["status"]).value
+        if values.get("error") is not None:
+            values["error"] = values["error"][:2000]
+        self._s.execute(update(ImportRow).where(ImportRow.id == import_id).values(updated_at=now, **values))
+
+    def fail_unfinished_imports(self, *, reason: str, now: datetime) -> int:
+        """Mark every queued or running import failed (their threads died with the last process)."""
+        stmt = (
+            update(ImportRow)
+            .where(ImportRow.status.in_([ImportStatus.QUEUED.value, ImportStatus.RUNNING.value]))
+            .values(status=ImportStatus.FAILED.value, error=reason, updated_at=now)
+        )
+        return self._s.execute(stmt).rowcount
