@@ -69,6 +69,10 @@ class Engine:
         """Check a graph without running it; raise GraphValidationError with per-node errors."""
         return validate_graph(graph, self.registry, model_names=model_names)
 
+    def clear_node_outputs(self) -> None:
+        """Forget cached node outputs (models stay loaded)."""
+        self._outputs.clear()
+
     def clear_caches(self) -> None:
         """Forget cached node outputs and loaded models."""
         self._outputs.clear()
