@@ -145,6 +145,8 @@ SAFE_EXTENSIONS = (".safetensors",)
 #: pickle formats: converted to safetensors in an isolated process, never unpickled in the server
 PICKLE_EXTENSIONS = (".ckpt", ".pt", ".pth", ".bin")
 MAX_NAME_LENGTH = 200
+#: no model file is smaller: an 8-byte length, a JSON header naming a tensor, its data
+MIN_MODEL_BYTES = 64
 
 
 def parse_model_type(value: str, *, field: str = "type") -> ModelType:

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 
 from sdfleet.domain.accounts import Principal
 from sdfleet.domain.checkpoints import (
+    MIN_MODEL_BYTES,
     Checkpoint,
     Upload,
     UploadPart,
@@ -151,8 +152,9 @@ class UploadService:
         if is_pickle_name(request.filename) and not is_pickle_name(name):
             raise InvalidInput("a pickle file's name must keep its extension; it becomes .safetensors when converted",
                                field="name")
-        if isinstance(request.size, bool) or not isinstance(request.size, int) or request.size < 1:
-            raise InvalidInput(f"size must be a positive number of bytes, got {request.size!r}", field="size")
+        if isinstance(request.size, bool) or not isinstance(request.size, int) or request.size < MIN_MODEL_BYTES:
+            raise InvalidInput(f"size must be at least {MIN_MODEL_BYTES} bytes (no model file is smaller), "
+                               f"got {request.size!r}", field="size")
         if request.size > self._policy.max_bytes:
             raise InvalidInput(f"size must be at most {self._policy.max_bytes} bytes, got {request.size}",
                                field="size")

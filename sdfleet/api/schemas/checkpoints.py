@@ -7,7 +7,7 @@ from datetime import datetime
 from pydantic import BaseModel, Field, StrictInt, StrictStr
 
 from sdfleet.api.schemas.base import Strict
-from sdfleet.domain.checkpoints import Checkpoint, ImportJob, Upload, UploadPart
+from sdfleet.domain.checkpoints import MIN_MODEL_BYTES, Checkpoint, ImportJob, Upload, UploadPart
 
 
 class CheckpointPublic(BaseModel):
@@ -48,7 +48,7 @@ class CheckpointUpdate(Strict):
 class UploadCreate(Strict):
     filename: StrictStr = Field(max_length=255)
     type: StrictStr = Field(max_length=64)
-    size: StrictInt = Field(ge=1)
+    size: StrictInt = Field(ge=MIN_MODEL_BYTES, description="Bytes; no model file is smaller than 64.")
     sha256: StrictStr | None = Field(default=None, max_length=64)
     name: StrictStr | None = Field(default=None, max_length=255)
     allowed_roles: list[StrictStr] | None = Field(default=None, max_length=64)
