@@ -38,10 +38,10 @@ def main() -> None:
     for r in range(args.repeats):
         engine.clear_node_outputs()
         g = graph(seed=r, steps=args.steps, size=args.size, batch=1)
-        first.append(_timed(lambda: engine.run(g, files=files)))
-        same.append(_timed(lambda: engine.run(g, files=files)))
+        first.append(_timed(lambda g=g: engine.run(g, files=files)))
+        same.append(_timed(lambda g=g: engine.run(g, files=files)))
         g2 = graph(seed=r + 1000, steps=args.steps, size=args.size, batch=1)
-        reseeded.append(_timed(lambda: engine.run(g2, files=files)))
+        reseeded.append(_timed(lambda g2=g2: engine.run(g2, files=files)))
     f, s, n = (statistics.median(x) for x in (first, same, reseeded))
     print(f"{args.family} {args.size}px {args.steps} steps: first {f * 1000:.1f} ms, identical graph "
           f"{s * 1000:.2f} ms (ratio {s / f:.4f}), new seed {n * 1000:.1f} ms (ratio {n / f:.3f})")
