@@ -97,6 +97,60 @@ def open_objects(settings: Settings, *, secret_key: bytes):
     return store
 
 
+def build_registry(settings: Settings, *, database: Database, objects, clock: Callable[[], datetime]):
+    """The model registry's services: checkpoints, resumable uploads, URL imports."""
+    from sdfleet.services.checkpoints import CheckpointService
+    from sdfleet.services.imports import ImportService
+    from sdfleet.services.model_intake import ModelIntake
+    from sdfleet.services.uploads import UploadPolicy, UploadService
+    from sdfleet.services.url_fetch import FetchPolicy
+
+    intake = ModelIntake(objects=objects, scratch_dir=settings.data_dir / "tmp" / "registry")
+    checkpoints = CheckpointService(database=database, objects=objects, intake=intake, clock=clock)
+    upload_policy = UploadPolicy(
+        part_size=settings.upload_part_size,
+        expiry=timedelta(seconds=settings.upload_expiry_seconds),
+        max_bytes=settings.max_model_bytes,
+    )
+    uploads = UploadService(
+        database=database, objects=objects, checkpoints=checkpoints, clock=clock, policy=upload_policy
+    )
+    fetch_policy = FetchPolicy(
+        allowed_hosts=frozenset(settings.import_allowed_hosts),
+        max_bytes=settings.max_model_bytes,
+        connect_timeout=10.0,
+        read_timeout=60.0,
+        total_timeout=float(settings.import_timeout_seconds),
+    )
+    imports = ImportService(
+        database=database, checkpoints=checkpoints, policy=fetch_policy, clock=clock,
+        max_workers=settings.import_max_workers,
+    )
+    return checkpoints, uploads, imports
+
+
+def build_jobs(settings: Settings, *, database: Database, objects, checkpoints, clock: Callable[[], datetime]):
+    """Inference jobs: the queue, the owner-side and worker-side services."""
+    from sdfleet.services.graphs import GraphTools
+    from sdfleet.services.inference import InferenceLimits, InferenceService, StaticRouter
+    from sdfleet.services.notifier import Notifier, PreviewStore
+    from sdfleet.services.workers import WorkerService
+    from sdfleet.store.jobs import SqlJobQueue
+    from sdfleet.store.workers import SqlWorkerRegistry
+
+    queue = SqlJobQueue(database)
+    notifier, previews, graphs = Notifier(), PreviewStore(), GraphTools()
+    limits = InferenceLimits(max_queued_per_user=settings.max_queued_per_user,
+                             max_work_per_request=settings.max_work_per_request, max_attempts=settings.max_attempts)
+    inference = InferenceService(queue=queue, objects=objects, catalog=checkpoints, graphs=graphs,
+                                 router=StaticRouter(["default"]), notifier=notifier, previews=previews,
+                                 limits=limits, clock=clock)
+    workers = WorkerService(queue=queue, registry=SqlWorkerRegistry(database), objects=objects,
+                            blob_key=checkpoints.blob_key, notifier=notifier, previews=previews,
+                            lease_seconds=settings.lease_seconds, clock=clock)
+    return inference, workers, notifier, graphs
+
+
 def build_services(
     settings: Settings,
     *,
@@ -113,7 +167,17 @@ def build_services(
         attempts_per_address=settings.login_attempts_per_address,
         window_seconds=settings.login_window_seconds,
     )
+    checkpoints, uploads, imports = build_registry(settings, database=database, objects=objects, clock=clock)
+    inference, workers, notifier, graphs = build_jobs(settings, database=database, objects=objects,
+                                                      checkpoints=checkpoints, clock=clock)
     return Services(
+        inference=inference,
+        workers=workers,
+        notifier=notifier,
+        graphs=graphs,
+        checkpoints=checkpoints,
+        uploads=uploads,
+        imports=imports,
         auth=AuthService(database=database, hasher=hasher, policy=policy, clock=clock),
         users=UserService(database=database, hasher=hasher, clock=clock),
         roles=RoleService(database=database, clock=clock),
@@ -133,6 +197,7 @@ def start_runtime(settings: Settings, *, hashing: HashingCost | None = None, mig
     objects = open_objects(settings, secret_key=secret_key)
     services = build_services(settings, database=database, objects=objects, hashing=hashing)
     services.roles.ensure_builtin()
+    services.imports.recover()
     return Runtime(settings=settings, database=database, objects=objects, services=services, secret_key=secret_key)
 
 
@@ -155,10 +220,27 @@ def ensure_admin(runtime: Runtime) -> AdminBootstrap | None:
     return AdminBootstrap(username=user.username, generated_password=None if given else password)
 
 
-def build_app(runtime: Runtime) -> FastAPI:
-    """The HTTP application of a runtime."""
+def build_app(runtime: Runtime, *, local_workers: int | None = None, server_url: str | None = None) -> FastAPI:
+    """The HTTP application of a runtime, with its lease reaper and (for `serve`) local workers."""
+    from sdfleet.fleet.embedded import EmbeddedWorkers
+    from sdfleet.fleet.reaper import LeaseReaper
+
+    settings, services = runtime.settings, runtime.services
+    background: list = [LeaseReaper(services.workers.reap, interval=max(0.5, settings.lease_seconds / 3))]
+    count = settings.local_workers if local_workers is None else local_workers
+    if count:
+
+        def register(name: str) -> tuple[str, str]:
+            issued = services.workers.register(name=name, endpoint="default")
+            return issued.worker.id, issued.token
+
+        background.append(EmbeddedWorkers(
+            count=count, server_url=server_url or f"http://127.0.0.1:{settings.port}", device=settings.worker_device,
+            cache_dir=settings.data_dir / "worker-cache", register=register, revoke=services.workers.revoke,
+        ))
     return create_app(
-        runtime.services,
-        max_request_bytes=runtime.settings.max_request_bytes,
-        body_limit_exempt=(r"^/api/v1/checkpoints/uploads/[^/]+/parts/",),
+        services,
+        max_request_bytes=settings.max_request_bytes,
+        body_limit_exempt=(r"^/api/v1/checkpoints/uploads/[^/]+/parts/", r"^/api/v1/worker/jobs/[^/]+/outputs/"),
+        background=background,
     )

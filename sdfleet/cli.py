@@ -20,6 +20,8 @@ users_app = typer.Typer(help="Manage users from the server host (no permission c
                         no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(users_app, name="users")
+workers_app = typer.Typer(help="Worker identities for `sdfleet worker` on other hosts.", no_args_is_help=True)
+app.add_typer(workers_app, name="workers")
 console = Console(stderr=True, soft_wrap=True)
 
 DataDir = Annotated[
@@ -82,7 +84,8 @@ def serve(
             )
         else:
             console.print(f"  first start: admin user '{admin.username}' created from SDFLEET_ADMIN_PASSWORD")
-    application = build_app(runtime)
+    application = build_app(runtime, server_url=f"http://127.0.0.1:{settings.port}"
+                            if settings.host in ("0.0.0.0", "::", "127.0.0.1", "localhost") else url)
     uvicorn.run(application, host=settings.host, port=settings.port, log_config=None, access_log=False)
 
 
@@ -187,6 +190,52 @@ def users_reset_password(
     except DomainError as exc:
         _fail(exc.message)
     console.print(f"password of {username} changed; their sessions were ended")
+
+
+@app.command()
+def worker(
+    server: Annotated[str, typer.Option(help="Server URL, e.g. http://gpu-host:8080.")] = "http://127.0.0.1:8080",
+    token: Annotated[str | None, typer.Option(help="Worker token (sfw_…). Env: SDFLEET_WORKER_TOKEN.",
+                                              envvar="SDFLEET_WORKER_TOKEN", show_envvar=False)] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda:N.")] = "auto",
+    cache_dir: Annotated[Path, typer.Option(help="Where model files are cached by sha256.")] = Path(
+        "sdfleet-worker-cache"),
+    name: Annotated[str, typer.Option(help="Name in logs.")] = "worker",
+    cache_max_gb: Annotated[float | None, typer.Option(help="Disk budget of the model cache.")] = None,
+    once: Annotated[bool, typer.Option(help="Exit after one job.")] = False,
+    no_preview: Annotated[bool, typer.Option("--no-preview", help="Do not send step previews.")] = False,
+) -> None:
+    """Run jobs from a server over HTTP (this process never touches the database)."""
+    from sdfleet.logging_setup import configure_logging
+    from sdfleet.worker.client import WorkerClient
+    from sdfleet.worker.model_cache import ModelFileCache
+    from sdfleet.worker.runner import WorkerLoop, WorkerOptions, resolve_device
+
+    configure_logging(level="INFO")
+    if not token:
+        _fail("a worker token is required: --token or SDFLEET_WORKER_TOKEN (make one with `sdfleet workers create`)")
+    resolved = resolve_device(device)
+    loop = WorkerLoop(
+        client=WorkerClient(server, token),
+        cache=ModelFileCache(cache_dir, max_bytes=int(cache_max_gb * 1024**3) if cache_max_gb else None),
+        options=WorkerOptions(device=resolved, once=once, preview=not no_preview),
+    )
+    loop.install_signal_handlers()
+    console.print(f"worker {name}: {server} on {resolved}")
+    loop.run()
+
+
+@workers_app.command("create")
+def workers_create(
+    name: Annotated[str, typer.Argument(help="A name for the worker.")],
+    endpoint: Annotated[str, typer.Option(help="Endpoint whose jobs it runs.")] = "default",
+    data_dir: DataDir = None,
+) -> None:
+    """Register a worker and print its token (shown once)."""
+    runtime = _runtime(_settings(data_dir=data_dir))
+    issued = runtime.services.workers.register(name=name, endpoint=endpoint)
+    console.print(f"worker {name} ({issued.worker.id}) for endpoint {endpoint}; token (shown once):")
+    typer.echo(issued.token)
 
 
 if __name__ == "__main__":

@@ -39,6 +39,27 @@ class Settings(BaseSettings):
     max_request_bytes: int = Field(default=8 * 1024 * 1024, ge=1024, description="Largest JSON request body.")
     log_level: str = "INFO"
     log_json: bool = False
+    # Jobs and workers
+    lease_seconds: float = Field(default=30.0, ge=1.0, le=3600.0, description="A worker's lease on a job.")
+    max_attempts: int = Field(default=3, ge=1, le=20, description="Tries of a job whose worker stops answering.")
+    max_queued_per_user: int = Field(default=200, ge=1, description="Queued jobs one user may have.")
+    max_work_per_request: int = Field(
+        default=2048 * 2048 * 150 * 8, ge=1, description="Limit of width × height × steps × batch of one request."
+    )
+    local_workers: int = Field(default=1, ge=0, le=64, description="Worker processes `serve` starts on this host.")
+    worker_device: str = Field(default="auto", description="Device of the local workers: auto, cpu or cuda:N.")
+    # Model registry
+    import_allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="Hosts (or host:port) model imports may fetch from even when they resolve to private addresses.",
+    )
+    import_max_workers: int = Field(default=2, ge=1, le=16, description="Concurrent URL imports per server.")
+    import_timeout_seconds: int = Field(default=6 * 3600, ge=10, description="Wall-clock cap of one URL import.")
+    upload_part_size: int = Field(
+        default=64 * 1024 * 1024, ge=5 * 1024 * 1024, le=1024**3, description="Bytes per resumable upload part."
+    )
+    upload_expiry_seconds: int = Field(default=24 * 3600, ge=60, description="An unfinished upload expires after.")
+    max_model_bytes: int = Field(default=64 * 1024**3, ge=1024, description="Largest model file accepted.")
 
     @field_validator("secret_key")
     @classmethod

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
+from contextlib import asynccontextmanager
+from typing import Protocol
 
 from fastapi import FastAPI
 from fastapi.responses import RedirectResponse
@@ -10,16 +13,37 @@ from fastapi.responses import RedirectResponse
 import sdfleet
 from sdfleet.api.errors import install_error_handlers
 from sdfleet.api.middleware import BodySizeLimitMiddleware, RequestIdMiddleware
-from sdfleet.api.routes import api_keys, auth, health, roles, users
+from sdfleet.api.routes import api_keys, auth, health, inferences, roles, users, worker
+from sdfleet.api.routes import checkpoints as checkpoint_routes
 from sdfleet.services.container import Services
 
 API_PREFIX = "/api/v1"
 
 
+class Background(Protocol):
+    """Something that runs beside the app (reaper, launcher): started and stopped with it."""
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
 def create_app(services: Services, *, max_request_bytes: int = 8 * 1024 * 1024,
-               body_limit_exempt: tuple[str, ...] = ()) -> FastAPI:
+               body_limit_exempt: tuple[str, ...] = (), background: Sequence[Background] = ()) -> FastAPI:
     """Build the app around an already-wired services container."""
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI):
+        for task in background:
+            task.start()
+        try:
+            yield
+        finally:
+            for task in reversed(background):
+                task.stop()
+
     app = FastAPI(
+        lifespan=lifespan,
         title="sdfleet",
         version=sdfleet.__version__,
         description="Self-hosted, multi-user Stable Diffusion platform.",
@@ -29,8 +53,9 @@ def create_app(services: Services, *, max_request_bytes: int = 8 * 1024 * 1024,
     )
     app.state.services = services
     install_error_handlers(app)
-    for module in (auth, users, roles, api_keys, health):
+    for module in (auth, users, roles, api_keys, health, inferences, worker):
         app.include_router(module.router, prefix=API_PREFIX)
+    app.include_router(checkpoint_routes.router, prefix=API_PREFIX)
 
     @app.get("/", include_in_schema=False)
     def root() -> RedirectResponse:

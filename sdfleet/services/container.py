@@ -20,5 +20,12 @@ class Services:
     roles: RoleService
     health: HealthService
     objects: Any = None  # the ObjectStore, for signed local downloads
+    checkpoints: Any = None  # CheckpointService (model registry)
+    uploads: Any = None  # UploadService
+    imports: Any = None  # ImportService
+    inference: Any = None  # InferenceService
+    workers: Any = None  # WorkerService
+    notifier: Any = None  # Notifier (long polls, event streams)
+    graphs: Any = None  # GraphTools (engine node registry)
     public_url: str = "http://127.0.0.1:8080"
     extra: dict[str, Any] = field(default_factory=dict)

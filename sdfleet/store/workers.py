@@ -2,29 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select, update
 
+from sdfleet.domain.workers import WorkerRecord
 from sdfleet.store.database import Database
 from sdfleet.store.tables import WorkerRow
-
-
-@dataclass(frozen=True)
-class WorkerRecord:
-    """A registered worker and what it last reported."""
-
-    id: str
-    name: str
-    endpoint: str
-    status: str
-    device: str | None
-    info: dict
-    loaded_models: list
-    created_at: datetime
-    last_seen_at: datetime | None
-    revoked_at: datetime | None
 
 
 def _record(row: WorkerRow) -> WorkerRecord:

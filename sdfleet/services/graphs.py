@@ -1,0 +1,108 @@
+"""The engine's graph knowledge the server needs: validation, A1111 compilation, model references.
+
+Imported lazily: the engine's node registry is the single source of node definitions."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sdfleet.domain.errors import InvalidInput
+from sdfleet.modelfiles.types import ENGINE_FOLDERS, ModelType
+
+FOLDER_TYPES: dict[str, ModelType] = {folder: model_type for model_type, folder in ENGINE_FOLDERS.items()}
+
+
+class GraphInvalid(InvalidInput):
+    """A graph failed validation; `node_errors` maps node ids to ComfyUI-style error lists."""
+
+    code = "invalid_graph"
+
+    def __init__(self, message: str, *, node_errors: dict[str, list[dict[str, Any]]]) -> None:
+        super().__init__(message, field="graph", details={"node_errors": node_errors})
+        self.node_errors = node_errors
+
+
+@dataclass(frozen=True)
+class ModelReference:
+    """A model named by a graph input (`ckpt_name`, `lora_name` …)."""
+
+    folder: str
+    name: str
+    node_id: str
+    input_name: str
+
+
+@dataclass(frozen=True)
+class CompiledRequest:
+    """An A1111 payload turned into a graph."""
+
+    graph: dict[str, Any]
+    seed: int
+    params: dict[str, Any]
+
+
+class GraphTools:
+    """Validation and compilation through the engine's registry."""
+
+    def __init__(self) -> None:
+        self._registry = None
+
+    @property
+    def registry(self):
+        if self._registry is None:
+            from sdfleet.engine.executor import node_registry
+
+            self._registry = node_registry()
+        return self._registry
+
+    def validate(self, graph: Any, *, model_names: Mapping[str, Sequence[str]] | None) -> None:
+        """Raise GraphInvalid naming each bad node."""
+        from sdfleet.engine.graph import GraphValidationError, validate_graph
+
+        try:
+            validate_graph(graph, self.registry, model_names=model_names)
+        except GraphValidationError as exc:
+            node_errors = {
+                node_id: [{"type": e.type, "message": e.message, "input_name": e.input_name} for e in errs]
+                for node_id, errs in (exc.node_errors or {}).items()
+            }
+            first = next(iter(node_errors.items()), None)
+            message = str(exc) if first is None else f"{exc}: node {first[0]}: {first[1][0]['message']}"
+            raise GraphInvalid(message, node_errors=node_errors) from None
+
+    def model_references(self, graph: Mapping[str, Any]) -> list[ModelReference]:
+        """Every model-file input of the graph's nodes, by engine folder."""
+        refs = []
+        for node_id, node in graph.items():
+            if not isinstance(node, Mapping):
+                continue
+            definition = self.registry.get(node.get("class_type"))
+            if definition is None:
+                continue
+            for spec in definition.spec.inputs:
+                folder = spec.model_folder
+                value = (node.get("inputs") or {}).get(spec.name)
+                if folder and folder in FOLDER_TYPES and isinstance(value, str):
+                    refs.append(ModelReference(folder=folder, name=value, node_id=str(node_id), input_name=spec.name))
+        return refs
+
+    def compile_a1111(self, task: str, params: Mapping[str, Any], *, default_checkpoint: str | None,
+                      input_images: Sequence[str], mask_image: str | None,
+                      lora_names: Sequence[str]) -> CompiledRequest:
+        """Compile an A1111 payload; bad or unsupported fields become InvalidInput naming them."""
+        from sdfleet.engine.a1111 import InvalidField, UnsupportedField, compile_a1111
+
+        try:
+            compiled = compile_a1111(task, params, default_checkpoint=default_checkpoint, input_images=input_images,
+                                     mask_image=mask_image, lora_names=lora_names)
+        except UnsupportedField as exc:
+            raise InvalidInput(str(exc), field=f"params.{exc.name}", details={"unsupported": [exc.name]}) from None
+        except InvalidField as exc:
+            raise InvalidInput(str(exc), field=f"params.{exc.name}") from None
+        return CompiledRequest(graph=compiled.graph, seed=compiled.seed, params=compiled.params)
+
+    def object_info(self, model_names: Mapping[str, Sequence[str]]) -> dict[str, Any]:
+        """ComfyUI's /object_info for these model lists."""
+        return self.registry.object_info(model_names)

@@ -1,0 +1,294 @@
+"""Inference jobs, owner side: submit, list, get, cancel, delete, events, outputs."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from sdfleet.domain.accounts import Principal
+from sdfleet.domain.errors import Conflict, InvalidInput, NotFound, QuotaExceeded
+from sdfleet.domain.ids import is_valid_id, new_id
+from sdfleet.domain.jobs import Job, JobEvent, JobKind, JobStatus
+from sdfleet.domain.pagination import Page, PageRequest
+from sdfleet.domain.permissions import Permission
+from sdfleet.modelfiles.types import ModelType
+from sdfleet.services.authorization import authorize
+from sdfleet.services.graphs import FOLDER_TYPES, GraphTools
+from sdfleet.services.inputs import InputImages, decode_base64_image
+from sdfleet.services.notifier import Notifier, PreviewStore
+from sdfleet.store.jobs import DuplicateSubmission, NewJob, SqlJobQueue
+
+SAMPLER_CLASSES = {"KSampler": "steps", "KSamplerAdvanced": "steps"}
+
+
+class ModelCatalog(Protocol):
+    """What inference needs from the model registry."""
+
+    def resolve(self, principal: Principal, *, model_type: str, name: str): ...
+
+    def visible_names(self, principal: Principal, model_type: str) -> list[str]: ...
+
+
+class EndpointRouter(Protocol):
+    """Chooses the endpoint a job runs on, or refuses (409) when none the user may use can run it."""
+
+    def route(self, principal: Principal, *, requested: str | None, model_sha256s: list[str]) -> str: ...
+
+
+class StaticRouter:
+    """One fixed set of endpoints open to every user (until endpoints are managed objects)."""
+
+    def __init__(self, endpoints: list[str], default: str = "default") -> None:
+        self._endpoints = endpoints
+        self._default = default
+
+    def route(self, principal: Principal, *, requested: str | None, model_sha256s: list[str]) -> str:
+        name = requested or self._default
+        if name not in self._endpoints:
+            raise Conflict(f"no endpoint named {name!r} that you may use; available: {', '.join(self._endpoints)}",
+                           details={"field": "endpoint"})
+        return name
+
+
+@dataclass(frozen=True)
+class InferenceLimits:
+    """Limits checked before queueing."""
+
+    max_queued_per_user: int = 200
+    max_work_per_request: int = 2048 * 2048 * 150 * 8  # width × height × steps × batch
+    max_attempts: int = 3
+
+
+@dataclass(frozen=True)
+class Submission:
+    """A submission as parsed at the edge: an A1111 task or a ComfyUI API graph."""
+
+    task: str | None = None
+    params: dict[str, Any] | None = None
+    graph: dict[str, Any] | None = None
+    endpoint: str | None = None
+    idempotency_key: str | None = None
+    source: str = "api"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def request_hash(body: Mapping[str, Any]) -> str:
+    """A stable hash of a submission body (Idempotency-Key conflicts compare these)."""
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":"), default=str).encode()).hexdigest()
+
+
+def estimate_work(graph: Mapping[str, Any]) -> int:
+    """width × height × batch of the largest latent, times the total sampler steps."""
+    largest = 0
+    steps = 0
+    for node in graph.values():
+        if not isinstance(node, Mapping):
+            continue
+        inputs = node.get("inputs") or {}
+        if node.get("class_type") == "EmptyLatentImage":
+            w, h, b = (inputs.get(k) for k in ("width", "height", "batch_size"))
+            if all(isinstance(v, int) for v in (w, h, b)):
+                largest = max(largest, w * h * b)
+        if node.get("class_type") in SAMPLER_CLASSES and isinstance(inputs.get("steps"), int):
+            steps += inputs["steps"]
+    return max(largest, 1024 * 1024) * max(steps, 1)
+
+
+class InferenceService:
+    """Everything a user does with their inference jobs. Another user's job is always 404."""
+
+    def __init__(self, *, queue: SqlJobQueue, objects, catalog: ModelCatalog, graphs: GraphTools,
+                 router: EndpointRouter, notifier: Notifier, previews: PreviewStore, limits: InferenceLimits,
+                 clock: Callable[[], datetime]) -> None:
+        self._queue = queue
+        self._objects = objects
+        self._catalog = catalog
+        self._graphs = graphs
+        self._router = router
+        self._notifier = notifier
+        self._previews = previews
+        self._limits = limits
+        self._clock = clock
+        self._inputs = InputImages(objects)
+
+    # Submission
+    def submit(self, principal: Principal, submission: Submission, *, body_hash: str | None = None) -> Job:
+        """Validate, pin models by sha256, store input images, and queue the job."""
+        authorize(principal, Permission.INFERENCE_ALL)
+        # 1. Idempotency: the same key with the same body answers the same job.
+        if submission.idempotency_key is not None:
+            if not 1 <= len(submission.idempotency_key) <= 255:
+                raise InvalidInput("Idempotency-Key must be 1-255 characters", field="Idempotency-Key")
+        # 2. Build the graph.
+        if (submission.graph is None) == (submission.task is None):
+            raise InvalidInput("give either task (with params) or graph", field="task")
+        inputs: list[dict[str, str]] = []
+        summary: dict[str, Any] = {"source": submission.source}
+        if submission.task is not None:
+            graph, summary_extra = self._compile_task(principal, submission, inputs)
+            summary.update(summary_extra)
+        else:
+            graph = submission.graph
+            if not isinstance(graph, dict) or not graph:
+                raise InvalidInput("graph must be a non-empty object of nodes", field="graph")
+        # 3. Validate against the node registry, the models this user may see and their input images.
+        inputs += self._graph_inputs(principal, graph, known={i["name"] for i in inputs})
+        model_names = {folder: self._catalog.visible_names(principal, t.value) for folder, t in FOLDER_TYPES.items()}
+        model_names["input"] = [i["name"] for i in inputs]
+        self._graphs.validate(graph, model_names=model_names)
+        models = self._pin_models(principal, graph)
+        # 4. Limits before queueing.
+        work = estimate_work(graph)
+        if work > self._limits.max_work_per_request:
+            raise InvalidInput(
+                f"request too large: width × height × batch × steps = {work}, limit {self._limits.max_work_per_request}",
+                field="params" if submission.task else "graph")
+        queued = self._queue.count(user_id=principal.user_id, statuses=(JobStatus.QUEUED,))
+        if queued >= self._limits.max_queued_per_user:
+            raise QuotaExceeded(f"you have {queued} queued jobs; the limit is {self._limits.max_queued_per_user}")
+        endpoint = self._router.route(principal, requested=submission.endpoint,
+                                      model_sha256s=[m["sha256"] for m in models])
+        summary.setdefault("model", next((m["name"] for m in models if m["folder"] == "checkpoints"), None))
+        spec = {"graph": graph, "models": models, "inputs": inputs, "source": submission.source,
+                "extra": submission.extra}
+        if submission.task is not None:
+            spec.update(task=submission.task, params=summary.get("params", {}))
+        new = NewJob(id=new_id(), user_id=principal.user_id, kind=JobKind.INFERENCE, endpoint=endpoint, spec=spec,
+                     summary=summary, max_attempts=self._limits.max_attempts,
+                     idempotency_key=submission.idempotency_key, request_hash=body_hash)
+        try:
+            job = self._queue.submit(new, now=self._clock())
+        except DuplicateSubmission as dup:
+            if dup.job.request_hash != body_hash:
+                raise Conflict("Idempotency-Key was already used with a different request body",
+                               details={"field": "Idempotency-Key", "job_id": dup.job.id}) from None
+            return dup.job
+        self._notifier.notify(f"queue:{endpoint}")
+        return job
+
+    def _compile_task(self, principal: Principal, submission: Submission,
+                      inputs: list[dict[str, str]]) -> tuple[dict, dict]:
+        params = submission.params or {}
+        if not isinstance(params, dict):
+            raise InvalidInput("params must be an object of A1111 fields", field="params")
+        images = []
+        for i, value in enumerate(params.get("init_images") or []):
+            stored = self._inputs.store(user_id=principal.user_id,
+                                        data=decode_base64_image(value, field=f"params.init_images[{i}]"),
+                                        field=f"params.init_images[{i}]")
+            inputs.append({"name": stored.name, "key": stored.key})
+            images.append(stored.name)
+        mask = None
+        if params.get("mask"):
+            stored = self._inputs.store(user_id=principal.user_id,
+                                        data=decode_base64_image(params["mask"], field="params.mask"),
+                                        field="params.mask")
+            inputs.append({"name": stored.name, "key": stored.key})
+            mask = stored.name
+        if submission.task == "img2img" and not images:
+            raise InvalidInput("img2img needs at least one image in init_images", field="params.init_images")
+        checkpoints = self._catalog.visible_names(principal, ModelType.CHECKPOINT.value)
+        compiled = self._graphs.compile_a1111(
+            submission.task, params, default_checkpoint=checkpoints[0] if checkpoints else None,
+            input_images=images, mask_image=mask,
+            lora_names=self._catalog.visible_names(principal, ModelType.LORA.value),
+        )
+        public = {k: v for k, v in compiled.params.items() if k not in ("init_images", "mask")}
+        summary = {"task": submission.task, "seed": compiled.seed, "params": public,
+                   "prompt": str(params.get("prompt") or "")[:500],
+                   "width": compiled.params.get("width"), "height": compiled.params.get("height")}
+        return compiled.graph, summary
+
+    def _pin_models(self, principal: Principal, graph: Mapping[str, Any]) -> list[dict[str, Any]]:
+        pinned: dict[tuple[str, str], dict[str, Any]] = {}
+        for ref in self._graphs.model_references(graph):
+            if (ref.folder, ref.name) in pinned:
+                continue
+            model_type = FOLDER_TYPES.get(ref.folder)
+            if model_type is None:
+                raise InvalidInput(f"node {ref.node_id}: unknown model folder {ref.folder!r}", field="graph")
+            try:
+                record = self._catalog.resolve(principal, model_type=model_type.value, name=ref.name)
+            except NotFound:
+                raise InvalidInput(f"node {ref.node_id}: {ref.input_name} {ref.name!r} is not a model you may use",
+                                   field="graph") from None
+            pinned[(ref.folder, ref.name)] = {"folder": ref.folder, "name": ref.name, "sha256": record.sha256,
+                                             "size": record.size}
+        return list(pinned.values())
+
+    def _graph_inputs(self, principal: Principal, graph: Mapping[str, Any], *, known: set[str]) -> list[dict]:
+        found = []
+        for node_id, node in graph.items():
+            if not isinstance(node, Mapping) or node.get("class_type") not in ("LoadImage", "LoadImageMask"):
+                continue
+            name = (node.get("inputs") or {}).get("image")
+            if not isinstance(name, str) or name in known:
+                continue
+            key = self._inputs.key_for(user_id=principal.user_id, name=name)
+            if key is None:
+                raise InvalidInput(f"node {node_id}: image {name!r} was not uploaded", field="graph")
+            found.append({"name": name, "key": key})
+            known.add(name)
+        return found
+
+    def upload_input(self, principal: Principal, data: bytes) -> dict[str, Any]:
+        """Store an input image for later graphs; returns its name."""
+        authorize(principal, Permission.INFERENCE_ALL)
+        stored = self._inputs.store(user_id=principal.user_id, data=data, field="image")
+        return {"name": stored.name, "width": stored.width, "height": stored.height}
+
+    # Reading
+    def get(self, principal: Principal, job_id: str) -> Job:
+        """The caller's job; anyone else's is not found."""
+        job = self._queue.get(job_id) if is_valid_id(job_id) else None
+        if job is None or job.user_id != principal.user_id or job.kind is not JobKind.INFERENCE:
+            raise NotFound(f"inference {job_id!r} not found")
+        return job
+
+    def list(self, principal: Principal, page: PageRequest, *, status: JobStatus | None = None) -> Page[Job]:
+        """The caller's jobs, newest first."""
+        return self._queue.list_for_user(principal.user_id, page, status=status, kind=JobKind.INFERENCE)
+
+    def events_after(self, principal: Principal, job_id: str, seq: int) -> list[JobEvent]:
+        """Events of the caller's job after `seq` (SSE resumption)."""
+        self.get(principal, job_id)
+        return self._queue.events_after(job_id, seq)
+
+    def preview(self, principal: Principal, job_id: str) -> bytes | None:
+        """The latest step preview of a running job."""
+        self.get(principal, job_id)
+        return self._previews.get(job_id)
+
+    def open_output(self, principal: Principal, job_id: str, index: int):
+        """(output record, byte iterator) of one output image."""
+        job = self.get(principal, job_id)
+        output = next((o for o in job.outputs if o.index == index), None)
+        if output is None:
+            raise NotFound(f"inference {job_id!r} has no output {index}")
+        return output, self._objects.open_range(output.key)
+
+    def output_url(self, job: Job, index: int) -> str:
+        """The API path of an output image."""
+        return f"/api/v1/inferences/{job.id}/outputs/{index}"
+
+    # Changing
+    def cancel(self, principal: Principal, job_id: str) -> Job:
+        """Queued: cancelled now. Running: the worker stops at its next step."""
+        job = self.get(principal, job_id)
+        if job.status.finished:
+            return job
+        job = self._queue.cancel(job_id, now=self._clock())
+        self._notifier.notify(f"job:{job_id}")
+        return job
+
+    def delete(self, principal: Principal, job_id: str) -> None:
+        """Remove the job, its events and its output images (a running job is stopped)."""
+        job = self.get(principal, job_id)
+        self._queue.delete(job_id)
+        self._objects.delete_prefix(f"outputs/{job.id}/")
+        self._previews.drop(job_id)
+        self._notifier.notify(f"job:{job_id}")

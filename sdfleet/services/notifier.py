@@ -1,0 +1,68 @@
+"""In-process wake-ups for long polls and event streams (asyncio waiters, notified from any thread).
+
+With several API servers, waiters also re-check the database on a short timeout, so a change made
+by another server is seen within that timeout (docs/decisions.md)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections import defaultdict
+
+
+class Notifier:
+    """Topics (`job:<id>`, `queue:<endpoint>`) that async waiters sleep on and any thread can wake."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._waiters: dict[str, set[tuple[asyncio.AbstractEventLoop, asyncio.Event]]] = defaultdict(set)
+
+    def notify(self, topic: str) -> None:
+        """Wake every waiter of `topic`."""
+        with self._lock:
+            waiters = list(self._waiters.get(topic, ()))
+        for loop, event in waiters:
+            if not loop.is_closed():
+                loop.call_soon_threadsafe(event.set)
+
+    async def wait(self, topic: str, timeout: float) -> bool:
+        """Sleep until `topic` is notified or `timeout` passes; True when notified."""
+        loop = asyncio.get_running_loop()
+        event = asyncio.Event()
+        entry = (loop, event)
+        with self._lock:
+            self._waiters[topic].add(entry)
+        try:
+            await asyncio.wait_for(event.wait(), timeout)
+            return True
+        except TimeoutError:
+            return False
+        finally:
+            with self._lock:
+                self._waiters[topic].discard(entry)
+                if not self._waiters[topic]:
+                    del self._waiters[topic]
+
+
+class PreviewStore:
+    """The latest preview image of each running job, kept in memory and bounded."""
+
+    def __init__(self, *, max_jobs: int = 256) -> None:
+        self._lock = threading.Lock()
+        self._previews: dict[str, bytes] = {}
+        self._max = max_jobs
+
+    def put(self, job_id: str, png: bytes) -> None:
+        with self._lock:
+            self._previews.pop(job_id, None)
+            self._previews[job_id] = png
+            while len(self._previews) > self._max:
+                self._previews.pop(next(iter(self._previews)))
+
+    def get(self, job_id: str) -> bytes | None:
+        with self._lock:
+            return self._previews.get(job_id)
+
+    def drop(self, job_id: str) -> None:
+        with self._lock:
+            self._previews.pop(job_id, None)

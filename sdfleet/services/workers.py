@@ -1,0 +1,235 @@
+"""The worker protocol, server side: claim, heartbeat, outputs, complete, fail, model and input downloads.
+
+Workers authenticate with worker tokens (never user keys) and reach only the jobs they hold."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import BinaryIO
+
+from PIL import Image, UnidentifiedImageError
+
+from sdfleet.domain.errors import Conflict, InvalidInput, NotFound, Unauthenticated
+from sdfleet.domain.ids import is_valid_id, new_id
+from sdfleet.domain.jobs import Job, JobOutput, JobProgress, Lease
+from sdfleet.domain.workers import WorkerRecord
+from sdfleet.services.credentials import WORKER_TOKEN_PREFIX, new_token, token_hash
+from sdfleet.services.notifier import Notifier, PreviewStore
+from sdfleet.store.jobs import SqlJobQueue, StaleLease
+from sdfleet.store.workers import SqlWorkerRegistry
+
+MAX_OUTPUT_BYTES = 64 * 1024 * 1024
+MAX_OUTPUTS = 256
+
+
+@dataclass(frozen=True)
+class IssuedWorker:
+    """A newly registered worker and its token (shown once)."""
+
+    worker: WorkerRecord
+    token: str
+
+
+@dataclass(frozen=True)
+class OutputReport:
+    """What a worker says about an uploaded output when completing."""
+
+    index: int
+    node_id: str
+
+
+class StaleLeaseError(Conflict):
+    """The worker's fencing token is not current: its result is refused."""
+
+    code = "stale_lease"
+
+
+class WorkerService:
+    """Server side of `/api/v1/worker/…`."""
+
+    def __init__(self, *, queue: SqlJobQueue, registry: SqlWorkerRegistry, objects, blob_key: Callable[[str], str],
+                 notifier: Notifier, previews: PreviewStore, lease_seconds: float,
+                 clock: Callable[[], datetime]) -> None:
+        self._queue = queue
+        self._registry = registry
+        self._objects = objects
+        self._blob_key = blob_key
+        self._notifier = notifier
+        self._previews = previews
+        self.lease_seconds = lease_seconds
+        self._clock = clock
+
+    # Registration and identity
+    def register(self, *, name: str, endpoint: str) -> IssuedWorker:
+        """Create a worker identity for an endpoint (operator or launcher)."""
+        token = new_token(WORKER_TOKEN_PREFIX)
+        record = self._registry.add(worker_id=new_id(), name=name[:100], endpoint=endpoint,
+                                    token_hash=token_hash(token), now=self._clock())
+        return IssuedWorker(worker=record, token=token)
+
+    def authenticate(self, token: str) -> WorkerRecord:
+        """The worker owning a token, or Unauthenticated."""
+        if not token.startswith(WORKER_TOKEN_PREFIX):
+            raise Unauthenticated("a worker token is required")
+        worker = self._registry.find_by_token(token_hash(token))
+        if worker is None or worker.revoked_at is not None:
+            raise Unauthenticated("invalid or revoked worker token")
+        return worker
+
+    def report(self, worker: WorkerRecord, *, status: str, device: str | None, loaded_models: list[str],
+               info: dict) -> None:
+        """Record what the worker says about itself (replica state for endpoints)."""
+        self._registry.report(worker.id, now=self._clock(), status=status, device=device,
+                              loaded_models=loaded_models[:64], info=info)
+
+    def revoke(self, worker_id: str) -> None:
+        self._registry.revoke(worker_id, now=self._clock())
+
+    # Jobs
+    def claim(self, worker: WorkerRecord) -> Lease | None:
+        """Take the next job of the worker's endpoint, if any."""
+        self._registry.report(worker.id, now=self._clock())
+        lease = self._queue.claim(worker_id=worker.id, endpoints=[worker.endpoint], now=self._clock(),
+                                  lease_seconds=self.lease_seconds)
+        if lease is not None:
+            self._registry.report(worker.id, now=self._clock(), status="busy")
+            self._notifier.notify(f"job:{lease.job.id}")
+        return lease
+
+    def _held(self, worker: WorkerRecord, job_id: str, token: int) -> Job:
+        try:
+            job = self._queue.check_lease(job_id, token=token) if is_valid_id(job_id) else None
+        except StaleLease:
+            job = None
+        if job is None or job.worker_id != worker.id:
+            raise StaleLeaseError(f"job {job_id} is not held by this worker with fencing token {token}")
+        return job
+
+    def heartbeat(self, worker: WorkerRecord, job_id: str, *, token: int, progress: JobProgress | None,
+                  preview_png: bytes | None) -> Job:
+        """Extend the lease and record progress; the answer says whether cancel was requested."""
+        self._held(worker, job_id, token)
+        try:
+            job = self._queue.heartbeat(job_id, token=token, now=self._clock(), lease_seconds=self.lease_seconds,
+                                        progress=progress)
+        except StaleLease:
+            raise StaleLeaseError(f"job {job_id}: fencing token {token} is stale") from None
+        if preview_png:
+            self._previews.put(job_id, preview_png)
+        self._registry.report(worker.id, now=self._clock())
+        self._notifier.notify(f"job:{job_id}")
+        return job
+
+    def store_output(self, worker: WorkerRecord, job_id: str, *, token: int, index: int, stream: BinaryIO) -> str:
+        """Store one output PNG under the lease's own prefix (a stale worker cannot overwrite a result)."""
+        if not 0 <= index < MAX_OUTPUTS:
+            raise InvalidInput(f"output index must be 0-{MAX_OUTPUTS - 1}", field="index")
+        self._held(worker, job_id, token)
+        data = stream.read(MAX_OUTPUT_BYTES + 1)
+        if len(data) > MAX_OUTPUT_BYTES:
+            raise InvalidInput("output larger than 64 MiB", field="body")
+        try:
+            with Image.open(io.BytesIO(data)) as img:
+                if img.format != "PNG":
+                    raise InvalidInput("outputs must be PNG images", field="body")
+        except (UnidentifiedImageError, OSError) as exc:
+            raise InvalidInput("output is not a PNG image", field="body") from exc
+        key = f"outputs/{job_id}/t{token}/{index}.png"
+        self._objects.put(key, data, content_type="image/png")
+        return key
+
+    def complete(self, worker: WorkerRecord, job_id: str, *, token: int, outputs: list[OutputReport],
+                 info: dict | None) -> Job:
+        """Record the uploaded outputs and finish the job, exactly once."""
+        self._held(worker, job_id, token)
+        records = []
+        for report in outputs:
+            key = f"outputs/{job_id}/t{token}/{report.index}.png"
+            try:
+                head = self._objects.head(key)
+            except KeyError:
+                raise InvalidInput(f"output {report.index} was not uploaded", field="outputs") from None
+            with Image.open(io.BytesIO(self._objects.read_bytes(key))) as img:
+                width, height = img.size
+            records.append(JobOutput(index=report.index, key=key, node_id=report.node_id, width=width,
+                                     height=height, size=head.size))
+        try:
+            job = self._queue.complete(job_id, token=token, outputs=records, now=self._clock(), info=info)
+        except StaleLease:
+            raise StaleLeaseError(f"job {job_id}: fencing token {token} is stale") from None
+        self._drop_other_attempts(job_id, token)
+        self._finished(worker, job_id)
+        return job
+
+    def fail(self, worker: WorkerRecord, job_id: str, *, token: int, error: dict) -> Job:
+        """Finish the job as failed with the worker's error."""
+        self._held(worker, job_id, token)
+        try:
+            job = self._queue.fail(job_id, token=token, error=error, now=self._clock())
+        except StaleLease:
+            raise StaleLeaseError(f"job {job_id}: fencing token {token} is stale") from None
+        self._finished(worker, job_id)
+        return job
+
+    def cancelled(self, worker: WorkerRecord, job_id: str, *, token: int) -> Job:
+        """The worker stopped the job because its owner cancelled it."""
+        self._held(worker, job_id, token)
+        job = self._queue.acknowledge_cancel(job_id, token=token, now=self._clock())
+        self._finished(worker, job_id)
+        return job
+
+    def release(self, worker: WorkerRecord, job_id: str, *, token: int, reason: str) -> Job:
+        """Hand the job back to the queue (worker shutting down)."""
+        self._held(worker, job_id, token)
+        job = self._queue.release(job_id, token=token, now=self._clock(), reason=reason[:200])
+        self._finished(worker, job_id)
+        self._notifier.notify(f"queue:{job.endpoint}")
+        return job
+
+    def _finished(self, worker: WorkerRecord, job_id: str) -> None:
+        self._previews.drop(job_id)
+        self._registry.report(worker.id, now=self._clock(), status="idle")
+        self._notifier.notify(f"job:{job_id}")
+
+    def _drop_other_attempts(self, job_id: str, token: int) -> None:
+        for info in list(self._objects.list(f"outputs/{job_id}/")):
+            if not info.key.startswith(f"outputs/{job_id}/t{token}/"):
+                self._objects.delete(info.key)
+
+    # Files
+    def model_size(self, worker: WorkerRecord, sha256: str) -> int:
+        """The size of a model blob the worker needs for a job it holds (else NotFound)."""
+        if not (len(sha256) == 64 and all(c in "0123456789abcdef" for c in sha256)):
+            raise NotFound("no such model")
+        if not self._queue.holds_model(worker.id, sha256):
+            raise NotFound("no such model among the jobs this worker holds")
+        return self._objects.head(self._blob_key(sha256)).size
+
+    def open_model(self, worker: WorkerRecord, sha256: str, *, start: int = 0,
+                   end: int | None = None) -> Iterator[bytes]:
+        """Stream (a range of) a model blob the worker needs for a job it holds."""
+        self.model_size(worker, sha256)
+        return self._objects.open_range(self._blob_key(sha256), start=start, end=end)
+
+    def open_input(self, worker: WorkerRecord, job_id: str, *, token: int, name: str) -> Iterator[bytes]:
+        """Stream an input image of a held job."""
+        job = self._held(worker, job_id, token)
+        entry = next((i for i in job.spec.get("inputs", []) if i["name"] == name), None)
+        if entry is None:
+            raise NotFound(f"job {job_id} has no input {name!r}")
+        return self._objects.open_range(entry["key"])
+
+    def reap(self) -> None:
+        """Requeue or fail jobs whose leases expired (called by the fleet's reaper)."""
+        result = self._queue.reap(now=self._clock())
+        for job_id in result.requeued + result.failed:
+            self._previews.drop(job_id)
+            self._notifier.notify(f"job:{job_id}")
+        if result.requeued:
+            for job_id in result.requeued:
+                job = self._queue.get(job_id)
+                if job is not None:
+                    self._notifier.notify(f"queue:{job.endpoint}")

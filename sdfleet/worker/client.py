@@ -1,0 +1,116 @@
+"""HTTP client of the worker protocol (`/api/v1/worker/…`). The worker's only link to the server."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from sdfleet import __version__
+
+
+class LeaseLost(Exception):
+    """The server refused our fencing token: another worker owns the job now (or it was deleted)."""
+
+
+class ServerError(Exception):
+    """The server answered something unexpected."""
+
+
+@dataclass(frozen=True)
+class ClaimedJob:
+    """A job this worker holds, as the server sent it."""
+
+    id: str
+    fencing_token: int
+    lease_seconds: float
+    graph: dict[str, Any]
+    models: list[dict[str, Any]]
+    inputs: list[dict[str, str]]
+    extra: dict[str, Any]
+
+
+class WorkerClient:
+    """Thin, typed calls over one httpx connection pool."""
+
+    def __init__(self, server: str, token: str, *, timeout: float = 30.0) -> None:
+        self._http = httpx.Client(
+            base_url=server.rstrip("/") + "/api/v1/worker",
+            headers={"Authorization": f"Bearer {token}", "User-Agent": f"sdfleet-worker/{__version__}"},
+            timeout=httpx.Timeout(timeout, connect=10.0),
+        )
+
+    def close(self) -> None:
+        self._http.close()
+
+    def _check(self, response: httpx.Response) -> httpx.Response:
+        if response.status_code == 409:
+            raise LeaseLost(response.text[:300])
+        if response.status_code == 404 and "/jobs/" in str(response.request.url):
+            raise LeaseLost(response.text[:300])
+        if response.status_code >= 400:
+            raise ServerError(f"{response.request.method} {response.request.url.path}: "
+                              f"{response.status_code} {response.text[:300]}")
+        return response
+
+    def report(self, *, status: str, device: str, loaded_models: list[str], info: dict) -> None:
+        self._check(self._http.post("/report", json={"status": status, "device": device,
+                                                     "loaded_models": loaded_models, "info": info}))
+
+    def claim(self, *, wait_seconds: float) -> ClaimedJob | None:
+        r = self._check(self._http.post("/claim", json={"wait_seconds": wait_seconds},
+                                        timeout=wait_seconds + 30))
+        if r.status_code == 204:
+            return None
+        d = r.json()
+        return ClaimedJob(id=d["id"], fencing_token=d["fencing_token"], lease_seconds=d["lease_seconds"],
+                          graph=d["graph"], models=d["models"], inputs=d["inputs"], extra=d.get("extra") or {})
+
+    def heartbeat(self, job: ClaimedJob, *, value: int | None = None, maximum: int | None = None,
+                  node_id: str | None = None, preview_png: bytes | None = None) -> bool:
+        """Extend the lease; True when the owner asked to cancel."""
+        body: dict[str, Any] = {"fencing_token": job.fencing_token}
+        if value is not None and maximum is not None:
+            body.update(value=value, max=maximum, node_id=node_id)
+        if preview_png:
+            body["preview_png_base64"] = base64.b64encode(preview_png).decode()
+        r = self._check(self._http.post(f"/jobs/{job.id}/heartbeat", json=body))
+        return bool(r.json()["cancel_requested"])
+
+    def upload_output(self, job: ClaimedJob, index: int, png: bytes) -> None:
+        self._check(self._http.put(f"/jobs/{job.id}/outputs/{index}", params={"fencing_token": job.fencing_token},
+                                   content=png, headers={"Content-Type": "image/png"}))
+
+    def complete(self, job: ClaimedJob, *, outputs: list[dict[str, Any]], info: dict) -> None:
+        self._check(self._http.post(f"/jobs/{job.id}/complete",
+                                    json={"fencing_token": job.fencing_token, "outputs": outputs, "info": info}))
+
+    def fail(self, job: ClaimedJob, *, code: str, message: str, node_id: str | None = None) -> None:
+        self._check(self._http.post(f"/jobs/{job.id}/fail", json={
+            "fencing_token": job.fencing_token, "code": code[:64], "message": message[:4000], "node_id": node_id}))
+
+    def cancelled(self, job: ClaimedJob) -> None:
+        self._check(self._http.post(f"/jobs/{job.id}/cancelled", json={"fencing_token": job.fencing_token}))
+
+    def release(self, job: ClaimedJob, *, reason: str) -> None:
+        self._check(self._http.post(f"/jobs/{job.id}/release",
+                                    json={"fencing_token": job.fencing_token, "reason": reason[:200]}))
+
+    def input_image(self, job: ClaimedJob, name: str) -> bytes:
+        r = self._check(self._http.get(f"/jobs/{job.id}/inputs/{name}", params={"fencing_token": job.fencing_token}))
+        return r.content
+
+    def stream_model(self, sha256: str, *, offset: int = 0) -> Iterator[bytes]:
+        """Stream a model blob from `offset` (resuming a partial download)."""
+        headers = {"Range": f"bytes={offset}-"} if offset else {}
+        with self._http.stream("GET", f"/models/{sha256}", headers=headers, timeout=httpx.Timeout(300, connect=10)) as r:
+            if r.status_code == 404:
+                raise LeaseLost(f"model {sha256} is not available to this worker")
+            if r.status_code not in (200, 206):
+                raise ServerError(f"model download {sha256}: {r.status_code}")
+            if offset and r.status_code != 206:
+                raise ServerError("server ignored the Range header")
+            yield from r.iter_bytes(1 << 20)

@@ -1,0 +1,259 @@
+"""The worker loop: claim → fetch files → run the engine → upload outputs → complete.
+
+Heartbeats run on their own thread so the lease stays alive during long steps; a progress event
+triggers an early heartbeat (throttled). SIGTERM: finish the current job (or hand it back after
+`drain_seconds`), then exit."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from sdfleet.worker.client import ClaimedJob, LeaseLost, ServerError, WorkerClient
+from sdfleet.worker.model_cache import HashMismatch, ModelFileCache
+
+log = logging.getLogger("sdfleet.worker")
+PROGRESS_INTERVAL = 0.2
+
+
+@dataclass
+class WorkerOptions:
+    """How the worker runs."""
+
+    device: str = "cpu"
+    claim_wait_seconds: float = 20.0
+    drain_seconds: float = 60.0
+    preview: bool = True
+    once: bool = False  # exit after one job (tests, benchmarks)
+
+
+def resolve_device(device: str) -> str:
+    """`auto` → the first CUDA device when there is one, else the CPU."""
+    if device != "auto":
+        return device
+    import torch
+
+    return "cuda:0" if torch.cuda.is_available() else "cpu"
+
+
+class JobFiles:
+    """The engine's ModelFiles for one job: names → verified local files."""
+
+    def __init__(self, models: dict[tuple[str, str], tuple[Path, str]], images: dict[str, Path]) -> None:
+        self._models = models
+        self._images = images
+
+    def model_path(self, folder: str, name: str):
+        from sdfleet.engine.files import ModelFile
+
+        try:
+            path, sha256 = self._models[(folder, name)]
+        except KeyError:
+            raise KeyError(f"no model {name!r} in folder {folder!r} for this job") from None
+        return ModelFile(path=path, sha256=sha256)
+
+    def input_image(self, name: str) -> Path:
+        try:
+            return self._images[name]
+        except KeyError:
+            raise KeyError(f"no input image {name!r} for this job") from None
+
+
+class _Heartbeat(threading.Thread):
+    """Keeps one job's lease alive and carries progress; notices cancel requests and lost leases."""
+
+    def __init__(self, client: WorkerClient, job: ClaimedJob) -> None:
+        super().__init__(daemon=True, name=f"heartbeat-{job.id}")
+        self.client, self.job = client, job
+        self.interval = max(0.5, job.lease_seconds / 3)
+        self.cancel_requested = False
+        self.lease_lost = False
+        self._progress: tuple[int, int, str | None] | None = None
+        self._preview: bytes | None = None
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._last = 0.0
+
+    def progress(self, value: int, maximum: int, node_id: str | None, preview: bytes | None) -> None:
+        self._progress = (value, maximum, node_id)
+        if preview:
+            self._preview = preview
+        if time.monotonic() - self._last >= PROGRESS_INTERVAL:
+            self._wake.set()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+
+    def run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(self.interval)
+            self._wake.clear()
+            if self._stop.is_set():
+                return
+            self.beat()
+
+    def beat(self) -> None:
+        value, maximum, node_id = self._progress or (None, None, None)
+        preview, self._preview = self._preview, None
+        try:
+            self._last = time.monotonic()
+            if self.client.heartbeat(self.job, value=value, maximum=maximum, node_id=node_id, preview_png=preview):
+                self.cancel_requested = True
+        except LeaseLost:
+            self.lease_lost = True
+            self._stop.set()
+        except (httpx.HTTPError, ServerError) as exc:
+            log.warning("heartbeat for %s failed: %s", self.job.id, exc)
+
+
+class WorkerLoop:
+    """One worker process: one engine on one device, one job at a time."""
+
+    def __init__(self, *, client: WorkerClient, cache: ModelFileCache, options: WorkerOptions, engine=None) -> None:
+        self.client = client
+        self.cache = cache
+        self.options = options
+        self._engine = engine
+        self.stopping = threading.Event()
+        self._drain_deadline: float | None = None
+        self._inputs_dir = Path(tempfile.mkdtemp(prefix="sdfleet-inputs-"))
+
+    @property
+    def engine(self):
+        if self._engine is None:
+            from sdfleet.engine.executor import Engine
+
+            self._engine = Engine(device=self.options.device)
+        return self._engine
+
+    def install_signal_handlers(self) -> None:
+        """SIGTERM/SIGINT: stop claiming, finish (or after drain_seconds hand back) the current job."""
+        def handle(signum, _frame) -> None:
+            if self.stopping.is_set():
+                self._drain_deadline = time.monotonic()  # second signal: hand back now
+            self.stopping.set()
+            self._drain_deadline = self._drain_deadline or time.monotonic() + self.options.drain_seconds
+            log.info("signal %s: finishing the current job, then exiting", signum)
+
+        signal.signal(signal.SIGTERM, handle)
+        signal.signal(signal.SIGINT, handle)
+
+    def _report(self, status: str) -> None:
+        try:
+            loaded = list(getattr(self._engine, "models", None).keys()) if self._engine is not None else []
+            self.client.report(status=status, device=self.options.device, loaded_models=[str(k) for k in loaded],
+                               info={"pid": __import__("os").getpid()})
+        except (httpx.HTTPError, ServerError) as exc:
+            log.warning("report failed: %s", exc)
+
+    def run(self) -> None:
+        """Claim and run jobs until stopped."""
+        self._report("idle")
+        backoff = 1.0
+        while not self.stopping.is_set():
+            try:
+                job = self.client.claim(wait_seconds=self.options.claim_wait_seconds)
+                backoff = 1.0
+            except (httpx.HTTPError, ServerError) as exc:
+                log.warning("claim failed (%s); retrying in %.0f s", exc, backoff)
+                self.stopping.wait(backoff)
+                backoff = min(backoff * 2, 30.0)
+                continue
+            if job is None:
+                continue
+            self.run_job(job)
+            if self.options.once:
+                break
+        self._report("draining")
+
+    def run_job(self, job: ClaimedJob) -> None:
+        """Run one claimed job to an end the server accepts."""
+        log.info("job %s: claimed (token %d)", job.id, job.fencing_token)
+        heartbeat = _Heartbeat(self.client, job)
+        heartbeat.start()
+        try:
+            self._run_job(job, heartbeat)
+        except LeaseLost:
+            log.warning("job %s: lease lost; dropping it", job.id)
+        except (httpx.HTTPError, ServerError) as exc:
+            log.error("job %s: server unreachable while finishing (%s); the lease will expire", job.id, exc)
+        finally:
+            heartbeat.stop()
+
+    def _run_job(self, job: ClaimedJob, heartbeat: _Heartbeat) -> None:
+        from sdfleet.engine.events import Cancelled, Progress
+        from sdfleet.engine.graph import GraphValidationError
+
+        try:
+            files = self._fetch_files(job)
+        except HashMismatch as exc:
+            self.client.fail(job, code="model_hash_mismatch", message=str(exc))
+            return
+
+        def on_event(event: Any) -> None:
+            if isinstance(event, Progress):
+                heartbeat.progress(event.value, event.max, event.node_id, event.preview_png)
+
+        def should_cancel() -> bool:
+            draining = self._drain_deadline is not None and time.monotonic() > self._drain_deadline
+            return heartbeat.cancel_requested or heartbeat.lease_lost or draining
+
+        started = time.perf_counter()
+        try:
+            result = self.engine.run(job.graph, files=files, on_event=on_event, should_cancel=should_cancel,
+                                     preview=self.options.preview,
+                                     extra_pnginfo=job.extra.get("extra_pnginfo") or None)
+        except Cancelled:
+            if heartbeat.lease_lost:
+                raise LeaseLost(job.id) from None
+            if heartbeat.cancel_requested:
+                self.client.cancelled(job)
+                log.info("job %s: cancelled", job.id)
+            else:
+                self.client.release(job, reason="worker shutting down")
+                log.info("job %s: handed back (shutdown)", job.id)
+            return
+        except GraphValidationError as exc:
+            self.client.fail(job, code="invalid_graph", message=str(exc))
+            return
+        except Exception as exc:  # a node failed: report it, keep the worker alive
+            node_id = getattr(exc, "node_id", None)
+            log.exception("job %s failed", job.id)
+            self.client.fail(job, code="node_error" if node_id else "engine_error",
+                             message=f"{type(getattr(exc, 'error', exc)).__name__}: {getattr(exc, 'error', exc)}",
+                             node_id=node_id)
+            return
+        heartbeat.stop()
+        if heartbeat.lease_lost:
+            raise LeaseLost(job.id)
+        outputs = []
+        for index, image in enumerate(result.images):
+            self.client.upload_output(job, index, image.png)
+            outputs.append({"index": index, "node_id": image.node_id})
+        info = {"seconds": round(time.perf_counter() - started, 3), "device": self.options.device,
+                "executed": result.executed, "cached": result.cached}
+        self.client.complete(job, outputs=outputs, info=info)
+        log.info("job %s: done in %.2f s, %d image(s)", job.id, info["seconds"], len(outputs))
+
+    def _fetch_files(self, job: ClaimedJob) -> JobFiles:
+        models = {}
+        for m in job.models:
+            path = self.cache.ensure(m["sha256"], size=m["size"],
+                                     fetch=lambda offset, sha=m["sha256"]: self.client.stream_model(sha, offset=offset))
+            models[(m["folder"], m["name"])] = (path, m["sha256"])
+        images = {}
+        for item in job.inputs:
+            path = self._inputs_dir / item["name"]
+            if not path.exists():
+                path.write_bytes(self.client.input_image(job, item["name"]))
+            images[item["name"]] = path
+        return JobFiles(models, images)

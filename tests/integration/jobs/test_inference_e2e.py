@@ -1,0 +1,189 @@
+"""End to end: a real server on a port, real worker subprocesses, the demo models (CPU)."""
+
+import base64
+import io
+import json
+import time
+
+import httpx
+from PIL import Image
+
+TXT2IMG = {"prompt": "a red cube", "negative_prompt": "blurry", "steps": 4, "width": 64, "height": 64,
+           "seed": 42, "cfg_scale": 5, "sampler_name": "Euler"}
+
+
+def submit(fleet, headers, body, **kw):
+    r = httpx.post(f"{fleet.url}/api/v1/inferences", json=body, headers=headers, **kw)
+    assert r.status_code == 202, r.text
+    return r.json()["id"]
+
+
+def png_b64(color, size=(64, 64), mode="RGB"):
+    buf = io.BytesIO()
+    Image.new(mode, size, color).save(buf, format="PNG")
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def fetch_output(fleet, headers, job, index=0):
+    r = httpx.get(fleet.url + job["outputs"][index]["url"], headers=headers)
+    assert r.status_code == 200 and r.headers["content-type"] == "image/png"
+    return Image.open(io.BytesIO(r.content))
+
+
+def test_txt2img_img2img_inpaint_lora_and_graph(fleet):
+    admin = fleet.login()
+    fleet.start_worker("a")
+    # txt2img
+    job = fleet.wait(admin, submit(fleet, admin, {"task": "txt2img", "params": TXT2IMG}))
+    assert job["status"] == "succeeded", job
+    assert job["model"] == "demo-sd15.safetensors" and job["seed"] == 42
+    image = fetch_output(fleet, admin, job)
+    assert image.size == (64, 64)
+    assert "Steps: 4" in image.info["parameters"] and "Seed: 42" in image.info["parameters"]
+    assert "KSampler" in image.info["prompt"]
+    # img2img
+    params = {**TXT2IMG, "init_images": [png_b64("blue")], "denoising_strength": 0.5}
+    job = fleet.wait(admin, submit(fleet, admin, {"task": "img2img", "params": params}))
+    assert job["status"] == "succeeded", job
+    # inpaint (white = repaint)
+    mask = png_b64("white", mode="L")
+    job = fleet.wait(admin, submit(fleet, admin, {"task": "img2img", "params": {**params, "mask": mask}}))
+    assert job["status"] == "succeeded", job
+    # LoRA in the prompt
+    lora = {**TXT2IMG, "prompt": "a red cube <lora:demo-lora:0.8>"}
+    job = fleet.wait(admin, submit(fleet, admin, {"task": "txt2img", "params": lora}))
+    assert job["status"] == "succeeded", job
+    assert "demo-lora" in fetch_output(fleet, admin, job).info["parameters"]
+    # a ComfyUI API graph
+    graph = {
+        "4": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "demo-sd15.safetensors"}},
+        "5": {"class_type": "EmptyLatentImage", "inputs": {"width": 64, "height": 64, "batch_size": 2}},
+        "6": {"class_type": "CLIPTextEncode", "inputs": {"text": "a cat", "clip": ["4", 1]}},
+        "7": {"class_type": "CLIPTextEncode", "inputs": {"text": "", "clip": ["4", 1]}},
+        "3": {"class_type": "KSampler", "inputs": {
+            "seed": 1, "steps": 3, "cfg": 4.0, "sampler_name": "euler", "scheduler": "normal", "denoise": 1.0,
+            "model": ["4", 0], "positive": ["6", 0], "negative": ["7", 0], "latent_image": ["5", 0]}},
+        "8": {"class_type": "VAEDecode", "inputs": {"samples": ["3", 0], "vae": ["4", 2]}},
+        "9": {"class_type": "SaveImage", "inputs": {"images": ["8", 0], "filename_prefix": "t"}},
+    }
+    job = fleet.wait(admin, submit(fleet, admin, {"graph": graph}))
+    assert job["status"] == "succeeded" and len(job["outputs"]) == 2, job
+
+
+def test_events_stream_and_resume(fleet):
+    admin = fleet.login()
+    fleet.start_worker("a")
+    job_id = submit(fleet, admin, {"task": "txt2img", "params": TXT2IMG})
+    events = []
+    with httpx.stream("GET", f"{fleet.url}/api/v1/inferences/{job_id}/events", headers=admin, timeout=120) as r:
+        assert r.headers["content-type"].startswith("text/event-stream")
+        current = {}
+        for line in r.iter_lines():
+            if line.startswith("id: "):
+                current["id"] = int(line[4:])
+            elif line.startswith("event: "):
+                current["event"] = line[7:]
+            elif line.startswith("data: "):
+                current["data"] = json.loads(line[6:])
+            elif line == "" and current:
+                events.append(current)
+                current = {}
+    kinds = [e["event"] for e in events]
+    assert kinds[0] == "queued" and "started" in kinds and "progress" in kinds and kinds[-1] == "succeeded"
+    assert "output" in kinds
+    ids = [e["id"] for e in events]
+    assert ids == sorted(ids)
+    # Resume after the third event: only later events come back.
+    with httpx.stream("GET", f"{fleet.url}/api/v1/inferences/{job_id}/events",
+                      headers={**admin, "Last-Event-ID": str(ids[2])}, timeout=30) as r:
+        later = [int(line[4:]) for line in r.iter_lines() if line.startswith("id: ")]
+    assert later == ids[3:]
+
+
+def test_cancel_queued_and_running(fleet):
+    admin = fleet.login()
+    queued = submit(fleet, admin, {"task": "txt2img", "params": TXT2IMG})
+    r = httpx.post(f"{fleet.url}/api/v1/inferences/{queued}/cancel", headers=admin)
+    assert r.json()["status"] == "cancelled"
+    fleet.start_worker("a")
+    long = submit(fleet, admin, {"task": "txt2img", "params": {**TXT2IMG, "steps": 400}})
+    fleet.wait(admin, long, until=("running",))
+    deadline = time.monotonic() + 60
+    while httpx.get(f"{fleet.url}/api/v1/inferences/{long}", headers=admin).json()["progress"]["value"] < 2:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    r = httpx.post(f"{fleet.url}/api/v1/inferences/{long}/cancel", headers=admin)
+    assert r.status_code == 200 and r.json()["cancel_requested"]
+    job = fleet.wait(admin, long, timeout=30)
+    assert job["status"] == "cancelled" and job["progress"]["value"] < 400
+
+
+def test_kill_9_worker_mid_job_completes_once_elsewhere(fleet):
+    admin = fleet.login()
+    first = fleet.start_worker("first")
+    job_id = submit(fleet, admin, {"task": "txt2img", "params": {**TXT2IMG, "steps": 300}})
+    fleet.wait(admin, job_id, until=("running",))
+    deadline = time.monotonic() + 60
+    while httpx.get(f"{fleet.url}/api/v1/inferences/{job_id}", headers=admin).json()["progress"]["value"] < 2:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    first.kill()
+    first.wait()
+    fleet.start_worker("second")
+    job = fleet.wait(admin, job_id, timeout=180)
+    assert job["status"] == "succeeded", job
+    assert job["attempts"] == 2 and len(job["outputs"]) == 1
+    kinds = [e.type.value for e in fleet.server.runtime.services.inference._queue.events_after(job_id, 0)]
+    assert kinds.count("succeeded") == 1 and "requeued" in kinds
+    keys = [o.key for o in fleet.server.runtime.objects.list(f"outputs/{job_id}/")]
+    assert len(keys) == 1 and "/t2/" in keys[0]
+
+
+def test_fifty_concurrent_submissions_with_one_key_make_one_job(fleet):
+    import concurrent.futures
+
+    admin = fleet.login()
+    headers = {**admin, "Idempotency-Key": "same-key-1"}
+    body = {"task": "txt2img", "params": TXT2IMG}
+    with concurrent.futures.ThreadPoolExecutor(16) as pool:
+        answers = list(pool.map(lambda _: httpx.post(f"{fleet.url}/api/v1/inferences", json=body,
+                                                     headers=headers, timeout=60), range(50)))
+    assert {a.status_code for a in answers} == {202}
+    assert len({a.json()["id"] for a in answers}) == 1
+    other = httpx.post(f"{fleet.url}/api/v1/inferences", headers=headers,
+                       json={"task": "txt2img", "params": {**TXT2IMG, "seed": 7}})
+    assert other.status_code == 409 and other.json()["error"]["details"]["field"] == "Idempotency-Key"
+
+
+def test_other_users_job_is_404_everywhere(fleet):
+    admin = fleet.login()
+    job_id = submit(fleet, admin, {"task": "txt2img", "params": TXT2IMG})
+    rt = fleet.server.runtime
+    rt.services.users.create(None, username="eve", password="eve-password", roles=["artist"])
+    eve = fleet.login("eve", "eve-password")
+    for method, path in [("GET", ""), ("POST", "/cancel"), ("DELETE", ""), ("GET", "/events"),
+                         ("GET", "/outputs/0"), ("GET", "/preview")]:
+        r = httpx.request(method, f"{fleet.url}/api/v1/inferences/{job_id}{path}", headers=eve)
+        assert r.status_code == 404, (method, path, r.status_code)
+    assert job_id not in str(httpx.get(f"{fleet.url}/api/v1/inferences", headers=eve).json())
+
+
+def test_bad_submissions_are_4xx_naming_the_field(fleet):
+    admin = fleet.login()
+    cases = [
+        ({"task": "txt2img", "params": {**TXT2IMG, "width": 500}}, "params.width"),
+        ({"task": "txt2img", "params": {**TXT2IMG, "script_name": "x/y plot"}}, "params.script_name"),
+        ({"task": "txt2img", "params": {**TXT2IMG, "override_settings": {"sd_model_checkpoint": "nope"}}}, None),
+        ({"task": "img2img", "params": TXT2IMG}, "params.init_images"),
+        ({"task": "img2img", "params": {**TXT2IMG, "init_images": ["bm90IGFuIGltYWdl"]}}, "params.init_images[0]"),
+        ({"graph": {"1": {"class_type": "Nope", "inputs": {}}}}, "graph"),
+        ({"task": "txt2img", "params": {**TXT2IMG, "width": 8192, "height": 8192, "steps": 1000,
+                                        "batch_size": 8}}, None),
+        ({}, "task"),
+    ]
+    for body, field in cases:
+        r = httpx.post(f"{fleet.url}/api/v1/inferences", json=body, headers=admin)
+        assert 400 <= r.status_code < 500, (body, r.text)
+        if field:
+            assert r.json()["error"]["details"].get("field") == field, (field, r.json())
+    assert httpx.get(f"{fleet.url}/api/v1/inferences", headers=admin).json()["items"] == []
