@@ -1,0 +1,269 @@
+"""`sdfleet models`: upload (resumable, with a progress bar), import, list, and the demo models."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
+from rich.table import Table
+
+models_app = typer.Typer(help="The model registry: upload, import, list, demo models.", no_args_is_help=True)
+console = Console(stderr=True, soft_wrap=True)
+
+Server = Annotated[str, typer.Option(envvar="SDFLEET_URL", help="Server URL. Env: SDFLEET_URL.")]
+Token = Annotated[str | None, typer.Option(envvar="SDFLEET_TOKEN", help="API key or session token. Env: SDFLEET_TOKEN.")]
+RETRIES = 8
+#: demo files: file name → type (the demo builder's output, see sdfleet.engine.demo)
+DEMO_TIMEOUT_S = 600
+
+
+def _fail(message: str, code: int = 2):
+    console.print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(code)
+
+
+# 1. Talking to a server
+
+
+class ApiClient:
+    """A small JSON client of /api/v1 with the caller's token; errors become one readable line."""
+
+    def __init__(self, server: str, token: str | None) -> None:
+        import httpx
+
+        if not token:
+            _fail("a token is required: --token or SDFLEET_TOKEN (create an API key in the web UI or API)")
+        self._http = httpx.Client(base_url=server.rstrip("/") + "/api/v1", timeout=httpx.Timeout(300, connect=10),
+                                  headers={"Authorization": f"Bearer {token}"})
+
+    def call(self, method: str, path: str, **kwargs) -> dict:
+        response = self._http.request(method, path, **kwargs)
+        if response.status_code >= 400:
+            try:
+                error = response.json()["error"]
+                message = error["message"]
+            except (ValueError, KeyError, TypeError):
+                message = response.text[:300]
+            raise ServerRefused(response.status_code, message)
+        return response.json() if response.content else {}
+
+
+class ServerRefused(Exception):
+    """The server answered 4xx/5xx: retrying the same request will not help (except 5xx)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(f"{status}: {message}")
+        self.status = status
+        self.message = message
+
+
+def _state_path(path: Path) -> Path:
+    """Where the upload id of this exact file (path, size, mtime) is kept so a rerun resumes it."""
+    stat = path.stat()
+    key = hashlib.sha256(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:32]
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "sdfleet" / "uploads"
+    return base / f"{key}.json"
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _open_or_resume(client: ApiClient, path: Path, *, body: dict, server: str) -> dict:
+    state_file = _state_path(path)
+    if state_file.exists():
+        saved = json.loads(state_file.read_text())
+        if saved.get("server") == server:
+            try:
+                upload = client.call("GET", f"/checkpoints/uploads/{saved['upload_id']}")
+                if upload["status"] == "open":
+                    console.print(f"resuming upload {upload['upload_id']}: {len(upload['parts'])} parts already sent")
+                    return upload
+            except ServerRefused:
+                pass
+    upload = client.call("POST", "/checkpoints/uploads", json=body)
+    state_file.parent.mkdir(parents=True, exist_ok=True)
+    state_file.write_text(json.dumps({"server": server, "upload_id": upload["upload_id"]}))
+    return upload
+
+
+def upload_file(client: ApiClient, path: Path, *, model_type: str, name: str | None, roles: list[str] | None,
+                server: str) -> dict:
+    """Upload `path` in parts, resuming after dropped connections and across reruns; return the checkpoint."""
+    import httpx
+
+    size = path.stat().st_size
+    body = {"filename": path.name, "type": model_type, "size": size, "sha256": _file_sha256(path)}
+    if name:
+        body["name"] = name
+    if roles:
+        body["allowed_roles"] = roles
+    upload = _open_or_resume(client, path, body=body, server=server)
+    columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+               TimeRemainingColumn())
+    with Progress(*columns, console=console) as progress, path.open("rb") as handle:
+        done = sum(p["size"] for p in upload["parts"])
+        task = progress.add_task(path.name, total=size, completed=done)
+        for attempt in range(RETRIES + 1):
+            try:
+                for n in upload["missing_parts"]:
+                    handle.seek((n - 1) * upload["part_size"])
+                    chunk = handle.read(upload["part_size"])
+                    client.call("PUT", f"/checkpoints/uploads/{upload['upload_id']}/parts/{n}", content=chunk,
+                                headers={"X-Part-SHA256": hashlib.sha256(chunk).hexdigest(),
+                                         "Content-Type": "application/octet-stream"})
+                    progress.advance(task, len(chunk))
+                break
+            except (httpx.TransportError, ServerRefused) as exc:
+                if isinstance(exc, ServerRefused) and exc.status < 500 or attempt == RETRIES:
+                    raise
+                delay = min(30, 2**attempt)
+                progress.console.print(f"connection problem ({exc}); resuming in {delay} s")
+                time.sleep(delay)
+                upload = client.call("GET", f"/checkpoints/uploads/{upload['upload_id']}")
+                progress.update(task, completed=sum(p["size"] for p in upload["parts"]))
+    checkpoint = client.call("POST", f"/checkpoints/uploads/{upload['upload_id']}/complete", json={})
+    _state_path(path).unlink(missing_ok=True)
+    return checkpoint
+
+
+@models_app.command("upload")
+def upload(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True, help="Model file.")],
+    model_type: Annotated[str, typer.Option("--type", help="Stable-diffusion, Lora, VAE, ControlNet, embeddings, "
+                                                           "upscaler.")],
+    name: Annotated[str | None, typer.Option(help="Registered name (default: the file name).")] = None,
+    role: Annotated[list[str] | None, typer.Option("--role", help="Role that may see it; repeat. '*': all.")] = None,
+    server: Server = "http://127.0.0.1:8080",
+    token: Token = None,
+) -> None:
+    """Upload a model file in parts; a dropped connection or a rerun resumes where it stopped."""
+    client = ApiClient(server, token)
+    try:
+        checkpoint = upload_file(client, file, model_type=model_type, name=name, roles=role, server=server)
+    except ServerRefused as exc:
+        _fail(exc.message)
+    console.print(f"registered {checkpoint['name']} ({checkpoint['type']}, {checkpoint['architecture']}, "
+                  f"{checkpoint['short_hash']}) as {checkpoint['id']}")
+
+
+@models_app.command("import")
+def import_(
+    url: Annotated[str, typer.Argument(help="http(s) URL of a model file.")],
+    model_type: Annotated[str, typer.Option("--type", help="Model type.")],
+    name: Annotated[str | None, typer.Option(help="Registered name (default: from the URL).")] = None,
+    server: Server = "http://127.0.0.1:8080",
+    token: Token = None,
+) -> None:
+    """Have the server fetch a model from a URL, and follow its progress."""
+    client = ApiClient(server, token)
+    try:
+        job = client.call("POST", "/checkpoints/imports", json={"url": url, "type": model_type,
+                                                                 **({"name": name} if name else {})})
+        while job["status"] in ("queued", "running"):
+            time.sleep(1)
+            job = client.call("GET", f"/checkpoints/imports/{job['id']}")
+            console.print(f"{job['status']}: {job['bytes_done']} / {job['bytes_total'] or '?'} bytes", end="\r")
+    except ServerRefused as exc:
+        _fail(exc.message)
+    if job["status"] != "succeeded":
+        _fail(f"import failed: {job['error']}")
+    console.print(f"\nregistered as {job['checkpoint_id']}")
+
+
+@models_app.command("list")
+def list_(
+    model_type: Annotated[str | None, typer.Option("--type", help="Only this type.")] = None,
+    architecture: Annotated[str | None, typer.Option(help="Only this architecture (sd1, sdxl …).")] = None,
+    server: Server = "http://127.0.0.1:8080",
+    token: Token = None,
+) -> None:
+    """The models you may see."""
+    client = ApiClient(server, token)
+    table = Table("name", "type", "architecture", "precision", "size", "hash", "id")
+    cursor = None
+    try:
+        while True:
+            params = {k: v for k, v in {"type": model_type, "architecture": architecture, "cursor": cursor}.items()
+                      if v}
+            page = client.call("GET", "/checkpoints", params=params)
+            for c in page["items"]:
+                table.add_row(c["name"], c["type"], c["architecture"], c["precision"], str(c["size"]),
+                              c["short_hash"], c["id"])
+            cursor = page["next_cursor"]
+            if not cursor:
+                break
+    except ServerRefused as exc:
+        _fail(exc.message)
+    Console().print(table)
+
+
+# 2. Demo models (on the server host, as the operator)
+
+
+def build_demo_files(out_dir: Path) -> list[dict]:
+    """Run the demo builder in a subprocess (this process never imports torch); return its file list."""
+    command = [sys.executable, "-m", "sdfleet.engine.demo", str(out_dir)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=DEMO_TIMEOUT_S, check=False)
+    if done.returncode != 0:
+        tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        raise RuntimeError(f"demo model builder failed: {tail}")
+    files = []
+    for line in done.stdout.strip().splitlines():
+        name, model_type, architecture, size, sha256, path = line.split("\t")
+        files.append({"name": Path(path).name, "type": model_type, "architecture": architecture, "path": Path(path)})
+    return files
+
+
+def register_demo_models(checkpoints) -> list:
+    """Build the demo models and register the ones whose names are free (everyone may see them)."""
+    from sdfleet.domain.errors import Conflict
+
+    registered = []
+    with tempfile.TemporaryDirectory(prefix="sdfleet-demo-") as folder:
+        for demo in build_demo_files(Path(folder)):
+            try:
+                registered.append(checkpoints.register_file(demo["path"], name=demo["name"],
+                                                            model_type=demo["type"], allowed_roles=["*"],
+                                                            source="demo"))
+            except Conflict:
+                continue
+    return registered
+
+
+def ensure_demo_models(checkpoints) -> list:
+    """On an empty registry, create and register the demo models (what `serve` does unless --no-demo)."""
+    if not checkpoints.is_empty():
+        return []
+    return register_demo_models(checkpoints)
+
+
+@models_app.command("create-demo")
+def create_demo(
+    data_dir: Annotated[Path | None, typer.Option("--data-dir", help="Data directory. Env: SDFLEET_DATA_DIR.")] = None,
+) -> None:
+    """Build tiny random SD 1.x and SDXL checkpoints and a LoRA, and register them (visible to everyone)."""
+    from sdfleet.bootstrap import StartupError, start_runtime
+    from sdfleet.settings import Settings
+
+    try:
+        runtime = start_runtime(Settings(**({"data_dir": data_dir} if data_dir else {})))
+    except StartupError as exc:
+        _fail(str(exc))
+    for checkpoint in register_demo_models(runtime.services.checkpoints):
+        console.print(f"registered {checkpoint.name} ({checkpoint.model_type.value}, {checkpoint.architecture}, "
+                      f"{checkpoint.size} bytes)")
