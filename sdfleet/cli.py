@@ -20,6 +20,9 @@ users_app = typer.Typer(help="Manage users from the server host (no permission c
                         no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(users_app, name="users")
+from sdfleet.cli_models import models_app  # noqa: E402 - the sub-app is defined beside this one
+
+app.add_typer(models_app, name="models")
 workers_app = typer.Typer(help="Worker identities for `sdfleet worker` on other hosts.", no_args_is_help=True)
 app.add_typer(workers_app, name="workers")
 console = Console(stderr=True, soft_wrap=True)
@@ -61,6 +64,7 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Port (default 8080). Env: SDFLEET_PORT.")] = None,
     data_dir: DataDir = None,
     log_json: Annotated[bool, typer.Option("--log-json", help="Structured JSON logs.")] = False,
+    no_demo: Annotated[bool, typer.Option("--no-demo", help="Do not create demo models on an empty registry.")] = False,
 ) -> None:
     """Migrate the database and start the server (API, docs) on the configured storage."""
     import uvicorn
@@ -72,6 +76,11 @@ def serve(
     configure_logging(level=settings.log_level, as_json=settings.log_json)
     runtime = _runtime(settings)
     admin = ensure_admin(runtime)
+    if not no_demo:
+        from sdfleet.cli_models import ensure_demo_models
+
+        for demo in ensure_demo_models(runtime.services.checkpoints):
+            console.print(f"  demo model: {demo.name} ({demo.model_type.value}, {demo.architecture})")
     url = settings.resolved_public_url()
     console.print(f"[bold green]sdfleet[/] serving on [bold]{url}[/]  (API docs: {url}/docs)")
     console.print(f"  database: {runtime.database.display_url}")
