@@ -107,7 +107,9 @@ def upload_file(client: ApiClient, path: Path, *, model_type: str, name: str | N
     import httpx
 
     size = path.stat().st_size
-    body = {"filename": path.name, "type": model_type, "size": size, "sha256": _file_sha256(path)}
+    # The whole-file sha256 is computed while the parts go out in order (no extra pass over a large file)
+    # and sent at completion, where the server checks it against what it assembled.
+    body = {"filename": path.name, "type": model_type, "size": size}
     if name:
         body["name"] = name
     if roles:
@@ -118,11 +120,16 @@ def upload_file(client: ApiClient, path: Path, *, model_type: str, name: str | N
     with Progress(*columns, console=console) as progress, path.open("rb") as handle:
         done = sum(p["size"] for p in upload["parts"])
         task = progress.add_task(path.name, total=size, completed=done)
+        whole = hashlib.sha256()
+        hashed_parts = 0  # parts 1..hashed_parts are in `whole`
         for attempt in range(RETRIES + 1):
             try:
                 for n in upload["missing_parts"]:
                     handle.seek((n - 1) * upload["part_size"])
                     chunk = handle.read(upload["part_size"])
+                    if n == hashed_parts + 1:
+                        whole.update(chunk)
+                        hashed_parts = n
                     client.call("PUT", f"/checkpoints/uploads/{upload['upload_id']}/parts/{n}", content=chunk,
                                 headers={"X-Part-SHA256": hashlib.sha256(chunk).hexdigest(),
                                          "Content-Type": "application/octet-stream"})
@@ -136,7 +143,9 @@ def upload_file(client: ApiClient, path: Path, *, model_type: str, name: str | N
                 time.sleep(delay)
                 upload = client.call("GET", f"/checkpoints/uploads/{upload['upload_id']}")
                 progress.update(task, completed=sum(p["size"] for p in upload["parts"]))
-    checkpoint = client.call("POST", f"/checkpoints/uploads/{upload['upload_id']}/complete", json={})
+    digest = whole.hexdigest() if hashed_parts == upload["part_count"] else _file_sha256(path)
+    checkpoint = client.call("POST", f"/checkpoints/uploads/{upload['upload_id']}/complete",
+                             json={"sha256": digest})
     _state_path(path).unlink(missing_ok=True)
     return checkpoint
 
