@@ -126,6 +126,8 @@ class InferenceService:
         # 2. Build the graph.
         if (submission.graph is None) == (submission.task is None):
             raise InvalidInput("give either task (with params) or graph", field="task")
+        if submission.graph is not None and submission.params is not None:
+            raise InvalidInput("params go with task; a graph carries its own values", field="params")
         inputs: list[dict[str, str]] = []
         summary: dict[str, Any] = {"source": submission.source}
         if submission.task is not None:
@@ -244,6 +246,7 @@ class InferenceService:
     # Reading
     def get(self, principal: Principal, job_id: str) -> Job:
         """The caller's job; anyone else's is not found."""
+        authorize(principal, Permission.INFERENCE_ALL)
         job = self._queue.get(job_id) if is_valid_id(job_id) else None
         if job is None or job.user_id != principal.user_id or job.kind is not JobKind.INFERENCE:
             raise NotFound(f"inference {job_id!r} not found")
@@ -251,6 +254,7 @@ class InferenceService:
 
     def list(self, principal: Principal, page: PageRequest, *, status: JobStatus | None = None) -> Page[Job]:
         """The caller's jobs, newest first."""
+        authorize(principal, Permission.INFERENCE_ALL)
         return self._queue.list_for_user(principal.user_id, page, status=status, kind=JobKind.INFERENCE)
 
     def events_after(self, principal: Principal, job_id: str, seq: int) -> list[JobEvent]:

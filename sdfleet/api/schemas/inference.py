@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, StrictInt, StrictStr
+from pydantic import BaseModel, Field, StrictFloat, StrictInt, StrictStr
 
 from sdfleet.api.schemas.base import Strict
 from sdfleet.domain.jobs import Job
@@ -91,7 +91,7 @@ class WorkerReport(Strict):
 
 
 class ClaimRequest(Strict):
-    wait_seconds: float = Field(default=20, ge=0, le=60)
+    wait_seconds: StrictFloat | StrictInt = Field(default=20, ge=0, le=60)
 
 
 class ModelToFetch(BaseModel):

@@ -26,6 +26,10 @@ class Request:
     path: str
     json: dict | None = None
     ok: frozenset[int] = frozenset({200})
+    headers: dict[str, str] | None = None  # worker routes: the worker's own token
+    content: bytes | None = None
+    files: dict | None = None
+    other_headers: dict[str, str] | None = None  # worker routes: another worker's token
 
 
 @dataclass
@@ -37,6 +41,7 @@ class Case:
     permission: str | None
     build: Callable[[Api, Actor], Request]
     owned: bool = False
+    worker: bool = False  # a worker-protocol route: worker tokens only, a worker reaches only its jobs
     notes: str = ""
     setup_roles: list[str] = field(default_factory=list)
 

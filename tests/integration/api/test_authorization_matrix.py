@@ -40,7 +40,22 @@ def test_route_authorization(api, route):
     owner = _actor(api, roles)
 
     def call(headers, request):
+        if request.files is not None:
+            return api.client.request(method, request.path, files=request.files, headers=headers)
+        if request.content is not None:
+            return api.client.request(method, request.path, content=request.content, headers=headers)
         return api.client.request(method, request.path, json=request.json, headers=headers)
+
+    if case.worker:
+        request = case.build(api, owner)
+        assert call({}, request).status_code == 401, route
+        assert call(owner.headers, request).status_code == 401, route  # a user's token is not a worker token
+        if request.other_headers is not None:
+            r = call(request.other_headers, request)
+            assert r.status_code in (404, 409), (route, r.status_code, r.text)
+        r = call(request.headers, request)
+        assert r.status_code in request.ok, (route, r.status_code, r.text)
+        return
 
     if case.permission != "public":
         r = call({}, case.build(api, owner))
@@ -48,7 +63,7 @@ def test_route_authorization(api, route):
         assert r.json()["error"]["code"] == "unauthenticated"
     if case.permission not in (None, "public"):
         lacking = _actor(api, [])
-        r = call(lacking.headers, case.build(api, lacking))
+        r = call(lacking.headers, case.build(api, owner))
         assert r.status_code == 403, (route, r.status_code, r.text)
     if case.owned:
         other = _actor(api, roles)

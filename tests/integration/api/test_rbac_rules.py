@@ -100,3 +100,16 @@ def test_responses_carry_request_id(api):
     r = api.client.get("/api/v1/me")
     assert r.status_code == 401 and len(r.headers["x-request-id"]) == 16
     assert r.json()["error"]["code"] == "unauthenticated"
+
+
+def test_login_rate_limited_per_client_address(tmp_path):
+    from fastapi.testclient import TestClient
+
+    from sdfleet.bootstrap import build_app
+    from tests.fixtures.runtime import make_runtime
+
+    runtime = make_runtime(tmp_path, login_attempts_per_address=3)
+    with TestClient(build_app(runtime, local_workers=0)) as client:
+        codes = [client.post("/api/v1/auth/login", json={"username": f"u{i}", "password": "x" * 8}).status_code
+                 for i in range(4)]
+    assert codes == [401, 401, 401, 429]
