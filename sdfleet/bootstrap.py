@@ -147,7 +147,8 @@ def build_jobs(settings: Settings, *, database: Database, objects, checkpoints, 
                                  limits=limits, clock=clock)
     workers = WorkerService(queue=queue, registry=SqlWorkerRegistry(database), objects=objects,
                             blob_key=checkpoints.blob_key, notifier=notifier, previews=previews,
-                            lease_seconds=settings.lease_seconds, clock=clock)
+                            lease_seconds=settings.lease_seconds, clock=clock,
+                            max_running_per_user=settings.max_running_per_user)
     return inference, workers, notifier, graphs
 
 

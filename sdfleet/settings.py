@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     lease_seconds: float = Field(default=30.0, ge=1.0, le=3600.0, description="A worker's lease on a job.")
     max_attempts: int = Field(default=3, ge=1, le=20, description="Tries of a job whose worker stops answering.")
     max_queued_per_user: int = Field(default=200, ge=1, description="Queued jobs one user may have.")
+    max_running_per_user: int | None = Field(
+        default=None, ge=1, description="Jobs of one user running at once (unset: as many as there are workers)."
+    )
     max_work_per_request: int = Field(
         default=2048 * 2048 * 150 * 8, ge=1, description="Limit of width × height × steps × batch of one request."
     )

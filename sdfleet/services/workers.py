@@ -52,7 +52,7 @@ class WorkerService:
 
     def __init__(self, *, queue: SqlJobQueue, registry: SqlWorkerRegistry, objects, blob_key: Callable[[str], str],
                  notifier: Notifier, previews: PreviewStore, lease_seconds: float,
-                 clock: Callable[[], datetime]) -> None:
+                 clock: Callable[[], datetime], max_running_per_user: int | None = None) -> None:
         self._queue = queue
         self._registry = registry
         self._objects = objects
@@ -61,6 +61,7 @@ class WorkerService:
         self._previews = previews
         self.lease_seconds = lease_seconds
         self._clock = clock
+        self._max_running_per_user = max_running_per_user
 
     # Registration and identity
     def register(self, *, name: str, endpoint: str) -> IssuedWorker:
@@ -93,7 +94,7 @@ class WorkerService:
         """Take the next job of the worker's endpoint, if any."""
         self._registry.report(worker.id, now=self._clock())
         lease = self._queue.claim(worker_id=worker.id, endpoints=[worker.endpoint], now=self._clock(),
-                                  lease_seconds=self.lease_seconds)
+                                  lease_seconds=self.lease_seconds, max_running_per_user=self._max_running_per_user)
         if lease is not None:
             self._registry.report(worker.id, now=self._clock(), status="busy")
             self._notifier.notify(f"job:{lease.job.id}")

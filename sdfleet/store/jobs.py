@@ -134,13 +134,21 @@ class SqlJobQueue:
         return max(started or 0, (mine + 1) if mine is not None else 0)
 
     # Worker side
-    def claim(self, *, worker_id: str, endpoints: list[str], now: datetime, lease_seconds: float) -> Lease | None:
-        """Atomically take the next job for these endpoints and grant a fenced lease."""
+    def claim(self, *, worker_id: str, endpoints: list[str], now: datetime, lease_seconds: float,
+              max_running_per_user: int | None = None) -> Lease | None:
+        """Atomically take the next job for these endpoints and grant a fenced lease.
+
+        Users already running `max_running_per_user` jobs are skipped until one finishes."""
         expires = now + timedelta(seconds=lease_seconds)
         with self._db.session(write_lock=True) as s:
+            candidate = select(JobRow.id).where(
+                JobRow.status == JobStatus.QUEUED.value, JobRow.endpoint.in_(endpoints))
+            if max_running_per_user is not None:
+                busy = (select(JobRow.user_id).where(JobRow.status == JobStatus.RUNNING.value)
+                        .group_by(JobRow.user_id).having(func.count() >= max_running_per_user))
+                candidate = candidate.where(JobRow.user_id.not_in(busy))
             candidate = (
-                select(JobRow.id)
-                .where(JobRow.status == JobStatus.QUEUED.value, JobRow.endpoint.in_(endpoints))
+                candidate
                 .order_by(JobRow.fair_rank, JobRow.queued_at, JobRow.id)
                 .limit(1)
                 .with_for_update(skip_locked=True)

@@ -195,3 +195,14 @@ def test_listing_is_per_user_newest_first(queue):
     submit(queue, "bob")
     page = queue.list_for_user("ann", __import__("sdfleet.domain.pagination", fromlist=["PageRequest"]).PageRequest(limit=2))
     assert [j.id for j in page.items] == a[::-1][:2] and page.next_cursor
+
+
+def test_max_running_per_user_skips_busy_users(queue):
+    submit(queue, "ann")
+    submit(queue, "ann")
+    submit(queue, "bob", at=T0 + timedelta(seconds=5))
+    take = lambda w: queue.claim(worker_id=w, endpoints=["default"], now=T0, lease_seconds=30,  # noqa: E731
+                                 max_running_per_user=1)
+    assert take("w1").job.user_id == "ann"
+    assert take("w2").job.user_id == "bob"
+    assert take("w3") is None  # ann's second job waits for her first
