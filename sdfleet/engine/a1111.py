@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import random
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sdfleet.engine import samplers
-from sdfleet.engine.sampler_names import UnknownSamplerName, to_comfy
+from sdfleet.engine.sampler_names import UnknownSamplerName, UnsupportedSampler, to_comfy
 
 LORA_TAG = re.compile(r"<lora:([^:>]+)((?::[^:>]*)*)>")
 
@@ -153,7 +152,8 @@ def _lora_file(name: str, lora_names: Sequence[str] | None) -> str:
 
 def compile_a1111(task: str, params: Mapping[str, Any], *, default_checkpoint: str | None,
                   input_images: Sequence[str], mask_image: str | None,
-                  lora_names: Sequence[str] | None = None) -> CompiledA1111:
+                  lora_names: Sequence[str] | None = None,
+                  check_pair: Callable[[str, str], None] | None = None) -> CompiledA1111:
     """Compile an A1111 txt2img/img2img payload to a graph; unsupported fields raise UnsupportedField."""
     # 1. Check inputs
     if task not in ("txt2img", "img2img"):
@@ -175,12 +175,14 @@ def compile_a1111(task: str, params: Mapping[str, Any], *, default_checkpoint: s
     if seed == -1:
         seed = random.randrange(2**32)
     sampler_name = params.get("sampler_name") or params.get("sampler_index") or "Euler a"
+    if check_pair is None:  # the server passes the torch-free check from spec_snapshot
+        from sdfleet.engine.samplers import check_pair
     try:
         sampler, scheduler = to_comfy(str(sampler_name), params.get("scheduler"))
-        samplers.check_pair(sampler, scheduler)
+        check_pair(sampler, scheduler)
     except UnknownSamplerName as exc:
         raise InvalidField(exc.field_name, str(exc)) from None
-    except samplers.UnsupportedSampler as exc:
+    except UnsupportedSampler as exc:
         raise UnsupportedField("sampler_name" if exc.field_name == "sampler_name" else "scheduler",
                                str(exc)) from None
     checkpoint = overrides.get("sd_model_checkpoint") or default_checkpoint

@@ -91,3 +91,11 @@ def to_a1111(sampler: str, scheduler: str) -> tuple[str, str]:
     if name in A1111_SAMPLERS and A1111_SAMPLERS[name].automatic_scheduler == scheduler:
         schedule = "Automatic"
     return name, schedule
+
+
+class UnsupportedSampler(ValueError):
+    """A sampler × scheduler pair the engine cannot run; the message lists what is supported."""
+
+    def __init__(self, message: str, *, field_name: str) -> None:
+        super().__init__(message)
+        self.field_name = field_name

@@ -11,6 +11,8 @@ from typing import Any
 import diffusers
 from diffusers import SchedulerMixin
 
+from sdfleet.engine.sampler_names import UnsupportedSampler
+
 
 @dataclass(frozen=True)
 class SamplerRecipe:
@@ -55,14 +57,6 @@ SCHEDULERS: dict[str, dict[str, Any]] = {
 }
 _SIGMA_KEYS = ("use_karras_sigmas", "use_exponential_sigmas", "use_beta_sigmas")
 _NEEDS_SCIPY = {"beta"}
-
-
-class UnsupportedSampler(ValueError):
-    """A sampler × scheduler pair the engine cannot run; the message lists what is supported."""
-
-    def __init__(self, message: str, *, field_name: str) -> None:
-        super().__init__(message)
-        self.field_name = field_name
 
 
 def _has_package(name: str) -> bool:

@@ -1,6 +1,7 @@
 """The engine's graph knowledge the server needs: validation, A1111 compilation, model references.
 
-Imported lazily: the engine's node registry is the single source of node definitions."""
+Uses the engine's torch-free spec snapshot (`sdfleet/engine/spec_snapshot.py`), so the API process
+never imports torch."""
 
 from __future__ import annotations
 
@@ -52,9 +53,9 @@ class GraphTools:
     @property
     def registry(self):
         if self._registry is None:
-            from sdfleet.engine.executor import node_registry
+            from sdfleet.engine.spec_snapshot import spec_registry
 
-            self._registry = node_registry()
+            self._registry = spec_registry()
         return self._registry
 
     def validate(self, graph: Any, *, model_names: Mapping[str, Sequence[str]] | None) -> None:
@@ -93,10 +94,11 @@ class GraphTools:
                       lora_names: Sequence[str]) -> CompiledRequest:
         """Compile an A1111 payload; bad or unsupported fields become InvalidInput naming them."""
         from sdfleet.engine.a1111 import InvalidField, UnsupportedField, compile_a1111
+        from sdfleet.engine.spec_snapshot import check_pair
 
         try:
             compiled = compile_a1111(task, params, default_checkpoint=default_checkpoint, input_images=input_images,
-                                     mask_image=mask_image, lora_names=lora_names)
+                                     mask_image=mask_image, lora_names=lora_names, check_pair=check_pair)
         except UnsupportedField as exc:
             raise InvalidInput(str(exc), field=f"params.{exc.name}", details={"unsupported": [exc.name]}) from None
         except InvalidField as exc:
