@@ -201,6 +201,15 @@ def users_reset_password(
     console.print(f"password of {username} changed; their sessions were ended")
 
 
+def _register_generate() -> None:
+    from sdfleet.cli_generate import generate
+
+    app.command()(generate)
+
+
+_register_generate()
+
+
 @app.command()
 def worker(
     server: Annotated[str, typer.Option(help="Server URL, e.g. http://gpu-host:8080.")] = "http://127.0.0.1:8080",
