@@ -6,8 +6,8 @@ import io
 
 from PIL import Image
 
-from tests.integration.api.authz_matrix import Actor, Case, Request
 from tests.fixtures.runtime import Api
+from tests.integration.api.authz_matrix import Actor, Case, Request
 
 INFER = "inference:all"
 
