@@ -129,10 +129,24 @@ def build_registry(settings: Settings, *, database: Database, objects, clock: Ca
     return checkpoints, uploads, imports
 
 
-def build_jobs(settings: Settings, *, database: Database, objects, checkpoints, clock: Callable[[], datetime]):
+def build_endpoints(settings: Settings, *, database: Database, checkpoints, clock: Callable[[], datetime]):
+    """Endpoints (CRUD, replicas, events); their `preload` pins models in the registry."""
+    from sdfleet.services.endpoints import EndpointService
+    from sdfleet.store.jobs import SqlJobQueue
+    from sdfleet.store.workers import SqlWorkerRegistry
+
+    endpoints = EndpointService(database=database, queue=SqlJobQueue(database), workers=SqlWorkerRegistry(database),
+                                clock=clock, lost_after_seconds=max(60.0, settings.lease_seconds * 3))
+    checkpoints.pinned_by.append(endpoints.pinned_by)
+    return endpoints
+
+
+def build_jobs(settings: Settings, *, database: Database, objects, checkpoints, clock: Callable[[], datetime],
+               endpoints=None):
     """Inference jobs: the queue, the owner-side and worker-side services."""
+    from sdfleet.services.endpoints import EndpointRouting
     from sdfleet.services.graphs import GraphTools
-    from sdfleet.services.inference import InferenceLimits, InferenceService, StaticRouter
+    from sdfleet.services.inference import InferenceLimits, InferenceService
     from sdfleet.services.notifier import Notifier, PreviewStore
     from sdfleet.services.workers import WorkerService
     from sdfleet.store.jobs import SqlJobQueue
@@ -140,12 +154,14 @@ def build_jobs(settings: Settings, *, database: Database, objects, checkpoints, 
 
     queue = SqlJobQueue(database)
     notifier, previews, graphs = Notifier(), PreviewStore(), GraphTools()
+    registry = SqlWorkerRegistry(database)
+    endpoints = endpoints or build_endpoints(settings, database=database, checkpoints=checkpoints, clock=clock)
     limits = InferenceLimits(max_queued_per_user=settings.max_queued_per_user,
                              max_work_per_request=settings.max_work_per_request, max_attempts=settings.max_attempts)
     inference = InferenceService(queue=queue, objects=objects, catalog=checkpoints, graphs=graphs,
-                                 router=StaticRouter(["default"]), notifier=notifier, previews=previews,
+                                 router=EndpointRouting(endpoints), notifier=notifier, previews=previews,
                                  limits=limits, clock=clock)
-    workers = WorkerService(queue=queue, registry=SqlWorkerRegistry(database), objects=objects,
+    workers = WorkerService(queue=queue, registry=registry, objects=objects,
                             blob_key=checkpoints.blob_key, notifier=notifier, previews=previews,
                             lease_seconds=settings.lease_seconds, clock=clock,
                             max_running_per_user=settings.max_running_per_user)
@@ -169,11 +185,13 @@ def build_services(
         window_seconds=settings.login_window_seconds,
     )
     checkpoints, uploads, imports = build_registry(settings, database=database, objects=objects, clock=clock)
+    endpoints = build_endpoints(settings, database=database, checkpoints=checkpoints, clock=clock)
     inference, workers, notifier, graphs = build_jobs(settings, database=database, objects=objects,
-                                                      checkpoints=checkpoints, clock=clock)
+                                                      checkpoints=checkpoints, clock=clock, endpoints=endpoints)
     return Services(
         inference=inference,
         workers=workers,
+        endpoints=endpoints,
         notifier=notifier,
         graphs=graphs,
         checkpoints=checkpoints,
@@ -223,22 +241,25 @@ def ensure_admin(runtime: Runtime) -> AdminBootstrap | None:
 
 def build_app(runtime: Runtime, *, local_workers: int | None = None, server_url: str | None = None) -> FastAPI:
     """The HTTP application of a runtime, with its lease reaper and (for `serve`) local workers."""
-    from sdfleet.fleet.embedded import EmbeddedWorkers
+    from sdfleet.fleet.local_launcher import LocalLauncher
+    from sdfleet.fleet.manager import FleetManager
     from sdfleet.fleet.reaper import LeaseReaper
 
     settings, services = runtime.settings, runtime.services
     background: list = [LeaseReaper(services.workers.reap, interval=max(0.5, settings.lease_seconds / 3))]
     count = settings.local_workers if local_workers is None else local_workers
-    if count:
+    # `local_workers` becomes the `default` endpoint's replica count on first start (0: none are started).
+    services.endpoints.ensure_default(replicas=count, device=settings.worker_device)
 
-        def register(name: str) -> tuple[str, str]:
-            issued = services.workers.register(name=name, endpoint="default")
-            return issued.worker.id, issued.token
+    def register(name: str, endpoint: str) -> tuple[str, str]:
+        issued = services.workers.register(name=name, endpoint=endpoint)
+        return issued.worker.id, issued.token
 
-        background.append(EmbeddedWorkers(
-            count=count, server_url=server_url or f"http://127.0.0.1:{settings.port}", device=settings.worker_device,
-            cache_dir=settings.data_dir / "worker-cache", register=register, revoke=services.workers.revoke,
-        ))
+    background.append(FleetManager(
+        endpoints=services.endpoints, register=register, revoke=services.workers.revoke, launcher=LocalLauncher(),
+        server_url=server_url or f"http://127.0.0.1:{settings.port}", cache_dir=settings.data_dir / "worker-cache",
+        clock=utcnow, interval=0.5,
+    ))
     return create_app(
         services,
         max_request_bytes=settings.max_request_bytes,

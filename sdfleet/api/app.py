@@ -15,6 +15,7 @@ from sdfleet.api.errors import install_error_handlers
 from sdfleet.api.middleware import BodySizeLimitMiddleware, RequestIdMiddleware
 from sdfleet.api.routes import api_keys, auth, health, inferences, roles, users, worker
 from sdfleet.api.routes import checkpoints as checkpoint_routes
+from sdfleet.api.routes import endpoints as endpoint_routes
 from sdfleet.services.container import Services
 
 API_PREFIX = "/api/v1"
@@ -56,6 +57,7 @@ def create_app(services: Services, *, max_request_bytes: int = 8 * 1024 * 1024,
     for module in (auth, users, roles, api_keys, health, inferences, worker):
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(checkpoint_routes.router, prefix=API_PREFIX)
+    app.include_router(endpoint_routes.router, prefix=API_PREFIX)
 
     @app.get("/", include_in_schema=False)
     def root() -> RedirectResponse:

@@ -9,22 +9,13 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
+
+from sdfleet.fleet.launcher import ReplicaSpec, ReplicaState
+
+__all__ = ["LocalLauncher", "ReplicaSpec"]
 
 log = logging.getLogger("sdfleet.fleet.launcher")
-
-
-@dataclass
-class ReplicaSpec:
-    """One worker process to keep running."""
-
-    name: str
-    server_url: str
-    token: str
-    device: str
-    cache_dir: Path
-    extra_env: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -33,33 +24,60 @@ class _Replica:
     process: subprocess.Popen | None = None
     restarts: int = 0
     next_start: float = 0.0
-    stopping: bool = False
+    drain_deadline: float | None = None
 
 
 class LocalLauncher:
-    """Keeps replicas alive as subprocesses; stops them (SIGTERM, then SIGKILL) on `stop`."""
+    """Keeps replicas alive as subprocesses; drains with SIGTERM (SIGKILL after `stop_timeout`)."""
 
-    def __init__(self, *, stop_timeout: float = 20.0, max_backoff: float = 60.0) -> None:
+    def __init__(self, *, stop_timeout: float = 90.0, max_backoff: float = 60.0, poll_interval: float = 0.5) -> None:
         self._replicas: dict[str, _Replica] = {}
+        self._drained: list[ReplicaSpec] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._stop_timeout = stop_timeout
         self._max_backoff = max_backoff
+        self._poll = poll_interval
 
-    def add(self, spec: ReplicaSpec) -> None:
+    def launch(self, spec: ReplicaSpec) -> None:
         """Start (and keep alive) one replica."""
         with self._lock:
             replica = _Replica(spec=spec)
             self._replicas[spec.name] = replica
             self._spawn(replica)
 
+    add = launch
+
+    def drain(self, name: str) -> None:
+        """SIGTERM: the worker finishes its job (or hands it back) and exits; the watcher collects it."""
+        with self._lock:
+            replica = self._replicas.get(name)
+            if replica is None or replica.drain_deadline is not None:
+                return
+            replica.drain_deadline = time.monotonic() + self._stop_timeout
+            proc = replica.process
+        if proc is not None and proc.poll() is None:
+            _signal(proc, signal.SIGTERM)
+        log.info("draining worker %s", name)
+
     def remove(self, name: str) -> None:
-        """Drain one replica: SIGTERM lets it finish its job before exiting."""
+        """Drain one replica and wait until it has exited."""
         with self._lock:
             replica = self._replicas.pop(name, None)
         if replica is not None:
             self._terminate(replica)
+
+    def replicas(self) -> dict[str, ReplicaState]:
+        with self._lock:
+            return {n: ReplicaState(spec=r.spec, running=r.process is not None and r.process.poll() is None,
+                                    restarts=r.restarts, draining=r.drain_deadline is not None)
+                    for n, r in self._replicas.items()}
+
+    def drained(self) -> list[ReplicaSpec]:
+        with self._lock:
+            done, self._drained = self._drained, []
+        return done
 
     def pids(self) -> dict[str, int | None]:
         with self._lock:
@@ -78,37 +96,48 @@ class LocalLauncher:
         self._thread.start()
 
     def _watch(self) -> None:
-        while not self._stop.wait(1.0):
+        while not self._stop.wait(self._poll):
             with self._lock:
-                for replica in self._replicas.values():
-                    proc = replica.process
-                    if proc is None or proc.poll() is None:
-                        if proc is None and time.monotonic() >= replica.next_start:
-                            self._spawn(replica)
-                        continue
-                    replica.restarts += 1
-                    delay = min(self._max_backoff, 2 ** min(replica.restarts, 6))
-                    log.warning("worker %s exited with %s; restarting in %d s", replica.spec.name, proc.returncode,
-                                delay)
-                    replica.process = None
-                    replica.next_start = time.monotonic() + delay
+                for name, replica in list(self._replicas.items()):
+                    self._check(name, replica)
+
+    def _check(self, name: str, replica: _Replica) -> None:
+        proc = replica.process
+        if replica.drain_deadline is not None:
+            if proc is None or proc.poll() is not None:
+                del self._replicas[name]
+                self._drained.append(replica.spec)
+                log.info("worker %s drained", name)
+            elif time.monotonic() > replica.drain_deadline:
+                log.warning("worker %s did not drain in %.0f s; killing it", name, self._stop_timeout)
+                _signal(proc, signal.SIGKILL)
+            return
+        if proc is None:
+            if time.monotonic() >= replica.next_start:
+                self._spawn(replica)
+            return
+        if proc.poll() is None:
+            return
+        replica.restarts += 1
+        delay = min(self._max_backoff, 2 ** min(replica.restarts, 6))
+        log.warning("worker %s exited with %s; restarting in %d s", name, proc.returncode, delay)
+        replica.process = None
+        replica.next_start = time.monotonic() + delay
 
     def _terminate(self, replica: _Replica) -> None:
         proc = replica.process
         if proc is None or proc.poll() is not None:
             return
+        _signal(proc, signal.SIGTERM)
         try:
-            os.killpg(proc.pid, signal.SIGTERM)
             proc.wait(timeout=self._stop_timeout)
         except subprocess.TimeoutExpired:
             log.warning("worker %s did not stop in %.0f s; killing it", replica.spec.name, self._stop_timeout)
-            os.killpg(proc.pid, signal.SIGKILL)
+            _signal(proc, signal.SIGKILL)
             proc.wait(timeout=5)
-        except ProcessLookupError:
-            pass
 
     def stop(self) -> None:
-        """Stop watching and stop every replica."""
+        """Stop watching and stop every replica (all at once: SIGTERM to each, then wait)."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
@@ -116,4 +145,14 @@ class LocalLauncher:
             replicas = list(self._replicas.values())
             self._replicas.clear()
         for replica in replicas:
+            if replica.process is not None and replica.process.poll() is None:
+                _signal(replica.process, signal.SIGTERM)
+        for replica in replicas:
             self._terminate(replica)
+
+
+def _signal(proc: subprocess.Popen, signum: int) -> None:
+    try:
+        os.killpg(proc.pid, signum)
+    except ProcessLookupError:
+        pass

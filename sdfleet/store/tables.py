@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Boolean, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from sdfleet.store.types import JsonText, UtcDateTime
@@ -248,3 +248,37 @@ class ImportRow(Base):
     error: Mapped[str | None] = mapped_column(String(2000), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+# -- Endpoints -----------------------------------------------------------------------------------
+
+
+class EndpointRow(Base):
+    __tablename__ = "endpoints"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    launcher: Mapped[str] = mapped_column(String(32))
+    devices: Mapped[list] = mapped_column(JsonText)
+    min_replicas: Mapped[int] = mapped_column(Integer)
+    max_replicas: Mapped[int] = mapped_column(Integer)
+    target_queue_per_replica: Mapped[int] = mapped_column(Integer)
+    idle_seconds: Mapped[float] = mapped_column(Float)
+    preload: Mapped[list] = mapped_column(JsonText)
+    allowed_roles: Mapped[list] = mapped_column(JsonText)
+    kinds: Mapped[list] = mapped_column(JsonText)
+    status: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(String(2000), nullable=True)
+    desired_replicas: Mapped[int] = mapped_column(Integer, default=0)
+    event_seq: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class EndpointEventRow(Base):
+    __tablename__ = "endpoint_events"
+
+    endpoint: Mapped[str] = mapped_column(String(64), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    type: Mapped[str] = mapped_column(String(32))
+    data: Mapped[dict] = mapped_column(JsonText)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)

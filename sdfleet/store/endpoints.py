@@ -1,0 +1,128 @@
+"""The endpoints table and its event log."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, select
+
+from sdfleet.domain.endpoints import Endpoint, EndpointConfig, EndpointEvent, EndpointStatus
+from sdfleet.store.database import Database
+from sdfleet.store.tables import EndpointEventRow, EndpointRow
+
+MAX_EVENTS_PER_ENDPOINT = 1000
+
+
+def _endpoint(row: EndpointRow) -> Endpoint:
+    config = EndpointConfig(
+        launcher=row.launcher, devices=tuple(row.devices), min_replicas=row.min_replicas,
+        max_replicas=row.max_replicas, target_queue_per_replica=row.target_queue_per_replica,
+        idle_seconds=row.idle_seconds, preload=tuple(row.preload), allowed_roles=tuple(row.allowed_roles),
+        kinds=tuple(row.kinds),
+    )
+    return Endpoint(name=row.name, config=config, status=EndpointStatus(row.status), reason=row.reason,
+                    desired_replicas=row.desired_replicas, created_at=row.created_at, updated_at=row.updated_at)
+
+
+def _apply(row: EndpointRow, config: EndpointConfig) -> None:
+    row.launcher = config.launcher
+    row.devices = list(config.devices)
+    row.min_replicas = config.min_replicas
+    row.max_replicas = config.max_replicas
+    row.target_queue_per_replica = config.target_queue_per_replica
+    row.idle_seconds = float(config.idle_seconds)
+    row.preload = list(config.preload)
+    row.allowed_roles = list(config.allowed_roles)
+    row.kinds = list(config.kinds)
+
+
+class SqlEndpointStore:
+    """Endpoint records and their events; every method is one short transaction."""
+
+    def __init__(self, database: Database) -> None:
+        self._db = database
+
+    def add(self, name: str, config: EndpointConfig, *, now: datetime) -> Endpoint | None:
+        """Insert a `creating` endpoint; None when a live one has the name (a deleted one is replaced)."""
+        with self._db.session(write_lock=True) as s:
+            existing = s.get(EndpointRow, name, populate_existing=True)
+            if existing is not None:
+                if existing.status != EndpointStatus.DELETED.value:
+                    return None
+                s.delete(existing)
+                s.execute(delete(EndpointEventRow).where(EndpointEventRow.endpoint == name))
+                s.flush()
+            row = EndpointRow(name=name, status=EndpointStatus.CREATING.value, reason=None, desired_replicas=0,
+                              event_seq=0, created_at=now, updated_at=now)
+            _apply(row, config)
+            s.add(row)
+            s.flush()
+            self._event(s, row, "created", {"min_replicas": config.min_replicas,
+                                            "max_replicas": config.max_replicas}, now)
+            return _endpoint(row)
+
+    def get(self, name: str) -> Endpoint | None:
+        with self._db.session() as s:
+            row = s.get(EndpointRow, name)
+            return _endpoint(row) if row else None
+
+    def list(self, *, include_deleted: bool = False) -> list[Endpoint]:
+        with self._db.session() as s:
+            stmt = select(EndpointRow).order_by(EndpointRow.name)
+            if not include_deleted:
+                stmt = stmt.where(EndpointRow.status != EndpointStatus.DELETED.value)
+            return [_endpoint(r) for r in s.scalars(stmt)]
+
+    def update_config(self, name: str, config: EndpointConfig, *, now: datetime) -> Endpoint:
+        with self._db.session(write_lock=True) as s:
+            row = s.get(EndpointRow, name, populate_existing=True)
+            _apply(row, config)
+            row.updated_at = now
+            self._event(s, row, "updated", {"min_replicas": config.min_replicas,
+                                            "max_replicas": config.max_replicas}, now)
+            return _endpoint(row)
+
+    def set_state(self, name: str, *, now: datetime, status: EndpointStatus | None = None,
+                  desired_replicas: int | None = None, reason: str | None = None,
+                  event: tuple[str, dict[str, Any]] | None = None) -> Endpoint | None:
+        """Change status / desired replicas and record an event, in one transaction."""
+        with self._db.session(write_lock=True) as s:
+            row = s.get(EndpointRow, name, populate_existing=True)
+            if row is None:
+                return None
+            if status is not None and status.value != row.status:
+                row.status = status.value
+                row.reason = reason
+                row.updated_at = now
+            if desired_replicas is not None:
+                row.desired_replicas = desired_replicas
+            if event is not None:
+                self._event(s, row, event[0], event[1], now)
+            return _endpoint(row)
+
+    def record(self, name: str, type_: str, data: dict[str, Any], *, now: datetime) -> None:
+        """Append an event to an endpoint's log."""
+        self.set_state(name, now=now, event=(type_, data))
+
+    def events_after(self, name: str, seq: int, *, limit: int) -> list[EndpointEvent]:
+        """Events with a sequence number above `seq`, oldest first."""
+        with self._db.session() as s:
+            rows = s.scalars(select(EndpointEventRow)
+                             .where(EndpointEventRow.endpoint == name, EndpointEventRow.seq > seq)
+                             .order_by(EndpointEventRow.seq).limit(limit)).all()
+            return [EndpointEvent(endpoint=r.endpoint, seq=r.seq, type=r.type, data=r.data, created_at=r.created_at)
+                    for r in rows]
+
+    def preloading(self, sha256: str) -> list[str]:
+        """Names of the live endpoints that preload a model (pins against deleting it)."""
+        return [e.name for e in self.list() if sha256 in e.config.preload]
+
+    @staticmethod
+    def _event(s, row: EndpointRow, type_: str, data: dict[str, Any], now: datetime) -> None:
+        row.event_seq = (row.event_seq or 0) + 1
+        s.add(EndpointEventRow(endpoint=row.name, seq=row.event_seq, type=type_, data=data, created_at=now))
+        if row.event_seq > MAX_EVENTS_PER_ENDPOINT:
+            s.execute(delete(EndpointEventRow).where(
+                EndpointEventRow.endpoint == row.name,
+                EndpointEventRow.seq <= row.event_seq - MAX_EVENTS_PER_ENDPOINT))
