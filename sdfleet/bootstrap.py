@@ -129,6 +129,24 @@ def build_registry(settings: Settings, *, database: Database, objects, clock: Ca
     return checkpoints, uploads, imports
 
 
+def build_user_options(*, database: Database, checkpoints, clock: Callable[[], datetime]):
+    """Per-user A1111 options; their `sd_model_checkpoint` is also the native API's per-user default model."""
+    from sdfleet.services.user_options import UserOptionsService
+    from sdfleet.store.user_options import SqlUserOptions
+
+    return UserOptionsService(store=SqlUserOptions(database), models=checkpoints, clock=clock)
+
+
+def build_a1111(*, database: Database, checkpoints, inference, notifier, clock: Callable[[], datetime]):
+    """The A1111 adapter behind /sdapi/v1."""
+    from sdfleet.services.a1111 import A1111Service
+    from sdfleet.store.workers import SqlWorkerRegistry
+
+    options = build_user_options(database=database, checkpoints=checkpoints, clock=clock)
+    return A1111Service(inference=inference, options=options, notifier=notifier,
+                        workers=SqlWorkerRegistry(database).list, clock=clock)
+
+
 def build_endpoints(settings: Settings, *, database: Database, checkpoints, clock: Callable[[], datetime]):
     """Endpoints (CRUD, replicas, events); their `preload` pins models in the registry."""
     from sdfleet.services.endpoints import EndpointService
@@ -160,7 +178,9 @@ def build_jobs(settings: Settings, *, database: Database, objects, checkpoints, 
                              max_work_per_request=settings.max_work_per_request, max_attempts=settings.max_attempts)
     inference = InferenceService(queue=queue, objects=objects, catalog=checkpoints, graphs=graphs,
                                  router=EndpointRouting(endpoints), notifier=notifier, previews=previews,
-                                 limits=limits, clock=clock)
+                                 limits=limits, clock=clock,
+                                 default_checkpoint_for=build_user_options(
+                                     database=database, checkpoints=checkpoints, clock=clock).default_checkpoint)
     workers = WorkerService(queue=queue, registry=registry, objects=objects,
                             blob_key=checkpoints.blob_key, notifier=notifier, previews=previews,
                             lease_seconds=settings.lease_seconds, clock=clock,
@@ -194,6 +214,8 @@ def build_services(
         endpoints=endpoints,
         notifier=notifier,
         graphs=graphs,
+        a1111=build_a1111(database=database, checkpoints=checkpoints, inference=inference, notifier=notifier,
+                          clock=clock),
         checkpoints=checkpoints,
         uploads=uploads,
         imports=imports,

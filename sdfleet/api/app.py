@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from fastapi.responses import RedirectResponse
 
 import sdfleet
+from sdfleet.api.a1111 import routes as a1111_routes
 from sdfleet.api.errors import install_error_handlers
 from sdfleet.api.middleware import BodySizeLimitMiddleware, RequestIdMiddleware
 from sdfleet.api.routes import api_keys, auth, health, inferences, roles, users, worker
@@ -57,6 +58,7 @@ def create_app(services: Services, *, max_request_bytes: int = 8 * 1024 * 1024,
     for module in (auth, users, roles, api_keys, health, inferences, worker):
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(checkpoint_routes.router, prefix=API_PREFIX)
+    app.include_router(a1111_routes.router)
     app.include_router(endpoint_routes.router, prefix=API_PREFIX)
 
     @app.get("/", include_in_schema=False)

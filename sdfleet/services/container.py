@@ -27,6 +27,7 @@ class Services:
     workers: Any = None  # WorkerService
     notifier: Any = None  # Notifier (long polls, event streams)
     graphs: Any = None  # GraphTools (engine node registry)
+    a1111: Any = None  # A1111Service (/sdapi/v1)
     endpoints: Any = None  # EndpointService (endpoints, replicas, autoscaler events)
     public_url: str = "http://127.0.0.1:8080"
     extra: dict[str, Any] = field(default_factory=dict)

@@ -103,8 +103,11 @@ class InferenceService:
 
     def __init__(self, *, queue: SqlJobQueue, objects, catalog: ModelCatalog, graphs: GraphTools,
                  router: EndpointRouter, notifier: Notifier, previews: PreviewStore, limits: InferenceLimits,
-                 clock: Callable[[], datetime]) -> None:
+                 clock: Callable[[], datetime],
+                 default_checkpoint_for: Callable[[Principal], str | None] | None = None) -> None:
         self._queue = queue
+        #: the user's own default model (A1111 `options.sd_model_checkpoint`), used when a task names none
+        self._default_checkpoint_for = default_checkpoint_for
         self._objects = objects
         self._catalog = catalog
         self._graphs = graphs
@@ -194,8 +197,10 @@ class InferenceService:
         if submission.task == "img2img" and not images:
             raise InvalidInput("img2img needs at least one image in init_images", field="params.init_images")
         checkpoints = self._catalog.visible_names(principal, ModelType.CHECKPOINT.value)
+        preferred = self._default_checkpoint_for(principal) if self._default_checkpoint_for else None
+        default = preferred if preferred in checkpoints else (checkpoints[0] if checkpoints else None)
         compiled = self._graphs.compile_a1111(
-            submission.task, params, default_checkpoint=checkpoints[0] if checkpoints else None,
+            submission.task, params, default_checkpoint=default,
             input_images=images, mask_image=mask,
             lora_names=self._catalog.visible_names(principal, ModelType.LORA.value),
         )

@@ -282,3 +282,14 @@ class EndpointEventRow(Base):
     type: Mapped[str] = mapped_column(String(32))
     data: Mapped[dict] = mapped_column(JsonText)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class UserOptionRow(Base):
+    """One A1111 option of one user (`sd_model_checkpoint` …): A1111's global settings, made per user."""
+
+    __tablename__ = "user_options"
+
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[object] = mapped_column(JsonText)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)

@@ -1,8 +1,13 @@
-"""A1111 per-user options (filled in by the A1111 API work).
+"""A1111 per-user options.
 
 Revision ID: 0005_a1111
 Revises: 0004_endpoints
 """
+
+import sqlalchemy as sa
+from alembic import op
+
+from sdfleet.store.types import JsonText, UtcDateTime
 
 revision = "0005_a1111"
 down_revision = "0004_endpoints"
@@ -11,8 +16,14 @@ depends_on = None
 
 
 def upgrade() -> None:
-    pass
+    op.create_table(
+        "user_options",
+        sa.Column("user_id", sa.String(32), sa.ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+        sa.Column("key", sa.String(64), primary_key=True),
+        sa.Column("value", JsonText(), nullable=False),
+        sa.Column("updated_at", UtcDateTime(), nullable=False),
+    )
 
 
 def downgrade() -> None:
-    pass
+    op.drop_table("user_options")

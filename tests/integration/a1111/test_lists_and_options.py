@@ -1,0 +1,130 @@
+"""The A1111 list routes, png-info, memory and per-user options, over HTTP (TestClient, no workers)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.integration.a1111.a1111_client import basic, new_key, png_b64, with_demo
+
+
+@pytest.fixture
+def demo_api(api, demo_files):
+    return with_demo(api, demo_files)
+
+
+def _artist(api):
+    user = api.make_user(roles=["artist"])
+    return user["username"], user["headers"]
+
+
+def test_sd_models_titles_with_basic_auth(demo_api):
+    api = demo_api
+    name, bearer = _artist(api)
+    headers = basic(name, new_key(api.client, bearer))
+    r = api.client.get("/sdapi/v1/sd-models", headers=headers)
+    assert r.status_code == 200, r.text
+    models = {m["model_name"]: m for m in r.json()}
+    assert set(models) == {"demo-sd15", "demo-sdxl"}
+    sd15 = models["demo-sd15"]
+    assert sd15["hash"] == sd15["sha256"][:10]
+    assert sd15["title"] == f"demo-sd15.safetensors [{sd15['hash']}]"
+    loras = api.client.get("/sdapi/v1/loras", headers=headers).json()
+    assert [lo["name"] for lo in loras] == ["demo-lora"]
+    assert api.client.get("/sdapi/v1/sd-vae", headers=headers).json() == []
+
+
+def test_basic_auth_refuses_a_wrong_username_or_key(demo_api):
+    api = demo_api
+    name, bearer = _artist(api)
+    key = new_key(api.client, bearer)
+    assert api.client.get("/sdapi/v1/sd-models", headers=basic("someone-else", key)).status_code == 401
+    assert api.client.get("/sdapi/v1/sd-models", headers=basic(name, key + "x")).status_code == 401
+    assert api.client.get("/sdapi/v1/sd-models").status_code == 401
+
+
+def test_samplers_schedulers_upscalers_embeddings_memory(demo_api):
+    api = demo_api
+    _, headers = _artist(api)
+    samplers = {s["name"]: s for s in api.client.get("/sdapi/v1/samplers", headers=headers).json()}
+    assert {"Euler a", "Euler", "DPM++ 2M", "DDIM"} <= set(samplers)
+    assert "k_euler_a" in samplers["Euler a"]["aliases"]
+    schedulers = [s["label"] for s in api.client.get("/sdapi/v1/schedulers", headers=headers).json()]
+    assert schedulers[0] == "Automatic" and "Karras" in schedulers
+    assert api.client.get("/sdapi/v1/upscalers", headers=headers).json()[0]["name"] == "None"
+    assert api.client.get("/sdapi/v1/embeddings", headers=headers).json() == {"loaded": {}, "skipped": {}}
+    memory = api.client.get("/sdapi/v1/memory", headers=headers).json()
+    assert memory["ram"]["total"] > 0 and memory["cuda"]["system"] == {"free": 0, "used": 0, "total": 0}
+    assert memory["workers"] == []
+    assert api.client.post("/sdapi/v1/refresh-checkpoints", headers=headers).status_code == 200
+
+
+def test_options_are_per_user_and_validated(demo_api):
+    api = demo_api
+    _, alice = _artist(api)
+    _, bob = _artist(api)
+    models = {m["model_name"]: m["title"] for m in api.client.get("/sdapi/v1/sd-models", headers=alice).json()}
+    # Nobody chose yet: the first visible model is what a task would use.
+    assert api.client.get("/sdapi/v1/options", headers=alice).json()["sd_model_checkpoint"] == models["demo-sd15"]
+    r = api.client.post("/sdapi/v1/options", headers=alice,
+                        json={"sd_model_checkpoint": models["demo-sdxl"], "CLIP_stop_at_last_layers": 2})
+    assert r.status_code == 200, r.text
+    mine = api.client.get("/sdapi/v1/options", headers=alice).json()
+    assert mine["sd_model_checkpoint"] == models["demo-sdxl"] and mine["CLIP_stop_at_last_layers"] == 2
+    theirs = api.client.get("/sdapi/v1/options", headers=bob).json()
+    assert theirs["sd_model_checkpoint"] == models["demo-sd15"] and theirs["CLIP_stop_at_last_layers"] == 1
+    # A bare name or stem designates the same model; unknown models and options are refused by name.
+    r = api.client.post("/sdapi/v1/options", headers=bob, json={"sd_model_checkpoint": "demo-sdxl"})
+    assert r.json()["sd_model_checkpoint"] == models["demo-sdxl"]
+    r = api.client.post("/sdapi/v1/options", headers=bob, json={"sd_model_checkpoint": "nope.safetensors"})
+    assert r.status_code == 422 and r.json()["error"]["details"]["field"] == "sd_model_checkpoint"
+    r = api.client.post("/sdapi/v1/options", headers=bob, json={"samples_save": False, "sd_vae": "Automatic"})
+    assert r.status_code == 422 and "samples_save" in r.json()["error"]["message"]
+    r = api.client.post("/sdapi/v1/options", headers=bob, json={"CLIP_stop_at_last_layers": 40})
+    assert r.status_code == 422 and r.json()["error"]["details"]["field"] == "CLIP_stop_at_last_layers"
+
+
+def test_png_info_parses_infotext(demo_api):
+    api = demo_api
+    _, headers = _artist(api)
+    text = ("a red cube\nNegative prompt: blurry\nSteps: 4, Sampler: Euler a, Schedule type: Automatic, "
+            "CFG scale: 7, Seed: 42, Size: 64x48, Model hash: 0123456789, Model: demo-sd15")
+    r = api.client.post("/sdapi/v1/png-info", headers=headers,
+                        json={"image": png_b64(text={"parameters": text, "prompt": "{}"})})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["info"] == text and body["items"] == {"prompt": "{}"}
+    params = body["parameters"]
+    assert params["Prompt"] == "a red cube" and params["Negative prompt"] == "blurry"
+    assert params["Seed"] == "42" and params["Size-1"] == "64" and params["Size-2"] == "48"
+    r = api.client.post("/sdapi/v1/png-info", headers=headers, json={"image": "bm90IGFuIGltYWdl"})
+    assert r.status_code == 422 and r.json()["error"]["details"]["field"] == "image"
+
+
+def test_unsupported_fields_are_422_naming_them(demo_api):
+    api = demo_api
+    _, headers = _artist(api)
+    cases = [
+        ({"script_name": "x/y/z plot"}, "script_name"),
+        ({"alwayson_scripts": {"controlnet": {"args": []}}}, "alwayson_scripts"),
+        ({"enable_hr": True}, "enable_hr"),
+        ({"restore_faces": True}, "restore_faces"),
+        ({"sampler_name": "Nope"}, "sampler_name"),
+        ({"override_settings": {"sd_model_checkpoint": "missing.safetensors"}}, "graph"),
+        ({"made_up_field": 1}, "made_up_field"),
+    ]
+    for extra, field in cases:
+        r = api.client.post("/sdapi/v1/txt2img", headers=headers, json={"prompt": "x", "steps": 2, **extra})
+        assert r.status_code == 422, (extra, r.text)
+        assert r.json()["error"]["details"]["field"] == field, (extra, r.json())
+    r = api.client.post("/sdapi/v1/txt2img", headers=headers, json={"alwayson_scripts": {"controlnet": {}}})
+    assert "controlnet" in r.json()["error"]["message"]
+    r = api.client.post("/sdapi/v1/img2img", headers=headers, json={"prompt": "x", "init_images": []})
+    assert r.status_code == 422 and r.json()["error"]["details"]["field"] == "init_images"
+
+
+def test_a1111_routes_need_inference_permission(demo_api):
+    api = demo_api
+    nobody = api.make_user(roles=[])["headers"]
+    assert api.client.post("/sdapi/v1/txt2img", headers=nobody, json={"prompt": "x"}).status_code == 403
+    assert api.client.get("/sdapi/v1/progress", headers=nobody).status_code == 403
+    assert api.client.post("/sdapi/v1/interrupt", headers=nobody).status_code == 403
