@@ -1,0 +1,59 @@
+"""The official ComfyUI frontend (PyPI comfyui-frontend-package) behind sdfleet's login, plus sdfleet's extension."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import quote
+
+from fastapi import APIRouter, Request
+from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
+from starlette.staticfiles import StaticFiles
+
+from sdfleet.api.deps import principal_from_request
+from sdfleet.domain.errors import DomainError
+
+EXTENSION_DIR = Path(__file__).parent / "static"
+
+
+def frontend_dir() -> Path:
+    """The static build shipped by comfyui-frontend-package."""
+    import comfyui_frontend_package
+
+    return Path(comfyui_frontend_package.__file__).parent / "static"
+
+
+def frontend_router(*, base: str, login_url: str) -> APIRouter:
+    """`{base}/` (login-gated index), sdfleet's extension and template index; `base` is "" or "/comfy"."""
+    router = APIRouter(include_in_schema=False)
+    index = frontend_dir() / "index.html"
+
+    if base:
+        @router.get(base)
+        def bare() -> RedirectResponse:
+            return RedirectResponse(f"{base}/")
+
+    @router.get(f"{base}/")
+    def page(request: Request) -> Response:
+        try:
+            principal_from_request(request, request.app.state.services)
+        except DomainError:
+            target = f"{base}/" if login_url.startswith("/") else str(request.url)
+            return RedirectResponse(f"{login_url}?next={quote(target, safe='/:')}", status_code=303)
+        return FileResponse(index, headers={"Cache-Control": "no-store"})
+
+    @router.get(f"{base}/extensions/sdfleet/sdfleet.js")
+    def extension() -> FileResponse:
+        return FileResponse(EXTENSION_DIR / "sdfleet.js", media_type="text/javascript",
+                            headers={"Cache-Control": "no-cache"})
+
+    @router.get(f"{base}/templates/index.json")
+    def template_index() -> JSONResponse:
+        """The built-in template browser stays empty: sdfleet's templates live in its own menu."""
+        return JSONResponse([])
+
+    return router
+
+
+def static_files() -> StaticFiles:
+    """The frontend's assets (public files of the package: no user data)."""
+    return StaticFiles(directory=frontend_dir())

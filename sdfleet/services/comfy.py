@@ -1,0 +1,432 @@
+"""ComfyUI's server vocabulary over sdfleet's inference jobs: prompts, queue, history, jobs, view, uploads.
+
+Everything is per user: a prompt is an inference job of the caller; another user's prompt is not found."""
+
+from __future__ import annotations
+
+import io
+import platform
+import re
+import sys
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from PIL import Image
+
+from sdfleet.domain.accounts import Principal
+from sdfleet.domain.errors import InvalidInput, NotFound
+from sdfleet.domain.jobs import Job, JobStatus
+from sdfleet.domain.pagination import PageRequest
+from sdfleet.domain.permissions import Permission
+from sdfleet.services.authorization import authorize
+from sdfleet.services.graphs import FOLDER_TYPES, GraphInvalid, GraphTools
+from sdfleet.services.inference import InferenceService, ModelCatalog, Submission
+from sdfleet.services.inputs import InputImages
+from sdfleet.services.notifier import Notifier
+
+COMFYUI_VERSION = "0.3.60"  # the server API level sdfleet answers as
+OUTPUT_NAME = re.compile(r"^(?P<job>[0-9a-z]{26})_(?P<index>\d{5})_\.png$")
+RECENT_JOBS = 200
+JOB_STATES = {
+    JobStatus.QUEUED: "pending",
+    JobStatus.RUNNING: "in_progress",
+    JobStatus.SUCCEEDED: "completed",
+    JobStatus.FAILED: "failed",
+    JobStatus.CANCELLED: "cancelled",
+}
+
+
+class PromptRejected(InvalidInput):
+    """A prompt ComfyUI would answer with 400 `{error, node_errors}`; `body` is that answer."""
+
+    code = "invalid_prompt"
+
+    def __init__(self, message: str, *, body: dict[str, Any]) -> None:
+        super().__init__(message, field="prompt", details={"node_errors": body.get("node_errors", {})})
+        self.body = body
+
+
+@dataclass(frozen=True)
+class QueuedPrompt:
+    """What POST /prompt answers."""
+
+    prompt_id: str
+    number: int
+
+
+def output_filename(job_id: str, index: int) -> str:
+    """The ComfyUI file name of an output image (what /view takes back)."""
+    return f"{job_id}_{index:05d}_.png"
+
+
+def prompt_id_of(job: Job) -> str:
+    """The id ComfyUI clients know the job by: theirs when they sent one, else the job id."""
+    return str((job.spec.get("extra") or {}).get("prompt_id") or job.id)
+
+
+def number_of(job: Job) -> int:
+    """ComfyUI's queue number: the submission time in milliseconds (increasing per user)."""
+    return int(job.queued_at.timestamp() * 1000)
+
+
+def images_by_node(job: Job) -> dict[str, dict[str, list[dict[str, str]]]]:
+    """ComfyUI's `outputs` of a finished job: images per output node."""
+    outputs: dict[str, dict[str, list[dict[str, str]]]] = {}
+    for output in job.outputs:
+        outputs.setdefault(output.node_id, {"images": []})["images"].append(
+            {"filename": output_filename(job.id, output.index), "subfolder": "", "type": "output"})
+    return outputs
+
+
+class ComfyService:
+    """The ComfyUI server API for one caller at a time, on top of InferenceService."""
+
+    def __init__(self, *, inference: InferenceService, catalog: ModelCatalog, graphs: GraphTools,
+                 notifier: Notifier, objects, devices: Callable[[], list[dict[str, Any]]],
+                 clock: Callable[[], datetime]) -> None:
+        self._inference = inference
+        self._catalog = catalog
+        self._graphs = graphs
+        self._notifier = notifier
+        self._objects = objects
+        self._devices = devices
+        self._clock = clock
+        self._inputs = InputImages(objects)
+
+    # Prompts
+    def submit_prompt(self, principal: Principal, body: Any) -> QueuedPrompt:
+        """POST /prompt: validate and queue an API-format graph as an inference job."""
+        authorize(principal, Permission.INFERENCE_ALL)
+        if not isinstance(body, Mapping):
+            raise self._rejected("the body must be a JSON object with a `prompt`")
+        graph = body.get("prompt")
+        if not isinstance(graph, dict) or not graph:
+            raise self._rejected("no prompt: `prompt` must be an API-format graph object")
+        client_id = body.get("client_id")
+        prompt_id = body.get("prompt_id")
+        extra_data = body.get("extra_data") if isinstance(body.get("extra_data"), Mapping) else {}
+        for name, value in (("client_id", client_id), ("prompt_id", prompt_id)):
+            if value is not None and (not isinstance(value, str) or not 0 < len(value) <= 128):
+                raise self._rejected(f"{name} must be a string of 1-128 characters")
+        pnginfo = extra_data.get("extra_pnginfo")
+        extra = {"client_id": client_id, "prompt_id": prompt_id or None,
+                 "extra_pnginfo": pnginfo if isinstance(pnginfo, Mapping) else None,
+                 "outputs_to_execute": self.output_nodes(graph)}
+        try:
+            job = self._inference.submit(principal, Submission(
+                graph=graph, source="comfy", extra=extra,
+                idempotency_key=f"comfy:{prompt_id}" if prompt_id else None))
+        except GraphInvalid as exc:
+            raise PromptRejected(str(exc), body=self._node_errors_body(graph, exc.node_errors)) from None
+        except InvalidInput as exc:
+            raise self._rejected(exc.message) from None
+        self._notifier.notify(f"user:{principal.user_id}")
+        return QueuedPrompt(prompt_id=prompt_id_of(job), number=number_of(job))
+
+    @staticmethod
+    def _rejected(message: str) -> PromptRejected:
+        return PromptRejected(message, body={"error": {"type": "invalid_prompt", "message": message,
+                                                       "details": message, "extra_info": {}}, "node_errors": {}})
+
+    def _node_errors_body(self, graph: Mapping[str, Any], node_errors: Mapping[str, list]) -> dict[str, Any]:
+        outputs = self.output_nodes(graph)
+        errors = {}
+        for node_id, items in node_errors.items():
+            node = graph.get(node_id)
+            errors[node_id] = {
+                "errors": [{"type": e["type"], "message": e["message"], "details": e.get("input_name") or "",
+                            "extra_info": {"input_name": e.get("input_name")}} for e in items],
+                "dependent_outputs": outputs,
+                "class_type": node.get("class_type") if isinstance(node, Mapping) else None,
+            }
+        return {"error": {"type": "prompt_outputs_failed_validation", "message": "Prompt outputs failed validation",
+                          "details": "", "extra_info": {}}, "node_errors": errors}
+
+    def output_nodes(self, graph: Mapping[str, Any]) -> list[str]:
+        """Ids of the graph's output nodes (SaveImage, PreviewImage …)."""
+        found = []
+        for node_id, node in graph.items():
+            definition = self._graphs.registry.get(node.get("class_type")) if isinstance(node, Mapping) else None
+            if definition is not None and definition.spec.output_node:
+                found.append(str(node_id))
+        return found
+
+    def find(self, principal: Principal, prompt_id: str) -> Job:
+        """The caller's job known to ComfyUI clients as `prompt_id`."""
+        if isinstance(prompt_id, str) and len(prompt_id) == 26:
+            try:
+                return self._inference.get(principal, prompt_id)
+            except NotFound:
+                pass
+        for job in self.recent(principal):
+            if prompt_id_of(job) == prompt_id:
+                return job
+        raise NotFound(f"prompt {prompt_id!r} not found")
+
+    def recent(self, principal: Principal, *, status: JobStatus | None = None, limit: int = RECENT_JOBS) -> list[Job]:
+        """The caller's newest inference jobs."""
+        return self._inference.list(principal, PageRequest(limit=min(limit, 500)), status=status).items
+
+    # Queue
+    def queue_item(self, job: Job) -> list[Any]:
+        """ComfyUI's `[number, prompt_id, prompt, extra_data, outputs_to_execute]`."""
+        extra = job.spec.get("extra") or {}
+        extra_data = {"client_id": extra.get("client_id")}
+        if extra.get("extra_pnginfo"):
+            extra_data["extra_pnginfo"] = extra["extra_pnginfo"]
+        outputs = extra.get("outputs_to_execute") or self.output_nodes(job.spec.get("graph") or {})
+        return [number_of(job), prompt_id_of(job), job.spec.get("graph") or {}, extra_data, outputs]
+
+    def queue(self, principal: Principal) -> dict[str, list]:
+        """GET /queue: the caller's running and pending prompts."""
+        running = self.recent(principal, status=JobStatus.RUNNING)
+        pending = sorted(self.recent(principal, status=JobStatus.QUEUED), key=lambda j: j.id)
+        return {"queue_running": [self.queue_item(j) for j in running],
+                "queue_pending": [self.queue_item(j) for j in pending]}
+
+    def queue_remaining(self, principal: Principal) -> int:
+        """How many of the caller's prompts are queued or running."""
+        return len(self.recent(principal, status=JobStatus.QUEUED)) + len(
+            self.recent(principal, status=JobStatus.RUNNING))
+
+    def change_queue(self, principal: Principal, body: Any) -> None:
+        """POST /queue: `{clear: true}` drops the caller's pending prompts; `{delete: [ids]}` drops those."""
+        authorize(principal, Permission.INFERENCE_ALL)
+        body = body if isinstance(body, Mapping) else {}
+        if body.get("clear"):
+            for job in self.recent(principal, status=JobStatus.QUEUED):
+                self._inference.delete(principal, job.id)
+        for prompt_id in self._ids(body.get("delete")):
+            try:
+                job = self.find(principal, prompt_id)
+            except NotFound:
+                continue
+            if job.status is JobStatus.QUEUED:
+                self._inference.delete(principal, job.id)
+        self._notifier.notify(f"user:{principal.user_id}")
+
+    @staticmethod
+    def _ids(value: Any) -> list[str]:
+        if value is None:
+            return []
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value) or len(value) > 1000:
+            raise InvalidInput("delete must be a list of prompt ids", field="delete")
+        return value
+
+    def interrupt(self, principal: Principal, body: Any) -> None:
+        """POST /interrupt: stop the given prompt, or all the caller's running prompts."""
+        authorize(principal, Permission.INFERENCE_ALL)
+        prompt_id = body.get("prompt_id") if isinstance(body, Mapping) else None
+        if isinstance(prompt_id, str):
+            try:
+                self._inference.cancel(principal, self.find(principal, prompt_id).id)
+            except NotFound:
+                pass
+            return
+        for job in self.recent(principal, status=JobStatus.RUNNING):
+            self._inference.cancel(principal, job.id)
+
+    def cancel(self, principal: Principal, prompt_id: str) -> None:
+        """POST /jobs/{id}/cancel."""
+        self._inference.cancel(principal, self.find(principal, prompt_id).id)
+
+    # History
+    def history_entry(self, job: Job) -> dict[str, Any]:
+        """One prompt's history: prompt, outputs per node, status and messages."""
+        ok = job.status is JobStatus.SUCCEEDED
+        timestamp = int((job.finished_at or job.queued_at).timestamp() * 1000)
+        messages: list[list[Any]] = [["execution_start", {"prompt_id": prompt_id_of(job),
+                                                          "timestamp": number_of(job)}]]
+        if ok:
+            messages.append(["execution_success", {"prompt_id": prompt_id_of(job), "timestamp": timestamp}])
+        elif job.status is JobStatus.FAILED:
+            messages.append(["execution_error", {"prompt_id": prompt_id_of(job), "timestamp": timestamp,
+                                                 "exception_message": (job.error or {}).get("message", ""),
+                                                 "node_id": (job.error or {}).get("node_id")}])
+        else:
+            messages.append(["execution_interrupted", {"prompt_id": prompt_id_of(job), "timestamp": timestamp}])
+        outputs = images_by_node(job)
+        return {
+            "prompt": self.queue_item(job),
+            "outputs": outputs,
+            "status": {"status_str": "success" if ok else "error", "completed": ok, "messages": messages},
+            "meta": {n: {"node_id": n, "display_node": n, "parent_node": None, "real_node_id": n} for n in outputs},
+        }
+
+    def history(self, principal: Principal, *, max_items: int | None = None) -> dict[str, Any]:
+        """GET /history: the caller's finished prompts, oldest first as upstream."""
+        authorize(principal, Permission.INFERENCE_ALL)
+        finished = [j for j in self.recent(principal) if j.status.finished]
+        if max_items is not None:
+            finished = finished[:max(0, max_items)]
+        return {prompt_id_of(j): self.history_entry(j) for j in reversed(finished)}
+
+    def history_of(self, principal: Principal, prompt_id: str) -> dict[str, Any]:
+        """GET /history/{id}: `{}` until the prompt finished (and for unknown ids, as upstream)."""
+        try:
+            job = self.find(principal, prompt_id)
+        except NotFound:
+            return {}
+        return {prompt_id_of(job): self.history_entry(job)} if job.status.finished else {}
+
+    def change_history(self, principal: Principal, body: Any) -> None:
+        """POST /history: `{clear: true}` or `{delete: [ids]}` removes finished prompts and their images."""
+        authorize(principal, Permission.INFERENCE_ALL)
+        body = body if isinstance(body, Mapping) else {}
+        if body.get("clear"):
+            for job in self.recent(principal):
+                if job.status.finished:
+                    self._inference.delete(principal, job.id)
+        for prompt_id in self._ids(body.get("delete")):
+            try:
+                job = self.find(principal, prompt_id)
+            except NotFound:
+                continue
+            if job.status.finished:
+                self._inference.delete(principal, job.id)
+
+    # Jobs API
+    def job_summary(self, job: Job) -> dict[str, Any]:
+        """One item of GET /jobs."""
+        item: dict[str, Any] = {
+            "id": prompt_id_of(job), "status": JOB_STATES[job.status], "priority": number_of(job),
+            "create_time": number_of(job), "outputs_count": len(job.outputs),
+            "previewable_outputs_count": len(job.outputs),
+        }
+        if job.started_at:
+            item["execution_start_time"] = int(job.started_at.timestamp() * 1000)
+        if job.finished_at:
+            item["execution_end_time"] = int(job.finished_at.timestamp() * 1000)
+        if job.outputs:
+            first = job.outputs[0]
+            item["preview_output"] = {"filename": output_filename(job.id, first.index), "subfolder": "",
+                                      "type": "output", "nodeId": first.node_id, "mediaType": "images"}
+        if job.status is JobStatus.FAILED and job.error:
+            item["execution_error"] = {"node_id": job.error.get("node_id"),
+                                       "exception_message": job.error.get("message", "")}
+        workflow = ((job.spec.get("extra") or {}).get("extra_pnginfo") or {}).get("workflow")
+        if isinstance(workflow, Mapping) and isinstance(workflow.get("id"), str):
+            item["workflow_id"] = workflow["id"]
+        return item
+
+    def jobs(self, principal: Principal, *, statuses: list[str] | None, offset: int, limit: int,
+             ascending: bool) -> dict[str, Any]:
+        """GET /jobs: the caller's prompts, filtered by ComfyUI job status."""
+        authorize(principal, Permission.INFERENCE_ALL)
+        known = set(JOB_STATES.values())
+        for status in statuses or []:
+            if status not in known:
+                raise InvalidInput(f"status must be among {', '.join(sorted(known))}, got {status!r}",
+                                   field="status")
+        items = [j for j in self.recent(principal) if not statuses or JOB_STATES[j.status] in statuses]
+        if ascending:
+            items.reverse()
+        page = items[offset:offset + limit]
+        return {"jobs": [self.job_summary(j) for j in page],
+                "pagination": {"offset": offset, "limit": limit, "total": len(items),
+                               "has_more": offset + limit < len(items)}}
+
+    def job(self, principal: Principal, prompt_id: str) -> dict[str, Any]:
+        """GET /jobs/{id}: the summary plus outputs and the workflow."""
+        job = self.find(principal, prompt_id)
+        item = self.job_summary(job)
+        extra = job.spec.get("extra") or {}
+        extra_data = {"extra_pnginfo": extra["extra_pnginfo"]} if extra.get("extra_pnginfo") else {}
+        item.update(outputs=images_by_node(job), workflow={"prompt": job.spec.get("graph"), "extra_data": extra_data})
+        return item
+
+    # Files
+    def view(self, principal: Principal, *, filename: str, kind: str, subfolder: str = "") -> tuple[str, Iterator[bytes]]:
+        """(content type, bytes) of one of the caller's output or input images."""
+        authorize(principal, Permission.INFERENCE_ALL)
+        if subfolder:
+            raise NotFound(f"image {subfolder}/{filename} not found")
+        if kind in ("output", "temp"):
+            match = OUTPUT_NAME.match(filename or "")
+            if match is None:
+                raise NotFound(f"image {filename!r} not found")
+            output, chunks = self._inference.open_output(principal, match["job"], int(match["index"]))
+            return output.content_type, chunks
+        if kind == "input":
+            key = self._inputs.key_for(user_id=principal.user_id, name=filename)
+            if key is None:
+                raise NotFound(f"input image {filename!r} not found")
+            return "image/png", self._objects.open_range(key)
+        raise InvalidInput(f"type must be output, input or temp, got {kind!r}", field="type")
+
+    def upload_image(self, principal: Principal, data: bytes) -> dict[str, str]:
+        """POST /upload/image: store an input image; its content hash is its name."""
+        stored = self._inference.upload_input(principal, data)
+        return {"name": stored["name"], "subfolder": "", "type": "input"}
+
+    def upload_mask(self, principal: Principal, data: bytes, *, original: Any) -> dict[str, str]:
+        """POST /upload/mask: the mask's alpha applied to the original input image, stored as a new input."""
+        authorize(principal, Permission.INFERENCE_ALL)
+        if not isinstance(original, Mapping) or not isinstance(original.get("filename"), str):
+            raise InvalidInput("original_ref must be an object with the original image's filename",
+                               field="original_ref")
+        key = self._inputs.key_for(user_id=principal.user_id, name=original["filename"])
+        if key is None or original.get("type", "input") != "input":
+            raise NotFound(f"input image {original.get('filename')!r} not found")
+        try:
+            with Image.open(io.BytesIO(self._objects.read_bytes(key))) as base, Image.open(io.BytesIO(data)) as mask:
+                combined = base.convert("RGBA")
+                alpha = mask.convert("RGBA").getchannel("A").resize(combined.size)
+                combined.putalpha(alpha)
+                out = io.BytesIO()
+                combined.save(out, format="PNG")
+        except (OSError, ValueError) as exc:
+            raise InvalidInput("image is not a readable mask image", field="image") from exc
+        return self.upload_image(principal, out.getvalue())
+
+    # Discovery
+    def model_names(self, principal: Principal) -> dict[str, list[str]]:
+        """The model names per engine folder that the caller may use."""
+        return {folder: self._catalog.visible_names(principal, t.value) for folder, t in FOLDER_TYPES.items()}
+
+    def object_info(self, principal: Principal, class_type: str | None = None) -> dict[str, Any]:
+        """GET /object_info[/{class}]: node definitions with the caller's model lists."""
+        authorize(principal, Permission.INFERENCE_ALL)
+        info = self._graphs.object_info(self.model_names(principal))
+        if class_type is None:
+            return info
+        return {class_type: info[class_type]} if class_type in info else {}
+
+    def models(self, principal: Principal, folder: str | None = None) -> list[Any]:
+        """GET /models (folder names) and /models/{folder} (names in it)."""
+        authorize(principal, Permission.INFERENCE_ALL)
+        names = self.model_names(principal)
+        if folder is None:
+            return sorted(names)
+        if folder not in names:
+            raise NotFound(f"model folder {folder!r} not found")
+        return names[folder]
+
+    def system_stats(self, principal: Principal) -> dict[str, Any]:
+        """GET /system_stats: this server and the fleet's worker devices."""
+        authorize(principal, Permission.INFERENCE_ALL)
+        try:
+            import torch
+
+            torch_version = torch.__version__
+        except ImportError:  # pragma: no cover - torch is a dependency
+            torch_version = ""
+        devices = []
+        for index, device in enumerate(self._devices()):
+            devices.append({"name": device.get("name", "worker"), "type": device.get("type", "cpu"),
+                            "index": index, "vram_total": device.get("vram_total", 0),
+                            "vram_free": device.get("vram_free", 0), "torch_vram_total": 0, "torch_vram_free": 0})
+        return {"system": {"os": sys.platform, "python_version": sys.version, "embedded_python": False,
+                           "comfyui_version": COMFYUI_VERSION, "pytorch_version": torch_version,
+                           "required_frontend_version": "", "installed_templates_version": "",
+                           "ram_total": 0, "ram_free": 0, "argv": ["sdfleet"],
+                           "hostname": platform.node()},
+                "devices": devices}
+
+    @staticmethod
+    def new_client_id() -> str:
+        """A session id for a WebSocket client that did not name one."""
+        return uuid.uuid4().hex

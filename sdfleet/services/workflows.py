@@ -1,0 +1,237 @@
+"""Published workflows: lead artists publish versioned graphs, artists run them through exposed inputs only."""
+
+from __future__ import annotations
+
+import copy
+import math
+import re
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any
+
+from sdfleet.domain.accounts import Principal
+from sdfleet.domain.errors import Conflict, InvalidInput, NotFound
+from sdfleet.domain.jobs import Job
+from sdfleet.domain.permissions import Permission
+from sdfleet.domain.workflows import InputType, WorkflowInput, WorkflowVersion
+from sdfleet.services.authorization import authorize
+from sdfleet.services.graphs import FOLDER_TYPES, GraphTools
+from sdfleet.services.inference import InferenceService, ModelCatalog, Submission
+from sdfleet.store.workflows import SqlWorkflowStore
+
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.\-]{0,127}$")
+INPUT_NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+MAX_INPUTS = 64
+MAX_DESCRIPTION = 4000
+
+
+def _check_value(spec: WorkflowInput, value: Any, *, field: str) -> Any:
+    """A value of the input's type within its bounds, or InvalidInput naming the field."""
+    kind = spec.type
+    if kind in (InputType.STRING, InputType.IMAGE):
+        if not isinstance(value, str):
+            raise InvalidInput(f"{field} must be a string, got {type(value).__name__}", field=field)
+        if len(value) > 20_000:
+            raise InvalidInput(f"{field} is longer than 20000 characters", field=field)
+    elif kind is InputType.BOOLEAN:
+        if not isinstance(value, bool):
+            raise InvalidInput(f"{field} must be true or false", field=field)
+    elif kind is InputType.INT:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise InvalidInput(f"{field} must be a whole number, got {value!r}", field=field)
+    elif kind is InputType.FLOAT:
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            raise InvalidInput(f"{field} must be a number, got {value!r}", field=field)
+    elif kind is InputType.CHOICE:
+        if spec.choices is not None and value not in spec.choices:
+            raise InvalidInput(f"{field} must be one of {list(spec.choices)!r}, got {value!r}", field=field)
+    if kind in (InputType.INT, InputType.FLOAT):
+        if spec.min is not None and value < spec.min:
+            raise InvalidInput(f"{field} must be at least {spec.min}, got {value}", field=field)
+        if spec.max is not None and value > spec.max:
+            raise InvalidInput(f"{field} must be at most {spec.max}, got {value}", field=field)
+    return value
+
+
+def parse_inputs(raw: Any, graph: Mapping[str, Any]) -> tuple[WorkflowInput, ...]:
+    """Validate the exposed-input declarations against the graph."""
+    if not isinstance(raw, list) or len(raw) > MAX_INPUTS:
+        raise InvalidInput(f"inputs must be a list of at most {MAX_INPUTS} objects", field="inputs")
+    seen: set[str] = set()
+    targets: set[tuple[str, str]] = set()
+    parsed = []
+    for i, item in enumerate(raw):
+        where = f"inputs[{i}]"
+        if not isinstance(item, Mapping):
+            raise InvalidInput(f"{where} must be an object", field=where)
+        name, node, input_name = item.get("name"), item.get("node"), item.get("input")
+        if not isinstance(name, str) or not INPUT_NAME_PATTERN.match(name):
+            raise InvalidInput(f"{where}.name must be an identifier (letters, digits, _), got {name!r}",
+                               field=f"{where}.name")
+        if name in seen:
+            raise InvalidInput(f"{where}.name {name!r} is used twice", field=f"{where}.name")
+        node = str(node) if isinstance(node, int | str) else node
+        if not isinstance(node, str) or not isinstance(graph.get(node), Mapping):
+            raise InvalidInput(f"{where}.node must be a node id of the graph, got {node!r}", field=f"{where}.node")
+        node_inputs = graph[node].get("inputs") or {}
+        if not isinstance(input_name, str) or input_name not in node_inputs:
+            raise InvalidInput(f"{where}.input must be an input of node {node}; it has "
+                               f"{', '.join(sorted(node_inputs))}", field=f"{where}.input")
+        if isinstance(node_inputs[input_name], list):
+            raise InvalidInput(f"{where}.input {input_name!r} of node {node} is a link, not a value",
+                               field=f"{where}.input")
+        if (node, input_name) in targets:
+            raise InvalidInput(f"{where} exposes node {node} input {input_name!r} twice", field=where)
+        try:
+            kind = InputType(item.get("type"))
+        except ValueError:
+            raise InvalidInput(f"{where}.type must be one of {', '.join(t.value for t in InputType)}",
+                               field=f"{where}.type") from None
+        bounds = {}
+        for key in ("min", "max"):
+            value = item.get(key)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+                raise InvalidInput(f"{where}.{key} must be a number", field=f"{where}.{key}")
+            bounds[key] = value
+        choices = item.get("choices")
+        if choices is not None and (not isinstance(choices, list) or not choices or len(choices) > 1000):
+            raise InvalidInput(f"{where}.choices must be a non-empty list", field=f"{where}.choices")
+        if kind is InputType.CHOICE and choices is None:
+            raise InvalidInput(f"{where}.choices is required for type choice", field=f"{where}.choices")
+        label = item.get("label", name)
+        if not isinstance(label, str) or len(label) > 200:
+            raise InvalidInput(f"{where}.label must be a string of at most 200 characters", field=f"{where}.label")
+        spec = WorkflowInput(name=name, node=node, input=input_name, label=label, type=kind,
+                             default=item.get("default", node_inputs[input_name]), min=bounds["min"],
+                             max=bounds["max"], choices=tuple(choices) if choices is not None else None)
+        _check_value(spec, spec.default, field=f"{where}.default")
+        seen.add(name)
+        targets.add((node, input_name))
+        parsed.append(spec)
+    return tuple(parsed)
+
+
+class WorkflowService:
+    """Publish, list, unpublish and run workflows."""
+
+    def __init__(self, *, store: SqlWorkflowStore, graphs: GraphTools, catalog: ModelCatalog,
+                 inference: InferenceService, clock: Callable[[], datetime]) -> None:
+        self._store = store
+        self._graphs = graphs
+        self._catalog = catalog
+        self._inference = inference
+        self._clock = clock
+
+    # Publishing (workflow:all)
+    def publish(self, principal: Principal, *, name: Any, description: Any, graph: Any, ui_graph: Any,
+                allowed_roles: Any, inputs: Any) -> WorkflowVersion:
+        """Validate the graph, pin its models by sha256 and store a new current version."""
+        authorize(principal, Permission.WORKFLOW_ALL)
+        # 1. Check the fields.
+        if not isinstance(name, str) or not NAME_PATTERN.match(name):
+            raise InvalidInput("name must be 1-128 letters, digits, spaces, '.', '_' or '-', starting with a "
+                               f"letter or digit; got {name!r}", field="name")
+        if not isinstance(description, str) or len(description) > MAX_DESCRIPTION:
+            raise InvalidInput(f"description must be a string of at most {MAX_DESCRIPTION} characters",
+                               field="description")
+        if not isinstance(graph, dict) or not graph:
+            raise InvalidInput("graph must be a non-empty API-format graph object", field="graph")
+        if ui_graph is not None and not isinstance(ui_graph, dict):
+            raise InvalidInput("ui_graph must be the frontend's workflow object or null", field="ui_graph")
+        if not isinstance(allowed_roles, list) or not all(isinstance(r, str) and r for r in allowed_roles):
+            raise InvalidInput("allowed_roles must be a list of role names ([] = every artist)", field="allowed_roles")
+        # 2. Validate the graph against the node registry and the models the publisher may use.
+        model_names = {folder: self._catalog.visible_names(principal, t.value) for folder, t in FOLDER_TYPES.items()}
+        self._graphs.validate(graph, model_names=model_names)
+        exposed = parse_inputs(inputs, graph)
+        # 3. Pin every referenced model by sha256.
+        models = self._pin(principal, graph)
+        version = WorkflowVersion(name=name, version=0, description=description, graph=graph, ui_graph=ui_graph,
+                                  inputs=exposed, allowed_roles=tuple(dict.fromkeys(allowed_roles)),
+                                  models=tuple(models), published=True, created_by=principal.user_id,
+                                  created_at=self._clock())
+        return self._store.publish(version, now=self._clock())
+
+    def _pin(self, principal: Principal, graph: Mapping[str, Any]) -> list[dict[str, Any]]:
+        pinned: dict[tuple[str, str], dict[str, Any]] = {}
+        for ref in self._graphs.model_references(graph):
+            if (ref.folder, ref.name) in pinned:
+                continue
+            try:
+                record = self._catalog.resolve(principal, model_type=FOLDER_TYPES[ref.folder].value, name=ref.name)
+            except NotFound:
+                raise InvalidInput(f"node {ref.node_id}: {ref.input_name} {ref.name!r} is not a model you may use",
+                                   field="graph") from None
+            pinned[(ref.folder, ref.name)] = {"folder": ref.folder, "name": ref.name, "sha256": record.sha256}
+        return list(pinned.values())
+
+    def set_published(self, principal: Principal, name: str, version: int, *, published: bool) -> WorkflowVersion:
+        """Unpublish a version, or publish it again as the current one."""
+        authorize(principal, Permission.WORKFLOW_ALL)
+        result = self._store.set_published(name, version, published=published, now=self._clock())
+        if result is None:
+            raise NotFound(f"workflow {name!r} has no version {version}")
+        return result
+
+    def versions(self, principal: Principal, name: str) -> list[WorkflowVersion]:
+        """Every version, published or not (lead artists)."""
+        authorize(principal, Permission.WORKFLOW_ALL)
+        found = self._store.versions(name)
+        if not found:
+            raise NotFound(f"workflow {name!r} not found")
+        return found
+
+    # Using (inference:all)
+    def _may_see(self, principal: Principal, version: WorkflowVersion) -> bool:
+        if principal.can(Permission.WORKFLOW_ALL) or not version.allowed_roles:
+            return True
+        return bool(set(principal.user.roles) & set(version.allowed_roles))
+
+    def list(self, principal: Principal) -> list[WorkflowVersion]:
+        """The current version of each published workflow the caller may see."""
+        authorize(principal, Permission.INFERENCE_ALL)
+        return [v for v in self._store.list_current() if self._may_see(principal, v)]
+
+    def get(self, principal: Principal, name: str) -> WorkflowVersion:
+        """The current version of a workflow the caller may see."""
+        authorize(principal, Permission.INFERENCE_ALL)
+        version = self._store.current(name) if isinstance(name, str) else None
+        if version is None or not self._may_see(principal, version):
+            raise NotFound(f"workflow {name!r} not found")
+        return version
+
+    def run(self, principal: Principal, name: str, *, inputs: Any, idempotency_key: str | None = None,
+            body_hash: str | None = None) -> Job:
+        """Queue the current version with the caller's values for its exposed inputs; nothing else changes."""
+        version = self.get(principal, name)
+        if not isinstance(inputs, Mapping):
+            raise InvalidInput("inputs must be an object of exposed input names to values", field="inputs")
+        by_name = {i.name: i for i in version.inputs}
+        unknown = sorted(set(inputs) - set(by_name))
+        if unknown:
+            raise InvalidInput(f"inputs.{unknown[0]} is not an exposed input of {name!r}; it exposes: "
+                               f"{', '.join(by_name) or 'nothing'}", field=f"inputs.{unknown[0]}")
+        graph = copy.deepcopy(version.graph)
+        for spec in version.inputs:
+            value = inputs.get(spec.name, spec.default)
+            graph[spec.node]["inputs"][spec.input] = _check_value(spec, value, field=f"inputs.{spec.name}")
+        self._check_pins(principal, version, graph)
+        extra = {"workflow": {"name": version.name, "version": version.version}}
+        return self._inference.submit(principal, Submission(graph=graph, source="workflow", extra=extra,
+                                                            idempotency_key=idempotency_key), body_hash=body_hash)
+
+    def _check_pins(self, principal: Principal, version: WorkflowVersion, graph: Mapping[str, Any]) -> None:
+        """Refuse to run a pinned model whose name now points at different weights."""
+        pins = {(m["folder"], m["name"]): m["sha256"] for m in version.models}
+        for ref in self._graphs.model_references(graph):
+            expected = pins.get((ref.folder, ref.name))
+            if expected is None:
+                continue
+            try:
+                record = self._catalog.resolve(principal, model_type=FOLDER_TYPES[ref.folder].value, name=ref.name)
+            except NotFound:
+                raise Conflict(f"workflow {version.name!r} uses {ref.name!r}, which you may not use",
+                               details={"model": ref.name}) from None
+            if record.sha256 != expected:
+                raise Conflict(f"model {ref.name!r} changed since version {version.version} was published; "
+                               "a lead artist must publish the workflow again", details={"model": ref.name})
