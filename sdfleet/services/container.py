@@ -27,6 +27,10 @@ class Services:
     workers: Any = None  # WorkerService
     notifier: Any = None  # Notifier (long polls, event streams)
     graphs: Any = None  # GraphTools (engine node registry)
+    comfy: Any = None  # ComfyService (ComfyUI server API)
+    comfy_userdata: Any = None  # ComfyUserDataService (per-user settings, saved workflows)
+    comfy_templates: Any = None  # ComfyTemplates (sdfleet's templates in the frontend)
+    workflows: Any = None  # WorkflowService (published workflows)
     a1111: Any = None  # A1111Service (/sdapi/v1)
     endpoints: Any = None  # EndpointService (endpoints, replicas, autoscaler events)
     public_url: str = "http://127.0.0.1:8080"

@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Boolean, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from sdfleet.store.types import JsonText, UtcDateTime
@@ -281,6 +292,54 @@ class EndpointEventRow(Base):
     seq: Mapped[int] = mapped_column(Integer, primary_key=True)
     type: Mapped[str] = mapped_column(String(32))
     data: Mapped[dict] = mapped_column(JsonText)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+# -- ComfyUI user data and published workflows (0006_comfy) ----------------------------------------
+
+
+class ComfySettingsRow(Base):
+    __tablename__ = "comfy_settings"
+
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    values: Mapped[dict] = mapped_column(JsonText)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class ComfyUserFileRow(Base):
+    __tablename__ = "comfy_userdata"
+
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    path: Mapped[str] = mapped_column(String(512), primary_key=True)
+    content: Mapped[bytes] = mapped_column(LargeBinary)
+    size: Mapped[int] = mapped_column(BigInteger)
+    modified_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class WorkflowRow(Base):
+    __tablename__ = "workflows"
+
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    current_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class WorkflowVersionRow(Base):
+    __tablename__ = "workflow_versions"
+
+    workflow_name: Mapped[str] = mapped_column(
+        ForeignKey("workflows.name", ondelete="CASCADE"), primary_key=True
+    )
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    graph: Mapped[dict] = mapped_column(JsonText)
+    ui_graph: Mapped[dict | None] = mapped_column(JsonText, nullable=True)
+    inputs: Mapped[list] = mapped_column(JsonText)
+    allowed_roles: Mapped[list] = mapped_column(JsonText)
+    models: Mapped[list] = mapped_column(JsonText)
+    published: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_by: Mapped[str] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
