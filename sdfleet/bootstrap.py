@@ -188,6 +188,34 @@ def build_jobs(settings: Settings, *, database: Database, objects, checkpoints, 
     return inference, workers, notifier, graphs
 
 
+def build_comfy(*, database: Database, objects, checkpoints, inference, graphs, notifier,
+                clock: Callable[[], datetime]) -> dict:
+    """ComfyUI's server API, per-user ComfyUI data, sdfleet's templates and published workflows."""
+    from sdfleet.services.comfy import ComfyService
+    from sdfleet.services.comfy_templates import ComfyTemplates
+    from sdfleet.services.comfy_userdata import ComfyUserDataService
+    from sdfleet.services.workflows import WorkflowService
+    from sdfleet.store.comfy import SqlComfyUserData
+    from sdfleet.store.workers import SqlWorkerRegistry
+    from sdfleet.store.workflows import SqlWorkflowStore
+
+    registry = SqlWorkerRegistry(database)
+
+    def devices() -> list[dict]:
+        return [{"name": f"{w.name} ({w.device or 'unknown'})", "type": (w.device or "cpu").split(":")[0]}
+                for w in registry.list() if w.revoked_at is None and w.status != "gone"]
+
+    workflows = WorkflowService(store=SqlWorkflowStore(database), graphs=graphs, catalog=checkpoints,
+                                inference=inference, clock=clock)
+    return {
+        "comfy": ComfyService(inference=inference, catalog=checkpoints, graphs=graphs, notifier=notifier,
+                              objects=objects, devices=devices, clock=clock),
+        "comfy_userdata": ComfyUserDataService(store=SqlComfyUserData(database), clock=clock),
+        "comfy_templates": ComfyTemplates(checkpoints=checkpoints, workflows=workflows),
+        "workflows": workflows,
+    }
+
+
 def build_services(
     settings: Settings,
     *,
@@ -214,6 +242,8 @@ def build_services(
         endpoints=endpoints,
         notifier=notifier,
         graphs=graphs,
+        **build_comfy(database=database, objects=objects, checkpoints=checkpoints, inference=inference,
+                      graphs=graphs, notifier=notifier, clock=clock),
         a1111=build_a1111(database=database, checkpoints=checkpoints, inference=inference, notifier=notifier,
                           clock=clock),
         checkpoints=checkpoints,

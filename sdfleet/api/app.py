@@ -12,11 +12,13 @@ from fastapi.responses import RedirectResponse
 
 import sdfleet
 from sdfleet.api.a1111 import routes as a1111_routes
+from sdfleet.api.comfy.mount import mount_comfy
 from sdfleet.api.errors import install_error_handlers
 from sdfleet.api.middleware import BodySizeLimitMiddleware, RequestIdMiddleware
 from sdfleet.api.routes import api_keys, auth, health, inferences, roles, users, worker
 from sdfleet.api.routes import checkpoints as checkpoint_routes
 from sdfleet.api.routes import endpoints as endpoint_routes
+from sdfleet.api.routes import workflows as workflow_routes
 from sdfleet.services.container import Services
 
 API_PREFIX = "/api/v1"
@@ -60,6 +62,9 @@ def create_app(services: Services, *, max_request_bytes: int = 8 * 1024 * 1024,
     app.include_router(checkpoint_routes.router, prefix=API_PREFIX)
     app.include_router(a1111_routes.router)
     app.include_router(endpoint_routes.router, prefix=API_PREFIX)
+
+    app.include_router(workflow_routes.router, prefix=API_PREFIX)
+    mount_comfy(app)
 
     @app.get("/", include_in_schema=False)
     def root() -> RedirectResponse:
