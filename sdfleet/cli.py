@@ -65,6 +65,7 @@ def serve(
     data_dir: DataDir = None,
     log_json: Annotated[bool, typer.Option("--log-json", help="Structured JSON logs.")] = False,
     no_demo: Annotated[bool, typer.Option("--no-demo", help="Do not create demo models on an empty registry.")] = False,
+    comfy_port: Annotated[int, typer.Option(help="ComfyUI's own port (API and frontend at its root); 0 = off.")] = 8188,
 ) -> None:
     """Migrate the database and start the server (API, docs) on the configured storage."""
     import uvicorn
@@ -95,6 +96,11 @@ def serve(
             console.print(f"  first start: admin user '{admin.username}' created from SDFLEET_ADMIN_PASSWORD")
     application = build_app(runtime, server_url=f"http://127.0.0.1:{settings.port}"
                             if settings.host in ("0.0.0.0", "::", "127.0.0.1", "localhost") else url)
+    if comfy_port:
+        from sdfleet.api.comfy.listener import start_comfy_listener
+
+        start_comfy_listener(runtime.services, host=settings.host, port=comfy_port, login_url=f"{url}/login")
+        console.print(f"  ComfyUI: {url}/comfy/ and port {comfy_port} (Basic username:api_key for API clients)")
     uvicorn.run(application, host=settings.host, port=settings.port, log_config=None, access_log=False)
 
 
