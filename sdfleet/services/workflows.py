@@ -142,6 +142,9 @@ class WorkflowService:
             raise InvalidInput("allowed_roles must be a list of role names ([] = every artist)", field="allowed_roles")
         # 2. Validate the graph against the node registry and the models the publisher may use.
         model_names = {folder: self._catalog.visible_names(principal, t.value) for folder, t in FOLDER_TYPES.items()}
+        # Input images belong to whoever runs the workflow; they are checked at run time.
+        model_names["input"] = [str((n.get("inputs") or {}).get("image")) for n in graph.values()
+                                if isinstance(n, Mapping) and n.get("class_type") in ("LoadImage", "LoadImageMask")]
         self._graphs.validate(graph, model_names=model_names)
         exposed = parse_inputs(inputs, graph)
         # 3. Pin every referenced model by sha256.
