@@ -317,4 +317,5 @@ def build_app(runtime: Runtime, *, local_workers: int | None = None, server_url:
         max_request_bytes=settings.max_request_bytes,
         body_limit_exempt=(r"^/api/v1/checkpoints/uploads/[^/]+/parts/", r"^/api/v1/worker/jobs/[^/]+/outputs/"),
         background=background,
+        public_url=settings.public_url,
     )

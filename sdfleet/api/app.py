@@ -8,7 +8,6 @@ from contextlib import asynccontextmanager
 from typing import Protocol
 
 from fastapi import FastAPI
-from fastapi.responses import RedirectResponse
 
 import sdfleet
 from sdfleet.api.a1111 import routes as a1111_routes
@@ -19,6 +18,7 @@ from sdfleet.api.routes import api_keys, auth, health, inferences, roles, users,
 from sdfleet.api.routes import checkpoints as checkpoint_routes
 from sdfleet.api.routes import endpoints as endpoint_routes
 from sdfleet.api.routes import workflows as workflow_routes
+from sdfleet.api.web.site import install_web
 from sdfleet.services.container import Services
 
 API_PREFIX = "/api/v1"
@@ -33,7 +33,8 @@ class Background(Protocol):
 
 
 def create_app(services: Services, *, max_request_bytes: int = 8 * 1024 * 1024,
-               body_limit_exempt: tuple[str, ...] = (), background: Sequence[Background] = ()) -> FastAPI:
+               body_limit_exempt: tuple[str, ...] = (), background: Sequence[Background] = (),
+               public_url: str | None = None) -> FastAPI:
     """Build the app around an already-wired services container."""
 
     @asynccontextmanager
@@ -65,10 +66,7 @@ def create_app(services: Services, *, max_request_bytes: int = 8 * 1024 * 1024,
 
     app.include_router(workflow_routes.router, prefix=API_PREFIX)
     mount_comfy(app)
-
-    @app.get("/", include_in_schema=False)
-    def root() -> RedirectResponse:
-        return RedirectResponse("/docs")
+    install_web(app, public_url=public_url)
 
     app.add_middleware(
         BodySizeLimitMiddleware,

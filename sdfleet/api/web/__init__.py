@@ -1,0 +1,1 @@
+"""sdfleet's own web UI: server-rendered pages and small ES modules calling /api/v1."""
