@@ -128,3 +128,21 @@ def test_a1111_routes_need_inference_permission(demo_api):
     assert api.client.post("/sdapi/v1/txt2img", headers=nobody, json={"prompt": "x"}).status_code == 403
     assert api.client.get("/sdapi/v1/progress", headers=nobody).status_code == 403
     assert api.client.post("/sdapi/v1/interrupt", headers=nobody).status_code == 403
+
+
+def test_default_checkpoint_option_applies_to_native_tasks_of_that_user_only(demo_api):
+    api = demo_api
+    _, alice = _artist(api)
+    _, bob = _artist(api)
+    r = api.client.post("/sdapi/v1/options", headers=alice, json={"sd_model_checkpoint": "demo-sdxl.safetensors"})
+    assert r.status_code == 200, r.text
+    task = {"task": "txt2img", "params": {"prompt": "x", "steps": 2, "width": 64, "height": 64}}
+    mine = api.client.post("/api/v1/inferences", headers=alice, json=task).json()["id"]
+    theirs = api.client.post("/api/v1/inferences", headers=bob, json=task).json()["id"]
+    assert api.client.get(f"/api/v1/inferences/{mine}", headers=alice).json()["model"] == "demo-sdxl.safetensors"
+    assert api.client.get(f"/api/v1/inferences/{theirs}", headers=bob).json()["model"] == "demo-sd15.safetensors"
+    # An explicit override still wins over the user's default.
+    explicit = {**task, "params": {**task["params"],
+                                   "override_settings": {"sd_model_checkpoint": "demo-sd15.safetensors"}}}
+    job = api.client.post("/api/v1/inferences", headers=alice, json=explicit).json()["id"]
+    assert api.client.get(f"/api/v1/inferences/{job}", headers=alice).json()["model"] == "demo-sd15.safetensors"

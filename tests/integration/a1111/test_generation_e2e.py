@@ -1,0 +1,88 @@
+"""A1111 clients on the fleet: a real server, a real worker subprocess, the demo models, raw HTTP."""
+
+from __future__ import annotations
+
+import base64
+import concurrent.futures
+import io
+import json
+import time
+
+import httpx
+from PIL import Image
+
+from tests.integration.a1111.a1111_client import TXT2IMG, basic, png_b64
+
+
+def _user(fleet, admin) -> dict[str, str]:
+    """A new artist with an API key, as Basic auth headers."""
+    name = f"a{time.monotonic_ns() % 10**9}"
+    r = httpx.post(f"{fleet.url}/api/v1/users", headers=admin,
+                   json={"username": name, "password": "user-password-1", "roles": ["artist"]})
+    assert r.status_code == 201, r.text
+    bearer = fleet.login(name, "user-password-1")
+    key = httpx.post(f"{fleet.url}/api/v1/api-keys", headers=bearer, json={"name": "k"}).json()["key"]
+    return basic(name, key)
+
+
+def test_txt2img_and_img2img_with_basic_auth(fleet):
+    admin = fleet.login()
+    headers = _user(fleet, admin)
+    fleet.start_worker("a")
+    r = httpx.post(f"{fleet.url}/sdapi/v1/txt2img", headers=headers, json={**TXT2IMG, "batch_size": 2},
+                   timeout=120)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert len(body["images"]) == 2
+    image = Image.open(io.BytesIO(base64.b64decode(body["images"][0])))
+    assert image.size == (64, 64) and "Seed: 42" in image.info["parameters"]
+    info = json.loads(body["info"])
+    assert info["seed"] == 42 and info["all_seeds"] == [42, 43]
+    # Each image's infotext is read from its PNG (the engine writes the batch's seed into both).
+    assert len(info["infotexts"]) == 2 and all("Steps: 3" in t for t in info["infotexts"])
+    sd15 = next(m for m in httpx.get(f"{fleet.url}/sdapi/v1/sd-models", headers=headers).json()
+                if m["model_name"] == "demo-sd15")
+    assert info["sd_model_name"] == "demo-sd15" and info["sd_model_hash"] == sd15["hash"]
+    assert body["parameters"]["prompt"] == TXT2IMG["prompt"] and body["parameters"]["batch_size"] == 2
+    # img2img: the init image is not echoed unless asked for.
+    r = httpx.post(f"{fleet.url}/sdapi/v1/img2img", headers=headers, timeout=120,
+                   json={**TXT2IMG, "init_images": [png_b64("blue")], "denoising_strength": 0.5})
+    assert r.status_code == 200, r.text
+    assert len(r.json()["images"]) == 1 and r.json()["parameters"]["init_images"] is None
+    assert json.loads(r.json()["info"])["denoising_strength"] == 0.5
+
+
+def test_progress_and_interrupt_stay_with_their_user(fleet):
+    admin = fleet.login()
+    alice, bob = _user(fleet, admin), _user(fleet, admin)
+    fleet.start_worker("a")
+    long = {**TXT2IMG, "steps": 400}
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        mine = pool.submit(httpx.post, f"{fleet.url}/sdapi/v1/txt2img", json=long, headers=alice, timeout=180)
+        deadline = time.monotonic() + 90
+        while (p := httpx.get(f"{fleet.url}/sdapi/v1/progress", headers=alice).json())["state"]["sampling_step"] < 2:
+            assert time.monotonic() < deadline, p
+            time.sleep(0.1)
+        assert 0 < p["progress"] < 1 and p["state"]["sampling_steps"] == 400 and p["textinfo"] == "Running"
+        alice_job = p["state"]["job"]
+        # Bob's job queues behind Alice's (one worker); his progress shows his job only.
+        theirs = pool.submit(httpx.post, f"{fleet.url}/sdapi/v1/txt2img", json=long, headers=bob, timeout=180)
+        deadline = time.monotonic() + 20
+        while not (q := httpx.get(f"{fleet.url}/sdapi/v1/progress", headers=bob).json())["state"]["job"]:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert q["state"]["job"] != alice_job and q["progress"] == 0 and q["textinfo"] == "Queued"
+        # Bob's interrupt stops Bob's job, not Alice's.
+        r = httpx.post(f"{fleet.url}/sdapi/v1/interrupt", headers=bob)
+        assert r.status_code == 200 and r.json()["job_id"] == q["state"]["job"]
+        bob_answer = theirs.result(timeout=30)
+        assert bob_answer.status_code == 200 and bob_answer.json()["images"] == []
+        assert json.loads(bob_answer.json()["info"])["interrupted"] is True
+        before = httpx.get(f"{fleet.url}/sdapi/v1/progress", headers=alice).json()
+        assert before["state"]["job"] == alice_job and not before["state"]["interrupted"]
+        # Skip refuses nothing here (one image): it stops Alice's job like interrupt.
+        r = httpx.post(f"{fleet.url}/sdapi/v1/skip", headers=alice)
+        assert r.status_code == 200 and r.json()["job_id"] == alice_job
+        answer = mine.result(timeout=60)
+    assert answer.status_code == 200 and json.loads(answer.json()["info"])["interrupted"] is True
+    assert httpx.get(f"{fleet.url}/sdapi/v1/progress", headers=alice).json()["state"]["job"] == ""
