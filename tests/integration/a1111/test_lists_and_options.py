@@ -146,3 +146,18 @@ def test_default_checkpoint_option_applies_to_native_tasks_of_that_user_only(dem
                                    "override_settings": {"sd_model_checkpoint": "demo-sd15.safetensors"}}}
     job = api.client.post("/api/v1/inferences", headers=alice, json=explicit).json()["id"]
     assert api.client.get(f"/api/v1/inferences/{job}", headers=alice).json()["model"] == "demo-sd15.safetensors"
+
+
+def test_skip_refuses_a_multi_image_job_and_interrupt_stops_it(demo_api):
+    api = demo_api
+    _, alice = _artist(api)
+    task = {"task": "txt2img", "params": {"prompt": "x", "steps": 2, "width": 64, "height": 64, "batch_size": 2}}
+    job = api.client.post("/api/v1/inferences", headers=alice, json=task).json()["id"]
+    progress = api.client.get("/sdapi/v1/progress", headers=alice).json()
+    assert progress["state"]["job"] == job and progress["textinfo"] == "Queued" and progress["current_image"] is None
+    r = api.client.post("/sdapi/v1/skip", headers=alice)
+    assert r.status_code == 409 and "interrupt" in r.json()["error"]["message"]
+    assert api.client.post("/sdapi/v1/interrupt", headers=alice).json() == {"job_id": job}
+    assert api.client.get(f"/api/v1/inferences/{job}", headers=alice).json()["status"] == "cancelled"
+    assert api.client.post("/sdapi/v1/interrupt", headers=alice).json() == {"job_id": None}
+    assert api.client.get("/sdapi/v1/progress", headers=alice).json()["state"]["job"] == ""
