@@ -30,7 +30,9 @@ class _Replica:
 class LocalLauncher:
     """Keeps replicas alive as subprocesses; drains with SIGTERM (SIGKILL after `stop_timeout`)."""
 
-    def __init__(self, *, stop_timeout: float = 90.0, max_backoff: float = 60.0, poll_interval: float = 0.5) -> None:
+    def __init__(self, *, stop_timeout: float = 90.0, max_backoff: float = 60.0, poll_interval: float = 0.5,
+                 shutdown_grace: float = 5.0) -> None:
+        self._shutdown_grace = shutdown_grace
         self._replicas: dict[str, _Replica] = {}
         self._drained: list[ReplicaSpec] = []
         self._lock = threading.Lock()
@@ -137,18 +139,29 @@ class LocalLauncher:
             proc.wait(timeout=5)
 
     def stop(self) -> None:
-        """Stop watching and stop every replica (all at once: SIGTERM to each, then wait)."""
+        """Stop watching and stop every replica, all at once.
+
+        The server is already gone when this runs, so a job in flight cannot be completed: SIGTERM, then a
+        second SIGTERM after `shutdown_grace` (the worker hands its job back at once), then SIGKILL."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
         with self._lock:
             replicas = list(self._replicas.values())
             self._replicas.clear()
-        for replica in replicas:
-            if replica.process is not None and replica.process.poll() is None:
-                _signal(replica.process, signal.SIGTERM)
-        for replica in replicas:
-            self._terminate(replica)
+        alive = [r.process for r in replicas if r.process is not None and r.process.poll() is None]
+        for signum, wait in ((signal.SIGTERM, self._shutdown_grace), (signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
+            for proc in alive:
+                _signal(proc, signum)
+            deadline = time.monotonic() + wait
+            for proc in alive:
+                try:
+                    proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    pass
+            alive = [p for p in alive if p.poll() is None]
+            if not alive:
+                return
 
 
 def _signal(proc: subprocess.Popen, signum: int) -> None:

@@ -208,8 +208,11 @@ class EndpointRouting:
         replicas = [r for r in self._endpoints.replicas_of(endpoint.name) if r.status is not ReplicaStatus.LOST]
         loaded = max((len(wanted & set(r.loaded_models)) for r in replicas), default=0)
         preloaded = len(wanted & set(endpoint.config.preload))
-        # Loaded models first, then preloads, then an endpoint that is up, then `default`, then the name.
-        return (loaded, preloaded, bool(replicas), endpoint.name == DEFAULT_ENDPOINT, _reverse(endpoint.name))
+        # One that can run at all (it may start replicas, or has workers) first; then loaded models, preloads,
+        # an endpoint that is up, `default`, and the name.
+        can_run = endpoint.config.max_replicas > 0 or bool(replicas)
+        return (can_run, loaded, preloaded, bool(replicas), endpoint.name == DEFAULT_ENDPOINT,
+                _reverse(endpoint.name))
 
 
 def _reverse(name: str) -> tuple[int, ...]:
