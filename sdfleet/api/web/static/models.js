@@ -1,0 +1,117 @@
+// The model registry: list and filter, upload (resumable), import from URL, rename, visibility, delete.
+
+import { api, formatBytes, h, Pager, showError, toast } from "./api.js";
+import { pendingUploads, uploadModel } from "./upload.js";
+
+const $ = (id) => document.getElementById(id);
+const TYPES = ["Stable-diffusion", "Lora", "VAE", "ControlNet", "embeddings", "upscaler"];
+
+for (const select of document.querySelectorAll(".model-types")) {
+  select.append(...TYPES.map((t) => h("option", { value: t }, t)));
+}
+
+const pager = new Pager((cursor) => {
+  const params = new URLSearchParams({ limit: "25" });
+  if ($("filter-type").value) params.set("type", $("filter-type").value);
+  if ($("filter-arch").value) params.set("architecture", $("filter-arch").value);
+  if ($("filter-name").value) params.set("name", $("filter-name").value);
+  if (cursor) params.set("cursor", cursor);
+  return api(`/checkpoints?${params}`);
+});
+
+function setBar(container, fraction, text) {
+  container.hidden = false;
+  const pct = Math.round(fraction * 100);
+  container.querySelector(".progress > div").style.width = `${pct}%`;
+  container.querySelector("[role=progressbar]").setAttribute("aria-valuenow", String(pct));
+  container.querySelector("p").textContent = text;
+}
+
+async function patch(model, body, message) {
+  try {
+    await api(`/checkpoints/${model.id}`, { method: "PATCH", json: body });
+    toast(message);
+    render(await pager.reload());
+  } catch (err) { showError(err); }
+}
+
+function row(m) {
+  return h("tr", { "data-model-name": m.name },
+    h("td", {}, m.name), h("td", {}, m.type), h("td", {}, m.architecture), h("td", {}, formatBytes(m.size)),
+    h("td", { class: "mono", title: m.sha256 }, m.short_hash), h("td", {}, m.allowed_roles.join(", ") || "everyone"),
+    h("td", {},
+      h("button", { class: "small", type: "button", onclick: () => {
+        const name = prompt("New name", m.name);
+        if (name && name !== m.name) patch(m, { name }, `Renamed to ${name}`);
+      } }, "Rename"),
+      h("button", { class: "small", type: "button", onclick: () => {
+        const roles = prompt("Roles that may see it (comma separated, empty: everyone)", m.allowed_roles.join(", "));
+        if (roles !== null) patch(m, { allowed_roles: roles.split(",").map((r) => r.trim()).filter(Boolean) }, "Visibility saved");
+      } }, "Visibility"),
+      h("a", { class: "button small", href: `/api/v1/checkpoints/${m.id}/download` }, "Download"),
+      h("button", { class: "small danger", type: "button", onclick: async () => {
+        if (!confirm(`Delete ${m.name}?`)) return;
+        try { await api(`/checkpoints/${m.id}`, { method: "DELETE" }); toast("Deleted"); render(await pager.reload()); } catch (err) { showError(err); }
+      } }, "Delete")));
+}
+
+function render(page) {
+  $("models").replaceChildren(...page.items.map(row));
+  if (!page.items.length) $("models").append(h("tr", {}, h("td", { colspan: 7, class: "muted" }, "No models match.")));
+  $("models-prev").disabled = !pager.hasPrev;
+  $("models-next").disabled = !pager.next;
+}
+
+async function first() { try { render(await pager.first()); } catch (err) { showError(err); } }
+
+$("upload-form").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  const file = $("upload-file").files[0];
+  if (!file) return;
+  $("upload-start").disabled = true;
+  const roles = $("upload-roles").value.split(",").map((r) => r.trim()).filter(Boolean);
+  try {
+    const model = await uploadModel(file, { type: $("upload-type").value, allowedRoles: roles,
+      onProgress: (done, total, resumed) => setBar($("upload-progress"), total ? done / total : 1,
+        `${resumed ? "Resumed: " : ""}${formatBytes(done)} of ${formatBytes(total)}`) });
+    setBar($("upload-progress"), 1, `Registered ${model.name} (${model.architecture})`);
+    $("upload-resume").hidden = true;
+    first();
+  } catch (err) {
+    showError(err);
+    $("upload-status").textContent = `Stopped: ${err.message}. Choose the same file again to resume.`;
+  } finally {
+    $("upload-start").disabled = false;
+  }
+});
+
+$("import-form").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  try {
+    let job = await api("/checkpoints/imports", { method: "POST", json: { url: $("import-url").value, type: $("import-type").value } });
+    while (job.status === "queued" || job.status === "running") {
+      setBar($("import-progress"), job.bytes_total ? job.bytes_done / job.bytes_total : 0,
+        `${job.status}: ${formatBytes(job.bytes_done)}${job.bytes_total ? ` of ${formatBytes(job.bytes_total)}` : ""}`);
+      await new Promise((r) => setTimeout(r, 1000));
+      job = await api(`/checkpoints/imports/${job.id}`);
+    }
+    if (job.status === "failed") throw new Error(job.error || "import failed");
+    setBar($("import-progress"), 1, "Imported");
+    first();
+  } catch (err) { showError(err); $("import-status").textContent = `Failed: ${err.message}`; }
+});
+
+for (const id of ["filter-type"]) $(id).addEventListener("change", first);
+for (const id of ["filter-arch", "filter-name"]) {
+  let timer;
+  $(id).addEventListener("input", () => { clearTimeout(timer); timer = setTimeout(first, 250); });
+}
+$("models-prev").addEventListener("click", async () => render(await pager.back()));
+$("models-next").addEventListener("click", async () => render(await pager.forward()));
+
+const pending = pendingUploads();
+if (pending.length) {
+  $("upload-resume").hidden = false;
+  $("upload-resume").textContent = `Unfinished upload: ${pending.map((p) => p.filename).join(", ")}. Choose the same file and press Upload to resume.`;
+}
+first();
