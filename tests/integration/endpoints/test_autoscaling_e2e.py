@@ -124,7 +124,7 @@ def test_killed_replica_is_replaced_and_its_job_finishes_once(live):
         "name": "crashy", "devices": ["cpu"], "min_replicas": 1, "max_replicas": 1, "idle_seconds": 60})
     assert r.status_code == 201, r.text
     until(lambda: endpoint(live, admin, "crashy")["status"] == "ready", timeout=120, what="a ready replica")
-    job_id = submit(live, admin, {**SMALL, "width": 512, "height": 512, "steps": 100}, endpoint="crashy")
+    job_id = submit(live, admin, {**SMALL, "width": 128, "height": 128, "steps": 50}, endpoint="crashy")
     until(lambda: httpx.get(f"{live.url}/api/v1/inferences/{job_id}", headers=admin).json()["progress"]["value"] >= 1,
           timeout=120, what="the job to be sampling", step=0.05)
     pids = worker_pids("replica:crashy:0")
