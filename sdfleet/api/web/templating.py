@@ -57,6 +57,6 @@ def page_context(request: Request, principal: Principal, *, active: str, **extra
         "active": active,
         "version": sdfleet.__version__,
         "public_url": public_url(request),
-        "endpoints_api": any(getattr(r, "path", "") == ENDPOINTS_API for r in request.app.routes),
+        "endpoints_api": ENDPOINTS_API in request.app.openapi().get("paths", {}),  # cached after the first call
         **extra,
     }
