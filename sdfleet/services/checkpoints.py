@@ -24,7 +24,7 @@ from sdfleet.domain.checkpoints import (
 )
 from sdfleet.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
 from sdfleet.domain.ids import is_valid_id, new_id
-from sdfleet.domain.pagination import MAX_LIMIT, Page, PageRequest
+from sdfleet.domain.pagination import Page, PageRequest
 from sdfleet.domain.permissions import ADMIN_ROLE, Permission
 from sdfleet.domain.validation import check_role_name
 from sdfleet.services.authorization import authorize
@@ -109,15 +109,18 @@ class CheckpointService:
 
     def visible_names(self, principal: Principal, model_type: str) -> list[str]:
         """Names of the active models of a type the principal may see, sorted (for model pickers)."""
-        query = CheckpointQuery(model_type=model_type, status=CheckpointStatus.ACTIVE.value)
-        names: list[str] = []
-        page = PageRequest(limit=MAX_LIMIT)
-        while True:
-            result = self.list(principal, query, page)
-            names.extend(c.name for c in result.items)
-            if result.next_cursor is None:
-                return sorted(names, key=str.lower)
-            page = PageRequest.parse(cursor=result.next_cursor, limit=MAX_LIMIT)
+        kind = parse_model_type(model_type).value
+        return self.visible_names_by_type(principal).get(kind, [])
+
+    def visible_names_by_type(self, principal: Principal) -> dict[str, list[str]]:
+        """Every active model name the principal may see, by type, sorted — one query."""
+        roles = None if is_admin(principal) else (*principal.user.roles, EVERYONE)
+        with self.database.session() as s:
+            pairs = CheckpointRepository(s).names_by_type(status=CheckpointStatus.ACTIVE.value, roles=roles)
+        names: dict[str, list[str]] = {}
+        for kind, name in pairs:
+            names.setdefault(kind, []).append(name)
+        return {kind: sorted(values, key=str.lower) for kind, values in names.items()}
 
     def is_empty(self) -> bool:
         """Whether nothing is registered (serve registers the demo models then)."""

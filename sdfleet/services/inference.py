@@ -32,6 +32,8 @@ class ModelCatalog(Protocol):
 
     def visible_names(self, principal: Principal, model_type: str) -> list[str]: ...
 
+    def visible_names_by_type(self, principal: Principal) -> dict[str, list[str]]: ...
+
 
 class EndpointRouter(Protocol):
     """Chooses the endpoint a job runs on, or refuses (409) when none the user may use can run it."""
@@ -133,8 +135,9 @@ class InferenceService:
             raise InvalidInput("params go with task; a graph carries its own values", field="params")
         inputs: list[dict[str, str]] = []
         summary: dict[str, Any] = {"source": submission.source}
+        visible = self._catalog.visible_names_by_type(principal)
         if submission.task is not None:
-            graph, summary_extra = self._compile_task(principal, submission, inputs)
+            graph, summary_extra = self._compile_task(principal, submission, inputs, visible)
             summary.update(summary_extra)
         else:
             graph = submission.graph
@@ -142,7 +145,7 @@ class InferenceService:
                 raise InvalidInput("graph must be a non-empty object of nodes", field="graph")
         # 3. Validate against the node registry, the models this user may see and their input images.
         inputs += self._graph_inputs(principal, graph, known={i["name"] for i in inputs})
-        model_names = {folder: self._catalog.visible_names(principal, t.value) for folder, t in FOLDER_TYPES.items()}
+        model_names = {folder: visible.get(t.value, []) for folder, t in FOLDER_TYPES.items()}
         model_names["input"] = [i["name"] for i in inputs]
         self._graphs.validate(graph, model_names=model_names)
         models = self._pin_models(principal, graph)
@@ -175,8 +178,8 @@ class InferenceService:
         self._notifier.notify(f"queue:{endpoint}")
         return job
 
-    def _compile_task(self, principal: Principal, submission: Submission,
-                      inputs: list[dict[str, str]]) -> tuple[dict, dict]:
+    def _compile_task(self, principal: Principal, submission: Submission, inputs: list[dict[str, str]],
+                      visible: dict[str, list[str]]) -> tuple[dict, dict]:
         params = submission.params or {}
         if not isinstance(params, dict):
             raise InvalidInput("params must be an object of A1111 fields", field="params")
@@ -196,13 +199,13 @@ class InferenceService:
             mask = stored.name
         if submission.task == "img2img" and not images:
             raise InvalidInput("img2img needs at least one image in init_images", field="params.init_images")
-        checkpoints = self._catalog.visible_names(principal, ModelType.CHECKPOINT.value)
+        checkpoints = visible.get(ModelType.CHECKPOINT.value, [])
         preferred = self._default_checkpoint_for(principal) if self._default_checkpoint_for else None
         default = preferred if preferred in checkpoints else (checkpoints[0] if checkpoints else None)
         compiled = self._graphs.compile_a1111(
             submission.task, params, default_checkpoint=default,
             input_images=images, mask_image=mask,
-            lora_names=self._catalog.visible_names(principal, ModelType.LORA.value),
+            lora_names=visible.get(ModelType.LORA.value, []),
         )
         public = {k: v for k, v in compiled.params.items() if k not in ("init_images", "mask")}
         summary = {"task": submission.task, "seed": compiled.seed, "params": public,

@@ -154,6 +154,14 @@ class CheckpointRepository:
     def count(self) -> int:
         return self._s.scalar(select(func.count()).select_from(CheckpointRow))
 
+    def names_by_type(self, *, status: str, roles: tuple[str, ...] | None) -> list[tuple[str, str]]:
+        """(type, name) of every checkpoint in `status` visible to `roles` (None: all), in one query."""
+        stmt = select(CheckpointRow.model_type, CheckpointRow.name).where(CheckpointRow.status == status)
+        if roles is not None:
+            stmt = stmt.where(exists().where(CheckpointRoleRow.checkpoint_id == CheckpointRow.id,
+                                             CheckpointRoleRow.role_name.in_(roles)))
+        return [(t, n) for t, n in self._s.execute(stmt)]
+
     def list(self, page: PageRequest, where: CheckpointFilter) -> Page[Checkpoint]:
         stmt = select(CheckpointRow).order_by(CheckpointRow.id).limit(page.limit + 1)
         if page.after:
