@@ -121,3 +121,22 @@ def test_preloaded_model_is_pinned_in_the_registry(api, demo_files):
     create(api, admin, "warm", preload=[sd15["sha256"]])
     r = api.client.delete(f"/api/v1/checkpoints/{sd15['id']}", headers=admin)
     assert r.status_code == 409 and "warm" in r.text
+
+
+def test_crud_and_events_on_every_backend(backend_api):
+    api = backend_api
+    admin = api.admin()
+    create(api, admin, "pg-pool", allowed_roles=["artist", "*"], idle_seconds=1.5)
+    r = api.client.patch("/api/v1/endpoints/pg-pool", headers=admin, json={"devices": ["cpu", "auto"]})
+    assert r.status_code == 200 and r.json()["devices"] == ["cpu", "auto"]
+    assert r.json()["allowed_roles"] == ["*", "artist"] and r.json()["idle_seconds"] == 1.5
+    assert api.client.delete("/api/v1/endpoints/pg-pool", headers=admin).status_code == 202
+    deadline = time.monotonic() + 10
+    while api.client.get("/api/v1/endpoints/pg-pool", headers=admin).json()["status"] != "deleted":
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    page = api.client.get("/api/v1/endpoints/pg-pool/events", headers=admin, params={"limit": 2}).json()
+    assert [e["type"] for e in page["items"]] == ["created", "updated"] and page["next_cursor"] == "2"
+    rest = api.client.get("/api/v1/endpoints/pg-pool/events", headers=admin,
+                          params={"cursor": page["next_cursor"]}).json()["items"]
+    assert rest[-1]["type"] == "status" and rest[-1]["data"]["to"] == "deleted"
