@@ -137,7 +137,8 @@ class EndpointService:
         return self.store.update_config(name, config, now=self._clock())
 
     def delete(self, principal: Principal, name: str, *, force: bool = False) -> Endpoint:
-        """Drain and remove an endpoint; 409 while it runs jobs unless `force` (running jobs still finish)."""
+        """Drain and remove an endpoint; 409 while it runs jobs unless `force` (running jobs still finish,
+        queued ones are cancelled)."""
         authorize(principal, Permission.ENDPOINT_ALL)
         endpoint = self.get(principal, name)
         if endpoint.status in (EndpointStatus.DELETING, EndpointStatus.DELETED):
@@ -146,8 +147,13 @@ class EndpointService:
         if running and not force:
             raise Conflict(f"endpoint {name!r} is running {running} job(s); wait, or delete with force=true",
                            details={"running": running})
-        return self.store.set_state(name, now=self._clock(), status=EndpointStatus.DELETING,
-                                    event=("deleting", {"running": running, "force": force}))
+        deleting = self.store.set_state(name, now=self._clock(), status=EndpointStatus.DELETING,
+                                        event=("deleting", {"running": running, "force": force}))
+        # Nothing will run the jobs still waiting here: cancel them (their owners see `cancelled`).
+        cancelled = [self._queue.cancel(job_id, now=self._clock()).id for job_id in self.store.queued_jobs(name)]
+        if cancelled:
+            self.store.record(name, "jobs_cancelled", {"count": len(cancelled)}, now=self._clock())
+        return deleting
 
     def ensure_default(self, *, replicas: int, device: str) -> Endpoint | None:
         """On first start, create the `default` endpoint open to everyone with `replicas` local replicas."""

@@ -8,8 +8,9 @@ from typing import Any
 from sqlalchemy import delete, select
 
 from sdfleet.domain.endpoints import Endpoint, EndpointConfig, EndpointEvent, EndpointStatus
+from sdfleet.domain.jobs import JobStatus
 from sdfleet.store.database import Database
-from sdfleet.store.tables import EndpointEventRow, EndpointRow
+from sdfleet.store.tables import EndpointEventRow, EndpointRow, JobRow
 
 MAX_EVENTS_PER_ENDPOINT = 1000
 
@@ -113,6 +114,12 @@ class SqlEndpointStore:
                              .order_by(EndpointEventRow.seq).limit(limit)).all()
             return [EndpointEvent(endpoint=r.endpoint, seq=r.seq, type=r.type, data=r.data, created_at=r.created_at)
                     for r in rows]
+
+    def queued_jobs(self, name: str) -> list[str]:
+        """Ids of the jobs still waiting on an endpoint (cancelled when it is deleted)."""
+        with self._db.session() as s:
+            return list(s.scalars(select(JobRow.id).where(JobRow.endpoint == name,
+                                                          JobRow.status == JobStatus.QUEUED.value)))
 
     def preloading(self, sha256: str) -> list[str]:
         """Names of the live endpoints that preload a model (pins against deleting it)."""

@@ -93,6 +93,7 @@ def test_delete_refused_while_running_unless_forced(api):
     create(api, admin, "busy")
     user = api.make_user(roles=["artist"])
     assert submit(api, user, endpoint="busy").status_code == 202
+    waiting = submit(api, user, endpoint="busy").json()["id"]
     worker = api.runtime.services.workers.register(name="w", endpoint="busy")
     claim = api.client.post("/api/v1/worker/claim", headers={"Authorization": f"Bearer {worker.token}"},
                             json={"wait_seconds": 0})
@@ -101,6 +102,7 @@ def test_delete_refused_while_running_unless_forced(api):
     assert r.status_code == 409 and r.json()["error"]["details"]["running"] == 1
     r = api.client.delete("/api/v1/endpoints/busy", headers=admin, params={"force": "true"})
     assert r.status_code == 202 and r.json()["status"] == "deleting"
+    assert api.client.get(f"/api/v1/inferences/{waiting}", headers=user["headers"]).json()["status"] == "cancelled"
     # New jobs are refused at once; the endpoint ends deleted and leaves the list; its name can be reused.
     assert submit(api, user, endpoint="busy").status_code == 409
     deadline = time.monotonic() + 10
