@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import posixpath
 from collections.abc import Callable, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sdfleet.domain.accounts import Principal
@@ -18,6 +18,10 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "Comfy.TutorialCompleted": True,
     "Comfy.Notification.ShowVersionUpdates": False,
 }
+# Files the frontend reads on every open (index.html links `api/userdata/user.css`; the node templates
+# dialog loads `comfy.templates.json`): a fresh user gets upstream's empty meaning instead of a 404,
+# which the browser would report as a console error.
+DEFAULT_FILES: dict[str, bytes] = {"user.css": b"", "comfy.templates.json": b"[]"}
 MAX_FILE_BYTES = 16 * 1024 * 1024
 MAX_SETTINGS_BYTES = 1024 * 1024
 
@@ -72,7 +76,13 @@ class ComfyUserDataService:
         return found
 
     def read(self, principal: Principal, path: str) -> UserFile:
-        found = self._store.get_file(principal.user_id, clean_path(path))
+        """The caller's file, or its default for the few files every user has; 404 otherwise."""
+        normal = clean_path(path)
+        found = self._store.get_file(principal.user_id, normal)
+        if found is None and normal in DEFAULT_FILES:
+            content = DEFAULT_FILES[normal]
+            return UserFile(path=normal, size=len(content), modified_at=datetime.fromtimestamp(0, UTC),
+                            content=content)
         if found is None:
             raise NotFound(f"file {path!r} not found")
         return found

@@ -46,6 +46,11 @@ def frontend_router(*, base: str, login_url: str) -> APIRouter:
         return FileResponse(EXTENSION_DIR / "sdfleet.js", media_type="text/javascript",
                             headers={"Cache-Control": "no-cache"})
 
+    @router.get(f"{base}/user.css")
+    def user_css() -> Response:
+        """index.html links a server-wide `user.css`; sdfleet has none (per-user CSS is `api/userdata/user.css`)."""
+        return Response(b"", media_type="text/css", headers={"Cache-Control": "no-cache"})
+
     @router.get(f"{base}/templates/index.json")
     def template_index() -> JSONResponse:
         """The built-in template browser stays empty: sdfleet's templates live in its own menu."""

@@ -6,6 +6,7 @@ outside the OpenAPI document (they speak ComfyUI's shapes, not sdfleet's envelop
 from __future__ import annotations
 
 import json
+import mimetypes
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile
@@ -261,7 +262,8 @@ def move_userdata(file: str, dest: str, principal: ComfyPrincipal, services: Ser
 @router.get("/userdata/{file:path}")
 def get_userdata(file: str, principal: ComfyPrincipal, services: ServicesDep) -> Response:
     found = services.comfy_userdata.read(principal, file)
-    media = "application/json" if file.endswith(".json") else "application/octet-stream"
+    # index.html links `api/userdata/user.css` as a stylesheet: Chromium refuses CSS of another type
+    media = mimetypes.guess_type(file)[0] or "application/octet-stream"
     return Response(found.content, media_type=media)
 
 
