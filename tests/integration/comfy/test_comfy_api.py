@@ -113,6 +113,20 @@ def test_userdata_is_per_user_and_persisted(api):
     assert api.client.delete("/comfy/api/userdata/workflows%2Frenamed.json", headers=alice).status_code == 204
 
 
+def test_stylesheets_and_node_templates_the_frontend_reads_on_open_exist_for_a_new_user(api):
+    alice, bob = (api.make_user(roles=["artist"])["headers"] for _ in range(2))
+    css = api.client.get("/comfy/user.css")  # index.html links it before any login
+    assert css.status_code == 200 and css.headers["content-type"].startswith("text/css") and css.content == b""
+    mine = api.client.get("/comfy/api/userdata/user.css", headers=alice)
+    assert mine.status_code == 200 and mine.headers["content-type"].startswith("text/css") and mine.content == b""
+    assert api.client.get("/comfy/api/userdata/comfy.templates.json", headers=alice).json() == []
+    api.client.post("/comfy/api/userdata/user.css", headers=alice, content=b"body { color: red }")
+    assert api.client.get("/comfy/api/userdata/user.css", headers=alice).content == b"body { color: red }"
+    assert api.client.get("/comfy/api/userdata/user.css", headers=bob).content == b""
+    assert api.client.get("/comfy/api/userdata/other.css", headers=alice).status_code == 404
+    assert api.client.get("/comfy/api/userdata/user.css").status_code == 401
+
+
 def test_cookie_writes_need_same_origin_and_manager_routes_explain(api):
     token = api.admin()["Authorization"].split()[1]
     api.client.cookies.set("sdfleet_session", token)
