@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import signal
@@ -94,8 +95,18 @@ class LocalLauncher:
         log.info("started worker %s (pid %d, %s)", spec.name, replica.process.pid, spec.device)
 
     def start(self) -> None:
+        # If this process exits without `stop` (a daemon server thread cut short), take the replicas along:
+        # they run in their own sessions and would otherwise outlive the server.
+        atexit.register(self._kill_all)
         self._thread = threading.Thread(target=self._watch, name="local-launcher", daemon=True)
         self._thread.start()
+
+    def _kill_all(self) -> None:
+        with self._lock:
+            procs = [r.process for r in self._replicas.values() if r.process is not None]
+        for proc in procs:
+            if proc.poll() is None:
+                _signal(proc, signal.SIGKILL)
 
     def _watch(self) -> None:
         while not self._stop.wait(self._poll):
@@ -144,6 +155,7 @@ class LocalLauncher:
         The server is already gone when this runs, so a job in flight cannot be completed: SIGTERM, then a
         second SIGTERM after `shutdown_grace` (the worker hands its job back at once), then SIGKILL."""
         self._stop.set()
+        atexit.unregister(self._kill_all)
         if self._thread is not None:
             self._thread.join(timeout=5)
         with self._lock:

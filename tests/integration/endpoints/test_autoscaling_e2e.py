@@ -24,7 +24,10 @@ SMALL = {"prompt": "a red cube", "steps": 2, "width": 64, "height": 64, "seed": 
 def live(tmp_path, demo_files):
     fleet = start_fleet(tmp_path, demo_files, lease_seconds=4.0)
     yield fleet
-    fleet.server.stop()  # the fleet manager stops and revokes every replica
+    fleet.server.stop()
+    # uvicorn first waits for the workers' long-poll claims (up to 20 s), then the fleet manager stops every replica.
+    fleet.server.thread.join(timeout=60)
+    assert not worker_pids(fleet.url), "replicas outlived the server"
     fleet.server.runtime.database.dispose()
 
 
@@ -57,8 +60,8 @@ def submit(live, headers, params, **fields) -> str:
     return r.json()["id"]
 
 
-def worker_pids(name: str) -> list[int]:
-    """Processes of this machine running `sdfleet worker --name <name>`."""
+def worker_pids(name: str, server: str | None = None) -> list[int]:
+    """Processes of this machine running `sdfleet worker` with `name` (a replica name or server URL) in argv."""
     pids = []
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
@@ -67,7 +70,7 @@ def worker_pids(name: str) -> list[int]:
             argv = (proc / "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if b"worker" in argv and name.encode() in argv:
+        if b"worker" in argv and name.encode() in argv and (server is None or server.encode() in argv):
             pids.append(int(proc.name))
     return pids
 
@@ -104,8 +107,8 @@ def test_role_endpoint_scales_zero_one_two_zero_and_back(live):
     # → 0 after idle_seconds with no work; every replica drains and is gone.
     until(lambda: scale_targets(live, admin, "team-pool")[-1] == 0, timeout=30, what="scale to zero")
     until(lambda: endpoint(live, admin, "team-pool")["replicas"] == [], timeout=60, what="replicas drained")
-    until(lambda: not worker_pids("replica:team-pool:0") and not worker_pids("replica:team-pool:1"), timeout=30,
-          what="worker processes to exit")
+    until(lambda: not worker_pids("replica:team-pool:0", live.url) and not worker_pids("replica:team-pool:1", live.url),
+          timeout=30, what="worker processes to exit")
     assert max(scale_targets(live, admin, "team-pool")) == 2
 
     # And back from zero when used again.
@@ -127,7 +130,7 @@ def test_killed_replica_is_replaced_and_its_job_finishes_once(live):
     job_id = submit(live, admin, {**SMALL, "width": 128, "height": 128, "steps": 50}, endpoint="crashy")
     until(lambda: httpx.get(f"{live.url}/api/v1/inferences/{job_id}", headers=admin).json()["progress"]["value"] >= 1,
           timeout=120, what="the job to be sampling", step=0.05)
-    pids = worker_pids("replica:crashy:0")
+    pids = worker_pids("replica:crashy:0", live.url)
     assert len(pids) == 1
     os.kill(pids[0], signal.SIGKILL)
 
@@ -140,5 +143,5 @@ def test_killed_replica_is_replaced_and_its_job_finishes_once(live):
     replaced = [e for e in httpx.get(f"{live.url}/api/v1/endpoints/crashy/events", headers=admin).json()["items"]
                 if e["type"] == "replica_restarted"]
     assert replaced and replaced[0]["data"]["replica"] == "replica:crashy:0"
-    new_pids = worker_pids("replica:crashy:0")
+    new_pids = worker_pids("replica:crashy:0", live.url)
     assert len(new_pids) == 1 and new_pids != pids
