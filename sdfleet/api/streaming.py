@@ -18,24 +18,28 @@ class RangeNotSatisfiable(Exception):
 
 
 def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
-    """A single `bytes=a-b` range → inclusive (start, end); None means the whole body."""
+    """A single `bytes=a-b` range → inclusive (start, end); None means the whole body.
+
+    Several ranges, other units or a malformed header are ignored (RFC 9110 lets a server send the
+    whole body); a range that starts past the end raises RangeNotSatisfiable (416)."""
     if not header:
         return None
     match = _RANGE.fullmatch(header.strip())
-    if not match or (not match.group(1) and not match.group(2)):
-        raise RangeNotSatisfiable(header)
+    if match is None or (not match.group(1) and not match.group(2)):
+        return None
     first, last = match.group(1), match.group(2)
-    if first:
-        start = int(first)
-        end = min(int(last), size - 1) if last else size - 1
-    else:
-        length = int(last)
-        if length == 0:
+    if not first:
+        suffix = int(last)
+        if suffix == 0:
             raise RangeNotSatisfiable(header)
-        start, end = max(0, size - length), size - 1
-    if start >= size or start > end:
+        return max(0, size - suffix), size - 1
+    start = int(first)
+    end = int(last) if last else size - 1
+    if start >= size:
         raise RangeNotSatisfiable(header)
-    return start, end
+    if end < start:
+        return None
+    return start, min(end, size - 1)
 
 
 def ranged_response(*, size: int, range_header: str | None, open_range: Callable[[int, int | None], Iterator[bytes]],

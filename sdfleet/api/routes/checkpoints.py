@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from typing import Annotated
 from urllib.parse import quote
@@ -25,6 +24,7 @@ from sdfleet.api.schemas.checkpoints import (
     UploadPartPublic,
     UploadPublic,
 )
+from sdfleet.api.streaming import RangeNotSatisfiable, parse_range
 from sdfleet.domain.errors import InvalidInput
 from sdfleet.services.checkpoints import CheckpointQuery
 from sdfleet.services.imports import ImportRequest
@@ -33,9 +33,6 @@ from sdfleet.services.uploads import UploadRequest
 router = APIRouter(prefix="/checkpoints", tags=["checkpoints"])
 Id = Annotated[str, Path(max_length=64)]
 Filter = Annotated[str | None, Query(max_length=255)]
-_RANGE = re.compile(r"bytes=(\d*)-(\d*)")
-
-
 # 1. Uploads and imports (declared first: their paths would otherwise read as checkpoint ids)
 
 
@@ -154,8 +151,9 @@ def download_checkpoint(
     """The model file, streamed; honours a single `Range: bytes=…` (206)."""
     checkpoint = services.checkpoints.get(principal, checkpoint_id)
     size = checkpoint.size
-    span = _parse_range(range_header, size=size)
-    if span == "unsatisfiable":
+    try:
+        span = parse_range(range_header, size)
+    except RangeNotSatisfiable:
         return error_response(416, "range_not_satisfiable", f"range {range_header!r} is outside the {size} bytes",
                               headers={"Content-Range": f"bytes */{size}"})
     start, end = span if span else (0, size - 1)
@@ -176,30 +174,6 @@ def download_checkpoint(
         headers["Content-Range"] = f"bytes {download.start}-{download.end}/{size}"
     return StreamingResponse(download.chunks, status_code=status, headers=headers,
                              media_type="application/octet-stream")
-
-
-def _parse_range(header: str | None, *, size: int) -> tuple[int, int] | str | None:
-    """A single `bytes=` range as (start, end inclusive); None to send everything; "unsatisfiable" for 416."""
-    if not header:
-        return None
-    match = _RANGE.fullmatch(header.strip())
-    if match is None:
-        return None  # several ranges or another unit: RFC 9110 lets a server ignore Range
-    first, last = match.groups()
-    if not first and not last:
-        return None
-    if not first:
-        suffix = int(last)
-        if suffix == 0:
-            return "unsatisfiable"
-        return max(0, size - suffix), size - 1
-    start = int(first)
-    end = int(last) if last else size - 1
-    if start >= size:
-        return "unsatisfiable"
-    if end < start:
-        return None
-    return start, min(end, size - 1)
 
 
 def _body_chunks(request: Request) -> Iterator[bytes]:
