@@ -101,7 +101,9 @@ def serve(
 
         start_comfy_listener(runtime.services, host=settings.host, port=comfy_port, login_url=f"{url}/login")
         console.print(f"  ComfyUI: {url}/comfy/ and port {comfy_port} (Basic username:api_key for API clients)")
-    uvicorn.run(application, host=settings.host, port=settings.port, log_config=None, access_log=False)
+    # Open long polls (worker claims, event streams) would hold shutdown for their full wait otherwise.
+    uvicorn.run(application, host=settings.host, port=settings.port, log_config=None, access_log=False,
+                timeout_graceful_shutdown=3)
 
 
 @db_app.command("upgrade")

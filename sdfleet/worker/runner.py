@@ -115,6 +115,10 @@ class _Heartbeat(threading.Thread):
             log.warning("heartbeat for %s failed: %s", self.job.id, exc)
 
 
+class _StopWhileIdle(BaseException):
+    """Raised by the signal handler to leave a long-poll claim at once."""
+
+
 class WorkerLoop:
     """One worker process: one engine on one device, one job at a time."""
 
@@ -125,6 +129,7 @@ class WorkerLoop:
         self._engine = engine
         self.stopping = threading.Event()
         self._drain_deadline: float | None = None
+        self._waiting_for_claim = False
         self._inputs_dir = Path(tempfile.mkdtemp(prefix="sdfleet-inputs-"))
 
     @property
@@ -142,6 +147,11 @@ class WorkerLoop:
                 self._drain_deadline = time.monotonic()  # second signal: hand back now
             self.stopping.set()
             self._drain_deadline = self._drain_deadline or time.monotonic() + self.options.drain_seconds
+            if self._waiting_for_claim:
+                # Idle in a long poll: nothing is held, so leave now rather than after the poll ends
+                # (a job claimed in that instant is not lost: its lease expires and it runs again).
+                log.info("signal %s: idle, exiting", signum)
+                raise _StopWhileIdle
             log.info("signal %s: finishing the current job, then exiting", signum)
 
         signal.signal(signal.SIGTERM, handle)
@@ -161,8 +171,14 @@ class WorkerLoop:
         backoff = 1.0
         while not self.stopping.is_set():
             try:
-                job = self.client.claim(wait_seconds=self.options.claim_wait_seconds)
+                self._waiting_for_claim = True
+                try:
+                    job = self.client.claim(wait_seconds=self.options.claim_wait_seconds)
+                finally:
+                    self._waiting_for_claim = False
                 backoff = 1.0
+            except _StopWhileIdle:
+                break
             except (httpx.HTTPError, ServerError) as exc:
                 log.warning("claim failed (%s); retrying in %.0f s", exc, backoff)
                 self.stopping.wait(backoff)
