@@ -106,7 +106,7 @@ class AuthService:
 
     def _from_session(self, token: str) -> Principal:
         now = self._clock()
-        with self._db.session() as s:
+        with self._db.session(write_lock=False) as s:
             repo = AccountRepository(s)
             stored = repo.find_session(token_hash(token))
             if stored is None or stored.revoked_at is not None or stored.expires_at <= now:

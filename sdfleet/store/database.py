@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Iterator
 from urllib.parse import urlsplit
 
@@ -43,6 +44,7 @@ class Database:
         else:
             self.engine = create_engine(self.url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=20)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._local = threading.local()
 
     @staticmethod
     def _configure_sqlite(engine: Engine) -> None:
@@ -64,17 +66,29 @@ class Database:
             conn.exec_driver_sql(f"BEGIN {mode}".strip())
 
     @contextlib.contextmanager
-    def session(self, *, write_lock: bool = False) -> Iterator[Session]:
-        """A transaction: commits on success, rolls back on error. `write_lock` takes SQLite's write lock first."""
-        with self._sessions() as session:
-            if write_lock and self.is_sqlite:
-                session.connection(execution_options={"sqlite_begin": "IMMEDIATE"})
-            try:
-                yield session
-                session.commit()
-            except BaseException:
-                session.rollback()
-                raise
+    def session(self, *, write_lock: bool | None = None) -> Iterator[Session]:
+        """A transaction: commits on success, rolls back on error.
+
+        On SQLite the outermost transaction of a thread takes the write lock up front (BEGIN IMMEDIATE)
+        unless `write_lock=False` says it only reads: a deferred transaction that reads and then writes
+        fails at once with "database is locked" when another writer committed in between (WAL snapshot
+        upgrade), and busy_timeout cannot help it. Nested sessions stay deferred so they never wait on
+        their own thread's lock."""
+        depth = getattr(self._local, "depth", 0)
+        immediate = self.is_sqlite and depth == 0 and write_lock is not False
+        self._local.depth = depth + 1
+        try:
+            with self._sessions() as session:
+                if immediate:
+                    session.connection(execution_options={"sqlite_begin": "IMMEDIATE"})
+                try:
+                    yield session
+                    session.commit()
+                except BaseException:
+                    session.rollback()
+                    raise
+        finally:
+            self._local.depth = depth
 
     def check(self) -> None:
         """Raise DatabaseUnavailable with one line when the database cannot answer a query."""

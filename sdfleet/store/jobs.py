@@ -178,7 +178,7 @@ class SqlJobQueue:
 
     def check_lease(self, job_id: str, *, token: int) -> Job:
         """The job, if `token` is its current lease; else StaleLease."""
-        with self._db.session() as s:
+        with self._db.session(write_lock=False) as s:
             return _job(self._held(s, job_id, token))
 
     def heartbeat(self, job_id: str, *, token: int, now: datetime, lease_seconds: float,
@@ -276,14 +276,14 @@ class SqlJobQueue:
 
     # Owner side
     def get(self, job_id: str) -> Job | None:
-        with self._db.session() as s:
+        with self._db.session(write_lock=False) as s:
             row = s.get(JobRow, job_id)
             return _job(row) if row else None
 
     def list_for_user(self, user_id: str, page: PageRequest, *, status: JobStatus | None = None,
                       kind: JobKind | None = None) -> Page[Job]:
         """The user's jobs, newest first."""
-        with self._db.session() as s:
+        with self._db.session(write_lock=False) as s:
             stmt = select(JobRow).where(JobRow.user_id == user_id).order_by(JobRow.id.desc()).limit(page.limit + 1)
             if status is not None:
                 stmt = stmt.where(JobRow.status == status.value)
@@ -313,7 +313,7 @@ class SqlJobQueue:
     def count(self, *, user_id: str | None = None, statuses: tuple[JobStatus, ...],
               endpoint: str | None = None) -> int:
         """How many jobs match (quotas, autoscaler)."""
-        with self._db.session() as s:
+        with self._db.session(write_lock=False) as s:
             stmt = select(func.count()).select_from(JobRow).where(JobRow.status.in_([x.value for x in statuses]))
             if user_id is not None:
                 stmt = stmt.where(JobRow.user_id == user_id)
@@ -323,7 +323,7 @@ class SqlJobQueue:
 
     def events_after(self, job_id: str, seq: int, *, limit: int = 500) -> list[JobEvent]:
         """Events with a sequence number above `seq`, in order."""
-        with self._db.session() as s:
+        with self._db.session(write_lock=False) as s:
             rows = s.scalars(
                 select(JobEventRow)
                 .where(JobEventRow.job_id == job_id, JobEventRow.seq > seq)
@@ -334,7 +334,7 @@ class SqlJobQueue:
                              created_at=r.created_at) for r in rows]
 
     def running_for_worker(self, worker_id: str) -> list[Job]:
-        with self._db.session() as s:
+        with self._db.session(write_lock=False) as s:
             rows = s.scalars(select(JobRow).where(
                 and_(JobRow.worker_id == worker_id, JobRow.status == JobStatus.RUNNING.value))).all()
             return [_job(r) for r in rows]
