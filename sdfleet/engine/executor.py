@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache
@@ -53,6 +54,21 @@ def _default_dtype(device: str) -> torch.dtype:
     return torch.float32
 
 
+class _PreviewClock:
+    """Allows one preview per `interval` seconds (0: every step); encoding one costs milliseconds per step."""
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self.last = float("-inf")
+
+    def due(self) -> bool:
+        now = time.monotonic()
+        if now - self.last < self.interval:
+            return False
+        self.last = now
+        return True
+
+
 class Engine:
     """Runs graphs in ComfyUI's API format on one device, with model and node-output caches."""
 
@@ -79,11 +95,12 @@ class Engine:
         self.models.remove(self.models.keys())
 
     def run(self, graph: dict, *, files: ModelFiles, on_event: Callable[[EngineEvent], None] | None = None,
-            should_cancel: Callable[[], bool] | None = None, preview: bool = False,
+            should_cancel: Callable[[], bool] | None = None, preview: bool = False, preview_interval: float = 0.0,
             extra_pnginfo: Mapping[str, Any] | None = None) -> RunResult:
         """Run the nodes that feed the graph's output nodes and return the images they produced."""
         # 1. Validate and compute every needed node's cache signature
         parsed = self.validate(graph)
+        preview_clock = _PreviewClock(preview_interval)
         emit = on_event or (lambda event: None)
         signatures = self._signatures(parsed, files)
 
@@ -110,7 +127,8 @@ class Engine:
                 for node_id in parsed.order:
                     if node_id in to_run:
                         values[node_id] = self._execute(parsed, node_id, values, signatures, files=files,
-                                                        emit=emit, should_cancel=should_cancel, preview=preview,
+                                                        emit=emit, should_cancel=should_cancel,
+                                                        preview=preview, preview_clock=preview_clock,
                                                         graph=graph, extra_pnginfo=extra_pnginfo or {})
                         result.executed.append(node_id)
                     else:
@@ -129,7 +147,8 @@ class Engine:
 
     def _execute(self, parsed: Graph, node_id: str, values: Mapping[str, tuple[Any, ...]],
                  signatures: Mapping[str, str], *, files: ModelFiles, emit: Callable[[EngineEvent], None],
-                 should_cancel: Callable[[], bool] | None, preview: bool, graph: dict,
+                 should_cancel: Callable[[], bool] | None, preview: bool, preview_clock: _PreviewClock,
+                 graph: dict,
                  extra_pnginfo: Mapping[str, Any]) -> tuple[Any, ...]:
         node = parsed.nodes[node_id]
         definition = self.registry.get(node.class_type)
@@ -142,7 +161,8 @@ class Engine:
                 raise Cancelled(node_id)
 
         def report(value: int, maximum: int, latents: torch.Tensor | None) -> None:
-            png = latent_preview_png(latents) if preview and latents is not None else None
+            due = preview and latents is not None and preview_clock.due()
+            png = latent_preview_png(latents) if due else None
             emit(Progress(node_id, value, maximum, png))
 
         def infotext(save_id: str) -> str | None:

@@ -22,6 +22,7 @@ from sdfleet.worker.model_cache import HashMismatch, ModelFileCache
 
 log = logging.getLogger("sdfleet.worker")
 PROGRESS_INTERVAL = 0.2
+PREVIEW_INTERVAL = 0.5  # at most two step previews a second: plenty for a progress view, cheap for the engine
 
 
 @dataclass
@@ -226,7 +227,7 @@ class WorkerLoop:
         started = time.perf_counter()
         try:
             result = self.engine.run(job.graph, files=files, on_event=on_event, should_cancel=should_cancel,
-                                     preview=self.options.preview,
+                                     preview=self.options.preview, preview_interval=PREVIEW_INTERVAL,
                                      extra_pnginfo=job.extra.get("extra_pnginfo") or None)
         except Cancelled:
             if heartbeat.lease_lost:

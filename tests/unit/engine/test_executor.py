@@ -118,3 +118,11 @@ def test_sdxl_with_clip_skip_and_combined_conditioning_runs(files: DictModelFile
     plain = Engine().run(txt2img_graph(ckpt="sdxl.safetensors", steps=2), files=files)
     combined = Engine().run(graph, files=files)
     assert combined.images[0].png != plain.images[0].png
+
+
+def test_preview_interval_limits_preview_encoding(files: DictModelFiles) -> None:
+    events: list = []
+    Engine().run(txt2img_graph(steps=5), files=files, on_event=events.append, preview=True, preview_interval=60.0)
+    progress = [e for e in events if isinstance(e, Progress)]
+    assert len(progress) == 5
+    assert [bool(p.preview_png) for p in progress] == [True, False, False, False, False]
