@@ -164,7 +164,8 @@ class WorkerLoop:
             self.client.report(status=status, device=self.options.device, loaded_models=[str(k) for k in loaded],
                                info={"pid": __import__("os").getpid()})
         except (httpx.HTTPError, ServerError) as exc:
-            log.warning("report failed: %s", exc)
+            # While stopping, the server may be gone already (it stops its replicas on shutdown).
+            (log.info if self.stopping.is_set() else log.warning)("report failed: %s", exc)
 
     def run(self) -> None:
         """Claim and run jobs until stopped."""
