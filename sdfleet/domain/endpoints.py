@@ -83,6 +83,7 @@ class Replica:
     loaded_models: tuple[str, ...]
     last_seen_at: datetime | None
     managed: bool  #: started by the fleet's launcher (else an operator-run worker)
+    memory: dict[str, int] | None = None  #: the worker's last `{ram_total, ram_free, vram_total, vram_free}`
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from sdfleet.domain.jobs import Job, JobStatus
 from sdfleet.domain.pagination import PageRequest
 from sdfleet.domain.permissions import Permission
 from sdfleet.services.authorization import authorize
+from sdfleet.services.endpoints import worker_memory
 from sdfleet.services.inference import InferenceService, Submission
 from sdfleet.services.inputs import decode_base64_image
 from sdfleet.services.notifier import Notifier
@@ -273,12 +274,16 @@ class A1111Service:
         return self._options.set(principal, values)
 
     def memory(self) -> dict[str, Any]:
-        """A1111's `/memory` shape: this server's RAM; GPU figures are zeros (workers report no memory yet),
-        plus an sdfleet `workers` list of the fleet's devices."""
-        zeros = {"free": 0, "used": 0, "total": 0}
+        """A1111's `/memory` shape: this server's RAM; `cuda.system` sums the VRAM the fleet's CUDA workers
+        report (torch allocator figures stay zeros), plus an sdfleet `workers` list with each one's memory."""
         workers = [{"endpoint": w.endpoint, "status": w.status, "device": w.device,
-                    "loaded_models": len(w.loaded_models or [])} for w in self._workers()]
-        return {"ram": _ram(), "cuda": {"system": dict(zeros), "active": {"current": 0, "peak": 0},
+                    "loaded_models": len(w.loaded_models or []), "memory": worker_memory(w.info)}
+                   for w in self._workers() if getattr(w, "revoked_at", None) is None]
+        vram = [w["memory"] for w in workers if w["memory"] and w["status"] != "gone"]
+        total = sum(m["vram_total"] for m in vram)
+        free = sum(m["vram_free"] for m in vram)
+        return {"ram": _ram(), "cuda": {"system": {"free": free, "used": total - free, "total": total},
+                                        "active": {"current": 0, "peak": 0},
                                         "allocated": {"current": 0, "peak": 0},
                                         "reserved": {"current": 0, "peak": 0},
                                         "inactive": {"current": 0, "peak": 0},

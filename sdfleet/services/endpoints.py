@@ -44,6 +44,17 @@ def replica_worker_name(endpoint: str, index: int) -> str:
     return f"{REPLICA_PREFIX}{endpoint}:{index}"
 
 
+MEMORY_FIELDS = ("ram_total", "ram_free", "vram_total", "vram_free")
+
+
+def worker_memory(info: dict | None) -> dict[str, int] | None:
+    """The memory figures a worker reported in its `info` (bytes), or None when it reported none."""
+    info = info or {}
+    if not any(isinstance(info.get(k), int) for k in MEMORY_FIELDS):
+        return None
+    return {k: info[k] if isinstance(info.get(k), int) and info[k] >= 0 else 0 for k in MEMORY_FIELDS}
+
+
 def _manages(principal: Principal) -> bool:
     return principal.can(Permission.ENDPOINT_ALL)
 
@@ -99,7 +110,7 @@ class EndpointService:
             status = ReplicaStatus.LOST
         return Replica(worker_id=worker.id, name=worker.name, status=status, device=worker.device,
                        loaded_models=tuple(str(m) for m in worker.loaded_models), last_seen_at=worker.last_seen_at,
-                       managed=worker.name.startswith(REPLICA_PREFIX))
+                       managed=worker.name.startswith(REPLICA_PREFIX), memory=worker_memory(worker.info))
 
     def load(self, name: str) -> tuple[int, int]:
         """(queued, running) jobs of an endpoint, for the autoscaler."""

@@ -12,10 +12,12 @@ from typing import BinaryIO
 
 from PIL import Image, UnidentifiedImageError
 
+from sdfleet.domain.checkpoints import CheckpointStatus
 from sdfleet.domain.errors import Conflict, InvalidInput, NotFound, Unauthenticated
 from sdfleet.domain.ids import is_valid_id, new_id
 from sdfleet.domain.jobs import Job, JobOutput, JobProgress, Lease
 from sdfleet.domain.workers import WorkerRecord
+from sdfleet.modelfiles.types import ENGINE_FOLDERS
 from sdfleet.services.credentials import WORKER_TOKEN_PREFIX, new_token, token_hash
 from sdfleet.services.notifier import Notifier, PreviewStore
 from sdfleet.store.jobs import SqlJobQueue, StaleLease
@@ -39,6 +41,24 @@ class OutputReport:
 
     index: int
     node_id: str
+
+
+@dataclass(frozen=True)
+class PreloadModel:
+    """A model a worker's endpoint preloads: the worker downloads it and loads it before its first job."""
+
+    sha256: str
+    size: int
+    folder: str
+    name: str
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """What the server asks of a worker: its endpoint and the models to have loaded."""
+
+    endpoint: str
+    preload: list[PreloadModel]
 
 
 class StaleLeaseError(Conflict):
@@ -85,6 +105,13 @@ class WorkerService:
         """Record what the worker says about itself (replica state for endpoints)."""
         self._registry.report(worker.id, now=self._clock(), status=status, device=device,
                               loaded_models=loaded_models[:64], info=info)
+
+    def assignment(self, worker: WorkerRecord) -> Assignment:
+        """The worker's endpoint and the active models its `preload` names."""
+        models = [PreloadModel(sha256=c.sha256, size=c.size, folder=ENGINE_FOLDERS[c.model_type], name=c.name)
+                  for c in self._registry.preloaded(worker.endpoint)
+                  if c.status is CheckpointStatus.ACTIVE and c.model_type in ENGINE_FOLDERS]
+        return Assignment(endpoint=worker.endpoint, preload=models)
 
     def revoke(self, worker_id: str) -> None:
         self._registry.revoke(worker_id, now=self._clock())
@@ -202,16 +229,17 @@ class WorkerService:
 
     # Files
     def model_size(self, worker: WorkerRecord, sha256: str) -> int:
-        """The size of a model blob the worker needs for a job it holds (else NotFound)."""
+        """The size of a model blob the worker needs for a job it holds or its endpoint preloads (else NotFound)."""
         if not (len(sha256) == 64 and all(c in "0123456789abcdef" for c in sha256)):
             raise NotFound("no such model")
-        if not self._queue.holds_model(worker.id, sha256):
-            raise NotFound("no such model among the jobs this worker holds")
+        if not self._queue.holds_model(worker.id, sha256) and \
+                sha256 not in {m.sha256 for m in self.assignment(worker).preload}:
+            raise NotFound("no such model among the jobs this worker holds or its endpoint preloads")
         return self._objects.head(self._blob_key(sha256)).size
 
     def open_model(self, worker: WorkerRecord, sha256: str, *, start: int = 0,
                    end: int | None = None) -> Iterator[bytes]:
-        """Stream (a range of) a model blob the worker needs for a job it holds."""
+        """Stream (a range of) a model blob the worker needs for a job it holds or its endpoint preloads."""
         self.model_size(worker, sha256)
         return self._objects.open_range(self._blob_key(sha256), start=start, end=end)
 

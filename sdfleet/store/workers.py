@@ -6,9 +6,11 @@ from datetime import datetime
 
 from sqlalchemy import select, update
 
+from sdfleet.domain.checkpoints import Checkpoint
 from sdfleet.domain.workers import WorkerRecord
+from sdfleet.store.checkpoints import CheckpointRepository
 from sdfleet.store.database import Database
-from sdfleet.store.tables import WorkerRow
+from sdfleet.store.tables import EndpointRow, WorkerRow
 
 
 def _record(row: WorkerRow) -> WorkerRecord:
@@ -67,3 +69,13 @@ class SqlWorkerRegistry:
     def revoke(self, worker_id: str, *, now: datetime) -> None:
         with self._db.session() as s:
             s.execute(update(WorkerRow).where(WorkerRow.id == worker_id).values(revoked_at=now, status="revoked"))
+
+    def preloaded(self, endpoint: str) -> list[Checkpoint]:
+        """The registered models an endpoint's `preload` names (its replicas may download and load them)."""
+        with self._db.session() as s:
+            row = s.get(EndpointRow, endpoint)
+            if row is None or row.status == "deleted":
+                return []
+            repo = CheckpointRepository(s)
+            found = [repo.get_by_sha256(sha) for sha in row.preload or []]
+            return [c for c in found if c is not None]

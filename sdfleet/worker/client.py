@@ -60,6 +60,10 @@ class WorkerClient:
         self._check(self._http.post("/report", json={"status": status, "device": device,
                                                      "loaded_models": loaded_models, "info": info}))
 
+    def assignment(self) -> dict[str, Any]:
+        """`{endpoint, preload: [{folder, name, sha256, size, url}]}`: the models to load before claiming."""
+        return self._check(self._http.get("/assignment")).json()
+
     def claim(self, *, wait_seconds: float) -> ClaimedJob | None:
         r = self._check(self._http.post("/claim", json={"wait_seconds": wait_seconds},
                                         timeout=wait_seconds + 30))

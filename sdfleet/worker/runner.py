@@ -7,6 +7,7 @@ triggers an early heartbeat (throttled). SIGTERM: finish the current job (or han
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import tempfile
 import threading
@@ -18,6 +19,7 @@ from typing import Any
 import httpx
 
 from sdfleet.worker.client import ClaimedJob, LeaseLost, ServerError, WorkerClient
+from sdfleet.worker.memory import memory_report
 from sdfleet.worker.model_cache import HashMismatch, ModelFileCache
 
 log = logging.getLogger("sdfleet.worker")
@@ -158,17 +160,55 @@ class WorkerLoop:
         signal.signal(signal.SIGTERM, handle)
         signal.signal(signal.SIGINT, handle)
 
+    def loaded_models(self) -> list[str]:
+        """The sha256s of the models the engine holds (its cache keys are `<kind>:<sha256>`)."""
+        models = getattr(self._engine, "models", None) if self._engine is not None else None
+        keys = [str(k) for k in models.keys()] if models is not None else []
+        return list(dict.fromkeys(k.rpartition(":")[2] for k in keys))
+
     def _report(self, status: str) -> None:
         try:
-            loaded = list(getattr(self._engine, "models", None).keys()) if self._engine is not None else []
-            self.client.report(status=status, device=self.options.device, loaded_models=[str(k) for k in loaded],
-                               info={"pid": __import__("os").getpid()})
+            info = {"pid": os.getpid(), **memory_report(self.options.device)}
+            self.client.report(status=status, device=self.options.device, loaded_models=self.loaded_models(),
+                               info=info)
         except (httpx.HTTPError, ServerError) as exc:
             # While stopping, the server may be gone already (it stops its replicas on shutdown).
             (log.info if self.stopping.is_set() else log.warning)("report failed: %s", exc)
 
+    def preload(self) -> list[str]:
+        """Download the models the worker's endpoint preloads and load its checkpoints into the engine.
+
+        A model that fails to download or load is logged and skipped: jobs still run (and fetch it then)."""
+        try:
+            models = self.client.assignment().get("preload") or []
+        except (httpx.HTTPError, ServerError) as exc:
+            log.warning("assignment failed: %s; starting without preloading", exc)
+            return []
+        done = []
+        for m in models:
+            if self.stopping.is_set():
+                break
+            started = time.perf_counter()
+            try:
+                path = self.cache.ensure(m["sha256"], size=m["size"],
+                                         fetch=lambda offset, sha=m["sha256"]: self.client.stream_model(sha,
+                                                                                                        offset=offset))
+                if m["folder"] == "checkpoints":
+                    from sdfleet.engine.files import ModelFile
+
+                    self.engine.loader.checkpoint(ModelFile(path=path, sha256=m["sha256"]))
+                    self.engine.models.unpin_all()  # loaded, but evictable when a job needs the room
+            except (httpx.HTTPError, ServerError, LeaseLost, HashMismatch, OSError, ValueError, RuntimeError) as exc:
+                log.warning("preload of %s (%s) failed: %s", m.get("name"), str(m.get("sha256"))[:12], exc)
+                continue
+            done.append(m["sha256"])
+            log.info("preloaded %s (%s) in %.2f s", m["name"], m["sha256"][:12], time.perf_counter() - started)
+        return done
+
     def run(self) -> None:
-        """Claim and run jobs until stopped."""
+        """Preload the endpoint's models, then claim and run jobs until stopped."""
+        self._report("starting")
+        self.preload()
         self._report("idle")
         backoff = 1.0
         while not self.stopping.is_set():

@@ -21,7 +21,9 @@ from sdfleet.api.schemas.inference import (
     HeartbeatAnswer,
     HeartbeatRequest,
     ModelToFetch,
+    PreloadModelPublic,
     TokenRequest,
+    WorkerAssignment,
     WorkerReport,
 )
 from sdfleet.api.streaming import ranged_response
@@ -51,6 +53,15 @@ def report(body: WorkerReport, worker: CurrentWorker, services: ServicesDep) -> 
     services.workers.report(worker, status=body.status, device=body.device, loaded_models=body.loaded_models,
                             info=body.info)
     return Response(status_code=204)
+
+
+@router.get("/assignment", response_model=WorkerAssignment)
+def assignment(worker: CurrentWorker, services: ServicesDep) -> WorkerAssignment:
+    """The worker's endpoint and the models its `preload` names (download and load them before claiming)."""
+    found = services.workers.assignment(worker)
+    return WorkerAssignment(endpoint=found.endpoint, preload=[
+        PreloadModelPublic(folder=m.folder, name=m.name, sha256=m.sha256, size=m.size,
+                           url=f"/api/v1/worker/models/{m.sha256}") for m in found.preload])
 
 
 @router.post("/claim", response_model=ClaimedJob, responses={204: {"description": "no job within wait_seconds"}})
@@ -143,7 +154,7 @@ def get_input(job_id: str, name: str, worker: CurrentWorker, services: ServicesD
 @router.get("/models/{sha256}")
 def get_model(sha256: str, worker: CurrentWorker, services: ServicesDep,
               range_header: Annotated[str | None, Header(alias="range")] = None) -> Response:
-    """A model blob referenced by a job this worker holds (HTTP Range supported, for resuming)."""
+    """A model blob referenced by a job this worker holds or its endpoint preloads (HTTP Range, for resuming)."""
     return ranged_response(
         size=services.workers.model_size(worker, sha256), range_header=range_header,
         media_type="application/octet-stream",

@@ -58,12 +58,13 @@ class ReplicaPublic(BaseModel):
     loaded_models: list[str]
     last_seen_at: datetime | None
     managed: bool
+    memory: dict[str, int] | None = None  #: bytes: ram_total, ram_free, vram_total, vram_free
 
     @classmethod
     def of(cls, replica: Replica) -> ReplicaPublic:
         return cls(worker_id=replica.worker_id, name=replica.name, status=replica.status.value, device=replica.device,
                    loaded_models=list(replica.loaded_models), last_seen_at=replica.last_seen_at,
-                   managed=replica.managed)
+                   managed=replica.managed, memory=replica.memory)
 
 
 class EndpointPublic(BaseModel):

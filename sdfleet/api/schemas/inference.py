@@ -102,6 +102,21 @@ class ModelToFetch(BaseModel):
     url: str
 
 
+class PreloadModelPublic(BaseModel):
+    folder: str
+    name: str
+    sha256: str
+    size: int
+    url: str
+
+
+class WorkerAssignment(BaseModel):
+    """The worker's endpoint and the models it should download and load before its first job."""
+
+    endpoint: str
+    preload: list[PreloadModelPublic]
+
+
 class ClaimedJob(BaseModel):
     id: str
     fencing_token: int
