@@ -22,6 +22,7 @@ from sdfleet.domain.jobs import Job, JobStatus
 from sdfleet.domain.pagination import PageRequest
 from sdfleet.domain.permissions import Permission
 from sdfleet.services.authorization import authorize
+from sdfleet.services.comfy_outcomes import error_data, interrupted_data
 from sdfleet.services.graphs import FOLDER_TYPES, GraphInvalid, GraphTools
 from sdfleet.services.inference import InferenceService, ModelCatalog, Submission
 from sdfleet.services.inputs import InputImages
@@ -238,16 +239,16 @@ class ComfyService:
         """One prompt's history: prompt, outputs per node, status and messages."""
         ok = job.status is JobStatus.SUCCEEDED
         timestamp = int((job.finished_at or job.queued_at).timestamp() * 1000)
-        messages: list[list[Any]] = [["execution_start", {"prompt_id": prompt_id_of(job),
-                                                          "timestamp": number_of(job)}]]
+        pid = prompt_id_of(job)
+        started = int((job.started_at or job.queued_at).timestamp() * 1000)
+        messages: list[list[Any]] = [["execution_start", {"prompt_id": pid, "timestamp": started}]]
         if ok:
-            messages.append(["execution_success", {"prompt_id": prompt_id_of(job), "timestamp": timestamp}])
+            messages.append(["execution_success", {"prompt_id": pid, "timestamp": timestamp}])
         elif job.status is JobStatus.FAILED:
-            messages.append(["execution_error", {"prompt_id": prompt_id_of(job), "timestamp": timestamp,
-                                                 "exception_message": (job.error or {}).get("message", ""),
-                                                 "node_id": (job.error or {}).get("node_id")}])
+            messages.append(["execution_error", {**error_data(job, prompt_id=pid), "timestamp": timestamp}])
         else:
-            messages.append(["execution_interrupted", {"prompt_id": prompt_id_of(job), "timestamp": timestamp}])
+            messages.append(["execution_interrupted", {
+                **interrupted_data(job, prompt_id=pid, node_id=job.progress.node_id), "timestamp": timestamp}])
         outputs = images_by_node(job)
         return {
             "prompt": self.queue_item(job),

@@ -17,6 +17,7 @@ from sdfleet.domain.accounts import Principal
 from sdfleet.domain.errors import NotFound
 from sdfleet.domain.jobs import EventType, Job, JobEvent
 from sdfleet.services.comfy import ComfyService, images_by_node, prompt_id_of
+from sdfleet.services.comfy_outcomes import error_data, interrupted_data
 from sdfleet.services.inference import InferenceService
 
 PREVIEW_IMAGE_WITH_METADATA = 4  # upstream's BinaryEventTypes.PREVIEW_IMAGE_WITH_METADATA
@@ -113,36 +114,35 @@ class ComfyEventSession:
     def _executing(self, followed: _Followed, node: str | None) -> dict[str, Any]:
         return {"type": "executing", "data": {"node": node, "display_node": node, "prompt_id": followed.prompt_id}}
 
+    def _start(self, followed: _Followed) -> list[dict[str, Any]]:
+        """`execution_start` and an empty `execution_cached`, once per job (the worker reports its cache hits at
+        the end)."""
+        if followed.started:
+            return []
+        followed.started = True
+        pid = followed.prompt_id
+        return [{"type": "execution_start", "data": {"prompt_id": pid, "timestamp": self._stamp()}},
+                {"type": "execution_cached", "data": {"nodes": [], "prompt_id": pid, "timestamp": self._stamp()}}]
+
     def _translate(self, job: Job, event: JobEvent, followed: _Followed) -> list[dict[str, Any]]:
         pid = followed.prompt_id
-        graph = job.spec.get("graph") or {}
-        if event.type is EventType.STARTED and not followed.started:
-            followed.started = True
-            return [{"type": "execution_start", "data": {"prompt_id": pid, "timestamp": self._stamp()}},
-                    {"type": "execution_cached", "data": {"nodes": [], "prompt_id": pid, "timestamp": self._stamp()}}]
+        if event.type is EventType.STARTED:
+            return self._start(followed)
         if event.type is EventType.PROGRESS:
             return self._progress(event, followed)
         if event.type is EventType.SUCCEEDED:
             return self._succeeded(job, followed)
         if event.type is EventType.FAILED:
-            error = event.data.get("error") or {}
-            node = error.get("node_id")
-            node_type = (graph.get(node) or {}).get("class_type") if node else None
-            return [{"type": "execution_error", "data": {
-                "prompt_id": pid, "node_id": node, "node_type": node_type, "executed": [],
-                "exception_message": error.get("message", "the job failed"),
-                "exception_type": error.get("code", "error"), "traceback": [], "current_inputs": {},
-                "current_outputs": {}, "timestamp": self._stamp()}},
-                self._executing(followed, None)]
+            messages = self._start(followed)
+            data = error_data(job, prompt_id=pid)
+            return messages + [{"type": "execution_error", "data": {**data, "timestamp": self._stamp()}},
+                               self._executing(followed, None)]
         if event.type is EventType.CANCELLED:
-            if not followed.started:
+            if not followed.started:  # removed from the queue before it ran: upstream says nothing
                 return []
-            node = followed.node
-            return [{"type": "execution_interrupted", "data": {
-                "prompt_id": pid, "node_id": node, "node_type": (graph.get(node) or {}).get("class_type"),
-                "executed": [n for n, s in followed.nodes.items() if s["state"] == "finished"],
-                "timestamp": self._stamp()}},
-                self._executing(followed, None)]
+            data = interrupted_data(job, prompt_id=pid, node_id=followed.node or job.progress.node_id)
+            return [{"type": "execution_interrupted", "data": {**data, "timestamp": self._stamp()}},
+                    self._executing(followed, None)]
         return []
 
     def _node_state(self, followed: _Followed, node: str, *, value: int, maximum: int, state: str) -> None:
