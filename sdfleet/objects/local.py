@@ -280,9 +280,11 @@ class LocalObjectStore:
         return folder / f"{uuid.uuid4().hex}.tmp"
 
     def _write_temp(self, chunks: Iterator[bytes]) -> tuple[Path, str]:
-        """Write chunks to a new temp file in the root's filesystem; return it and its md5."""
+        """Write chunks to a new temp file in the root's filesystem; return it and its etag."""
         tmp = self._temp_path()
-        digest = hashlib.md5()
+        # The etag only has to change with the content (S3's is an md5): a truncated sha256 is as good and,
+        # with SHA extensions, more than twice as fast as md5 on large parts.
+        digest = hashlib.sha256()
         try:
             with tmp.open("wb") as handle:
                 for chunk in chunks:
@@ -293,7 +295,7 @@ class LocalObjectStore:
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
-        return tmp, digest.hexdigest()
+        return tmp, digest.hexdigest()[:32]
 
     def _concatenate(self, folder: Path, parts: list[PartInfo]) -> Path:
         """Join the parts into a new temp file with in-kernel copies (no bytes through Python)."""
