@@ -9,8 +9,11 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, BinaryIO
 
 import typer
 from rich.console import Console
@@ -101,10 +104,54 @@ def _open_or_resume(client: ApiClient, path: Path, *, body: dict, server: str) -
     return upload
 
 
+@dataclass(frozen=True)
+class _FilePart:
+    """One part read from the file, with its sha256."""
+
+    number: int
+    data: bytes
+    sha256: str
+
+
+class _PartFeed:
+    """Reads and hashes parts one ahead of the part being sent (hashlib releases the GIL, so this overlaps the
+    transfer); keeps the whole-file sha256 while parts come in order."""
+
+    def __init__(self, handle: BinaryIO, *, part_size: int) -> None:
+        self._handle = handle
+        self._part_size = part_size
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sdfleet-upload-read")
+        self.whole = hashlib.sha256()
+        self.hashed_parts = 0  # parts 1..hashed_parts are in `whole`
+
+    def parts(self, numbers: list[int]) -> Iterator[_FilePart]:
+        """Yield the parts `numbers` in that order, reading the next while the caller sends the current one."""
+        pending: Future[_FilePart] | None = None
+        for n in numbers:
+            following = self._pool.submit(self._load, n)
+            if pending is not None:
+                yield pending.result()
+            pending = following
+        if pending is not None:
+            yield pending.result()
+
+    def close(self) -> None:
+        """Wait for a read in flight and stop the reader thread."""
+        self._pool.shutdown(wait=True)
+
+    def _load(self, n: int) -> _FilePart:
+        # Runs on the one reader thread, so parts are loaded (and `whole` updated) strictly in submission order.
+        self._handle.seek((n - 1) * self._part_size)
+        data = self._handle.read(self._part_size)
+        if n == self.hashed_parts + 1:
+            self.whole.update(data)
+            self.hashed_parts = n
+        return _FilePart(number=n, data=data, sha256=hashlib.sha256(data).hexdigest())
+
+
 def upload_file(client: ApiClient, path: Path, *, model_type: str, name: str | None, roles: list[str] | None,
                 server: str) -> dict:
     """Upload `path` in parts, resuming after dropped connections and across reruns; return the checkpoint."""
-    import httpx
 
     size = path.stat().st_size
     # The whole-file sha256 is computed while the parts go out in order (no extra pass over a large file)
@@ -120,34 +167,39 @@ def upload_file(client: ApiClient, path: Path, *, model_type: str, name: str | N
     with Progress(*columns, console=console) as progress, path.open("rb") as handle:
         done = sum(p["size"] for p in upload["parts"])
         task = progress.add_task(path.name, total=size, completed=done)
-        whole = hashlib.sha256()
-        hashed_parts = 0  # parts 1..hashed_parts are in `whole`
-        for attempt in range(RETRIES + 1):
-            try:
-                for n in upload["missing_parts"]:
-                    handle.seek((n - 1) * upload["part_size"])
-                    chunk = handle.read(upload["part_size"])
-                    if n == hashed_parts + 1:
-                        whole.update(chunk)
-                        hashed_parts = n
-                    client.call("PUT", f"/checkpoints/uploads/{upload['upload_id']}/parts/{n}", content=chunk,
-                                headers={"X-Part-SHA256": hashlib.sha256(chunk).hexdigest(),
-                                         "Content-Type": "application/octet-stream"})
-                    progress.advance(task, len(chunk))
-                break
-            except (httpx.TransportError, ServerRefused) as exc:
-                if isinstance(exc, ServerRefused) and exc.status < 500 or attempt == RETRIES:
-                    raise
-                delay = min(30, 2**attempt)
-                progress.console.print(f"connection problem ({exc}); resuming in {delay} s")
-                time.sleep(delay)
-                upload = client.call("GET", f"/checkpoints/uploads/{upload['upload_id']}")
-                progress.update(task, completed=sum(p["size"] for p in upload["parts"]))
+        feed = _PartFeed(handle, part_size=upload["part_size"])
+        try:
+            _send_parts(client, upload, feed=feed, progress=progress, task=task)
+        finally:
+            feed.close()
+        whole, hashed_parts = feed.whole, feed.hashed_parts
     digest = whole.hexdigest() if hashed_parts == upload["part_count"] else _file_sha256(path)
     checkpoint = client.call("POST", f"/checkpoints/uploads/{upload['upload_id']}/complete",
                              json={"sha256": digest})
     _state_path(path).unlink(missing_ok=True)
     return checkpoint
+
+
+def _send_parts(client: ApiClient, upload: dict, *, feed: _PartFeed, progress: Progress, task) -> None:
+    """PUT the missing parts; after a dropped connection or a 5xx, ask the server what is missing and go on."""
+    import httpx
+
+    for attempt in range(RETRIES + 1):
+        try:
+            for part in feed.parts(upload["missing_parts"]):
+                client.call("PUT", f"/checkpoints/uploads/{upload['upload_id']}/parts/{part.number}",
+                            content=part.data,
+                            headers={"X-Part-SHA256": part.sha256, "Content-Type": "application/octet-stream"})
+                progress.advance(task, len(part.data))
+            return
+        except (httpx.TransportError, ServerRefused) as exc:
+            if isinstance(exc, ServerRefused) and exc.status < 500 or attempt == RETRIES:
+                raise
+            delay = min(30, 2**attempt)
+            progress.console.print(f"connection problem ({exc}); resuming in {delay} s")
+            time.sleep(delay)
+            upload = client.call("GET", f"/checkpoints/uploads/{upload['upload_id']}")
+            progress.update(task, completed=sum(p["size"] for p in upload["parts"]))
 
 
 @models_app.command("upload")
