@@ -231,6 +231,7 @@ class WorkerLoop:
             self.run_job(job)
             if self.options.once:
                 break
+            self._report("idle")  # the models the job loaded (or evicted) and fresh memory figures
         self._report("draining")
 
     def run_job(self, job: ClaimedJob) -> None:

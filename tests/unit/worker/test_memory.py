@@ -25,3 +25,15 @@ def test_cpu_worker_reports_this_machines_ram_and_no_vram():
     assert set(report) == {"ram_total", "ram_free", "vram_total", "vram_free"}
     assert report["ram_total"] > report["ram_free"] > 0
     assert report["vram_total"] == report["vram_free"] == 0
+
+
+def test_cuda_worker_reports_its_devices_free_and_total(monkeypatch):
+    import torch
+
+    asked = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device: asked.append(device) or (3 << 30, 80 << 30))
+    assert vram_bytes("cuda:1") == (80 << 30, 3 << 30)
+    assert asked == [torch.device("cuda:1")]
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert vram_bytes("cuda:0") == (0, 0)
