@@ -187,6 +187,7 @@ class ComfyEventSession:
                 messages.append(self._executing(followed, node))
             messages.append({"type": "executed", "data": {"node": node, "display_node": node, "output": output,
                                                           "prompt_id": pid}})
-        messages.append(self._executing(followed, None))
+        # upstream: the executor's `execution_success`, then the queue worker's `executing {node: null}`
         messages.append({"type": "execution_success", "data": {"prompt_id": pid, "timestamp": self._stamp()}})
+        messages.append(self._executing(followed, None))
         return messages

@@ -37,6 +37,14 @@ def _until_done(ws, prompt_id: str) -> list[dict]:
             return messages
 
 
+def _tail(ws) -> dict:
+    """The next message other than `status` (after a prompt's last execution message: `executing {node: null}`)."""
+    while True:
+        frame = ws.recv(timeout=30)
+        if isinstance(frame, str) and (message := json.loads(frame))["type"] != "status":
+            return message
+
+
 def test_run_and_cached_rerun_messages(fleet):  # noqa: F811
     headers = fleet.login()
     fleet.start_worker("w1")
@@ -52,14 +60,14 @@ def test_run_and_cached_rerun_messages(fleet):  # noqa: F811
         types = [m["type"] for m in messages if m["type"] != "status"]
         assert types[:2] == ["execution_start", "execution_cached"]
         assert "progress" in types and "progress_state" in types
-        assert types[-3:] == ["executed", "executing", "execution_success"]
+        assert types[-2:] == ["executed", "execution_success"]
         executed = next(m for m in messages if m["type"] == "executed")["data"]
         assert executed["node"] == "9" and executed["prompt_id"] == pid
         image = executed["output"]["images"][0]
         assert set(image) == {"filename", "subfolder", "type"}
         view = httpx.get(f"{fleet.url}/comfy/api/view", headers=headers, params=image)
         assert view.status_code == 200 and view.content[:4] == b"\x89PNG"
-        assert next(m for m in reversed(messages) if m["type"] == "executing")["data"]["node"] is None
+        assert _tail(ws) == {"type": "executing", "data": {"node": None, "display_node": None, "prompt_id": pid}}
         history = httpx.get(f"{fleet.url}/comfy/api/history/{pid}", headers=headers).json()
         assert history[pid]["status"]["completed"] is True and "9" in history[pid]["outputs"]
 
@@ -70,4 +78,5 @@ def test_run_and_cached_rerun_messages(fleet):  # noqa: F811
         cached = [m for m in again if m["type"] == "execution_cached" and m["data"]["nodes"]]
         assert cached and {"4", "6", "7"} <= set(cached[0]["data"]["nodes"])
         assert again[-1]["type"] == "execution_success"
+        assert _tail(ws)["data"] == {"node": None, "display_node": None, "prompt_id": pid2}
 

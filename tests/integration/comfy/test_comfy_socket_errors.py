@@ -9,9 +9,7 @@ import httpx
 from websockets.sync.client import connect
 
 from tests.fixtures.live import demo_files, fleet  # noqa: F401 - fixtures
-from tests.integration.comfy.test_comfy_socket import GRAPH, _until_done
-
-FINISHED = ("execution_success", "execution_error", "execution_interrupted")
+from tests.integration.comfy.test_comfy_socket import GRAPH, _tail, _until_done
 
 
 def _open(fleet, headers, client_id: str):  # noqa: F811
@@ -24,11 +22,6 @@ def _queue(fleet, headers, graph: dict, client_id: str) -> str:  # noqa: F811
     r = httpx.post(f"{fleet.url}/comfy/api/prompt", headers=headers, json={"prompt": graph, "client_id": client_id})
     assert r.status_code == 200, r.text
     return r.json()["prompt_id"]
-
-
-def _after(messages: list[dict], kind: str) -> list[str]:
-    index = next(i for i, m in enumerate(messages) if m["type"] == kind)
-    return [m["type"] for m in messages[index + 1:] if m["type"] != "status"]
 
 
 def test_interrupt_mid_sampling(fleet):  # noqa: F811
@@ -48,10 +41,7 @@ def test_interrupt_mid_sampling(fleet):  # noqa: F811
         r = httpx.post(f"{fleet.url}/comfy/api/interrupt", headers=headers, json={"prompt_id": pid})
         assert r.status_code == 200, r.text
         messages += _until_done(ws, pid)
-        # the socket stays open after the prompt: the trailing `executing {node: null}` follows
-        tail = json.loads(ws.recv(timeout=30))
-        while tail["type"] == "status":
-            tail = json.loads(ws.recv(timeout=30))
+        tail = _tail(ws)  # upstream's queue worker ends every prompt with `executing {node: null}`
 
     types = [m["type"] for m in messages if m["type"] not in ("status", "binary")]
     assert types[:2] == ["execution_start", "execution_cached"]
@@ -84,9 +74,7 @@ def test_node_failing_on_the_worker(fleet):  # noqa: F811
     with _open(fleet, headers, "err") as ws:
         pid = _queue(fleet, headers, graph, "err")
         messages = _until_done(ws, pid)
-        tail = json.loads(ws.recv(timeout=30))
-        while tail["type"] == "status":
-            tail = json.loads(ws.recv(timeout=30))
+        tail = _tail(ws)  # upstream's queue worker ends every prompt with `executing {node: null}`
 
     types = [m["type"] for m in messages if m["type"] not in ("status", "binary")]
     assert types[0] == "execution_start" and types[-1] == "execution_error"
