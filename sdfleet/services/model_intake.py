@@ -128,8 +128,9 @@ class ModelIntake:
         os.close(fd)
         return Path(name)
 
-    def inspect_object(self, key: str, *, declared: ModelType) -> Intake:
-        """Inspect an object in the store: safetensors in one streaming pass; pickles via a converted copy."""
+    def inspect_object(self, key: str, *, declared: ModelType, sha256: str | None = None) -> Intake:
+        """Inspect an object in the store: safetensors in one streaming pass (only the header when its `sha256`
+        is already known, e.g. hashed while an upload's parts arrived); pickles via a converted copy."""
         size = self._objects.head(key).size
         head = b"".join(self._objects.open_range(key, start=0, end=min(size, 16) - 1)) if size else b""
         kind = sniff_format(head)
@@ -149,14 +150,17 @@ class ModelIntake:
         except ModelFileError as exc:
             raise _refusal(exc) from None
         model_type, architecture, layout = _detect(header, declared=declared)
-        reader.drain()
-        digest = reader.digest.hexdigest()
+        if sha256 is None:
+            reader.drain()
+            digest, received = reader.digest.hexdigest(), reader.count
+        else:
+            digest, received = sha256, size
         inspection = ModelInspection(
             sha256=digest, short_hash=digest[:10], size=size, format="safetensors", model_type=model_type,
             architecture=architecture, layout=layout, precision=describe_precision(header),
             tensor_count=len(header.tensors), metadata=header.metadata,
         )
-        return Intake(inspection=inspection, received_sha256=digest, received_size=reader.count, converted=False,
+        return Intake(inspection=inspection, received_sha256=digest, received_size=received, converted=False,
                       object_key=key)
 
     def inspect_file(self, path: Path, *, declared: ModelType) -> Intake:

@@ -7,6 +7,7 @@ import dataclasses
 import hashlib
 import logging
 import re
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -69,16 +70,58 @@ class UploadView:
     part_urls: dict[int, str]
 
 
+class _RunningHashes:
+    """Whole-file sha256 states of open uploads, advanced while parts arrive in order (in memory only: after a
+    restart, or when parts came out of order, completion hashes the assembled file instead)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        #: upload id -> (the sha256s of parts 1..n in the order hashed, the running hash of those parts)
+        self._states: dict[str, tuple[tuple[str, ...], hashlib._Hash]] = {}
+
+    def continuing(self, upload_id: str, part_number: int):
+        """A copy of the upload's hash to feed part `part_number` into, or None when it is not the next part."""
+        with self._lock:
+            hashed, digest = self._states.get(upload_id, ((), None))
+            if part_number != len(hashed) + 1:
+                return None
+            return hashlib.sha256() if digest is None else digest.copy()
+
+    def advance(self, upload_id: str, part: UploadPart, digest) -> None:
+        """Record that parts 1..part.part_number are in `digest` (unless another request got there first)."""
+        with self._lock:
+            hashed, _ = self._states.get(upload_id, ((), None))
+            if part.part_number == len(hashed) + 1:
+                self._states[upload_id] = ((*hashed, part.sha256), digest)
+
+    def finish(self, upload: Upload) -> str | None:
+        """The whole-file sha256 when every part went through in order and the stored parts are the ones hashed
+        (not replaced by a racing request), else None; forgets the state."""
+        with self._lock:
+            hashed, digest = self._states.pop(upload.id, ((), None))
+        stored = tuple(p.sha256 for p in sorted(upload.parts, key=lambda p: p.part_number))
+        return digest.hexdigest() if digest is not None and hashed == stored else None
+
+    def forget(self, upload_id: str) -> None:
+        """Drop an upload's state (expired or failed)."""
+        with self._lock:
+            self._states.pop(upload_id, None)
+
+
 class _CheckedPart:
     """A file-like view of a part's body that refuses more or fewer bytes than expected, or a wrong checksum."""
 
-    def __init__(self, chunks: Iterable[bytes], *, expected: int, sha256: str | None, part_number: int) -> None:
+    def __init__(
+        self, chunks: Iterable[bytes], *, expected: int, sha256: str | None, part_number: int, whole=None
+    ) -> None:
         self._chunks: Iterator[bytes] = iter(chunks)
         self._buffer = b""
         self._expected = expected
         self._sha256 = sha256
         self._part_number = part_number
         self.digest = hashlib.sha256()
+        #: the whole file's running sha256 when this is the next part in order, else None
+        self.whole = whole
         self.count = 0
         self._done = False
 
@@ -95,6 +138,8 @@ class _CheckedPart:
                     field="part", details={"reason": "wrong_part_size"},
                 )
             self.digest.update(chunk)
+            if self.whole is not None:
+                self.whole.update(chunk)
             self._buffer = chunk
         if n is None or n < 0 or n >= len(self._buffer):
             out, self._buffer = self._buffer, b""
@@ -139,6 +184,7 @@ class UploadService:
         self._checkpoints = checkpoints
         self._clock = clock
         self._policy = policy
+        self._running = _RunningHashes()
 
     # 1. Create
 
@@ -215,7 +261,8 @@ class UploadService:
                 f"part {part_number} was already received with sha256 {previous.sha256}; parts cannot change",
                 details={"part_number": part_number, "sha256": previous.sha256},
             )
-        reader = _CheckedPart(body, expected=expected, sha256=declared, part_number=part_number)
+        whole = None if previous is not None else self._running.continuing(upload.id, part_number)
+        reader = _CheckedPart(body, expected=expected, sha256=declared, part_number=part_number, whole=whole)
         if previous is not None:
             _consume(reader)
             if reader.digest.hexdigest() != previous.sha256:
@@ -232,6 +279,8 @@ class UploadService:
             if current is None or current.status is not UploadStatus.OPEN:
                 raise Conflict(f"upload {upload_id} is {current.status if current else 'gone'}; no more parts")
             repo.put_part(upload.id, part)
+        if whole is not None:
+            self._running.advance(upload.id, part, whole)
         return part
 
     # 3. Complete
@@ -270,6 +319,7 @@ class UploadService:
         try:
             checkpoint = self._assemble_and_register(upload, declared=declared, principal=principal)
         except BaseException as exc:
+            self._running.forget(upload.id)
             reason = exc.message if isinstance(exc, DomainError) else "internal error while completing"
             with self._db.session(write_lock=True) as s:
                 CheckpointRepository(s).set_upload_status(upload.id, UploadStatus.FAILED, error=reason)
@@ -293,7 +343,9 @@ class UploadService:
             if stored != upload.size:
                 raise InvalidInput(f"assembled file is {stored} bytes, the upload announced {upload.size}",
                                    field="size", details={"reason": "wrong_size"})
-            intake = self._checkpoints.intake.inspect_object(key, declared=upload.model_type)
+            # Parts that arrived in order were hashed on the way in: no second pass over the file
+            running = self._running.finish(upload)
+            intake = self._checkpoints.intake.inspect_object(key, declared=upload.model_type, sha256=running)
             if declared is not None and intake.received_sha256 != declared:
                 raise InvalidInput(
                     f"file sha256 is {intake.received_sha256}, the client declared {declared}", field="sha256",
@@ -319,6 +371,7 @@ class UploadService:
                 changed = CheckpointRepository(s).set_upload_status(
                     upload.id, UploadStatus.EXPIRED, expect=UploadStatus.OPEN, error="upload expired unfinished"
                 )
+            self._running.forget(upload.id)
             if changed:
                 with contextlib.suppress(Exception):
                     self._objects.abort_multipart(upload.object_key, upload.store_upload_id)
