@@ -218,14 +218,17 @@ class ComfyService:
         return value
 
     def interrupt(self, principal: Principal, body: Any) -> None:
-        """POST /interrupt: stop the given prompt, or all the caller's running prompts."""
+        """POST /interrupt: stop the given prompt if it is running (upstream leaves a queued one alone), or all
+        the caller's running prompts."""
         authorize(principal, Permission.INFERENCE_ALL)
         prompt_id = body.get("prompt_id") if isinstance(body, Mapping) else None
-        if isinstance(prompt_id, str):
+        if isinstance(prompt_id, str) and prompt_id:
             try:
-                self._inference.cancel(principal, self.find(principal, prompt_id).id)
+                job = self.find(principal, prompt_id)
             except NotFound:
-                pass
+                return
+            if job.status is JobStatus.RUNNING:
+                self._inference.cancel(principal, job.id)
             return
         for job in self.recent(principal, status=JobStatus.RUNNING):
             self._inference.cancel(principal, job.id)

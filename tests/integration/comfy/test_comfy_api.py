@@ -88,6 +88,9 @@ def test_two_users_cannot_see_each_others_prompts_images_settings(api):
     assert api.client.get(f"/comfy/api/jobs/{prompt_id}", headers=alice).json()["status"] == "pending"
     api.client.post("/comfy/api/interrupt", headers=bob, json={"prompt_id": prompt_id})
     assert api.client.get(f"/comfy/api/jobs/{prompt_id}", headers=alice).json()["status"] == "pending"
+    # As upstream, /interrupt stops a running prompt only: Alice's queued one stays queued.
+    assert api.client.post("/comfy/api/interrupt", headers=alice, json={"prompt_id": prompt_id}).status_code == 200
+    assert api.client.get(f"/comfy/api/jobs/{prompt_id}", headers=alice).json()["status"] == "pending"
     assert api.client.post("/comfy/api/queue", headers=alice, json={"delete": [prompt_id]}).status_code == 200
     assert api.client.get(f"/comfy/api/jobs/{prompt_id}", headers=alice).status_code == 404
     # Settings are per user.
