@@ -13,6 +13,7 @@ from sdfleet.domain.errors import (
     Conflict,
     DomainError,
     Forbidden,
+    Gone,
     InvalidInput,
     NotFound,
     QuotaExceeded,
@@ -28,6 +29,7 @@ STATUS_BY_ERROR: dict[type[DomainError], int] = {
     Forbidden: 403,
     NotFound: 404,
     Conflict: 409,
+    Gone: 410,
     RateLimited: 429,
     QuotaExceeded: 429,
 }
@@ -40,6 +42,7 @@ _HTTP_CODES = {
     405: "method_not_allowed",
     406: "not_acceptable",
     409: "conflict",
+    410: "gone",
     411: "length_required",
     413: "payload_too_large",
     415: "unsupported_media_type",

@@ -53,6 +53,12 @@ class Conflict(DomainError):
     code = "conflict"
 
 
+class Gone(DomainError):
+    """The object existed but its content is no longer available (e.g. a deleted input image)."""
+
+    code = "gone"
+
+
 class RateLimited(DomainError):
     """Too many attempts; retry after `retry_after` seconds."""
 

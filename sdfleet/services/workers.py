@@ -13,7 +13,7 @@ from typing import BinaryIO
 from PIL import Image, UnidentifiedImageError
 
 from sdfleet.domain.checkpoints import CheckpointStatus
-from sdfleet.domain.errors import Conflict, InvalidInput, NotFound, Unauthenticated
+from sdfleet.domain.errors import Conflict, Gone, InvalidInput, NotFound, Unauthenticated
 from sdfleet.domain.ids import is_valid_id, new_id
 from sdfleet.domain.jobs import Job, JobOutput, JobProgress, Lease
 from sdfleet.domain.workers import WorkerRecord
@@ -249,7 +249,10 @@ class WorkerService:
         entry = next((i for i in job.spec.get("inputs", []) if i["name"] == name), None)
         if entry is None:
             raise NotFound(f"job {job_id} has no input {name!r}")
-        return self._objects.open_range(entry["key"])
+        try:
+            return self._objects.open_range(entry["key"])
+        except KeyError:  # ObjectNotFound: deleted after the job was queued
+            raise Gone(f"input image {name!r} of job {job_id} is no longer stored") from None
 
     def reap(self) -> None:
         """Requeue or fail jobs whose leases expired (called by the fleet's reaper)."""

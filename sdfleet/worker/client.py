@@ -16,6 +16,14 @@ class LeaseLost(Exception):
     """The server refused our fencing token: another worker owns the job now (or it was deleted)."""
 
 
+class InputMissing(Exception):
+    """An input image of the job is no longer stored on the server (410)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"input image {name!r} is no longer stored on the server")
+        self.name = name
+
+
 class ServerError(Exception):
     """The server answered something unexpected."""
 
@@ -104,8 +112,10 @@ class WorkerClient:
                                     json={"fencing_token": job.fencing_token, "reason": reason[:200]}))
 
     def input_image(self, job: ClaimedJob, name: str) -> bytes:
-        r = self._check(self._http.get(f"/jobs/{job.id}/inputs/{name}", params={"fencing_token": job.fencing_token}))
-        return r.content
+        r = self._http.get(f"/jobs/{job.id}/inputs/{name}", params={"fencing_token": job.fencing_token})
+        if r.status_code == 410:
+            raise InputMissing(name)
+        return self._check(r).content
 
     def stream_model(self, sha256: str, *, offset: int = 0) -> Iterator[bytes]:
         """Stream a model blob from `offset` (resuming a partial download)."""

@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 
-from sdfleet.worker.client import ClaimedJob, LeaseLost, ServerError, WorkerClient
+from sdfleet.worker.client import ClaimedJob, InputMissing, LeaseLost, ServerError, WorkerClient
 from sdfleet.worker.memory import memory_report
 from sdfleet.worker.model_cache import HashMismatch, ModelFileCache
 
@@ -256,6 +256,11 @@ class WorkerLoop:
             files = self._fetch_files(job)
         except HashMismatch as exc:
             self.client.fail(job, code="model_hash_mismatch", message=str(exc))
+            return
+        except InputMissing as exc:
+            node_id = next((nid for nid, node in job.graph.items()
+                            if isinstance(node, dict) and (node.get("inputs") or {}).get("image") == exc.name), None)
+            self.client.fail(job, code="input_missing", message=str(exc), node_id=node_id)
             return
 
         def on_event(event: Any) -> None:
