@@ -150,7 +150,10 @@ class LocalObjectStore:
         """Write the part atomically; the same part number again replaces it."""
         validate_part_number(part_number)
         folder = self._open_upload(key, upload_id)
-        tmp, etag = self._write_temp(iter_chunks(data))
+        # A part's etag only has to tell this stored version from any other (completion compares it): a fresh
+        # random tag per write costs nothing, where hashing a 64 MiB part would. Callers that need the
+        # content's hash (resumable uploads keep a sha256 per part) compute it themselves.
+        tmp, etag = self._write_temp(iter_chunks(data), content_etag=False)
         size = tmp.stat().st_size
         part = PartInfo(part_number=part_number, size=size, etag=etag)
         try:
@@ -279,23 +282,25 @@ class LocalObjectStore:
         folder.mkdir(parents=True, exist_ok=True)
         return folder / f"{uuid.uuid4().hex}.tmp"
 
-    def _write_temp(self, chunks: Iterator[bytes]) -> tuple[Path, str]:
-        """Write chunks to a new temp file in the root's filesystem; return it and its etag."""
+    def _write_temp(self, chunks: Iterator[bytes], *, content_etag: bool = True) -> tuple[Path, str]:
+        """Write chunks to a new temp file in the root's filesystem; return it and its etag (from the content,
+        or a random version tag when `content_etag` is False)."""
         tmp = self._temp_path()
-        # The etag only has to change with the content (S3's is an md5): a truncated sha256 is as good and,
-        # with SHA extensions, more than twice as fast as md5 on large parts.
-        digest = hashlib.sha256()
+        # A content etag only has to change with the content (S3's is an md5): a truncated sha256 is as good
+        # and, with SHA extensions, more than twice as fast as md5.
+        digest = hashlib.sha256() if content_etag else None
         try:
             with tmp.open("wb") as handle:
                 for chunk in chunks:
-                    digest.update(chunk)
+                    if digest is not None:
+                        digest.update(chunk)
                     handle.write(chunk)
                 handle.flush()
                 os.fsync(handle.fileno())
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
-        return tmp, digest.hexdigest()[:32]
+        return tmp, digest.hexdigest()[:32] if digest is not None else uuid.uuid4().hex
 
     def _concatenate(self, folder: Path, parts: list[PartInfo]) -> Path:
         """Join the parts into a new temp file with in-kernel copies (no bytes through Python)."""
