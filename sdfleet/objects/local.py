@@ -33,12 +33,12 @@ from sdfleet.objects.base import (
     validate_range,
 )
 from sdfleet.objects.multipart import check_completion, multipart_etag
-from sdfleet.objects.signing import UrlSigner
+from sdfleet.objects.signing import ServerSignedUrls, UrlSigner
 
 _UPLOAD_ID = re.compile(r"^[0-9a-f]{32}$")
 
 
-class LocalObjectStore:
+class LocalObjectStore(ServerSignedUrls):
     """Stores each key as a file under `root`; metadata, temp files and parts live under `root/.sdfleet/`."""
 
     def __init__(self, *, root: Path | str, signer: UrlSigner, min_part_size: int = MIN_PART_SIZE) -> None:
@@ -195,22 +195,7 @@ class LocalObjectStore:
             return
         shutil.rmtree(folder, ignore_errors=True)
 
-    def presign_part_url(self, key: str, upload_id: str, part_number: int, *, expires_in: int) -> str | None:
-        """Parts go through the API: no direct URL."""
-        return None
-
-    # 3. Download URLs and health
-
-    def download_url(self, key: str, *, expires_in: int, filename: str | None = None) -> str:
-        """Return a signed API download URL."""
-        validate_key(key)
-        return self._signer.url(key, expires_in=expires_in, filename=filename)
-
-    def verify_download(
-        self, key: str, *, expires: int, signature: str, filename: str | None = None
-    ) -> bool:
-        """Check a signed download URL's parameters."""
-        return self._signer.verify(key, expires=expires, signature=signature, filename=filename)
+    # 3. Health
 
     def purge_incomplete(self, *, older_than: timedelta) -> int:
         """Remove multipart folders and temp files (left by killed processes) older than `older_than`."""

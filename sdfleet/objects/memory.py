@@ -25,7 +25,7 @@ from sdfleet.objects.base import (
     validate_range,
 )
 from sdfleet.objects.multipart import check_completion, multipart_etag
-from sdfleet.objects.signing import UrlSigner
+from sdfleet.objects.signing import ServerSignedUrls, UrlSigner
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,7 @@ class _Upload:
     parts: dict[int, bytes] = field(default_factory=dict)
 
 
-class MemoryObjectStore:
+class MemoryObjectStore(ServerSignedUrls):
     """Keeps objects in a dict; follows the same contract (and S3's multipart rules) as the real stores."""
 
     def __init__(
@@ -157,21 +157,6 @@ class MemoryObjectStore:
             upload = self._uploads.get(upload_id)
             if upload is not None and upload.key == key:
                 del self._uploads[upload_id]
-
-    def presign_part_url(self, key: str, upload_id: str, part_number: int, *, expires_in: int) -> str | None:
-        """Parts go through the API: no direct URL."""
-        return None
-
-    def download_url(self, key: str, *, expires_in: int, filename: str | None = None) -> str:
-        """Return a signed API download URL."""
-        validate_key(key)
-        return self._signer.url(key, expires_in=expires_in, filename=filename)
-
-    def verify_download(
-        self, key: str, *, expires: int, signature: str, filename: str | None = None
-    ) -> bool:
-        """Check a signed download URL's parameters."""
-        return self._signer.verify(key, expires=expires, signature=signature, filename=filename)
 
     def purge_incomplete(self, *, older_than: timedelta) -> int:
         """Drop uploads started more than `older_than` ago."""

@@ -9,6 +9,8 @@ import time
 from collections.abc import Callable
 from urllib.parse import quote, urlencode
 
+from sdfleet.objects.base import validate_key
+
 #: Route of the API that serves signed downloads; the key follows it.
 DOWNLOAD_ROUTE = "/api/v1/objects/"
 MIN_SECRET_BYTES = 16
@@ -62,3 +64,24 @@ def content_disposition(filename: str) -> str:
     """Return an `attachment` Content-Disposition header for `filename` (RFC 6266, UTF-8 safe)."""
     fallback = "".join(c if 32 <= ord(c) < 127 and c not in '"\\' else "_" for c in filename) or "download"
     return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
+
+
+class ServerSignedUrls:
+    """Download URLs for stores without their own (local, memory): signed links to the API server.
+
+    Subclasses set `self._signer`; parts always go through the API (no presigned part URLs)."""
+
+    _signer: UrlSigner
+
+    def presign_part_url(self, key: str, upload_id: str, part_number: int, *, expires_in: int) -> str | None:
+        """Parts go through the API: no direct URL."""
+        return None
+
+    def download_url(self, key: str, *, expires_in: int, filename: str | None = None) -> str:
+        """Return a signed API download URL."""
+        validate_key(key)
+        return self._signer.url(key, expires_in=expires_in, filename=filename)
+
+    def verify_download(self, key: str, *, expires: int, signature: str, filename: str | None = None) -> bool:
+        """Check a signed download URL's parameters."""
+        return self._signer.verify(key, expires=expires, signature=signature, filename=filename)
