@@ -3,10 +3,11 @@
 import base64
 import io
 import json
-import time
 
 import httpx
 from PIL import Image
+
+from tests.fixtures.live import wait_for_progress
 
 TXT2IMG = {"prompt": "a red cube", "negative_prompt": "blurry", "steps": 4, "width": 64, "height": 64,
            "seed": 42, "cfg_scale": 5, "sampler_name": "Euler"}
@@ -107,11 +108,7 @@ def test_cancel_queued_and_running(fleet):
     assert r.json()["status"] == "cancelled"
     fleet.start_worker("a")
     long = submit(fleet, admin, {"task": "txt2img", "params": {**TXT2IMG, "steps": 400}})
-    fleet.wait(admin, long, until=("running",))
-    deadline = time.monotonic() + 60
-    while httpx.get(f"{fleet.url}/api/v1/inferences/{long}", headers=admin).json()["progress"]["value"] < 2:
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
+    wait_for_progress(fleet, admin, long, steps=2)
     r = httpx.post(f"{fleet.url}/api/v1/inferences/{long}/cancel", headers=admin)
     assert r.status_code == 200 and r.json()["cancel_requested"]
     job = fleet.wait(admin, long, timeout=30)
@@ -122,11 +119,7 @@ def test_kill_9_worker_mid_job_completes_once_elsewhere(fleet):
     admin = fleet.login()
     first = fleet.start_worker("first")
     job_id = submit(fleet, admin, {"task": "txt2img", "params": {**TXT2IMG, "steps": 300}})
-    fleet.wait(admin, job_id, until=("running",))
-    deadline = time.monotonic() + 60
-    while httpx.get(f"{fleet.url}/api/v1/inferences/{job_id}", headers=admin).json()["progress"]["value"] < 2:
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
+    wait_for_progress(fleet, admin, job_id, steps=2)
     first.kill()
     first.wait()
     fleet.start_worker("second")

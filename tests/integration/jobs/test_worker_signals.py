@@ -5,6 +5,7 @@ import time
 
 import httpx
 
+from tests.fixtures.live import wait_for_progress
 from tests.integration.jobs.test_inference_e2e import TXT2IMG, submit
 
 
@@ -12,11 +13,7 @@ def test_sigterm_finishes_the_running_job_then_exits(fleet):
     admin = fleet.login()
     worker = fleet.start_worker("term")
     job_id = submit(fleet, admin, {"task": "txt2img", "params": {**TXT2IMG, "steps": 60}})
-    fleet.wait(admin, job_id, until=("running",))
-    deadline = time.monotonic() + 60
-    while httpx.get(f"{fleet.url}/api/v1/inferences/{job_id}", headers=admin).json()["progress"]["value"] < 1:
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    wait_for_progress(fleet, admin, job_id, steps=1)
     worker.send_signal(signal.SIGTERM)
     assert worker.wait(timeout=120) == 0
     job = httpx.get(f"{fleet.url}/api/v1/inferences/{job_id}", headers=admin).json()
