@@ -299,6 +299,13 @@ def build_app(runtime: Runtime, *, local_workers: int | None = None, server_url:
 
     settings, services = runtime.settings, runtime.services
     background: list = [LeaseReaper(services.workers.reap, interval=max(0.5, settings.lease_seconds / 3))]
+    if not runtime.database.is_sqlite:
+        # Several API servers share PostgreSQL: progress and queue wake-ups travel by LISTEN/NOTIFY.
+        from sdfleet.store.pg_notify import PgNotifyBridge
+
+        bridge = PgNotifyBridge(runtime.database.url, deliver=services.notifier.wake)
+        services.notifier.publish = bridge.publish
+        background.insert(0, bridge)
     count = settings.local_workers if local_workers is None else local_workers
     # `local_workers` becomes the `default` endpoint's replica count on first start (0: none are started).
     services.endpoints.ensure_default(replicas=count, device=settings.worker_device)

@@ -1,13 +1,15 @@
 """In-process wake-ups for long polls and event streams (asyncio waiters, notified from any thread).
 
-With several API servers, waiters also re-check the database on a short timeout, so a change made
-by another server is seen within that timeout (docs/decisions.md)."""
+With several API servers on PostgreSQL, every notification is also published with NOTIFY and each
+server's listener wakes its own waiters (`sdfleet/store/pg_notify.py`); waiters still re-check the
+database on a short timeout, so a lost notification only delays them (docs/decisions.md)."""
 
 from __future__ import annotations
 
 import asyncio
 import threading
 from collections import defaultdict
+from collections.abc import Callable
 
 
 class Notifier:
@@ -16,9 +18,17 @@ class Notifier:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._waiters: dict[str, set[tuple[asyncio.AbstractEventLoop, asyncio.Event]]] = defaultdict(set)
+        #: sends a topic to the other API servers (PostgreSQL NOTIFY); None on one server
+        self.publish: Callable[[str], None] | None = None
 
     def notify(self, topic: str) -> None:
-        """Wake every waiter of `topic`."""
+        """Wake every waiter of `topic`, here and (when published) on the other API servers."""
+        self.wake(topic)
+        if self.publish is not None:
+            self.publish(topic)
+
+    def wake(self, topic: str) -> None:
+        """Wake this process's waiters of `topic` (what a notification from another server does)."""
         with self._lock:
             waiters = list(self._waiters.get(topic, ()))
         for loop, event in waiters:
