@@ -1,6 +1,7 @@
 """LISTEN/NOTIFY fan-out: a notification on one API server wakes waiters on another."""
 
 import asyncio
+import concurrent.futures
 
 import pytest
 
@@ -26,7 +27,9 @@ def test_notification_reaches_another_servers_waiters(pg_available):
             unrelated = await server_b.wait("job:43", timeout=0.5)
             return woke, unrelated
 
-        woke, unrelated = asyncio.run(scenario())
+        # Its own thread and event loop: the browser tests' Playwright keeps a loop in the main thread.
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            woke, unrelated = pool.submit(asyncio.run, scenario()).result(timeout=30)
         assert woke is True
         assert unrelated is False
     finally:
