@@ -99,42 +99,36 @@ def _sd_unet(*, cross_attention_dim: int, linear_projection: bool) -> UNet2DCond
     )
 
 
-def tiny_sd1_pipeline(seed: int = 0) -> StableDiffusionPipeline:
-    """A tiny random SD 1.x pipeline (epsilon prediction, CLIP-L style text encoder)."""
+def _sd_pipeline(*, seed: int, text_width: int, hidden_act: str, linear_projection: bool, prediction_type: str,
+                 pad_token: str | None) -> StableDiffusionPipeline:
     with _seeded(seed):
-        unet = _sd_unet(cross_attention_dim=SD1_TEXT_WIDTH, linear_projection=False)
+        unet = _sd_unet(cross_attention_dim=text_width, linear_projection=linear_projection)
         vae = tiny_vae()
-        text_encoder = CLIPTextModel(_text_config(width=SD1_TEXT_WIDTH, hidden_act="quick_gelu"))
-    scheduler = EulerDiscreteScheduler(**_SCHEDULER_BASE, prediction_type="epsilon")
+        text_encoder = CLIPTextModel(_text_config(width=text_width, hidden_act=hidden_act))
+    scheduler = EulerDiscreteScheduler(**_SCHEDULER_BASE, prediction_type=prediction_type)
+    tokenizer = load_byte_tokenizer(pad_token=pad_token) if pad_token else load_byte_tokenizer()
     return StableDiffusionPipeline(
         vae=vae.eval(),
         text_encoder=text_encoder.eval(),
-        tokenizer=load_byte_tokenizer(),
+        tokenizer=tokenizer,
         unet=unet.eval(),
         scheduler=scheduler,
         safety_checker=None,
         feature_extractor=None,
         requires_safety_checker=False,
     )
+
+
+def tiny_sd1_pipeline(seed: int = 0) -> StableDiffusionPipeline:
+    """A tiny random SD 1.x pipeline (epsilon prediction, CLIP-L style text encoder)."""
+    return _sd_pipeline(seed=seed, text_width=SD1_TEXT_WIDTH, hidden_act="quick_gelu", linear_projection=False,
+                        prediction_type="epsilon", pad_token=None)
 
 
 def tiny_sd2_pipeline(seed: int = 0) -> StableDiffusionPipeline:
     """A tiny random SD 2.x pipeline (v-prediction, OpenCLIP style text encoder, linear projections)."""
-    with _seeded(seed):
-        unet = _sd_unet(cross_attention_dim=SD2_TEXT_WIDTH, linear_projection=True)
-        vae = tiny_vae()
-        text_encoder = CLIPTextModel(_text_config(width=SD2_TEXT_WIDTH, hidden_act="gelu"))
-    scheduler = EulerDiscreteScheduler(**_SCHEDULER_BASE, prediction_type="v_prediction")
-    return StableDiffusionPipeline(
-        vae=vae.eval(),
-        text_encoder=text_encoder.eval(),
-        tokenizer=load_byte_tokenizer(pad_token="!"),
-        unet=unet.eval(),
-        scheduler=scheduler,
-        safety_checker=None,
-        feature_extractor=None,
-        requires_safety_checker=False,
-    )
+    return _sd_pipeline(seed=seed, text_width=SD2_TEXT_WIDTH, hidden_act="gelu", linear_projection=True,
+                        prediction_type="v_prediction", pad_token="!")
 
 
 def _sdxl_unet(*, cross_attention_dim: int, time_ids: int) -> UNet2DConditionModel:
