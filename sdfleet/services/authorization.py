@@ -22,6 +22,18 @@ def authorize_grant(principal: Principal, permissions: frozenset[Permission]) ->
         )
 
 
+def authorize_over(principal: Principal, held: frozenset[Permission], *, target: str) -> None:
+    """Nobody changes, disables or deletes a user or role that holds a permission they lack.
+
+    Without this a `user:all` holder could reset an admin's password and sign in as them."""
+    missing = sorted(p.value for p in held - principal.permissions)
+    if missing:
+        raise Forbidden(
+            f"you cannot change {target}: it holds permissions you do not: {', '.join(missing)}",
+            details={"permissions": missing},
+        )
+
+
 def is_self_or(principal: Principal, user_id: str, permission: Permission) -> bool:
     """True when the principal is the user or holds `permission` (visibility of user records)."""
     return principal.user_id == user_id or principal.can(permission)

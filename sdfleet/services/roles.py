@@ -1,4 +1,4 @@
-"""Roles: the built-ins and custom ones; nobody grants what they do not hold."""
+"""Roles: the built-ins and custom ones; nobody grants, edits or deletes what they do not hold."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from sdfleet.domain.errors import Conflict, NotFound
 from sdfleet.domain.pagination import Page, PageRequest
 from sdfleet.domain.permissions import ADMIN_ROLE, BUILTIN_ROLES, Permission, parse_permissions
 from sdfleet.domain.validation import check_label, check_role_name, is_valid_role_name
-from sdfleet.services.authorization import authorize, authorize_grant
+from sdfleet.services.authorization import authorize, authorize_grant, authorize_over
 from sdfleet.store.accounts import AccountRepository
 from sdfleet.store.database import Database
 
@@ -75,10 +75,11 @@ class RoleService:
         perms = parse_permissions(permissions) if permissions is not None else None
         if description:
             description = check_label(description, field="description", max_length=500)
+        authorize_over(principal, role.permissions, target=f"role {name!r}")
         if perms is not None:
             if name == ADMIN_ROLE and perms != role.permissions:
                 raise Conflict("the admin role always holds every permission")
-            authorize_grant(principal, perms | role.permissions)
+            authorize_grant(principal, perms)
         with self._db.session(write_lock=True) as s:
             return AccountRepository(s).update_role(name, permissions=perms, description=description)
 
@@ -86,9 +87,9 @@ class RoleService:
         """Delete a role and remove it from its users; `admin` cannot be deleted."""
         authorize(principal, Permission.ROLE_ALL)
         role = self.get(principal, name)
+        authorize_over(principal, role.permissions, target=f"role {name!r}")
         if name == ADMIN_ROLE:
             raise Conflict("the admin role cannot be deleted")
-        authorize_grant(principal, role.permissions)
         with self._db.session(write_lock=True) as s:
             AccountRepository(s).delete_role(name)
 

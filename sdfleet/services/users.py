@@ -12,7 +12,7 @@ from sdfleet.domain.ids import new_id
 from sdfleet.domain.pagination import Page, PageRequest
 from sdfleet.domain.permissions import ADMIN_ROLE, Permission
 from sdfleet.domain.validation import check_password, check_role_name, check_username, is_valid_username
-from sdfleet.services.authorization import authorize, authorize_grant, is_self_or
+from sdfleet.services.authorization import authorize, authorize_grant, authorize_over, is_self_or
 from sdfleet.services.credentials import PasswordHasher
 from sdfleet.store.accounts import AccountRepository
 from sdfleet.store.database import Database
@@ -39,6 +39,11 @@ def _check_email(email: str | None) -> str | None:
     if not local or "." not in domain:
         raise InvalidInput("email must be a single address like name@example.com", field="email")
     return email
+
+
+def _held(repo: AccountRepository, user: User) -> frozenset[Permission]:
+    """Every permission a user holds through their roles."""
+    return frozenset().union(*(r.permissions for r in repo.get_roles(list(user.roles))))
 
 
 class UserService:
@@ -104,12 +109,13 @@ class UserService:
         return user
 
     def update(self, principal: Principal | None, username: str, changes: UserChanges) -> User:
-        """Update a user. Oneself: password and email only; roles and disabled need `user:all`."""
+        """Update a user. Oneself: password and email only; roles and disabled need `user:all`.
+
+        Another user may be changed only by a `user:all` holder who holds every permission they hold."""
         target = self.get(principal, username)
+        on_other = principal is not None and principal.user_id != target.id
         admin_change = changes.roles is not None or changes.disabled is not None
-        if principal is not None and admin_change:
-            authorize(principal, Permission.USER_ALL)
-        if principal is not None and principal.user_id != target.id:
+        if principal is not None and (admin_change or on_other):
             authorize(principal, Permission.USER_ALL)
         if changes.password is not None:
             check_password(changes.password)
@@ -117,6 +123,9 @@ class UserService:
         password_hash = self._hasher.hash(changes.password) if changes.password is not None else None
         with self._db.session(write_lock=True) as s:
             repo = AccountRepository(s)
+            target = self._current(repo, target)
+            if on_other:
+                authorize_over(principal, _held(repo, target), target=f"user {target.username!r}")
             roles = self._roles_checked(repo, principal, changes.roles) if changes.roles is not None else None
             if principal is not None and roles is not None:
                 # Removing a role is also a grant decision: one may only take away what one could give.
@@ -148,11 +157,20 @@ class UserService:
             raise Conflict("you cannot delete yourself")
         with self._db.session(write_lock=True) as s:
             repo = AccountRepository(s)
+            target = self._current(repo, target)
             if principal is not None:
-                authorize_grant(principal, frozenset().union(*(r.permissions for r in repo.get_roles(list(target.roles)))))
+                authorize_over(principal, _held(repo, target), target=f"user {target.username!r}")
             if ADMIN_ROLE in target.roles and not target.disabled and repo.users_with_role(ADMIN_ROLE) <= 1:
                 raise Conflict("cannot delete the last active admin")
             repo.delete_user(target.id)
+
+    @staticmethod
+    def _current(repo: AccountRepository, target: User) -> User:
+        """Re-read the target inside the write transaction, so the checks see what will be changed."""
+        current = repo.get_user(target.id)
+        if current is None:
+            raise NotFound(f"user {target.username!r} not found")
+        return current
 
     def reset_password(self, username: str, password: str) -> User:
         """Operator path (CLI): set a new password and end the user's sessions."""
