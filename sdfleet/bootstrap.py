@@ -137,14 +137,15 @@ def build_user_options(*, database: Database, checkpoints, clock: Callable[[], d
     return UserOptionsService(store=SqlUserOptions(database), models=checkpoints, clock=clock)
 
 
-def build_a1111(*, database: Database, checkpoints, inference, notifier, clock: Callable[[], datetime]):
+def build_a1111(*, database: Database, checkpoints, inference, notifier, clock: Callable[[], datetime],
+                max_image_pixels: int):
     """The A1111 adapter behind /sdapi/v1."""
     from sdfleet.services.a1111 import A1111Service
     from sdfleet.store.workers import SqlWorkerRegistry
 
     options = build_user_options(database=database, checkpoints=checkpoints, clock=clock)
     return A1111Service(inference=inference, options=options, notifier=notifier,
-                        workers=SqlWorkerRegistry(database).list, clock=clock)
+                        workers=SqlWorkerRegistry(database).list, clock=clock, max_image_pixels=max_image_pixels)
 
 
 def build_endpoints(settings: Settings, *, database: Database, checkpoints, clock: Callable[[], datetime]):
@@ -175,7 +176,8 @@ def build_jobs(settings: Settings, *, database: Database, objects, checkpoints, 
     registry = SqlWorkerRegistry(database)
     endpoints = endpoints or build_endpoints(settings, database=database, checkpoints=checkpoints, clock=clock)
     limits = InferenceLimits(max_queued_per_user=settings.max_queued_per_user,
-                             max_work_per_request=settings.max_work_per_request, max_attempts=settings.max_attempts)
+                             max_work_per_request=settings.max_work_per_request, max_attempts=settings.max_attempts,
+                             max_image_pixels=settings.max_image_pixels)
     inference = InferenceService(queue=queue, objects=objects, catalog=checkpoints, graphs=graphs,
                                  router=EndpointRouting(endpoints), notifier=notifier, previews=previews,
                                  limits=limits, clock=clock,
@@ -189,7 +191,7 @@ def build_jobs(settings: Settings, *, database: Database, objects, checkpoints, 
 
 
 def build_comfy(*, database: Database, objects, checkpoints, inference, graphs, notifier,
-                clock: Callable[[], datetime]) -> dict:
+                clock: Callable[[], datetime], max_image_pixels: int) -> dict:
     """ComfyUI's server API, per-user ComfyUI data, sdfleet's templates and published workflows."""
     from sdfleet.services.comfy import ComfyService
     from sdfleet.services.comfy_templates import ComfyTemplates
@@ -209,7 +211,7 @@ def build_comfy(*, database: Database, objects, checkpoints, inference, graphs, 
                                 inference=inference, clock=clock)
     return {
         "comfy": ComfyService(inference=inference, catalog=checkpoints, graphs=graphs, notifier=notifier,
-                              objects=objects, devices=devices, clock=clock),
+                              objects=objects, devices=devices, clock=clock, max_image_pixels=max_image_pixels),
         "comfy_userdata": ComfyUserDataService(store=SqlComfyUserData(database), clock=clock),
         "comfy_templates": ComfyTemplates(checkpoints=checkpoints, workflows=workflows),
         "workflows": workflows,
@@ -243,9 +245,9 @@ def build_services(
         notifier=notifier,
         graphs=graphs,
         **build_comfy(database=database, objects=objects, checkpoints=checkpoints, inference=inference,
-                      graphs=graphs, notifier=notifier, clock=clock),
+                      graphs=graphs, notifier=notifier, clock=clock, max_image_pixels=settings.max_image_pixels),
         a1111=build_a1111(database=database, checkpoints=checkpoints, inference=inference, notifier=notifier,
-                          clock=clock),
+                          clock=clock, max_image_pixels=settings.max_image_pixels),
         checkpoints=checkpoints,
         uploads=uploads,
         imports=imports,
@@ -317,7 +319,7 @@ def build_app(runtime: Runtime, *, local_workers: int | None = None, server_url:
     background.append(FleetManager(
         endpoints=services.endpoints, register=register, revoke=services.workers.revoke, launcher=LocalLauncher(),
         server_url=server_url or f"http://127.0.0.1:{settings.port}", cache_dir=settings.data_dir / "worker-cache",
-        clock=utcnow, interval=0.5,
+        clock=utcnow, interval=0.5, worker_env={"SDFLEET_MAX_IMAGE_PIXELS": str(settings.max_image_pixels)},
     ))
     return create_app(
         services,

@@ -230,6 +230,9 @@ def worker(
     cache_max_gb: Annotated[float | None, typer.Option(help="Disk budget of the model cache.")] = None,
     once: Annotated[bool, typer.Option(help="Exit after one job.")] = False,
     no_preview: Annotated[bool, typer.Option("--no-preview", help="Do not send step previews.")] = False,
+    max_image_pixels: Annotated[int, typer.Option(
+        help="Largest input image (width × height) LoadImage decodes. Env: SDFLEET_MAX_IMAGE_PIXELS.",
+        envvar="SDFLEET_MAX_IMAGE_PIXELS", show_envvar=False, min=64 * 64)] = 4096 * 4096,
 ) -> None:
     """Run jobs from a server over HTTP (this process never touches the database)."""
     from sdfleet.logging_setup import configure_logging
@@ -244,7 +247,7 @@ def worker(
     loop = WorkerLoop(
         client=WorkerClient(server, token),
         cache=ModelFileCache(cache_dir, max_bytes=int(cache_max_gb * 1024**3) if cache_max_gb else None),
-        options=WorkerOptions(device=resolved, once=once, preview=not no_preview),
+        options=WorkerOptions(device=resolved, once=once, preview=not no_preview, max_image_pixels=max_image_pixels),
     )
     loop.install_signal_handlers()
     console.print(f"worker {name}: {server} on {resolved}")

@@ -49,6 +49,10 @@ class Settings(BaseSettings):
     max_work_per_request: int = Field(
         default=2048 * 2048 * 150 * 8, ge=1, description="Limit of width × height × steps × batch of one request."
     )
+    max_image_pixels: int = Field(
+        default=4096 * 4096, ge=64 * 64,
+        description="Largest input image (width × height), checked from its header before any pixel is decoded.",
+    )
     local_workers: int = Field(default=1, ge=0, le=64, description="Worker processes `serve` starts on this host.")
     worker_device: str = Field(default="auto", description="Device of the local workers: auto, cpu or cuda:N.")
     # Model registry

@@ -15,6 +15,7 @@ import torch
 from sdfleet.engine.events import Cancelled, EngineEvent, NodeCached, NodeOutput, NodeStarted, Progress, RunResult
 from sdfleet.engine.files import ModelFiles
 from sdfleet.engine.graph import Graph, GraphValidationError, Link, NodeError, validate_graph
+from sdfleet.engine.image_admission import DEFAULT_MAX_IMAGE_PIXELS
 from sdfleet.engine.infotext import infotext_for
 from sdfleet.engine.model_cache import ModelCache, default_budget
 from sdfleet.engine.model_loader import ModelLoader
@@ -73,8 +74,9 @@ class Engine:
     """Runs graphs in ComfyUI's API format on one device, with model and node-output caches."""
 
     def __init__(self, *, device: str = "cpu", memory_budget_bytes: int | None = None,
-                 dtype: torch.dtype | None = None) -> None:
+                 dtype: torch.dtype | None = None, max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> None:
         self.device = torch.device(device)
+        self.max_image_pixels = max_image_pixels
         self.dtype = dtype or _default_dtype(device)
         self.registry = node_registry()
         self.models = ModelCache(memory_budget_bytes or default_budget(device))
@@ -174,7 +176,7 @@ class Engine:
 
         ctx = NodeContext(node_id=node_id, files=files, models=self.loader, device=self.device, dtype=self.dtype,
                           report_progress=report, check_cancel=check_cancel, graph=graph,
-                          extra_pnginfo=extra_pnginfo, infotext=infotext)
+                          extra_pnginfo=extra_pnginfo, infotext=infotext, max_image_pixels=self.max_image_pixels)
         check_cancel()
         try:
             outputs = definition.execute(ctx, **kwargs)

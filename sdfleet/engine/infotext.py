@@ -73,13 +73,6 @@ def encode_png(image: np.ndarray, *, text_chunks: Mapping[str, str], compress_le
     return buffer.getvalue()
 
 
-def read_png_text(png: bytes) -> dict[str, str]:
-    """The text chunks of a PNG."""
-    with Image.open(io.BytesIO(png)) as image:
-        image.load()
-        return dict(getattr(image, "text", {}))
-
-
 # Building infotext from a graph -----------------------------------------------------------------
 
 _SAMPLERS = ("KSampler", "KSamplerAdvanced")

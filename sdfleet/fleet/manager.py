@@ -29,8 +29,10 @@ class FleetManager:
 
     def __init__(self, *, endpoints: EndpointService, register: Callable[[str, str], tuple[str, str]],
                  revoke: Callable[[str], None], launcher: Launcher, server_url: str, cache_dir: Path,
-                 clock: Callable[[], datetime], autoscaler: Autoscaler | None = None, interval: float = 1.0) -> None:
+                 clock: Callable[[], datetime], autoscaler: Autoscaler | None = None, interval: float = 1.0,
+                 worker_env: dict[str, str] | None = None) -> None:
         self._endpoints = endpoints
+        self._worker_env = dict(worker_env or {})  #: settings replicas share with the server (image limit …)
         self._register = register
         self._revoke = revoke
         self._launcher = launcher
@@ -154,7 +156,7 @@ class FleetManager:
         worker_id, token = self._register(name, endpoint.name)
         spec = ReplicaSpec(name=name, server_url=self._server_url, token=token, device=devices[index % len(devices)],
                            cache_dir=self._cache_dir / f"{endpoint.name}-{index}", endpoint=endpoint.name,
-                           worker_id=worker_id)
+                           worker_id=worker_id, extra_env=dict(self._worker_env))
         try:
             self._launcher.launch(spec)
         except OSError:

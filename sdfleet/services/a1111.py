@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import io
 import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -15,18 +14,17 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from PIL import Image, UnidentifiedImageError
-
 from sdfleet.domain.accounts import Principal
 from sdfleet.domain.checkpoints import Checkpoint, ModelType
 from sdfleet.domain.errors import Conflict, DomainError, InvalidInput
 from sdfleet.domain.jobs import Job, JobStatus
 from sdfleet.domain.pagination import PageRequest
 from sdfleet.domain.permissions import Permission
+from sdfleet.engine.image_admission import DEFAULT_MAX_IMAGE_PIXELS, ImageRejected, read_png_text
 from sdfleet.services.authorization import authorize
 from sdfleet.services.endpoints import worker_memory
 from sdfleet.services.inference import InferenceService, Submission
-from sdfleet.services.inputs import decode_base64_image
+from sdfleet.services.inputs import check_image, decode_base64_image, rejected
 from sdfleet.services.notifier import Notifier
 from sdfleet.services.user_options import UserOptionsService, model_title
 
@@ -100,8 +98,10 @@ class A1111Service:
     """Use cases of `/sdapi/v1`; jobs go through InferenceService, so its permission checks and quotas apply."""
 
     def __init__(self, *, inference: InferenceService, options: UserOptionsService, notifier: Notifier,
-                 workers: Callable[[], list], clock: Callable[[], datetime], wait: WaitPolicy | None = None) -> None:
+                 workers: Callable[[], list], clock: Callable[[], datetime], wait: WaitPolicy | None = None,
+                 max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> None:
         self._inference = inference
+        self._max_image_pixels = max_image_pixels
         self._options = options
         self._notifier = notifier
         self._workers = workers
@@ -163,7 +163,7 @@ class A1111Service:
         for output in sorted(job.outputs, key=lambda o: o.index):
             _, chunks = self._inference.open_output(principal, job.id, output.index)
             pngs.append(b"".join(chunks))
-        infotexts = [png_text(png).get("parameters", "") for png in pngs]
+        infotexts = [read_png_text(png).get("parameters", "") for png in pngs]
         send = (job.summary.get("params") or {}).get("send_images", True) is not False
         return Generation(job_id=job.id, images=[base64.b64encode(p).decode() for p in pngs] if send else [],
                           info=self._info(principal, job, infotexts),
@@ -273,6 +273,10 @@ class A1111Service:
         """Change the caller's options only (`sd_model_checkpoint` = their default model)."""
         return self._options.set(principal, values)
 
+    def png_info(self, principal: Principal, image_b64: Any) -> dict[str, Any]:
+        """A1111's `/png-info` for any signed-in caller, under this server's image limit."""
+        return png_info(image_b64, max_pixels=self._max_image_pixels)
+
     def memory(self) -> dict[str, Any]:
         """A1111's `/memory` shape: this server's RAM; `cuda.system` sums the VRAM the fleet's CUDA workers
         report (torch allocator figures stay zeros), plus an sdfleet `workers` list with each one's memory."""
@@ -291,22 +295,18 @@ class A1111Service:
                 "workers": workers}
 
 
-def png_text(png: bytes) -> dict[str, str]:
-    """The text chunks of a PNG."""
-    with Image.open(io.BytesIO(png)) as image:
-        image.load()
-        return {str(k): str(v) for k, v in (getattr(image, "text", None) or {}).items()}
+def png_info(image_b64: Any, *, max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> dict[str, Any]:
+    """A1111's `/png-info`: the `parameters` infotext, the other text chunks, and the parsed parameters.
 
-
-def png_info(image_b64: Any) -> dict[str, Any]:
-    """A1111's `/png-info`: the `parameters` infotext, the other text chunks, and the parsed parameters."""
+    The header is admitted like any input image; the text is read chunk by chunk, no pixel is decoded."""
     from sdfleet.engine.infotext import parse_infotext  # torch-free: PIL, numpy and name tables
 
     data = decode_base64_image(image_b64, field="image")
+    check_image(data, field="image", max_pixels=max_pixels)
     try:
-        chunks = png_text(data)
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise InvalidInput("image is not a readable image", field="image") from exc
+        chunks = read_png_text(data)
+    except ImageRejected as exc:
+        raise rejected(exc, field="image") from None
     info = chunks.pop("parameters", "")
     parsed: dict[str, Any] = {}
     if info:

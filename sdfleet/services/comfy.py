@@ -14,18 +14,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from PIL import Image
-
 from sdfleet.domain.accounts import Principal
 from sdfleet.domain.errors import InvalidInput, NotFound
 from sdfleet.domain.jobs import Job, JobStatus
 from sdfleet.domain.pagination import PageRequest
 from sdfleet.domain.permissions import Permission
+from sdfleet.engine.image_admission import DEFAULT_MAX_IMAGE_PIXELS, ImageRejected, open_admitted
 from sdfleet.services.authorization import authorize
 from sdfleet.services.comfy_outcomes import error_data, interrupted_data
 from sdfleet.services.graphs import FOLDER_TYPES, GraphInvalid, GraphTools
 from sdfleet.services.inference import InferenceService, ModelCatalog, Submission
-from sdfleet.services.inputs import InputImages
+from sdfleet.services.inputs import MAX_INPUT_BYTES, InputImages, rejected
 from sdfleet.services.notifier import Notifier
 
 COMFYUI_VERSION = "0.3.60"  # the server API level sdfleet answers as
@@ -87,7 +86,7 @@ class ComfyService:
 
     def __init__(self, *, inference: InferenceService, catalog: ModelCatalog, graphs: GraphTools,
                  notifier: Notifier, objects, devices: Callable[[], list[dict[str, Any]]],
-                 clock: Callable[[], datetime]) -> None:
+                 clock: Callable[[], datetime], max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> None:
         self._inference = inference
         self._catalog = catalog
         self._graphs = graphs
@@ -95,7 +94,7 @@ class ComfyService:
         self._objects = objects
         self._devices = devices
         self._clock = clock
-        self._inputs = InputImages(objects)
+        self._inputs = InputImages(objects, max_pixels=max_image_pixels)
 
     # Prompts
     def submit_prompt(self, principal: Principal, body: Any) -> QueuedPrompt:
@@ -375,14 +374,20 @@ class ComfyService:
         key = self._inputs.key_for(user_id=principal.user_id, name=original["filename"])
         if key is None or original.get("type", "input") != "input":
             raise NotFound(f"input image {original.get('filename')!r} not found")
+        if len(data) > MAX_INPUT_BYTES:
+            raise InvalidInput(f"image is larger than {MAX_INPUT_BYTES // (1024 * 1024)} MiB", field="image")
+        limit = self._inputs.max_pixels
         try:
-            with Image.open(io.BytesIO(self._objects.read_bytes(key))) as base, Image.open(io.BytesIO(data)) as mask:
+            with open_admitted(data, max_pixels=limit) as mask, \
+                    open_admitted(self._objects.read_bytes(key), max_pixels=limit) as base:
                 combined = base.convert("RGBA")
                 alpha = mask.convert("RGBA").getchannel("A").resize(combined.size)
                 combined.putalpha(alpha)
                 out = io.BytesIO()
                 combined.save(out, format="PNG")
-        except (OSError, ValueError) as exc:
+        except ImageRejected as exc:
+            raise rejected(exc, field="image") from None
+        except (OSError, SyntaxError, ValueError) as exc:
             raise InvalidInput("image is not a readable mask image", field="image") from exc
         return self.upload_image(principal, out.getvalue())
 

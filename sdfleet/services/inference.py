@@ -15,6 +15,7 @@ from sdfleet.domain.ids import is_valid_id, new_id
 from sdfleet.domain.jobs import Job, JobEvent, JobKind, JobStatus
 from sdfleet.domain.pagination import Page, PageRequest
 from sdfleet.domain.permissions import Permission
+from sdfleet.engine.image_admission import DEFAULT_MAX_IMAGE_PIXELS
 from sdfleet.modelfiles.types import ModelType
 from sdfleet.services.authorization import authorize
 from sdfleet.services.graphs import FOLDER_TYPES, GraphTools
@@ -63,6 +64,7 @@ class InferenceLimits:
     max_queued_per_user: int = 200
     max_work_per_request: int = 2048 * 2048 * 150 * 8  # width × height × steps × batch
     max_attempts: int = 3
+    max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS  # input images, checked from the header before decoding
 
 
 @dataclass(frozen=True)
@@ -118,7 +120,7 @@ class InferenceService:
         self._previews = previews
         self._limits = limits
         self._clock = clock
-        self._inputs = InputImages(objects)
+        self._inputs = InputImages(objects, max_pixels=limits.max_image_pixels)
 
     # Submission
     def submit(self, principal: Principal, submission: Submission, *, body_hash: str | None = None) -> Job:

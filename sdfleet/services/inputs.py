@@ -8,12 +8,17 @@ import hashlib
 import io
 from dataclasses import dataclass
 
-from PIL import Image, UnidentifiedImageError
-
 from sdfleet.domain.errors import InvalidInput
+from sdfleet.engine.image_admission import (
+    DEFAULT_MAX_IMAGE_PIXELS,
+    ImageHeader,
+    ImageRejected,
+    ImageTooLarge,
+    admit_image,
+    open_admitted,
+)
 
 MAX_INPUT_BYTES = 32 * 1024 * 1024
-MAX_INPUT_PIXELS = 4096 * 4096
 
 
 @dataclass(frozen=True)
@@ -40,32 +45,50 @@ def decode_base64_image(value: str, *, field: str) -> bytes:
         raise InvalidInput(f"{field} is not valid base64", field=field) from exc
 
 
-def normalise_image(data: bytes, *, field: str) -> tuple[bytes, int, int]:
-    """Check the bytes are an image of sane size and return them as PNG with its size."""
+def rejected(exc: ImageRejected, *, field: str) -> InvalidInput:
+    """The 422 for an image that was not admitted, naming the field (and the limit when it was too large)."""
+    details = {}
+    if isinstance(exc, ImageTooLarge):
+        details = {"max_pixels": exc.max_pixels, "width": exc.width, "height": exc.height}
+    return InvalidInput(f"{field}: {exc}", field=field, details=details)
+
+
+def check_image(data: bytes, *, field: str, max_pixels: int) -> ImageHeader:
+    """The header of an image within the byte and pixel limits; nothing is decoded."""
     if len(data) > MAX_INPUT_BYTES:
         raise InvalidInput(f"{field} is larger than {MAX_INPUT_BYTES // (1024 * 1024)} MiB", field=field)
     try:
-        with Image.open(io.BytesIO(data)) as img:
-            if img.width * img.height > MAX_INPUT_PIXELS:
-                raise InvalidInput(f"{field} is {img.width}x{img.height}; at most {MAX_INPUT_PIXELS} pixels",
-                                   field=field)
+        return admit_image(data, max_pixels=max_pixels)
+    except ImageRejected as exc:
+        raise rejected(exc, field=field) from None
+
+
+def normalise_image(data: bytes, *, field: str, max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> tuple[bytes, int, int]:
+    """Check the header against the limits, then decode and return the image as PNG with its size."""
+    if len(data) > MAX_INPUT_BYTES:
+        raise InvalidInput(f"{field} is larger than {MAX_INPUT_BYTES // (1024 * 1024)} MiB", field=field)
+    try:
+        with open_admitted(data, max_pixels=max_pixels) as img:
             img.load()
             out = io.BytesIO()
             mode = img.mode if img.mode in ("RGB", "RGBA", "L", "LA") else "RGBA"
             img.convert(mode).save(out, format="PNG")
             return out.getvalue(), img.width, img.height
-    except (UnidentifiedImageError, OSError, Image.DecompressionBombError, SyntaxError, ValueError) as exc:
-        raise InvalidInput(f"{field} is not a readable image (PNG, JPEG, WebP …)", field=field) from exc
+    except ImageRejected as exc:
+        raise rejected(exc, field=field) from None
+    except (OSError, SyntaxError, ValueError) as exc:  # the header was fine, the pixel data is not
+        raise InvalidInput(f"{field} is a damaged image", field=field) from exc
 
 
 class InputImages:
     """Stores a user's input images under `inputs/{user_id}/{sha256}.png`."""
 
-    def __init__(self, objects) -> None:
+    def __init__(self, objects, *, max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> None:
         self._objects = objects
+        self.max_pixels = max_pixels
 
     def store(self, *, user_id: str, data: bytes, field: str) -> StoredInput:
-        png, width, height = normalise_image(data, field=field)
+        png, width, height = normalise_image(data, field=field, max_pixels=self.max_pixels)
         digest = hashlib.sha256(png).hexdigest()
         name = f"{digest}.png"
         key = f"inputs/{user_id}/{name}"

@@ -36,6 +36,7 @@ class WorkerOptions:
     drain_seconds: float = 60.0
     preview: bool = True
     once: bool = False  # exit after one job (tests, benchmarks)
+    max_image_pixels: int = 4096 * 4096  # LoadImage / LoadImageMask refuse larger input images
 
 
 def resolve_device(device: str) -> str:
@@ -140,7 +141,7 @@ class WorkerLoop:
         if self._engine is None:
             from sdfleet.engine.executor import Engine
 
-            self._engine = Engine(device=self.options.device)
+            self._engine = Engine(device=self.options.device, max_image_pixels=self.options.max_image_pixels)
         return self._engine
 
     def install_signal_handlers(self) -> None:

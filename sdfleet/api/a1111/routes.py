@@ -28,7 +28,7 @@ from sdfleet.api.deps import CurrentPrincipal, ServicesDep
 from sdfleet.api.errors import error_response
 from sdfleet.domain.checkpoints import ModelType
 from sdfleet.engine.sampler_names import A1111_ALIASES, A1111_SAMPLERS, A1111_SCHEDULERS
-from sdfleet.services.a1111 import GenerationFailed, GenerationTimedOut, png_info
+from sdfleet.services.a1111 import GenerationFailed, GenerationTimedOut
 
 router = APIRouter(prefix="/sdapi/v1", tags=["a1111"])
 _FAILURE_STATUS = {GenerationFailed: 502, GenerationTimedOut: 504}
@@ -169,9 +169,10 @@ def refresh_checkpoints(principal: CurrentPrincipal) -> None:
 
 
 @router.post("/png-info", response_model=PngInfoResponse)
-async def png_info_route(body: PngInfoRequest, principal: CurrentPrincipal) -> PngInfoResponse:
-    """The generation parameters a PNG carries (A1111 infotext), raw and parsed."""
-    return PngInfoResponse(**await run_in_threadpool(png_info, body.image))
+async def png_info_route(body: PngInfoRequest, principal: CurrentPrincipal,
+                         services: ServicesDep) -> PngInfoResponse:
+    """The generation parameters a PNG carries (A1111 infotext), raw and parsed; no pixel is decoded."""
+    return PngInfoResponse(**await run_in_threadpool(services.a1111.png_info, principal, body.image))
 
 
 @router.get("/memory")

@@ -9,6 +9,7 @@ from typing import Any
 import torch
 
 from sdfleet.engine.files import ModelFiles
+from sdfleet.engine.image_admission import DEFAULT_MAX_IMAGE_PIXELS
 from sdfleet.engine.model_loader import ModelLoader
 
 
@@ -26,3 +27,4 @@ class NodeContext:
     graph: Mapping[str, Any] = field(default_factory=dict)
     extra_pnginfo: Mapping[str, Any] = field(default_factory=dict)
     infotext: Callable[[str], str | None] = lambda node_id: None
+    max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS  #: LoadImage refuses larger headers before decoding

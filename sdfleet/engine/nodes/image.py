@@ -7,10 +7,11 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps
+from PIL import ImageOps
 
 from sdfleet.engine.events import OutputImage
 from sdfleet.engine.files import ModelFiles
+from sdfleet.engine.image_admission import open_admitted
 from sdfleet.engine.infotext import encode_png
 from sdfleet.engine.node_registry import (
     InputSpec,
@@ -37,7 +38,7 @@ def _image_fingerprint(files: ModelFiles, inputs: dict[str, Any]) -> tuple[str, 
 
 def load_image(ctx: NodeContext, *, image: str) -> tuple[Any, ...]:
     """LoadImage: IMAGE [1,H,W,3] in 0..1 and MASK [1,H,W] = 1 - alpha (1 where transparent)."""
-    with Image.open(ctx.files.input_image(image)) as raw:
+    with open_admitted(ctx.files.input_image(image), max_pixels=ctx.max_image_pixels) as raw:
         img = ImageOps.exif_transpose(raw)
         rgb = np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
         if "A" in img.getbands():
@@ -49,7 +50,7 @@ def load_image(ctx: NodeContext, *, image: str) -> tuple[Any, ...]:
 
 def load_image_mask(ctx: NodeContext, *, image: str, channel: str) -> tuple[Any, ...]:
     """LoadImageMask: one channel as a MASK (alpha is inverted, as ComfyUI does)."""
-    with Image.open(ctx.files.input_image(image)) as raw:
+    with open_admitted(ctx.files.input_image(image), max_pixels=ctx.max_image_pixels) as raw:
         img = ImageOps.exif_transpose(raw)
         band = {"alpha": "A", "red": "R", "green": "G", "blue": "B"}[channel]
         if band == "A" and "A" not in img.getbands():

@@ -11,7 +11,8 @@ from PIL import Image
 from sdfleet.engine.a1111 import InvalidField, UnsupportedField, compile_a1111, parse_lora_tags
 from sdfleet.engine.executor import Engine
 from sdfleet.engine.files import DictModelFiles
-from sdfleet.engine.infotext import parse_infotext, read_png_text
+from sdfleet.engine.image_admission import read_png_text
+from sdfleet.engine.infotext import parse_infotext
 from sdfleet.engine.sampler_names import to_comfy
 
 

@@ -13,7 +13,8 @@ from PIL import Image
 from sdfleet.engine.events import Cancelled, NodeCached, NodeOutput, NodeStarted, Progress
 from sdfleet.engine.executor import Engine
 from sdfleet.engine.files import DictModelFiles
-from sdfleet.engine.infotext import parse_infotext, read_png_text
+from sdfleet.engine.image_admission import read_png_text
+from sdfleet.engine.infotext import parse_infotext
 from sdfleet.engine.model_cache import ModelCache
 from tests.unit.engine.conftest import txt2img_graph
 

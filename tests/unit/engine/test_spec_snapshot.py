@@ -42,7 +42,7 @@ def test_spec_registry_checks_sampler_pairs():
 
 
 def test_server_side_modules_do_not_import_torch():
-    code = ("import sys; from sdfleet.engine import spec_snapshot, a1111, graph, infotext; "
+    code = ("import sys; from sdfleet.engine import spec_snapshot, a1111, graph, infotext, image_admission; "
             "spec_snapshot.spec_registry(); print('torch' in sys.modules, 'diffusers' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False False"
