@@ -26,12 +26,14 @@ from sdfleet.domain.checkpoints import (
 )
 from sdfleet.domain.errors import Conflict, DomainError, InvalidInput, NotFound
 from sdfleet.domain.ids import is_valid_id, new_id
+from sdfleet.domain.notifications import EventType
 from sdfleet.domain.permissions import Permission
 from sdfleet.objects.base import MAX_PART_NUMBER, MIN_PART_SIZE, PartInfo
 from sdfleet.services.authorization import authorize
 from sdfleet.services.checkpoints import CheckpointService
 from sdfleet.store.checkpoints import CheckpointRepository
 from sdfleet.store.database import Database
+from sdfleet.store.outbox import emit
 
 log = logging.getLogger("sdfleet.registry.uploads")
 
@@ -326,6 +328,10 @@ class UploadService:
             raise
         with self._db.session(write_lock=True) as s:
             CheckpointRepository(s).set_upload_status(upload.id, UploadStatus.COMPLETED, checkpoint_id=checkpoint.id)
+            emit(s, EventType.UPLOAD_REGISTERED, now=self._clock(), user_id=upload.user_id,
+                 data={"upload_id": upload.id, "checkpoint_id": checkpoint.id, "name": checkpoint.name,
+                       "model_type": checkpoint.model_type.value, "sha256": checkpoint.sha256,
+                       "size": checkpoint.size})
         return checkpoint
 
     def _assemble_and_register(self, upload: Upload, *, declared: str | None, principal: Principal) -> Checkpoint:

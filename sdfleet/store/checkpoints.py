@@ -18,7 +18,9 @@ from sdfleet.domain.checkpoints import (
     UploadPart,
     UploadStatus,
 )
+from sdfleet.domain.notifications import EventType
 from sdfleet.domain.pagination import Page, PageRequest, page_from_rows
+from sdfleet.store.outbox import emit
 from sdfleet.store.tables import CheckpointRoleRow, CheckpointRow, ImportRow, UploadPartRow, UploadRow
 
 
@@ -301,18 +303,29 @@ class CheckpointRepository:
         return _import(row) if row else None
 
     def update_import(self, import_id: str, *, now: datetime, **values) -> None:
-        """Set columns of an import (status, bytes_done, bytes_total, checkpoint_id, error)."""
+        """Set columns of an import (status, bytes_done, bytes_total, checkpoint_id, error).
+
+        Reaching `succeeded` or `failed` records its notification in the same transaction."""
         if "status" in values:
             values["status"] = ImportStatus(values["status"]).value
         if values.get("error") is not None:
             values["error"] = values["error"][:2000]
         self._s.execute(update(ImportRow).where(ImportRow.id == import_id).values(updated_at=now, **values))
+        if values.get("status") in (ImportStatus.SUCCEEDED.value, ImportStatus.FAILED.value):
+            self._import_finished(self._s.get(ImportRow, import_id, populate_existing=True), now=now)
+
+    def _import_finished(self, row: ImportRow, *, now: datetime) -> None:
+        succeeded = row.status == ImportStatus.SUCCEEDED.value
+        emit(self._s, EventType.MODEL_IMPORT_FINISHED if succeeded else EventType.MODEL_IMPORT_FAILED, now=now,
+             user_id=row.user_id, data={"import_id": row.id, "url": row.url, "name": row.name,
+                                        "model_type": row.model_type, "checkpoint_id": row.checkpoint_id,
+                                        "error": row.error})
 
     def fail_unfinished_imports(self, *, reason: str, now: datetime) -> int:
         """Mark every queued or running import failed (their threads died with the last process)."""
-        stmt = (
-            update(ImportRow)
-            .where(ImportRow.status.in_([ImportStatus.QUEUED.value, ImportStatus.RUNNING.value]))
-            .values(status=ImportStatus.FAILED.value, error=reason, updated_at=now)
-        )
-        return self._s.execute(stmt).rowcount
+        rows = self._s.scalars(select(ImportRow).where(
+            ImportRow.status.in_([ImportStatus.QUEUED.value, ImportStatus.RUNNING.value]))).all()
+        for row in rows:
+            row.status, row.error, row.updated_at = ImportStatus.FAILED.value, reason, now
+            self._import_finished(row, now=now)
+        return len(rows)

@@ -90,6 +90,10 @@ class Database:
         finally:
             self._local.depth = depth
 
+    def on_session_event(self, name: str, listener) -> None:
+        """Listen to a session event (`after_commit` …) of every session this database opens."""
+        event.listen(self._sessions, name, listener)
+
     def check(self) -> None:
         """Raise DatabaseUnavailable with one line when the database cannot answer a query."""
         try:

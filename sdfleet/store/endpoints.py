@@ -9,10 +9,14 @@ from sqlalchemy import delete, select
 
 from sdfleet.domain.endpoints import Endpoint, EndpointConfig, EndpointEvent, EndpointStatus
 from sdfleet.domain.jobs import JobStatus
+from sdfleet.domain.notifications import EventType
 from sdfleet.store.database import Database
+from sdfleet.store.outbox import emit
 from sdfleet.store.tables import EndpointEventRow, EndpointRow, JobRow
 
 MAX_EVENTS_PER_ENDPOINT = 1000
+#: endpoint log entries that are also notifications (written in the same transaction)
+NOTIFIED_EVENTS = {"replica_restarted": EventType.ENDPOINT_REPLICA_LOST, "failed": EventType.ENDPOINT_FAILED_TO_START}
 
 
 def _endpoint(row: EndpointRow) -> Endpoint:
@@ -129,6 +133,8 @@ class SqlEndpointStore:
     def _event(s, row: EndpointRow, type_: str, data: dict[str, Any], now: datetime) -> None:
         row.event_seq = (row.event_seq or 0) + 1
         s.add(EndpointEventRow(endpoint=row.name, seq=row.event_seq, type=type_, data=data, created_at=now))
+        if type_ in NOTIFIED_EVENTS:
+            emit(s, NOTIFIED_EVENTS[type_], now=now, endpoint=row.name, data={"endpoint": row.name, **data})
         if row.event_seq > MAX_EVENTS_PER_ENDPOINT:
             s.execute(delete(EndpointEventRow).where(
                 EndpointEventRow.endpoint == row.name,

@@ -20,6 +20,7 @@ from sdfleet.domain.jobs import (
 )
 from sdfleet.domain.pagination import Page, PageRequest, page_from_rows
 from sdfleet.store.database import Database
+from sdfleet.store.outbox import record_job_outcome
 from sdfleet.store.tables import JobEventRow, JobOutputRow, JobRow
 
 
@@ -206,7 +207,7 @@ class SqlJobQueue:
                              size=o.size, content_type=o.content_type)
                 for o in outputs
             ]
-            self._finish(row, JobStatus.SUCCEEDED, now)
+            self._finish(s, row, JobStatus.SUCCEEDED, now)
             if info:
                 row.summary = {**row.summary, "info": info}
             for o in outputs:
@@ -221,7 +222,7 @@ class SqlJobQueue:
         with self._db.session(write_lock=True) as s:
             row = self._held(s, job_id, token)
             row.error = error
-            self._finish(row, JobStatus.FAILED, now)
+            self._finish(s, row, JobStatus.FAILED, now)
             self._event(s, row, EventType.FAILED, {"error": error}, now)
             return _job(row)
 
@@ -229,7 +230,7 @@ class SqlJobQueue:
         """The worker stopped a job whose owner asked to cancel it."""
         with self._db.session(write_lock=True) as s:
             row = self._held(s, job_id, token)
-            self._finish(row, JobStatus.CANCELLED, now)
+            self._finish(s, row, JobStatus.CANCELLED, now)
             self._event(s, row, EventType.CANCELLED, {"while": "running"}, now)
             return _job(row)
 
@@ -256,13 +257,13 @@ class SqlJobQueue:
             ).all()
             for row in rows:
                 if row.cancel_requested:
-                    self._finish(row, JobStatus.CANCELLED, now)
+                    self._finish(s, row, JobStatus.CANCELLED, now)
                     self._event(s, row, EventType.CANCELLED, {"while": "lease expired"}, now)
                     failed.append(row.id)
                 elif row.attempts >= row.max_attempts:
                     row.error = {"code": "lease_expired",
                                  "message": f"the worker stopped answering {row.attempts} time(s); giving up"}
-                    self._finish(row, JobStatus.FAILED, now)
+                    self._finish(s, row, JobStatus.FAILED, now)
                     self._event(s, row, EventType.FAILED, {"error": row.error}, now)
                     failed.append(row.id)
                 else:
@@ -299,7 +300,7 @@ class SqlJobQueue:
         with self._db.session(write_lock=True) as s:
             row = s.get(JobRow, job_id, populate_existing=True, with_for_update=not self._db.is_sqlite)
             if row.status == JobStatus.QUEUED.value:
-                self._finish(row, JobStatus.CANCELLED, now)
+                self._finish(s, row, JobStatus.CANCELLED, now)
                 self._event(s, row, EventType.CANCELLED, {"while": "queued"}, now)
             elif row.status == JobStatus.RUNNING.value and not row.cancel_requested:
                 row.cancel_requested = True
@@ -346,11 +347,13 @@ class SqlJobQueue:
 
     # Internals
     @staticmethod
-    def _finish(row: JobRow, status: JobStatus, now: datetime) -> None:
+    def _finish(s, row: JobRow, status: JobStatus, now: datetime) -> None:
         row.status = status.value
         row.finished_at = now
         row.updated_at = now
         row.lease_expires_at = None
+        # The notification of the outcome commits with it (outbox): never lost, never sent for a rollback.
+        record_job_outcome(s, _job(row))
 
     @staticmethod
     def _event(s, row: JobRow, type_: EventType, data: dict, now: datetime) -> None:

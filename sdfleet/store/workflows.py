@@ -7,8 +7,10 @@ from datetime import datetime
 
 from sqlalchemy import func, select
 
+from sdfleet.domain.notifications import EventType
 from sdfleet.domain.workflows import InputType, WorkflowInput, WorkflowVersion
 from sdfleet.store.database import Database
+from sdfleet.store.outbox import emit
 from sdfleet.store.tables import WorkflowRow, WorkflowVersionRow
 
 
@@ -61,6 +63,8 @@ class SqlWorkflowStore:
             workflow.current_version = number
             workflow.updated_at = now
             s.flush()
+            emit(s, EventType.WORKFLOW_VERSION_PUBLISHED, now=now, user_id=version.created_by,
+                 data={"workflow": version.name, "version": number, "description": version.description})
             return _version(row, number)
 
     def current(self, name: str) -> WorkflowVersion | None:

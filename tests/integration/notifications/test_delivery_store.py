@@ -1,0 +1,187 @@
+"""The outbox and delivery tables on SQLite and PostgreSQL: one event per state change, fan-out once,
+leases with fencing, backoff, disabling after repeated failures."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from sdfleet.domain.ids import new_id
+from sdfleet.domain.jobs import JobKind, JobOutput
+from sdfleet.domain.notifications import (
+    Channel,
+    DeliveryStatus,
+    EventType,
+    RetryPolicy,
+    Scope,
+    SendResult,
+    Subscription,
+    SubscriptionStatus,
+    generate_secret,
+)
+from sdfleet.domain.pagination import PageRequest
+from sdfleet.store import migrate
+from sdfleet.store.accounts import AccountRepository
+from sdfleet.store.database import Database
+from sdfleet.store.jobs import NewJob, SqlJobQueue
+from sdfleet.store.notification_deliveries import SqlDeliveries
+from sdfleet.store.notification_subscriptions import SqlSubscriptions
+from sdfleet.store.outbox import watch_commits
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+FAST = RetryPolicy(base_seconds=1, factor=2, max_delay_seconds=4, max_attempts=3, jitter=0)
+
+
+@pytest.fixture
+def db(database_url):
+    database = Database(database_url)
+    migrate.upgrade(database)
+    yield database
+    database.dispose()
+
+
+def make_user(db: Database) -> str:
+    from sdfleet.domain.accounts import User
+
+    user = User(id=new_id(), username=f"u{new_id()[-8:]}", roles=())
+    with db.session() as s:
+        AccountRepository(s).add_user(user, password_hash="x", now=T0)
+    return user.id
+
+
+def webhook(user_id: str, *, scope: Scope = Scope.OWN, events=frozenset(), min_duration: float = 0.0,
+            endpoint: str | None = None) -> Subscription:
+    return Subscription(id=new_id(), user_id=user_id, channel=Channel.WEBHOOK, scope=scope, target="https://x.test/h",
+                        status=SubscriptionStatus.ACTIVE, created_at=T0, updated_at=T0, events=events,
+                        endpoint=endpoint, min_duration_seconds=min_duration, secret=generate_secret())
+
+
+def finished_job(db: Database, user_id: str, *, fail: bool = False, webhook_url: str | None = None) -> str:
+    queue = SqlJobQueue(db)
+    summary = {"prompt": "a red cube", **({"webhook": webhook_url} if webhook_url else {})}
+    job = queue.submit(NewJob(id=new_id(), user_id=user_id, kind=JobKind.INFERENCE, endpoint="default", spec={},
+                              summary=summary, max_attempts=1, idempotency_key=None, request_hash=None), now=T0)
+    lease = queue.claim(worker_id="w", endpoints=["default"], now=T0, lease_seconds=30)
+    end = T0 + timedelta(seconds=12)
+    if fail:
+        queue.fail(job.id, token=lease.fencing_token, error={"code": "x", "message": "boom"}, now=end)
+    else:
+        queue.complete(job.id, token=lease.fencing_token, now=end,
+                       outputs=[JobOutput(index=0, key=f"outputs/{job.id}/t1/0.png", node_id="9", width=64,
+                                          height=64, size=10)])
+    return job.id
+
+
+def test_job_outcome_is_one_event_committed_with_it(db):
+    user = make_user(db)
+    woke = []
+    watch_commits(db, lambda: woke.append(1))
+    deliveries = SqlDeliveries(db)
+    SqlSubscriptions(db).add(webhook(user))
+    job_id = finished_job(db, user)
+    assert woke, "the commit that wrote the event wakes the delivery worker"
+    assert deliveries.pending_events() == 1
+    assert deliveries.fan_out(now=T0) == 1
+    assert deliveries.fan_out(now=T0) == 0  # each event once
+    [claimed] = deliveries.claim(owner="a", now=T0 + timedelta(seconds=20), lease_seconds=60, limit=10)
+    assert claimed.event.type is EventType.INFERENCE_SUCCEEDED
+    assert claimed.event.duration_seconds == 12
+    assert claimed.event.data["job_id"] == job_id and claimed.event.data["prompt"] == "a red cube"
+    assert claimed.event.data["outputs"][0]["key"].endswith("/0.png")
+
+
+def test_a_rolled_back_change_writes_no_event(db):
+    user = make_user(db)
+    queue = SqlJobQueue(db)
+    job = queue.submit(NewJob(id=new_id(), user_id=user, kind=JobKind.INFERENCE, endpoint="default", spec={},
+                              summary={}, max_attempts=1, idempotency_key=None, request_hash=None), now=T0)
+    queue.claim(worker_id="w", endpoints=["default"], now=T0, lease_seconds=30)
+    with pytest.raises(Exception):  # noqa: B017 - the stale token makes the transaction roll back
+        queue.fail(job.id, token=999, error={"code": "x"}, now=T0)
+    assert SqlDeliveries(db).pending_events() == 0
+
+
+def test_routing_by_scope_events_and_duration(db):
+    alice, bob = make_user(db), make_user(db)
+    subs = SqlSubscriptions(db)
+    own = subs.add(webhook(alice))
+    failures_only = subs.add(webhook(alice, events=frozenset({EventType.INFERENCE_FAILED})))
+    long_only = subs.add(webhook(alice, min_duration=60))
+    admin_all = subs.add(webhook(bob, scope=Scope.ALL))
+    other_endpoint = subs.add(webhook(bob, scope=Scope.ENDPOINT, endpoint="xl"))
+    same_endpoint = subs.add(webhook(bob, scope=Scope.ENDPOINT, endpoint="default"))
+    finished_job(db, alice)
+    deliveries = SqlDeliveries(db)
+    deliveries.fan_out(now=T0)
+    got = {c.subscription.id for c in deliveries.claim(owner="a", now=T0 + timedelta(minutes=1), lease_seconds=60,
+                                                          limit=50)}
+    assert got == {own.id, admin_all.id, same_endpoint.id}
+    assert not got & {failures_only.id, long_only.id, other_endpoint.id}
+
+
+def test_one_off_job_webhook_is_signed_with_the_users_job_secret(db):
+    alice = make_user(db)
+    finished_job(db, alice, webhook_url="https://hooks.example/job")
+    deliveries = SqlDeliveries(db)
+    deliveries.fan_out(now=T0)
+    [claimed] = deliveries.claim(owner="a", now=T0 + timedelta(minutes=1), lease_seconds=60, limit=10)
+    assert claimed.delivery.target == "https://hooks.example/job"
+    assert claimed.subscription.scope is Scope.JOB
+    assert claimed.subscription.secret == SqlSubscriptions(db).job_subscription(alice, now=T0).secret
+
+
+def test_leases_fence_and_backoff(db):
+    alice = make_user(db)
+    sub = SqlSubscriptions(db).add(webhook(alice))
+    finished_job(db, alice)
+    deliveries = SqlDeliveries(db)
+    deliveries.fan_out(now=T0)
+    now = T0 + timedelta(minutes=1)
+    [first] = deliveries.claim(owner="a", now=now, lease_seconds=30, limit=10)
+    assert deliveries.claim(owner="b", now=now, lease_seconds=30, limit=10) == []  # leased
+    # The lease expires: another server takes it over; the first one's late result is dropped.
+    [second] = deliveries.claim(owner="b", now=now + timedelta(seconds=31), lease_seconds=30, limit=10)
+    late = deliveries.record(first, SendResult(ok=True, latency_ms=5, status_code=200), now=now, policy=FAST,
+                             disable_after=2)
+    assert late.stale
+    failed = deliveries.record(second, SendResult(ok=False, latency_ms=5, status_code=500), now=now, policy=FAST,
+                               disable_after=2)
+    assert failed.status is DeliveryStatus.PENDING and failed.next_attempt_at == now + timedelta(seconds=1)
+    assert deliveries.claim(owner="a", now=now, lease_seconds=30, limit=10) == []  # not due yet
+    [third] = deliveries.claim(owner="a", now=now + timedelta(seconds=1), lease_seconds=30, limit=10)
+    ok = deliveries.record(third, SendResult(ok=True, latency_ms=7, status_code=204), now=now, policy=FAST,
+                           disable_after=2)
+    assert ok.status is DeliveryStatus.SUCCEEDED
+    log = deliveries.list_for_subscription(sub.id, PageRequest()).items
+    detail = deliveries.get(log[0].id)
+    assert [(a.ok, a.status_code) for a in detail.history] == [(False, 500), (True, 204)]
+
+
+def test_failing_for_good_disables_after_n_and_tells_the_owner(db):
+    alice = make_user(db)
+    subs = SqlSubscriptions(db)
+    hook = subs.add(webhook(alice))
+    mail = subs.add(Subscription(id=new_id(), user_id=alice, channel=Channel.EMAIL, scope=Scope.OWN,
+                                 target="alice@example.com", status=SubscriptionStatus.ACTIVE, created_at=T0,
+                                 updated_at=T0, events=frozenset({EventType.UPLOAD_REGISTERED})))
+    deliveries = SqlDeliveries(db)
+    finished_job(db, alice)
+    finished_job(db, alice)
+    deliveries.fan_out(now=T0)
+    now = T0 + timedelta(minutes=1)
+    outcomes = []
+    for _ in range(10):
+        for claimed in deliveries.claim(owner="a", now=now, lease_seconds=30, limit=10):
+            assert claimed.subscription.id == hook.id
+            outcomes.append(deliveries.record(claimed, SendResult(ok=False, latency_ms=1, error="refused"), now=now,
+                                              policy=FAST, disable_after=2))
+        now += timedelta(seconds=10)
+    assert [o.status for o in outcomes].count(DeliveryStatus.FAILED) == 2
+    assert outcomes[-1].disabled
+    disabled = subs.get(hook.id)
+    assert disabled.status is SubscriptionStatus.DISABLED and "2 deliveries in a row failed" in disabled.disabled_reason
+    # The notice goes to the owner's confirmed address even though it chose other events.
+    deliveries.fan_out(now=now)
+    [notice] = deliveries.claim(owner="a", now=now, lease_seconds=30, limit=10)
+    assert notice.subscription.id == mail.id and notice.event.type is EventType.SUBSCRIPTION_DISABLED
