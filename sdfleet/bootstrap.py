@@ -12,6 +12,7 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from sdfleet.api.app import create_app
+from sdfleet.bootstrap_notifications import build_notifications, smtp_config
 from sdfleet.services.auth import AuthService, LoginPolicy
 from sdfleet.services.container import Services
 from sdfleet.services.credentials import HashingCost, PasswordHasher, generate_password
@@ -161,7 +162,7 @@ def build_endpoints(settings: Settings, *, database: Database, checkpoints, cloc
 
 
 def build_jobs(settings: Settings, *, database: Database, objects, checkpoints, clock: Callable[[], datetime],
-               endpoints=None):
+               endpoints=None, check_webhook=None):
     """Inference jobs: the queue, the owner-side and worker-side services."""
     from sdfleet.services.endpoints import EndpointRouting
     from sdfleet.services.graphs import GraphTools
@@ -180,7 +181,7 @@ def build_jobs(settings: Settings, *, database: Database, objects, checkpoints, 
                              max_image_pixels=settings.max_image_pixels)
     inference = InferenceService(queue=queue, objects=objects, catalog=checkpoints, graphs=graphs,
                                  router=EndpointRouting(endpoints), notifier=notifier, previews=previews,
-                                 limits=limits, clock=clock,
+                                 limits=limits, clock=clock, check_webhook=check_webhook,
                                  default_checkpoint_for=build_user_options(
                                      database=database, checkpoints=checkpoints, clock=clock).default_checkpoint)
     workers = WorkerService(queue=queue, registry=registry, objects=objects,
@@ -225,6 +226,7 @@ def build_services(
     objects,
     clock: Callable[[], datetime] = utcnow,
     hashing: HashingCost | None = None,
+    secret_key: bytes | None = None,
 ) -> Services:
     """Wire every service of the API process."""
     hasher = PasswordHasher(hashing)
@@ -236,8 +238,12 @@ def build_services(
     )
     checkpoints, uploads, imports = build_registry(settings, database=database, objects=objects, clock=clock)
     endpoints = build_endpoints(settings, database=database, checkpoints=checkpoints, clock=clock)
+    notifications, delivery_worker = build_notifications(
+        settings, database=database, objects=objects, secret_key=secret_key or secrets.token_bytes(32), clock=clock,
+        endpoint_names=lambda: [e.name for e in endpoints.store.list()])
     inference, workers, notifier, graphs = build_jobs(settings, database=database, objects=objects,
-                                                      checkpoints=checkpoints, clock=clock, endpoints=endpoints)
+                                                      checkpoints=checkpoints, clock=clock, endpoints=endpoints,
+                                                      check_webhook=notifications.check_url)
     return Services(
         inference=inference,
         workers=workers,
@@ -256,7 +262,9 @@ def build_services(
         roles=RoleService(database=database, clock=clock),
         health=HealthService({"database": database.check, "objects": objects.check}),
         objects=objects,
+        notifications=notifications,
         public_url=settings.resolved_public_url(),
+        extra={"notification_worker": delivery_worker},
     )
 
 
@@ -268,7 +276,11 @@ def start_runtime(settings: Settings, *, hashing: HashingCost | None = None, mig
     if migrate_db:
         migrate.upgrade(database)
     objects = open_objects(settings, secret_key=secret_key)
-    services = build_services(settings, database=database, objects=objects, hashing=hashing)
+    try:
+        smtp_config(settings)
+    except ValueError as exc:
+        raise StartupError(f"bad SDFLEET_SMTP_URL: {exc}") from exc
+    services = build_services(settings, database=database, objects=objects, hashing=hashing, secret_key=secret_key)
     services.roles.ensure_builtin()
     services.imports.recover()
     return Runtime(settings=settings, database=database, objects=objects, services=services, secret_key=secret_key)
@@ -300,7 +312,8 @@ def build_app(runtime: Runtime, *, local_workers: int | None = None, server_url:
     from sdfleet.fleet.reaper import LeaseReaper
 
     settings, services = runtime.settings, runtime.services
-    background: list = [LeaseReaper(services.workers.reap, interval=max(0.5, settings.lease_seconds / 3))]
+    background: list = [LeaseReaper(services.workers.reap, interval=max(0.5, settings.lease_seconds / 3)),
+                        services.extra["notification_worker"]]
     if not runtime.database.is_sqlite:
         # Several API servers share PostgreSQL: progress and queue wake-ups travel by LISTEN/NOTIFY.
         from sdfleet.store.pg_notify import PgNotifyBridge

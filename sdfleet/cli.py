@@ -23,6 +23,9 @@ app.add_typer(users_app, name="users")
 from sdfleet.cli_models import models_app  # noqa: E402 - the sub-app is defined beside this one
 
 app.add_typer(models_app, name="models")
+from sdfleet.cli_notifications import notifications_app  # noqa: E402 - the sub-app is defined beside this one
+
+app.add_typer(notifications_app, name="notifications")
 workers_app = typer.Typer(help="Worker identities for `sdfleet worker` on other hosts.", no_args_is_help=True)
 app.add_typer(workers_app, name="workers")
 console = Console(stderr=True, soft_wrap=True)

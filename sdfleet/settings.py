@@ -67,6 +67,16 @@ class Settings(BaseSettings):
     )
     upload_expiry_seconds: int = Field(default=24 * 3600, ge=60, description="An unfinished upload expires after.")
     max_model_bytes: int = Field(default=64 * 1024**3, ge=1024, description="Largest model file accepted.")
+    # Notifications
+    smtp_url: SecretStr | None = Field(default=None, description="smtp[s]://[user:pass@]host[:port][?starttls=…]")
+    mail_from: str = Field(default="sdfleet@localhost", description="From address of notification mail.")
+    webhook_allowed_hosts: list[str] = Field(
+        default_factory=list, description="Hosts (or host:port) webhooks may reach even on private addresses.")
+    webhook_timeout_seconds: float = Field(default=15.0, ge=0.1, le=120, description="One webhook attempt.")
+    notify_retry_base_seconds: float = Field(default=5.0, gt=0, description="First retry delay (×4 per attempt).")
+    notify_retry_max_seconds: float = Field(default=6 * 3600.0, gt=0, description="Longest delay between tries.")
+    notify_max_attempts: int = Field(default=11, ge=1, le=50, description="Tries of one delivery (~a day).")
+    notify_disable_after: int = Field(default=5, ge=1, description="Failed deliveries in a row that disable one.")
 
     @field_validator("secret_key")
     @classmethod

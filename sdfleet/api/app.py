@@ -17,6 +17,8 @@ from sdfleet.api.middleware import BodySizeLimitMiddleware, RequestIdMiddleware
 from sdfleet.api.routes import api_keys, auth, health, inferences, roles, users, worker
 from sdfleet.api.routes import checkpoints as checkpoint_routes
 from sdfleet.api.routes import endpoints as endpoint_routes
+from sdfleet.api.routes import notifications as notification_routes
+from sdfleet.api.routes import objects as object_routes
 from sdfleet.api.routes import workflows as workflow_routes
 from sdfleet.api.web.site import install_web
 from sdfleet.services.container import Services
@@ -65,6 +67,8 @@ def create_app(services: Services, *, max_request_bytes: int = 8 * 1024 * 1024,
     app.include_router(endpoint_routes.router, prefix=API_PREFIX)
 
     app.include_router(workflow_routes.router, prefix=API_PREFIX)
+    app.include_router(notification_routes.router, prefix=API_PREFIX)
+    app.include_router(object_routes.router, prefix=API_PREFIX)
     mount_comfy(app)
     install_web(app, public_url=public_url)
 

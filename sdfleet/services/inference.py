@@ -78,6 +78,8 @@ class Submission:
     idempotency_key: str | None = None
     source: str = "api"
     extra: dict[str, Any] = field(default_factory=dict)
+    #: a one-off webhook URL told when the job finishes (signed with the user's job-webhook secret)
+    webhook: str | None = None
 
 
 def request_hash(body: Mapping[str, Any]) -> str:
@@ -108,8 +110,11 @@ class InferenceService:
     def __init__(self, *, queue: SqlJobQueue, objects, catalog: ModelCatalog, graphs: GraphTools,
                  router: EndpointRouter, notifier: Notifier, previews: PreviewStore, limits: InferenceLimits,
                  clock: Callable[[], datetime],
-                 default_checkpoint_for: Callable[[Principal], str | None] | None = None) -> None:
+                 default_checkpoint_for: Callable[[Principal], str | None] | None = None,
+                 check_webhook: Callable[..., str] | None = None) -> None:
         self._queue = queue
+        #: the notifications' SSRF check of webhook URLs (None: submissions may not carry one)
+        self._check_webhook = check_webhook
         #: the user's own default model (A1111 `options.sd_model_checkpoint`), used when a task names none
         self._default_checkpoint_for = default_checkpoint_for
         self._objects = objects
@@ -137,6 +142,10 @@ class InferenceService:
             raise InvalidInput("params go with task; a graph carries its own values", field="params")
         inputs: list[dict[str, str]] = []
         summary: dict[str, Any] = {"source": submission.source}
+        if submission.webhook is not None:
+            if self._check_webhook is None:
+                raise InvalidInput("this server does not send job webhooks", field="webhook")
+            summary["webhook"] = self._check_webhook(submission.webhook, field="webhook")
         visible = self._catalog.visible_names_by_type(principal)
         if submission.task is not None:
             graph, summary_extra = self._compile_task(principal, submission, inputs, visible)

@@ -30,7 +30,8 @@ from sdfleet.services.url_guard import (
     parse_url,
 )
 
-__all__ = ["FetchError", "FetchFailed", "FetchPolicy", "FetchResult", "UrlRefused", "fetch_to_file"]
+__all__ = ["FetchError", "FetchFailed", "FetchPolicy", "FetchResult", "UrlRefused", "checked_address", "fetch_to_file",
+           "system_resolver"]
 
 MAX_FILENAME_CHARS = 200
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
@@ -93,11 +94,11 @@ def fetch_to_file(
 
     Bytes may already be in `dest` when an error is raised: the caller discards the file.
     """
-    resolve = resolver or _system_resolver(policy.connect_timeout)
+    resolve = resolver or system_resolver(policy.connect_timeout)
     deadline = None if policy.total_timeout is None else time.monotonic() + policy.total_timeout
     target = parse_url(url)
     for _hop in range(policy.max_redirects + 1):
-        address = _checked_address(target, policy=policy, resolve=resolve)
+        address = checked_address(target, policy=policy, resolve=resolve)
         location = _get(target, address, dest, policy=policy, on_progress=on_progress, deadline=deadline)
         if isinstance(location, FetchResult):
             return location
@@ -105,7 +106,9 @@ def fetch_to_file(
     raise UrlRefused(f"more than {policy.max_redirects} redirects")
 
 
-def _system_resolver(timeout: float) -> Resolver:
+def system_resolver(timeout: float) -> Resolver:
+    """getaddrinfo with a timeout (it has none of its own)."""
+
     def resolve(host: str, port: int) -> list[str]:
         pool = ThreadPoolExecutor(max_workers=1)
         try:
@@ -121,7 +124,7 @@ def _system_resolver(timeout: float) -> Resolver:
     return resolve
 
 
-def _checked_address(target: UrlTarget, *, policy: FetchPolicy, resolve: Resolver) -> IPAddress:
+def checked_address(target: UrlTarget, *, policy: FetchPolicy, resolve: Resolver) -> IPAddress:
     """Resolve the host once and return the address to connect to, refusing any non-public answer."""
     allowed = target.matches(policy.allowed_hosts)
     if target.literal is not None:

@@ -31,7 +31,7 @@ def submit_inference(
 ) -> InferenceAccepted:
     """Queue an A1111 task (`task` + `params`) or a ComfyUI API graph (`graph`)."""
     submission = Submission(task=body.task, params=body.params, graph=body.graph, endpoint=body.endpoint,
-                            idempotency_key=idempotency_key, source="api")
+                            idempotency_key=idempotency_key, source="api", webhook=body.webhook)
     job = services.inference.submit(principal, submission, body_hash=request_hash(body.model_dump()))
     return InferenceAccepted(id=job.id, status=job.status.value)
 

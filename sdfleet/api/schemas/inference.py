@@ -16,6 +16,10 @@ class InferenceCreate(Strict):
     params: dict[str, Any] | None = Field(default=None, description="A1111 txt2img/img2img fields.")
     graph: dict[str, Any] | None = Field(default=None, description="A ComfyUI API-format graph.")
     endpoint: StrictStr | None = Field(default=None, max_length=64)
+    webhook: StrictStr | None = Field(
+        default=None, max_length=2048,
+        description="A URL told when the job finishes (signed per Standard Webhooks with your job-webhook secret, "
+                    "`GET /api/v1/notifications/job-webhook`).")
 
 
 class InferenceAccepted(BaseModel):
