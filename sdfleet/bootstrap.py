@@ -130,6 +130,15 @@ def build_registry(settings: Settings, *, database: Database, objects, clock: Ca
     return checkpoints, uploads, imports
 
 
+def build_datasets(settings: Settings, *, database: Database, objects, clock: Callable[[], datetime]):
+    """Training datasets."""
+    from sdfleet.services.dataset_intake import IntakeLimits
+    from sdfleet.services.datasets import DatasetService
+
+    limits = IntakeLimits(max_archive_bytes=settings.max_dataset_upload_bytes * 4)
+    return DatasetService(database=database, objects=objects, clock=clock, limits=limits)
+
+
 def build_user_options(*, database: Database, checkpoints, clock: Callable[[], datetime]):
     """Per-user A1111 options; their `sd_model_checkpoint` is also the native API's per-user default model."""
     from sdfleet.services.user_options import UserOptionsService
@@ -255,6 +264,7 @@ def build_services(
         a1111=build_a1111(database=database, checkpoints=checkpoints, inference=inference, notifier=notifier,
                           clock=clock, max_image_pixels=settings.max_image_pixels),
         checkpoints=checkpoints,
+        datasets=build_datasets(settings, database=database, objects=objects, clock=clock),
         uploads=uploads,
         imports=imports,
         auth=AuthService(database=database, hasher=hasher, policy=policy, clock=clock),
@@ -338,6 +348,7 @@ def build_app(runtime: Runtime, *, local_workers: int | None = None, server_url:
         services,
         max_request_bytes=settings.max_request_bytes,
         body_limit_exempt=(r"^/api/v1/checkpoints/uploads/[^/]+/parts/", r"^/api/v1/worker/jobs/[^/]+/outputs/"),
+        body_limits=((r"^/api/v1/datasets/[^/]+/images$", settings.max_dataset_upload_bytes),),
         background=background,
         public_url=settings.public_url,
     )

@@ -26,6 +26,9 @@ app.add_typer(models_app, name="models")
 from sdfleet.cli_notifications import notifications_app  # noqa: E402 - the sub-app is defined beside this one
 
 app.add_typer(notifications_app, name="notifications")
+from sdfleet.cli_datasets import datasets_app  # noqa: E402
+
+app.add_typer(datasets_app, name="datasets")
 workers_app = typer.Typer(help="Worker identities for `sdfleet worker` on other hosts.", no_args_is_help=True)
 app.add_typer(workers_app, name="workers")
 console = Console(stderr=True, soft_wrap=True)

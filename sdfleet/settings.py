@@ -77,6 +77,10 @@ class Settings(BaseSettings):
     notify_retry_max_seconds: float = Field(default=6 * 3600.0, gt=0, description="Longest delay between tries.")
     notify_max_attempts: int = Field(default=11, ge=1, le=50, description="Tries of one delivery (~a day).")
     notify_disable_after: int = Field(default=5, ge=1, description="Failed deliveries in a row that disable one.")
+    # Training
+    max_dataset_upload_bytes: int = Field(
+        default=2 * 1024**3, ge=1024 * 1024, description="Largest body of one dataset upload (an image or a zip)."
+    )
 
     @field_validator("secret_key")
     @classmethod

@@ -16,6 +16,7 @@ from sdfleet.api.errors import install_error_handlers
 from sdfleet.api.middleware import BodySizeLimitMiddleware, RequestIdMiddleware
 from sdfleet.api.routes import api_keys, auth, health, inferences, roles, users, worker
 from sdfleet.api.routes import checkpoints as checkpoint_routes
+from sdfleet.api.routes import datasets as dataset_routes
 from sdfleet.api.routes import endpoints as endpoint_routes
 from sdfleet.api.routes import notifications as notification_routes
 from sdfleet.api.routes import objects as object_routes
@@ -35,7 +36,8 @@ class Background(Protocol):
 
 
 def create_app(services: Services, *, max_request_bytes: int = 8 * 1024 * 1024,
-               body_limit_exempt: tuple[str, ...] = (), background: Sequence[Background] = (),
+               body_limit_exempt: tuple[str, ...] = (), body_limits: tuple[tuple[str, int], ...] = (),
+               background: Sequence[Background] = (),
                public_url: str | None = None) -> FastAPI:
     """Build the app around an already-wired services container."""
 
@@ -69,6 +71,7 @@ def create_app(services: Services, *, max_request_bytes: int = 8 * 1024 * 1024,
     app.include_router(workflow_routes.router, prefix=API_PREFIX)
     app.include_router(notification_routes.router, prefix=API_PREFIX)
     app.include_router(object_routes.router, prefix=API_PREFIX)
+    app.include_router(dataset_routes.router, prefix=API_PREFIX)
     mount_comfy(app)
     install_web(app, public_url=public_url)
 
@@ -76,6 +79,7 @@ def create_app(services: Services, *, max_request_bytes: int = 8 * 1024 * 1024,
         BodySizeLimitMiddleware,
         max_bytes=max_request_bytes,
         exempt=tuple(re.compile(p) for p in body_limit_exempt),
+        overrides=tuple((re.compile(p), limit) for p, limit in body_limits),
     )
     app.add_middleware(RequestIdMiddleware)
     return app

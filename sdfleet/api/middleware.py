@@ -56,26 +56,30 @@ class RequestIdMiddleware:
 
 
 class BodySizeLimitMiddleware:
-    """Refuse bodies over `max_bytes` with 413 (by Content-Length, or while streaming), except exempt paths."""
+    """Refuse bodies over `max_bytes` with 413 (by Content-Length, or while streaming), except exempt paths;
+    paths matching an override get that override's limit instead."""
 
-    def __init__(self, app, *, max_bytes: int, exempt: tuple[re.Pattern, ...] = ()) -> None:
+    def __init__(self, app, *, max_bytes: int, exempt: tuple[re.Pattern, ...] = (),
+                 overrides: tuple[tuple[re.Pattern, int], ...] = ()) -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.exempt = exempt
+        self.overrides = overrides
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http" or any(p.match(scope.get("path", "")) for p in self.exempt):
             await self.app(scope, receive, send)
             return
+        max_bytes = next((limit for p, limit in self.overrides if p.match(scope.get("path", ""))), self.max_bytes)
         headers = dict(scope.get("headers") or [])
         length = headers.get(b"content-length")
         if length is not None:
             try:
-                too_big = int(length) > self.max_bytes
+                too_big = int(length) > max_bytes
             except ValueError:
                 too_big = True
             if too_big:
-                await self._reject(send)
+                await self._reject(send, max_bytes)
                 return
         received = 0
         rejected = False
@@ -86,7 +90,7 @@ class BodySizeLimitMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
+                if received > max_bytes:
                     rejected = True
                     raise _BodyTooLarge
             return message
@@ -97,7 +101,7 @@ class BodySizeLimitMiddleware:
             if rejected:
                 if not replaced:
                     replaced = True
-                    await self._reject(send)
+                    await self._reject(send, max_bytes)
                 return
             await send(message)
 
@@ -105,12 +109,12 @@ class BodySizeLimitMiddleware:
             await self.app(scope, limited_receive, guarded_send)
         except _BodyTooLarge:
             if not replaced:
-                await self._reject(send)
+                await self._reject(send, max_bytes)
 
-    async def _reject(self, send) -> None:
+    @staticmethod
+    async def _reject(send, max_bytes: int) -> None:
         body = json.dumps(
-            error_body("payload_too_large", f"request body exceeds {self.max_bytes} bytes",
-                       {"max_bytes": self.max_bytes})
+            error_body("payload_too_large", f"request body exceeds {max_bytes} bytes", {"max_bytes": max_bytes})
         ).encode()
         await send({"type": "http.response.start", "status": 413,
                     "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})

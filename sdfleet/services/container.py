@@ -34,5 +34,6 @@ class Services:
     a1111: Any = None  # A1111Service (/sdapi/v1)
     endpoints: Any = None  # EndpointService (endpoints, replicas, autoscaler events)
     notifications: Any = None  # NotificationService (e-mail addresses, webhooks, delivery log)
+    datasets: Any = None  # DatasetService (training datasets)
     public_url: str = "http://127.0.0.1:8080"
     extra: dict[str, Any] = field(default_factory=dict)

@@ -443,3 +443,55 @@ class NotificationAttemptRow(Base):
     status_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
     latency_ms: Mapped[int] = mapped_column(Integer)
     error: Mapped[str | None] = mapped_column(String(500), nullable=True)
+
+# -- Training datasets (0008_datasets) ------------------------------------------------------------
+
+
+class DatasetRow(Base):
+    __tablename__ = "datasets"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    description: Mapped[str] = mapped_column(String(2000), default="")
+    resolution: Mapped[int] = mapped_column(Integer)
+    image_count: Mapped[int] = mapped_column(Integer, default=0)
+    total_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+    role_links: Mapped[list[DatasetRoleRow]] = relationship(
+        cascade="all, delete-orphan", lazy="selectin", order_by="DatasetRoleRow.role_name"
+    )
+
+    __table_args__ = (UniqueConstraint("user_id", "name", name="uq_datasets_user_name"),)
+
+
+class DatasetRoleRow(Base):
+    __tablename__ = "dataset_roles"
+
+    dataset_id: Mapped[str] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"), primary_key=True)
+    #: a role name, or "*" for every holder of train:all
+    role_name: Mapped[str] = mapped_column(String(64), primary_key=True)
+
+
+class DatasetImageRow(Base):
+    __tablename__ = "dataset_images"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    dataset_id: Mapped[str] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"))
+    sha256: Mapped[str] = mapped_column(String(64))
+    filename: Mapped[str] = mapped_column(String(255))
+    caption: Mapped[str] = mapped_column(Text, default="")
+    repeats: Mapped[int] = mapped_column(Integer, default=1)
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    size: Mapped[int] = mapped_column(BigInteger)
+    format: Mapped[str] = mapped_column(String(8))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+    __table_args__ = (
+        UniqueConstraint("dataset_id", "sha256", name="uq_dataset_images_sha256"),
+        Index("ix_dataset_images_dataset", "dataset_id", "id"),
+    )
