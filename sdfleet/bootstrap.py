@@ -135,7 +135,8 @@ def build_datasets(settings: Settings, *, database: Database, objects, clock: Ca
     from sdfleet.services.dataset_intake import IntakeLimits
     from sdfleet.services.datasets import DatasetService
 
-    limits = IntakeLimits(max_archive_bytes=settings.max_dataset_upload_bytes * 4)
+    limits = IntakeLimits(max_archive_bytes=settings.max_dataset_upload_bytes * 4,
+                          max_image_pixels=settings.max_image_pixels)
     return DatasetService(database=database, objects=objects, clock=clock, limits=limits)
 
 

@@ -4,13 +4,10 @@ with bounded reads, captions and repeats read by kohya's conventions."""
 from __future__ import annotations
 
 import hashlib
-import io
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
-
-from PIL import Image, UnidentifiedImageError
 
 from sdfleet.domain.dataset_files import plan_files
 from sdfleet.domain.datasets import (
@@ -23,7 +20,7 @@ from sdfleet.domain.datasets import (
     rejected,
     too_small,
 )
-from sdfleet.services.inputs import MAX_INPUT_PIXELS
+from sdfleet.engine.image_admission import DEFAULT_MAX_IMAGE_PIXELS, ImageTooLarge, UnreadableImage, open_admitted
 
 MiB = 1024 * 1024
 
@@ -33,7 +30,7 @@ class IntakeLimits:
     """Bounds on what one upload may hold."""
 
     max_image_bytes: int = 32 * MiB
-    max_image_pixels: int = MAX_INPUT_PIXELS
+    max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS  #: SDFLEET_MAX_IMAGE_PIXELS, the server's one image limit
     max_archive_bytes: int = 1024 * MiB  #: the uncompressed total of a zip
     max_archive_members: int = 2 * MAX_IMAGES + 100
 
@@ -67,21 +64,16 @@ def admit_image(candidate: Candidate, *, resolution: int, limits: IntakeLimits) 
         raise rejected(DatasetRejection.TOO_LARGE,
                        f"{name!r} is larger than {limits.max_image_bytes // MiB} MiB", path=name)
     try:
-        with Image.open(io.BytesIO(candidate.data)) as img:
+        with open_admitted(candidate.data, max_pixels=limits.max_image_pixels) as img:
             width, height, fmt = img.width, img.height, img.format
             if fmt not in IMAGE_FORMATS:
                 raise rejected(DatasetRejection.NOT_AN_IMAGE,
                                f"{name!r} is {fmt or 'an unknown format'}; expected PNG, JPEG or WebP", path=name)
-            if width * height > limits.max_image_pixels:
-                raise rejected(DatasetRejection.DECOMPRESSION_BOMB,
-                               f"{name!r} is {width}x{height}: more than the {limits.max_image_pixels} pixels an "
-                               "image may have", path=name, max_pixels=limits.max_image_pixels)
             img.load()
-    except Image.DecompressionBombError as exc:  # Pillow's own, far higher limit
-        raise rejected(DatasetRejection.DECOMPRESSION_BOMB, f"{name!r} has more pixels than the "
-                       f"{limits.max_image_pixels} an image may have", path=name,
-                       max_pixels=limits.max_image_pixels) from exc
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+    except ImageTooLarge as exc:
+        raise rejected(DatasetRejection.DECOMPRESSION_BOMB, f"{name!r}: {exc}", path=name,
+                       max_pixels=limits.max_image_pixels) from None
+    except (UnreadableImage, OSError, SyntaxError, ValueError) as exc:  # header refused, or damaged pixel data
         raise rejected(DatasetRejection.NOT_AN_IMAGE, f"{name!r} is not a readable PNG, JPEG or WebP image",
                        path=name) from exc
     if too_small(width=width, height=height, resolution=resolution):

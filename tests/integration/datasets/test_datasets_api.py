@@ -168,14 +168,16 @@ def test_bad_image_fields_name_the_field(api):
     assert r.status_code == 422 and r.json()["error"]["details"]["field"] == "size"
 
 
-def test_upload_body_limit_is_its_own(tmp_path):
-    """Dataset uploads have their own body limit (zips are larger than JSON bodies): over it is a 413."""
+def test_upload_limits_come_from_settings(tmp_path):
+    """Dataset uploads have their own body limit (zips are larger than JSON bodies): over it is a 413; images are
+    admitted against SDFLEET_MAX_IMAGE_PIXELS."""
     from fastapi.testclient import TestClient
 
     from sdfleet.bootstrap import build_app
     from tests.fixtures.runtime import Api, make_runtime
 
-    runtime = make_runtime(tmp_path, max_dataset_upload_bytes=1024 * 1024, max_request_bytes=4096)
+    runtime = make_runtime(tmp_path, max_dataset_upload_bytes=1024 * 1024, max_request_bytes=4096,
+                           max_image_pixels=64 * 64)
     with TestClient(build_app(runtime, local_workers=0)) as client:
         api = Api(client=client, runtime=runtime)
         me = _trainer(api)["headers"]
@@ -183,4 +185,7 @@ def test_upload_body_limit_is_its_own(tmp_path):
         assert _add(api, me, ds["id"], noise_png()).status_code == 201  # over the JSON limit, under the upload limit
         r = _add(api, me, ds["id"], b"x" * (1024 * 1024 + 1), filename="big.png")
         assert r.status_code == 413 and r.json()["error"]["code"] == "payload_too_large"
+        r = _add(api, me, ds["id"], png(96, 64), filename="wide.png")
+        assert r.status_code == 422 and r.json()["error"]["details"]["reason"] == "decompression_bomb"
+        assert r.json()["error"]["details"]["max_pixels"] == 64 * 64
     runtime.database.dispose()
