@@ -444,6 +444,7 @@ class NotificationAttemptRow(Base):
     latency_ms: Mapped[int] = mapped_column(Integer)
     error: Mapped[str | None] = mapped_column(String(500), nullable=True)
 
+
 # -- Training datasets (0008_datasets) ------------------------------------------------------------
 
 
