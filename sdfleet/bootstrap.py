@@ -229,6 +229,22 @@ def build_comfy(*, database: Database, objects, checkpoints, inference, graphs, 
     }
 
 
+def build_web(settings: Settings, *, database: Database, objects, inference,
+              clock: Callable[[], datetime]) -> dict:
+    """What the web UI adds: form options and limits, thumbnails and input images of jobs, preferences."""
+    from sdfleet.services.generation_options import GenerationOptions
+    from sdfleet.services.job_media import JobMedia
+    from sdfleet.services.preferences import PreferencesService
+    from sdfleet.store.user_options import SqlUserOptions
+
+    return {
+        "preferences": PreferencesService(store=SqlUserOptions(database), clock=clock),
+        "generation": GenerationOptions(max_work_per_request=settings.max_work_per_request,
+                                        max_queued_per_user=settings.max_queued_per_user),
+        "job_media": JobMedia(objects=objects, find_job=inference.get),
+    }
+
+
 def build_services(
     settings: Settings,
     *,
@@ -260,6 +276,7 @@ def build_services(
         endpoints=endpoints,
         notifier=notifier,
         graphs=graphs,
+        **build_web(settings, database=database, objects=objects, inference=inference, clock=clock),
         **build_comfy(database=database, objects=objects, checkpoints=checkpoints, inference=inference,
                       graphs=graphs, notifier=notifier, clock=clock, max_image_pixels=settings.max_image_pixels),
         a1111=build_a1111(database=database, checkpoints=checkpoints, inference=inference, notifier=notifier,

@@ -14,7 +14,18 @@ from sdfleet.api.a1111 import routes as a1111_routes
 from sdfleet.api.comfy.mount import mount_comfy
 from sdfleet.api.errors import install_error_handlers
 from sdfleet.api.middleware import BodySizeLimitMiddleware, RequestIdMiddleware
-from sdfleet.api.routes import api_keys, auth, health, inferences, roles, users, worker
+from sdfleet.api.routes import (
+    api_keys,
+    auth,
+    generation,
+    health,
+    inferences,
+    job_media,
+    preferences,
+    roles,
+    users,
+    worker,
+)
 from sdfleet.api.routes import checkpoints as checkpoint_routes
 from sdfleet.api.routes import datasets as dataset_routes
 from sdfleet.api.routes import endpoints as endpoint_routes
@@ -62,7 +73,7 @@ def create_app(services: Services, *, max_request_bytes: int = 8 * 1024 * 1024,
     )
     app.state.services = services
     install_error_handlers(app)
-    for module in (auth, users, roles, api_keys, health, inferences, worker):
+    for module in (auth, preferences, users, roles, api_keys, health, inferences, job_media, generation, worker):
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(checkpoint_routes.router, prefix=API_PREFIX)
     app.include_router(a1111_routes.router)

@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from sdfleet.engine.a1111_limits import A1111_LIMITS
 from sdfleet.engine.sampler_names import UnknownSamplerName, UnsupportedSampler, to_comfy
 
 LORA_TAG = re.compile(r"<lora:([^:>]+)((?::[^:>]*)*)>")
@@ -115,7 +116,13 @@ def _check_fields(task: str, params: Mapping[str, Any]) -> None:
         raise UnsupportedField("enable_hr")
 
 
-def _int(params: Mapping[str, Any], name: str, default: int, *, low: int, high: int) -> int:
+def _int(params: Mapping[str, Any], name: str, default: int | None = None, *, low: int | None = None,
+         high: int | None = None) -> int:
+    limit = A1111_LIMITS.get(name)
+    if limit is not None:
+        default = int(limit.default) if default is None else default
+        low = int(limit.low) if low is None else low
+        high = int(limit.high) if high is None else high
     value = params.get(name, default)
     if value is None:
         value = default
@@ -126,7 +133,9 @@ def _int(params: Mapping[str, Any], name: str, default: int, *, low: int, high: 
     return int(value)
 
 
-def _float(params: Mapping[str, Any], name: str, default: float, *, low: float, high: float) -> float:
+def _float(params: Mapping[str, Any], name: str) -> float:
+    limit = A1111_LIMITS[name]
+    default, low, high = limit.default, limit.low, limit.high
     value = params.get(name, default)
     if value is None:
         value = default
@@ -162,16 +171,16 @@ def compile_a1111(task: str, params: Mapping[str, Any], *, default_checkpoint: s
     overrides = params.get("override_settings") or {}
     prompt, loras = parse_lora_tags(str(params.get("prompt") or ""))
     negative = str(params.get("negative_prompt") or "")
-    steps = _int(params, "steps", 20, low=1, high=10000)
-    cfg = _float(params, "cfg_scale", 7.0, low=0.0, high=100.0)
-    width = _int(params, "width", 512, low=64, high=16384)
-    height = _int(params, "height", 512, low=64, high=16384)
+    steps = _int(params, "steps")
+    cfg = _float(params, "cfg_scale")
+    width = _int(params, "width")
+    height = _int(params, "height")
     for name, value in (("width", width), ("height", height)):
         if value % 8:
             raise InvalidField(name, f"{name} must be a multiple of 8, got {value}")
-    batch_size = _int(params, "batch_size", 1, low=1, high=64)
-    n_iter = _int(params, "n_iter", 1, low=1, high=100)
-    seed = _int(params, "seed", -1, low=-1, high=2**32 - 1)
+    batch_size = _int(params, "batch_size")
+    n_iter = _int(params, "n_iter")
+    seed = _int(params, "seed")
     if seed == -1:
         seed = random.randrange(2**32)
     sampler_name = params.get("sampler_name") or params.get("sampler_index") or "Euler a"
@@ -217,7 +226,7 @@ def compile_a1111(task: str, params: Mapping[str, Any], *, default_checkpoint: s
         graph["latent"] = {"class_type": "EmptyLatentImage",
                            "inputs": {"width": width, "height": height, "batch_size": batch_size}}
     else:
-        denoise = _float(params, "denoising_strength", 0.75, low=0.0, high=1.0)
+        denoise = _float(params, "denoising_strength")
         _img2img_latent(graph, params, vae=vae, width=width, height=height, batch_size=batch_size,
                         input_images=input_images, mask_image=mask_image)
 
@@ -261,7 +270,7 @@ def _img2img_latent(graph: dict[str, Any], params: Mapping[str, Any], *, vae: li
         if params.get("inpainting_mask_invert"):
             graph["mask_inverted"] = {"class_type": "InvertMask", "inputs": {"mask": mask}}
             mask = ["mask_inverted", 0]
-        blur = _int(params, "mask_blur", 4, low=0, high=64)
+        blur = _int(params, "mask_blur")
         if blur:
             graph["mask_blurred"] = {"class_type": "MaskBlur", "inputs": {"mask": mask, "blur_radius": blur}}
             mask = ["mask_blurred", 0]

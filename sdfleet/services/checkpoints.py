@@ -209,12 +209,11 @@ class CheckpointService:
     # 4. Registering inspected files (uploads, imports, demo models)
 
     def default_roles(self, principal: Principal | None, allowed_roles: list[str] | None) -> tuple[str, ...]:
-        """Checked `allowed_roles`, or the uploader's roles when none are given (everyone for the operator)."""
+        """Checked `allowed_roles`; when none are given, everyone ("*"): a registry is a team's shared model
+        folder, and restricting a model is the deliberate act (docs/decisions.md)."""
         if allowed_roles is not None:
             return tuple(self._check_roles(allowed_roles))
-        if principal is None:
-            return (EVERYONE,)
-        return tuple(principal.user.roles) or (ADMIN_ROLE,)
+        return (EVERYONE,)
 
     def check_name_free(self, model_type: ModelType, name: str) -> None:
         """Fail early with 409 when a model of this type already has this name."""

@@ -35,5 +35,8 @@ class Services:
     endpoints: Any = None  # EndpointService (endpoints, replicas, autoscaler events)
     notifications: Any = None  # NotificationService (e-mail addresses, webhooks, delivery log)
     datasets: Any = None  # DatasetService (training datasets)
+    generation: Any = None  # GenerationOptions (sampler names and field limits for forms)
+    job_media: Any = None  # JobMedia (thumbnails, a job's input images)
+    preferences: Any = None  # PreferencesService (web UI theme and remembered form values)
     public_url: str = "http://127.0.0.1:8080"
     extra: dict[str, Any] = field(default_factory=dict)

@@ -14,7 +14,9 @@ pytestmark = pytest.mark.timeout(240)
 
 def fill_small_job(page, prompt: str, *, steps: int = 3) -> None:
     page.get_by_label("Prompt", exact=True).fill(prompt)
-    page.get_by_label("Model").select_option("demo-sd15.safetensors")
+    page.get_by_label("Model", exact=True).click()
+    page.get_by_label("Search models").fill("demo-sd15")
+    page.keyboard.press("Enter")
     set_value(page, "#steps", steps)
     page.get_by_label("Width").fill("64")
     page.get_by_label("Height").fill("64")
@@ -25,7 +27,7 @@ def test_txt2img_then_inpaint_with_a_drawn_mask(fleet, page):
     bad = []
     page.on("response", lambda r: bad.append(r.url) if r.status >= 400 else None)
     sign_in(page, fleet.url)
-    expect(page.get_by_label("Model")).to_contain_text("demo-sd15")
+    expect(page.get_by_label("Model", exact=True)).to_contain_text("demo-sd15")
     screenshot(page, "web-generate-empty")
 
     # 1. txt2img: progress bar and the image

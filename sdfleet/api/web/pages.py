@@ -34,7 +34,7 @@ def _render(request: Request, services, path: str, **extra) -> Response:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         return RedirectResponse(f"/login?next={quote(target, safe='/')}", status_code=303)
     item = next(i for i in NAV if i.path == path)
-    context = page_context(request, principal, active=path, **extra)
+    context = page_context(request, principal, active=path, theme=services.preferences.theme(principal), **extra)
     if item.permission is not None and not principal.can(item.permission):
         context["needed"] = item.permission.value
         context["title"] = item.label

@@ -15,7 +15,7 @@ def lead(api):
 
 def test_visibility_follows_allowed_roles(api, admin, lead):
     artist = api.make_user(roles=["artist"])["headers"]
-    mine = upload_file(api, lead, lora_bytes(), filename="lead-only.safetensors").json()
+    mine = upload_file(api, lead, lora_bytes(), filename="lead-only.safetensors", allowed_roles=["lead-artist"]).json()
     shared = upload_file(api, lead, lora_bytes(), filename="shared.safetensors",
                          allowed_roles=["artist", "lead-artist"]).json()
     assert mine["allowed_roles"] == ["lead-artist"]

@@ -22,7 +22,7 @@ def test_small_upload_registers_an_inspected_checkpoint(api, admin):
     assert ckpt["sha256"] == digest and ckpt["short_hash"] == digest[:10] and ckpt["size"] == len(data)
     assert ckpt["architecture"] == "sd1" and ckpt["precision"] == "fp16" and ckpt["layout"] == "kohya"
     assert ckpt["metadata"] == {"ss_network_dim": "4"}
-    assert ckpt["allowed_roles"] == ["admin"]
+    assert ckpt["allowed_roles"] == ["*"], "no allowed_roles given: everyone may see it"
     assert _objects(api, "models/") == [f"models/{digest}"]
     assert _objects(api, "uploads/") == []
     got = api.client.get(f"/api/v1/checkpoints/{ckpt['id']}", headers=admin).json()

@@ -15,8 +15,8 @@ export class ApiError extends Error {
   }
 }
 
-/** fetch /api/v1{path}; JSON in and out; throws ApiError; a 401 sends the user to the login page. */
-export async function api(path, { method = "GET", json, body, headers = {}, raw = false } = {}) {
+/** fetch /api/v1{path} (or {base}{path}); JSON in and out; throws ApiError; a 401 sends the user to the login page. */
+export async function api(path, { method = "GET", json, body, headers = {}, raw = false, base = "/api/v1" } = {}) {
   const init = { method, headers: { ...headers }, credentials: "same-origin" };
   if (method !== "GET" && method !== "HEAD") init.headers["X-CSRF-Token"] = csrfToken();
   if (json !== undefined) {
@@ -25,7 +25,7 @@ export async function api(path, { method = "GET", json, body, headers = {}, raw 
   } else if (body !== undefined) {
     init.body = body;
   }
-  const response = await fetch(`/api/v1${path}`, init);
+  const response = await fetch(`${base}${path}`, init);
   if (response.status === 401) {
     location.href = `/login?next=${encodeURIComponent(location.pathname + location.search)}`;
     throw new ApiError(401, null);
@@ -111,4 +111,32 @@ export class Pager {
     this.next = page.next_cursor;
     return page;
   }
+}
+
+/** Ask in the page's own dialog; resolves true when the user confirms. */
+export function confirmAction(message, { ok = "OK", danger = false } = {}) {
+  const dialog = document.getElementById("confirm-dialog");
+  document.getElementById("confirm-text").textContent = message;
+  const button = document.getElementById("confirm-ok");
+  button.textContent = ok;
+  button.className = danger ? "danger" : "primary";
+  dialog.returnValue = "";
+  dialog.showModal();
+  button.focus();
+  return new Promise((resolve) => {
+    dialog.addEventListener("close", () => resolve(dialog.returnValue === "ok"), { once: true });
+  });
+}
+
+let optionsPromise = null;
+/** The server's sampler/schedule names and field limits (GET /generation/options), fetched once per page. */
+export function generationOptions() {
+  optionsPromise = optionsPromise || api("/generation/options");
+  return optionsPromise;
+}
+
+/** Call `fn` once `ms` after the last call. */
+export function debounce(fn, ms) {
+  let timer;
+  return (...args) => { clearTimeout(timer); timer = setTimeout(() => fn(...args), ms); };
 }

@@ -1,6 +1,7 @@
 // The gallery: your jobs and their images, filtered by status and model, paged.
 
-import { api, h, listAll, Pager, showError, formatTime } from "./api.js";
+import { api, confirmAction, h, listAll, Pager, showError, formatTime } from "./api.js";
+import { jobLabel } from "./jobcard.js";
 
 const $ = (id) => document.getElementById(id);
 const grid = $("gallery");
@@ -27,7 +28,7 @@ function card(job) {
   const first = job.outputs[0];
   const thumb = first
     ? h("button", { class: "thumb ghost", type: "button", "aria-label": `Open ${job.prompt || "image"} full size`,
-                    onclick: () => open(job, first) }, h("img", { src: first.url, alt: job.prompt || "output", loading: "lazy" }))
+                    onclick: () => open(job, first) }, h("img", { src: `${first.url}/thumbnail`, alt: jobLabel(job), loading: "lazy" }))
     : h("div", { class: "thumb" }, job.status === "running" ? `${Math.round(job.progress.fraction * 100)} %` : job.status);
   const actions = h("div", { class: "actions-line" });
   for (const o of job.outputs) {
@@ -40,7 +41,7 @@ function card(job) {
     } }, "Cancel"));
   } else {
     actions.append(h("button", { class: "small danger", type: "button", "data-role": "delete", onclick: async () => {
-      if (!confirm("Delete this job and its images?")) return;
+      if (!await confirmAction("Delete this job and its images?", { ok: "Delete", danger: true })) return;
       try { await api(`/inferences/${job.id}`, { method: "DELETE" }); refresh(); } catch (err) { showError(err); }
     } }, "Delete"));
   }
@@ -49,7 +50,7 @@ function card(job) {
     h("div", { class: "body" },
       h("div", {}, h("span", { class: `badge ${job.status}` }, job.status), " ",
         h("span", { class: "muted" }, formatTime(job.queued_at))),
-      h("div", { class: "prompt", title: job.prompt || "" }, job.prompt || "(graph)"),
+      h("div", { class: "prompt", title: job.prompt || "" }, jobLabel(job)),
       h("div", { class: "muted" }, job.model || ""),
       actions));
 }
@@ -58,7 +59,9 @@ function render(page) {
   const model = $("filter-model").value;
   const items = page.items.filter((j) => !model || j.model === model);
   grid.replaceChildren(...items.map(card));
-  $("gallery-empty").hidden = items.length > 0;
+  const filtered = Boolean($("filter-status").value || model);
+  $("gallery-empty").hidden = items.length > 0 || filtered;
+  $("gallery-no-match").hidden = items.length > 0 || !filtered;
   $("prev").disabled = !pager.hasPrev;
   $("next").disabled = !pager.next;
   if (page.items.some((j) => ACTIVE.has(j.status))) {

@@ -1,6 +1,8 @@
 // The model registry: list and filter, upload (resumable), import from URL, rename, visibility, delete.
 
-import { api, formatBytes, h, Pager, showError, toast } from "./api.js";
+import { api, confirmAction, formatBytes, h, Pager, showError, toast } from "./api.js";
+import { markField } from "./fields.js";
+import { EVERYONE, RolePicker } from "./roles.js";
 import { pendingUploads, uploadModel } from "./upload.js";
 
 const $ = (id) => document.getElementById(id);
@@ -35,22 +37,59 @@ async function patch(model, body, message) {
   } catch (err) { showError(err); }
 }
 
+const uploadRoles = new RolePicker($("upload-roles"), "upload-role");
+const editRoles = new RolePicker($("edit-roles"), "edit-role");
+
+function visibleTo(roles) {
+  return roles.includes(EVERYONE) ? "everyone" : roles.join(", ");
+}
+
+/** The edit dialog: name and visibility. */
+async function edit(m) {
+  const dialog = $("model-edit");
+  $("model-edit-title").textContent = `Edit ${m.name}`;
+  $("edit-name").value = m.name;
+  markField($("edit-name"), "");
+  await editRoles.render(m.allowed_roles);
+  dialog.showModal();
+  $("edit-name").focus();
+}
+
+$("model-edit-save").addEventListener("click", async (e) => {
+  e.preventDefault();
+  const m = current.get($("model-edit").dataset.modelId);
+  const name = $("edit-name").value.trim();
+  if (!name) { markField($("edit-name"), "A name is required"); return; }
+  const roles = editRoles.value();
+  if (!roles) return;
+  const body = { allowed_roles: roles };
+  if (name !== m.name) body.name = name;
+  try {
+    await api(`/checkpoints/${m.id}`, { method: "PATCH", json: body });
+    $("model-edit").close();
+    toast(`Saved ${name}`);
+    render(await pager.reload());
+  } catch (err) {
+    if (err.details && err.details.field === "name") markField($("edit-name"), err.message);
+    else showError(err);
+  }
+});
+
+const current = new Map();
+
 function row(m) {
+  current.set(m.id, m);
   return h("tr", { "data-model-name": m.name },
     h("td", {}, m.name), h("td", {}, m.type), h("td", {}, m.architecture), h("td", {}, formatBytes(m.size)),
-    h("td", { class: "mono", title: m.sha256 }, m.short_hash), h("td", {}, m.allowed_roles.join(", ") || "everyone"),
+    h("td", { class: "mono", title: m.sha256 }, m.short_hash), h("td", { "data-role": "visibility" }, visibleTo(m.allowed_roles)),
     h("td", {},
-      h("button", { class: "small", type: "button", onclick: () => {
-        const name = prompt("New name", m.name);
-        if (name && name !== m.name) patch(m, { name }, `Renamed to ${name}`);
-      } }, "Rename"),
-      h("button", { class: "small", type: "button", onclick: () => {
-        const roles = prompt("Roles that may see it (comma separated, empty: everyone)", m.allowed_roles.join(", "));
-        if (roles !== null) patch(m, { allowed_roles: roles.split(",").map((r) => r.trim()).filter(Boolean) }, "Visibility saved");
-      } }, "Visibility"),
+      h("button", { class: "small", type: "button", "data-role": "edit", onclick: () => {
+        $("model-edit").dataset.modelId = m.id;
+        edit(m);
+      } }, "Edit"),
       h("a", { class: "button small", href: `/api/v1/checkpoints/${m.id}/download` }, "Download"),
       h("button", { class: "small danger", type: "button", onclick: async () => {
-        if (!confirm(`Delete ${m.name}?`)) return;
+        if (!await confirmAction(`Delete ${m.name}?`, { ok: "Delete", danger: true })) return;
         try { await api(`/checkpoints/${m.id}`, { method: "DELETE" }); toast("Deleted"); render(await pager.reload()); } catch (err) { showError(err); }
       } }, "Delete")));
 }
@@ -68,15 +107,17 @@ $("upload-form").addEventListener("submit", async (e) => {
   e.preventDefault();
   const file = $("upload-file").files[0];
   if (!file) return;
+  const roles = uploadRoles.value();
+  if (!roles) return;
   $("upload-start").disabled = true;
-  const roles = $("upload-roles").value.split(",").map((r) => r.trim()).filter(Boolean);
   try {
     const model = await uploadModel(file, { type: $("upload-type").value, allowedRoles: roles,
       onProgress: (done, total, resumed) => setBar($("upload-progress"), total ? done / total : 1,
         `${resumed ? "Resumed: " : ""}${formatBytes(done)} of ${formatBytes(total)}`) });
     setBar($("upload-progress"), 1, `Registered ${model.name} (${model.architecture})`);
     $("upload-resume").hidden = true;
-    first();
+    uploadRoles.render([EVERYONE]);
+first();
   } catch (err) {
     showError(err);
     $("upload-status").textContent = `Stopped: ${err.message}. Choose the same file again to resume.`;
@@ -97,7 +138,8 @@ $("import-form").addEventListener("submit", async (e) => {
     }
     if (job.status === "failed") throw new Error(job.error || "import failed");
     setBar($("import-progress"), 1, "Imported");
-    first();
+    uploadRoles.render([EVERYONE]);
+first();
   } catch (err) { showError(err); $("import-status").textContent = `Failed: ${err.message}`; }
 });
 
@@ -114,4 +156,5 @@ if (pending.length) {
   $("upload-resume").hidden = false;
   $("upload-resume").textContent = `Unfinished upload: ${pending.map((p) => p.filename).join(", ")}. Choose the same file and press Upload to resume.`;
 }
+uploadRoles.render([EVERYONE]);
 first();

@@ -1,0 +1,29 @@
+"""The ranges A1111 payload fields must fall in: one table for the compiler and for forms that check early."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class FieldLimit:
+    """An accepted range; `multiple_of` where values must be a multiple (image sizes)."""
+
+    low: float
+    high: float
+    default: float
+    multiple_of: int | None = None
+    integer: bool = True
+
+
+A1111_LIMITS: dict[str, FieldLimit] = {
+    "steps": FieldLimit(1, 10000, 20),
+    "cfg_scale": FieldLimit(0.0, 100.0, 7.0, integer=False),
+    "width": FieldLimit(64, 16384, 512, multiple_of=8),
+    "height": FieldLimit(64, 16384, 512, multiple_of=8),
+    "batch_size": FieldLimit(1, 64, 1),
+    "n_iter": FieldLimit(1, 100, 1),
+    "seed": FieldLimit(-1, 2**32 - 1, -1),
+    "denoising_strength": FieldLimit(0.0, 1.0, 0.75, integer=False),
+    "mask_blur": FieldLimit(0, 64, 4),
+}
