@@ -25,7 +25,7 @@ from sdfleet.services.mailer import SmtpMailer
 from sdfleet.services.notification_links import Links
 from sdfleet.services.notification_messages import email_message, webhook_body
 from sdfleet.services.webhook_sender import WebhookSender
-from sdfleet.store.notification_deliveries import AttemptOutcome, ClaimedDelivery, SqlDeliveries
+from sdfleet.store.notification_deliveries import ClaimedDelivery, SqlDeliveries
 
 log = logging.getLogger("sdfleet.notifications")
 
@@ -88,8 +88,6 @@ class DeliveryWorker:
         self._in_flight: set[Future] = set()
         self._pool: ThreadPoolExecutor | None = None
         self._thread: threading.Thread | None = None
-        #: called with each recorded outcome (tests, metrics)
-        self.on_outcome: Callable[[ClaimedDelivery, AttemptOutcome], None] | None = None
 
     # 1. Life cycle
     def start(self) -> None:
@@ -112,18 +110,7 @@ class DeliveryWorker:
         """An event was committed (or a send finished): look for work now."""
         self._wake.set()
 
-    # 2. One pass
-    def run_once(self) -> int:
-        """Fan out, then send every due delivery in this thread (tests, benchmarks); returns how many were sent."""
-        self._fan_out()
-        sent = 0
-        while claimed := self._deliveries.claim(owner=self.owner, now=self._clock(),
-                                                lease_seconds=self._settings.lease_seconds, limit=50):
-            for item in claimed:
-                self._deliver(item)
-                sent += 1
-        return sent
-
+    # 2. The loop
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
@@ -180,5 +167,3 @@ class DeliveryWorker:
                      claimed.subscription.channel.value, claimed.delivery.attempts + 1, result.error)
         if outcome.disabled:
             log.warning("subscription %s disabled after repeated failures", claimed.subscription.id)
-        if self.on_outcome is not None:
-            self.on_outcome(claimed, outcome)

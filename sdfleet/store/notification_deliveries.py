@@ -239,11 +239,6 @@ class SqlDeliveries:
                                  .order_by(NotificationAttemptRow.number)).all()
             return delivery_of(row, list(attempts))
 
-    def event(self, event_id: str) -> NotificationEvent | None:
-        with self._db.session(write_lock=False) as s:
-            row = s.get(NotificationEventRow, event_id)
-            return event_of(row) if row is not None else None
-
     def redeliver(self, delivery_id: str, *, now: datetime) -> str:
         """Send a delivery's event again to the same target (same `webhook-id`), as a new delivery."""
         with self._db.session(write_lock=True) as s:
