@@ -187,7 +187,9 @@ class SqlDeliveries:
             row.last_status_code, row.last_latency_ms = result.status_code, result.latency_ms
             row.last_error = (result.error or None) and result.error[:MAX_ERROR_CHARS]
             row.lease_owner, row.lease_expires_at, row.updated_at = None, None, now
-            sub_row = s.get(NotificationSubscriptionRow, row.subscription_id, populate_existing=True)
+            # Locked: deliveries to one subscription finish concurrently, and each may change its failure count.
+            sub_row = s.get(NotificationSubscriptionRow, row.subscription_id, populate_existing=True,
+                            with_for_update=not self._db.is_sqlite)
             if result.ok:
                 row.status, row.delivered_at, row.next_attempt_at = DeliveryStatus.SUCCEEDED.value, now, None
                 sub_row.consecutive_failures = 0

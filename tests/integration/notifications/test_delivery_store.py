@@ -185,3 +185,82 @@ def test_failing_for_good_disables_after_n_and_tells_the_owner(db):
     deliveries.fan_out(now=now)
     [notice] = deliveries.claim(owner="a", now=now, lease_seconds=30, limit=10)
     assert notice.subscription.id == mail.id and notice.event.type is EventType.SUBSCRIPTION_DISABLED
+
+
+def _events(db: Database) -> list[tuple[str, str | None, str | None, dict]]:
+    from sdfleet.store.tables import NotificationEventRow
+
+    with db.session(write_lock=False) as s:
+        return [(r.type, r.user_id, r.endpoint, r.data) for r in s.query(NotificationEventRow).order_by(
+            NotificationEventRow.id)]
+
+
+def test_imports_workflows_and_endpoints_write_their_events_with_the_change(db):
+    from sdfleet.domain.checkpoints import ImportJob, ImportStatus, ModelType
+    from sdfleet.domain.endpoints import EndpointConfig
+    from sdfleet.domain.workflows import WorkflowVersion
+    from sdfleet.store.checkpoints import CheckpointRepository
+    from sdfleet.store.endpoints import SqlEndpointStore
+    from sdfleet.store.workflows import SqlWorkflowStore
+
+    alice = make_user(db)
+    # Model imports: one finishes, one is failed by a restart.
+    for import_id in ("imp-ok", "imp-lost"):
+        with db.session() as s:
+            CheckpointRepository(s).add_import(ImportJob(
+                id=import_id, user_id=alice, url="https://models.example/x.safetensors", model_type=ModelType.LORA,
+                name=None, allowed_roles=(), status=ImportStatus.RUNNING, bytes_done=0, bytes_total=None,
+                created_at=T0, updated_at=T0))
+    with db.session() as s:
+        CheckpointRepository(s).update_import("imp-ok", now=T0, status=ImportStatus.SUCCEEDED)
+        CheckpointRepository(s).update_import("imp-lost", now=T0, bytes_done=10)  # progress: no event
+    with db.session() as s:
+        assert CheckpointRepository(s).fail_unfinished_imports(reason="restarted", now=T0) == 1
+    # A workflow version.
+    SqlWorkflowStore(db).publish(WorkflowVersion(
+        name="portrait", version=0, description="v", graph={}, ui_graph=None, inputs=(), allowed_roles=(), models=(),
+        published=True, created_by=alice, created_at=T0), now=T0)
+    # An endpoint whose replica died, then failed to start one.
+    endpoints = SqlEndpointStore(db)
+    endpoints.add("xl", EndpointConfig(), now=T0)
+    endpoints.record("xl", "replica_started", {"replica": "xl:0"}, now=T0)  # not a notification
+    endpoints.record("xl", "replica_restarted", {"replica": "xl:0", "restarts": 1}, now=T0)
+    endpoints.set_state("xl", now=T0, event=("failed", {"reason": "no such device"}))
+    got = [(t, u, e, d.get("import_id") or d.get("workflow") or d.get("replica") or d.get("reason"))
+           for t, u, e, d in _events(db)]
+    assert sorted(got, key=str) == sorted([  # ids order events across milliseconds only
+        ("model_import.finished", alice, None, "imp-ok"),
+        ("model_import.failed", alice, None, "imp-lost"),
+        ("workflow.version_published", alice, None, "portrait"),
+        ("endpoint.replica_lost", None, "xl", "xl:0"),
+        ("endpoint.failed_to_start", None, "xl", "no such device"),
+    ], key=str)
+
+
+def test_concurrent_final_failures_all_count(db):
+    """Deliveries to one subscription failing for good at the same moment each count (no lost update)."""
+    import threading
+
+    alice = make_user(db)
+    hook = SqlSubscriptions(db).add(webhook(alice))
+    deliveries = SqlDeliveries(db)
+    for _ in range(8):
+        finished_job(db, alice)
+    deliveries.fan_out(now=T0)
+    last = RetryPolicy(base_seconds=1, max_attempts=1, jitter=0)  # the first failure is the last
+    claimed = deliveries.claim(owner="a", now=T0 + timedelta(minutes=1), lease_seconds=60, limit=10)
+    assert len(claimed) == 8
+    start = threading.Barrier(len(claimed))
+
+    def fail(item) -> None:
+        start.wait()
+        deliveries.record(item, SendResult(ok=False, latency_ms=1, status_code=500), now=T0, policy=last,
+                          disable_after=8)
+
+    threads = [threading.Thread(target=fail, args=(item,)) for item in claimed]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    sub = SqlSubscriptions(db).get(hook.id)
+    assert sub.consecutive_failures == 8 and sub.status is SubscriptionStatus.DISABLED

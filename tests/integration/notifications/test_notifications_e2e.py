@@ -304,3 +304,21 @@ def test_hanging_receiver_times_out_and_a_100_mb_answer_is_read_capped(world: Wo
     assert "no answer within 1 s" in detail["history"][0]["error"]
     # Nothing is lost: the retry after the timeout is sent (the receiver hangs every time: each one times out).
     wait_until(lambda: len(world.receiver.at(f"/hang-{user_id}")) >= 2, what="the retry after a timeout")
+
+
+def test_a_registered_upload_is_announced_to_its_uploader(world: World):
+    import hashlib
+
+    from tests.integration.checkpoints.conftest import upload_file
+    from tests.integration.checkpoints.model_bytes import lora_bytes
+
+    headers = world.api.admin()
+    path = f"/uploads-{uuid.uuid4().hex[:8]}"
+    world.webhook(headers, path, events=["upload.registered"])
+    data = lora_bytes()
+    name = f"style-{uuid.uuid4().hex[:8]}.safetensors"
+    r = upload_file(world.api, headers, data, filename=name, sha256=hashlib.sha256(data).hexdigest())
+    assert r.status_code == 200, r.text
+    [hook] = wait_until(lambda: world.receiver.accepted(path), what="the upload.registered webhook")
+    assert hook.verified and hook.payload["type"] == "upload.registered"
+    assert hook.payload["data"]["name"] == name and hook.payload["data"]["sha256"] == hashlib.sha256(data).hexdigest()
