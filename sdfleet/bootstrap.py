@@ -231,13 +231,17 @@ def build_comfy(*, database: Database, objects, checkpoints, inference, graphs, 
 
 def build_web(settings: Settings, *, database: Database, objects, inference,
               clock: Callable[[], datetime]) -> dict:
-    """What the web UI adds: form options and limits, thumbnails and input images of jobs, preferences."""
+    """What the web UI adds: form options and limits, job thumbnails and inputs, preferences, styles, presets."""
     from sdfleet.services.generation_options import GenerationOptions
     from sdfleet.services.job_media import JobMedia
     from sdfleet.services.preferences import PreferencesService
+    from sdfleet.services.styles import PresetService, StyleService
+    from sdfleet.store.styles import SqlPresetStore, SqlStyleStore
     from sdfleet.store.user_options import SqlUserOptions
 
     return {
+        "styles": StyleService(store=SqlStyleStore(database), clock=clock),
+        "presets": PresetService(store=SqlPresetStore(database), clock=clock),
         "preferences": PreferencesService(store=SqlUserOptions(database), clock=clock),
         "generation": GenerationOptions(max_work_per_request=settings.max_work_per_request,
                                         max_queued_per_user=settings.max_queued_per_user),

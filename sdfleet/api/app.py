@@ -11,6 +11,7 @@ from fastapi import FastAPI
 
 import sdfleet
 from sdfleet.api.a1111 import routes as a1111_routes
+from sdfleet.api.a1111 import styles as a1111_styles
 from sdfleet.api.comfy.mount import mount_comfy
 from sdfleet.api.errors import install_error_handlers
 from sdfleet.api.middleware import BodySizeLimitMiddleware, RequestIdMiddleware
@@ -23,6 +24,7 @@ from sdfleet.api.routes import (
     job_media,
     preferences,
     roles,
+    styles,
     users,
     worker,
 )
@@ -73,10 +75,11 @@ def create_app(services: Services, *, max_request_bytes: int = 8 * 1024 * 1024,
     )
     app.state.services = services
     install_error_handlers(app)
-    for module in (auth, preferences, users, roles, api_keys, health, inferences, job_media, generation, worker):
+    for module in (auth, preferences, styles, users, roles, api_keys, health, inferences, job_media, generation, worker):
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(checkpoint_routes.router, prefix=API_PREFIX)
     app.include_router(a1111_routes.router)
+    app.include_router(a1111_styles.router)
     app.include_router(endpoint_routes.router, prefix=API_PREFIX)
 
     app.include_router(workflow_routes.router, prefix=API_PREFIX)

@@ -15,6 +15,9 @@ class Permission(enum.StrEnum):
     CHECKPOINT_ALL = "checkpoint:all"  #: upload, import and manage model files
     TRAIN_ALL = "train:all"  #: run training jobs
     WORKFLOW_ALL = "workflow:all"  #: publish ComfyUI workflows
+    GALLERY_ALL = "gallery:all"  #: browse and download every user's images (the team gallery)
+    QUEUE_ALL = "queue:all"  #: see every user's queued and running jobs and cancel them
+    STYLE_ALL = "style:all"  #: manage the team's shared prompt styles
 
 
 PERMISSION_DESCRIPTIONS: dict[Permission, str] = {
@@ -25,13 +28,17 @@ PERMISSION_DESCRIPTIONS: dict[Permission, str] = {
     Permission.CHECKPOINT_ALL: "Upload, import and manage model files.",
     Permission.TRAIN_ALL: "Run training jobs.",
     Permission.WORKFLOW_ALL: "Publish ComfyUI workflows.",
+    Permission.GALLERY_ALL: "Browse and download every user's images (the team gallery).",
+    Permission.QUEUE_ALL: "See every user's queued and running jobs and cancel them.",
+    Permission.STYLE_ALL: "Manage the team's shared prompt styles.",
 }
 
 ADMIN_ROLE = "admin"
 
 BUILTIN_ROLES: dict[str, frozenset[Permission]] = {
     ADMIN_ROLE: frozenset(Permission),
-    "lead-artist": frozenset({Permission.INFERENCE_ALL, Permission.CHECKPOINT_ALL, Permission.WORKFLOW_ALL}),
+    "lead-artist": frozenset({Permission.INFERENCE_ALL, Permission.CHECKPOINT_ALL, Permission.WORKFLOW_ALL,
+                              Permission.GALLERY_ALL, Permission.QUEUE_ALL, Permission.STYLE_ALL}),
     "artist": frozenset({Permission.INFERENCE_ALL}),
 }
 

@@ -38,5 +38,7 @@ class Services:
     generation: Any = None  # GenerationOptions (sampler names and field limits for forms)
     job_media: Any = None  # JobMedia (thumbnails, a job's input images)
     preferences: Any = None  # PreferencesService (web UI theme and remembered form values)
+    styles: Any = None  # StyleService (prompt styles: a user's own and the team's)
+    presets: Any = None  # PresetService (saved generate-form values)
     public_url: str = "http://127.0.0.1:8080"
     extra: dict[str, Any] = field(default_factory=dict)

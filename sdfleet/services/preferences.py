@@ -49,26 +49,26 @@ class PreferencesService:
                 raise InvalidInput(f"theme must be one of {', '.join(THEMES)}, got {theme!r}", field="theme")
             changes[THEME_KEY] = None if theme == "system" else theme
         if "generate" in values:
-            changes[GENERATE_KEY] = _check_generate(values["generate"])
+            changes[GENERATE_KEY] = check_form_values(values["generate"], field="generate")
         if changes:
             self._store.put_many(principal.user_id, changes, now=self._clock())
         return self.get(principal)
 
 
-def _check_generate(value: Any) -> dict[str, Any] | None:
-    if value is None:
+def check_form_values(value: Any, *, field: str, allow_none: bool = True) -> dict[str, Any] | None:
+    """A flat object of form field names and scalar values, bounded in size (remembered form, presets)."""
+    if value is None and allow_none:
         return None
     if not isinstance(value, dict):
-        raise InvalidInput("generate must be an object of form field names and values", field="generate")
+        raise InvalidInput(f"{field} must be an object of form field names and values", field=field)
     for key, item in value.items():
         if not (isinstance(key, str) and 0 < len(key) <= 64):
-            raise InvalidInput("generate: field names must be 1-64 characters", field="generate")
+            raise InvalidInput(f"{field}: field names must be 1-64 characters", field=field)
         if isinstance(item, str):
             if len(item) > MAX_TEXT:
-                raise InvalidInput(f"generate.{key} must be at most {MAX_TEXT} characters", field=f"generate.{key}")
+                raise InvalidInput(f"{field}.{key} must be at most {MAX_TEXT} characters", field=f"{field}.{key}")
         elif item is not None and not isinstance(item, (bool, int, float)):
-            raise InvalidInput(f"generate.{key} must be a string, number, boolean or null",
-                               field=f"generate.{key}")
+            raise InvalidInput(f"{field}.{key} must be a string, number, boolean or null", field=f"{field}.{key}")
     if len(json.dumps(value)) > MAX_GENERATE_BYTES:
-        raise InvalidInput(f"generate must be at most {MAX_GENERATE_BYTES} bytes of JSON", field="generate")
+        raise InvalidInput(f"{field} must be at most {MAX_GENERATE_BYTES} bytes of JSON", field=field)
     return value

@@ -496,3 +496,87 @@ class DatasetImageRow(Base):
         UniqueConstraint("dataset_id", "sha256", name="uq_dataset_images_sha256"),
         Index("ix_dataset_images_dataset", "dataset_id", "id"),
     )
+
+
+# -- Web UI: prompt styles, presets, boards, stars, model notes (0009_web) ---------------------------
+
+
+class PromptStyleRow(Base):
+    """An A1111 prompt style: a user's own (`owner_key` = user id) or the team's (`owner_key` = "team")."""
+
+    __tablename__ = "prompt_styles"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    owner_key: Mapped[str] = mapped_column(String(32))
+    user_id: Mapped[str | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), nullable=True)
+    name: Mapped[str] = mapped_column(String(100))
+    prompt: Mapped[str] = mapped_column(Text, default="")
+    negative_prompt: Mapped[str] = mapped_column(Text, default="")
+    created_by: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+    __table_args__ = (UniqueConstraint("owner_key", "name", name="uq_prompt_styles_owner_name"),)
+
+
+class GenerationPresetRow(Base):
+    """A named set of generate-form values of one user."""
+
+    __tablename__ = "generation_presets"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(100))
+    values: Mapped[dict] = mapped_column(JsonText)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+    __table_args__ = (UniqueConstraint("user_id", "name", name="uq_generation_presets_user_name"),)
+
+
+class BoardRow(Base):
+    """A named collection of jobs (their images) in a user's gallery."""
+
+    __tablename__ = "boards"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+    __table_args__ = (UniqueConstraint("user_id", "name", name="uq_boards_user_name"),)
+
+
+class BoardItemRow(Base):
+    __tablename__ = "board_items"
+
+    board_id: Mapped[str] = mapped_column(ForeignKey("boards.id", ondelete="CASCADE"), primary_key=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    added_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+    __table_args__ = (Index("ix_board_items_job", "job_id"),)
+
+
+class JobStarRow(Base):
+    """A user's star on a job (their own, or a teammate's they may browse)."""
+
+    __tablename__ = "job_stars"
+
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+    __table_args__ = (Index("ix_job_stars_job", "job_id"),)
+
+
+class CheckpointNoteRow(Base):
+    """What artists need to use a model: trigger words, notes, a preview image (object key)."""
+
+    __tablename__ = "checkpoint_notes"
+
+    checkpoint_id: Mapped[str] = mapped_column(ForeignKey("checkpoints.id", ondelete="CASCADE"), primary_key=True)
+    trigger_words: Mapped[str] = mapped_column(String(1000), default="")
+    notes: Mapped[str] = mapped_column(Text, default="")
+    preview_key: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    updated_by: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
