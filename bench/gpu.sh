@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Engine vs raw diffusers on one H100/H200-class GPU with no network, in under 8 minutes.
+# Engine vs raw diffusers, and LoRA training, on one H100/H200-class GPU with no network, in under 12 minutes.
 # Real SD 1.5 and SDXL architectures with random weights, fp16, 20 steps, batch 1 and 4.
 # Wheels the GPU image may lack (diffusers, peft, transformers, accelerate, safetensors) are
 # installed from bench/wheels/ (carried beside this script: `pip download --no-deps -d bench/wheels
@@ -21,12 +21,16 @@ fi
 "$PY" -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(), torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'cpu')"
 
 run() { timeout "${STEP_TIMEOUT:-150}" "$PY" bench/engine_vs_diffusers.py "$@" || echo "FAILED or timed out: $*"; }
+# LoRA training: SD 1.5 architecture (random weights), 512², batch 1, rank 16, 1000 steps; the baseline loop
+# (diffusers' train_text_to_image_lora.py structure) runs 100 steps for the steps/s ratio.
+train() { timeout "${TRAIN_TIMEOUT:-420}" "$PY" bench/train_lora.py "$@" || echo "FAILED or timed out: train $*"; }
 
 if [ "${DRY_RUN:-0}" = "1" ]; then
   run --family sd1 --device cpu --size 64 --steps 4 --batch 1 --runs 2
   run --family sd1 --device cpu --size 64 --steps 4 --batch 4 --runs 2
   run --family sdxl --device cpu --size 64 --steps 4 --batch 1 --runs 2
   run --family sdxl --device cpu --size 64 --steps 4 --batch 4 --runs 2
+  train --device cpu --size 64 --batch 1 --rank 16 --steps 6 --baseline-steps 3 --runs 1
   exit 0
 fi
 
@@ -34,3 +38,4 @@ run --family sd1 --real --size 512 --steps 20 --batch 1 --runs 20
 run --family sd1 --real --size 512 --steps 20 --batch 4 --runs 8
 run --family sdxl --real --size 1024 --steps 20 --batch 1 --runs 6
 run --family sdxl --real --size 1024 --steps 20 --batch 4 --runs 3
+train --device cuda --real --size 512 --batch 1 --rank 16 --steps 1000 --baseline-steps 100 --precision bf16 --runs 1
