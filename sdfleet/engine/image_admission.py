@@ -87,6 +87,14 @@ def admit_image(source: ImageSource, *, max_pixels: int) -> ImageHeader:
         return ImageHeader(format=str(image.format), width=image.width, height=image.height)
 
 
+def png_size(head: bytes) -> tuple[int, int] | None:
+    """(width, height) from the first 24 bytes of a PNG (its IHDR), or None for anything else."""
+    if len(head) < 24 or not head.startswith(PNG_SIGNATURE) or head[12:16] != b"IHDR":
+        return None
+    width, height = struct.unpack(">II", head[16:24])
+    return width, height
+
+
 def read_png_text(png: bytes) -> dict[str, str]:
     """The tEXt, zTXt and iTXt chunks of a PNG, read chunk by chunk: pixels are never decompressed.
 

@@ -122,6 +122,10 @@ class ComfyService:
         except GraphInvalid as exc:
             raise PromptRejected(str(exc), body=self._node_errors_body(graph, exc.node_errors)) from None
         except InvalidInput as exc:
+            node_id = exc.details.get("node_id")
+            if node_id in graph:  # a limit one node breaks (work): ComfyUI's frontend marks that node
+                raise PromptRejected(exc.message, body=self._node_errors_body(graph, {node_id: [
+                    {"type": "value_too_large", "message": exc.message, "input_name": None}]})) from None
             raise self._rejected(exc.message) from None
         self._notifier.notify(f"user:{principal.user_id}")
         return QueuedPrompt(prompt_id=prompt_id_of(job), number=number_of(job))

@@ -16,14 +16,13 @@ from sdfleet.domain.jobs import Job, JobEvent, JobKind, JobStatus
 from sdfleet.domain.pagination import Page, PageRequest
 from sdfleet.domain.permissions import Permission
 from sdfleet.engine.image_admission import DEFAULT_MAX_IMAGE_PIXELS
+from sdfleet.engine.work_estimate import estimate_work
 from sdfleet.modelfiles.types import ModelType
 from sdfleet.services.authorization import authorize
 from sdfleet.services.graphs import FOLDER_TYPES, GraphTools
 from sdfleet.services.inputs import InputImages, decode_base64_image
 from sdfleet.services.notifier import Notifier, PreviewStore
 from sdfleet.store.jobs import DuplicateSubmission, NewJob, SqlJobQueue
-
-SAMPLER_CLASSES = {"KSampler": "steps", "KSamplerAdvanced": "steps"}
 
 
 class ModelCatalog(Protocol):
@@ -87,23 +86,6 @@ def request_hash(body: Mapping[str, Any]) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":"), default=str).encode()).hexdigest()
 
 
-def estimate_work(graph: Mapping[str, Any]) -> int:
-    """width × height × batch of the largest latent, times the total sampler steps."""
-    largest = 0
-    steps = 0
-    for node in graph.values():
-        if not isinstance(node, Mapping):
-            continue
-        inputs = node.get("inputs") or {}
-        if node.get("class_type") == "EmptyLatentImage":
-            w, h, b = (inputs.get(k) for k in ("width", "height", "batch_size"))
-            if all(isinstance(v, int) for v in (w, h, b)):
-                largest = max(largest, w * h * b)
-        if node.get("class_type") in SAMPLER_CLASSES and isinstance(inputs.get("steps"), int):
-            steps += inputs["steps"]
-    return max(largest, 1024 * 1024) * max(steps, 1)
-
-
 class InferenceService:
     """Everything a user does with their inference jobs. Another user's job is always 404."""
 
@@ -161,11 +143,7 @@ class InferenceService:
         self._graphs.validate(graph, model_names=model_names)
         models = self._pin_models(principal, graph)
         # 4. Limits before queueing.
-        work = estimate_work(graph)
-        if work > self._limits.max_work_per_request:
-            raise InvalidInput(
-                f"request too large: width × height × batch × steps = {work}, limit {self._limits.max_work_per_request}",
-                field="params" if submission.task else "graph")
+        self._check_work(graph, inputs, field="params" if submission.task else "graph")
         queued = self._queue.count(user_id=principal.user_id, statuses=(JobStatus.QUEUED,))
         if queued >= self._limits.max_queued_per_user:
             raise QuotaExceeded(f"you have {queued} queued jobs; the limit is {self._limits.max_queued_per_user}")
@@ -223,6 +201,22 @@ class InferenceService:
                    "prompt": str(params.get("prompt") or "")[:500],
                    "width": compiled.params.get("width"), "height": compiled.params.get("height")}
         return compiled.graph, summary
+
+    def _check_work(self, graph: Mapping[str, Any], inputs: list[dict[str, str]], *, field: str) -> None:
+        """Refuse a graph whose samplers and VAE passes, at their propagated sizes, exceed the work limit."""
+        keys = {i["name"]: i["key"] for i in inputs}
+        side = int(self._limits.max_image_pixels ** 0.5)
+        estimate = estimate_work(graph, image_size=lambda name: self._inputs.size(keys[name]) if name in keys
+                                 else (side, side))
+        limit = self._limits.max_work_per_request
+        largest = estimate.largest()
+        if estimate.total <= limit or largest is None:
+            return
+        raise InvalidInput(
+            f"request too large: {largest.describe()} (width × height × batch × steps); the whole request is "
+            f"{estimate.total}, the limit {limit} (SDFLEET_MAX_WORK_PER_REQUEST)", field=field,
+            details={"node_id": largest.node_id, "class_type": largest.class_type, "work": estimate.total,
+                     "limit": limit, "nodes": {n.node_id: n.work for n in estimate.nodes}})
 
     def _pin_models(self, principal: Principal, graph: Mapping[str, Any]) -> list[dict[str, Any]]:
         pinned: dict[tuple[str, str], dict[str, Any]] = {}

@@ -16,6 +16,7 @@ from sdfleet.engine.image_admission import (
     ImageTooLarge,
     admit_image,
     open_admitted,
+    png_size,
 )
 
 MAX_INPUT_BYTES = 32 * 1024 * 1024
@@ -95,6 +96,15 @@ class InputImages:
         if not self._objects.exists(key):
             self._objects.put(key, png, content_type="image/png")
         return StoredInput(name=name, key=key, width=width, height=height)
+
+    def size(self, key: str) -> tuple[int, int]:
+        """(width, height) of a stored input from its PNG header; the largest admitted square if unreadable."""
+        try:
+            head = b"".join(self._objects.open_range(key, start=0, end=23))
+        except (KeyError, OSError):
+            head = b""
+        side = int(self.max_pixels ** 0.5)
+        return png_size(head) or (side, side)
 
     def key_for(self, *, user_id: str, name: str) -> str | None:
         """The key of a user's input image, if it exists (other users' inputs are not found)."""

@@ -25,6 +25,7 @@ from sdfleet.engine.node_registry import (
 )
 from sdfleet.engine.nodes.context import NodeContext
 from sdfleet.engine.nodes.latent import CROP_METHODS, MAX_RESOLUTION, UPSCALE_METHODS, _resize
+from sdfleet.engine.work_estimate import image_scale_size
 
 IMAGE = OutputSpec("IMAGE", "IMAGE")
 CHANNELS = ("alpha", "red", "green", "blue")
@@ -67,10 +68,7 @@ def image_scale(ctx: NodeContext, *, image: torch.Tensor, upscale_method: str, w
     """ImageScale: 0 for width or height keeps the aspect ratio."""
     if width == 0 and height == 0:
         return (image,)
-    if width == 0:
-        width = max(1, round(image.shape[2] * height / image.shape[1]))
-    if height == 0:
-        height = max(1, round(image.shape[1] * width / image.shape[2]))
+    width, height = image_scale_size(image.shape[2], image.shape[1], width, height)
     out = _resize(image.movedim(-1, 1), upscale_method, height, width, crop).movedim(1, -1)
     return (out.clamp(0, 1),)
 

@@ -18,6 +18,7 @@ from sdfleet.engine.node_registry import (
     link_input,
 )
 from sdfleet.engine.nodes.context import NodeContext
+from sdfleet.engine.work_estimate import latent_upscale_size
 
 MAX_RESOLUTION = 16384
 UPSCALE_METHODS = ("nearest-exact", "bilinear", "area", "bicubic", "bislerp")
@@ -111,14 +112,11 @@ def _resize(x: torch.Tensor, method: str, height: int, width: int, crop: str) ->
 
 def latent_upscale(ctx: NodeContext, *, samples: dict, upscale_method: str, width: int, height: int,
                    crop: str) -> tuple[Any, ...]:
-    """LatentUpscale: 0 for width or height keeps the aspect ratio."""
+    """LatentUpscale: 0 for width or height keeps the aspect ratio; sizes are at least 64 (as ComfyUI)."""
     x = samples["samples"]
     if width == 0 and height == 0:
         return (samples,)
-    if width == 0:
-        width = max(64, round(x.shape[3] * height / x.shape[2] * 8))
-    if height == 0:
-        height = max(64, round(x.shape[2] * width / x.shape[3] * 8))
+    width, height = latent_upscale_size(x.shape[3], x.shape[2], width, height)
     out = dict(samples)
     out["samples"] = _resize(x, upscale_method, height // 8, width // 8, crop)
     out.pop("noise_mask", None)
