@@ -249,6 +249,20 @@ def build_web(settings: Settings, *, database: Database, objects, inference,
     }
 
 
+def build_security(settings: Settings, *, database: Database, clock: Callable[[], datetime]):
+    """The audit log and the login limiter, both in the database (shared by every API server)."""
+    from sdfleet.services.audit import AuditLog
+    from sdfleet.services.login_limiter import LoginLimiter, LoginLimits
+    from sdfleet.store.audit import SqlAuditLog
+    from sdfleet.store.login_failures import SqlLoginFailures
+
+    audit = AuditLog(store=SqlAuditLog(database), clock=clock, in_transaction=database.in_session)
+    limits = LoginLimits(per_client=settings.login_attempts_per_user, per_address=settings.login_attempts_per_address,
+                         per_user=settings.login_user_backoff_after,
+                         window=timedelta(seconds=settings.login_window_seconds))
+    return audit, LoginLimiter(store=SqlLoginFailures(database), limits=limits, clock=clock)
+
+
 def build_services(
     settings: Settings,
     *,
@@ -260,12 +274,8 @@ def build_services(
 ) -> Services:
     """Wire every service of the API process."""
     hasher = PasswordHasher(hashing)
-    policy = LoginPolicy(
-        session_ttl=timedelta(seconds=settings.session_ttl_seconds),
-        attempts_per_user=settings.login_attempts_per_user,
-        attempts_per_address=settings.login_attempts_per_address,
-        window_seconds=settings.login_window_seconds,
-    )
+    policy = LoginPolicy(session_ttl=timedelta(seconds=settings.session_ttl_seconds))
+    audit, limiter = build_security(settings, database=database, clock=clock)
     checkpoints, uploads, imports = build_registry(settings, database=database, objects=objects, clock=clock)
     endpoints = build_endpoints(settings, database=database, checkpoints=checkpoints, clock=clock)
     notifications, delivery_worker = build_notifications(
@@ -289,9 +299,10 @@ def build_services(
         datasets=build_datasets(settings, database=database, objects=objects, clock=clock),
         uploads=uploads,
         imports=imports,
-        auth=AuthService(database=database, hasher=hasher, policy=policy, clock=clock),
-        users=UserService(database=database, hasher=hasher, clock=clock),
-        roles=RoleService(database=database, clock=clock),
+        auth=AuthService(database=database, hasher=hasher, policy=policy, limiter=limiter, audit=audit, clock=clock),
+        users=UserService(database=database, hasher=hasher, limiter=limiter, audit=audit, clock=clock),
+        roles=RoleService(database=database, audit=audit, clock=clock),
+        audit=audit,
         health=HealthService({"database": database.check, "objects": objects.check}),
         objects=objects,
         notifications=notifications,
@@ -373,4 +384,5 @@ def build_app(runtime: Runtime, *, local_workers: int | None = None, server_url:
         body_limits=((r"^/api/v1/datasets/[^/]+/images$", settings.max_dataset_upload_bytes),),
         background=background,
         public_url=settings.public_url,
+        trusted_proxies=settings.trusted_proxy_networks(),
     )

@@ -108,8 +108,10 @@ def serve(
         start_comfy_listener(runtime.services, host=settings.host, port=comfy_port, login_url=f"{url}/login")
         console.print(f"  ComfyUI: {url}/comfy/ and port {comfy_port} (Basic username:api_key for API clients)")
     # Open long polls (worker claims, event streams) would hold shutdown for their full wait otherwise.
+    # proxy_headers off: uvicorn would believe X-Forwarded-For from 127.0.0.1; sdfleet believes it only from
+    # SDFLEET_TRUSTED_PROXIES (sdfleet/api/client_address.py).
     uvicorn.run(application, host=settings.host, port=settings.port, log_config=None, access_log=False,
-                timeout_graceful_shutdown=3)
+                timeout_graceful_shutdown=3, proxy_headers=False)
 
 
 @db_app.command("upgrade")

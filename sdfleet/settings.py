@@ -33,9 +33,16 @@ class Settings(BaseSettings):
     port: int = Field(default=8080, ge=0, le=65535)
     public_url: str | None = Field(default=None, description="Base URL clients reach; default http://host:port.")
     session_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=60)
-    login_attempts_per_user: int = Field(default=10, ge=1, description="Failed logins per username per window.")
-    login_attempts_per_address: int = Field(default=30, ge=1, description="Logins per client address per window.")
+    login_attempts_per_user: int = Field(
+        default=10, ge=1, description="Failed logins per username from one client address per window.")
+    login_attempts_per_address: int = Field(
+        default=30, ge=1, description="Failed logins per client address (any usernames) per window.")
+    login_user_backoff_after: int = Field(
+        default=10, ge=1,
+        description="Failed logins per username (all addresses) after which clients that failed back off.")
     login_window_seconds: int = Field(default=300, ge=1)
+    trusted_proxies: str = Field(
+        default="", description="Comma-separated proxy addresses/networks whose X-Forwarded-For is believed.")
     max_request_bytes: int = Field(default=8 * 1024 * 1024, ge=1024, description="Largest JSON request body.")
     log_level: str = "INFO"
     log_json: bool = False
@@ -90,6 +97,22 @@ class Settings(BaseSettings):
         if value is not None and len(value.get_secret_value()) < 16:
             raise ValueError("SDFLEET_SECRET_KEY must be at least 16 characters")
         return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _check_trusted_proxies(cls, value: str) -> str:
+        import ipaddress
+
+        for item in filter(None, (v.strip() for v in value.split(","))):
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"SDFLEET_TRUSTED_PROXIES: {item!r} is not an IP address or network") from None
+        return value
+
+    def trusted_proxy_networks(self) -> tuple[str, ...]:
+        """The trusted proxies, one address or CIDR network per item."""
+        return tuple(v.strip() for v in self.trusted_proxies.split(",") if v.strip())
 
     def resolved_database_url(self) -> str:
         """The database URL, defaulting to SQLite inside the data dir."""

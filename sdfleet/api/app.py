@@ -17,6 +17,7 @@ from sdfleet.api.errors import install_error_handlers
 from sdfleet.api.middleware import BodySizeLimitMiddleware, RequestIdMiddleware
 from sdfleet.api.routes import (
     api_keys,
+    audit,
     auth,
     generation,
     health,
@@ -51,7 +52,7 @@ class Background(Protocol):
 def create_app(services: Services, *, max_request_bytes: int = 8 * 1024 * 1024,
                body_limit_exempt: tuple[str, ...] = (), body_limits: tuple[tuple[str, int], ...] = (),
                background: Sequence[Background] = (),
-               public_url: str | None = None) -> FastAPI:
+               public_url: str | None = None, trusted_proxies: tuple[str, ...] = ()) -> FastAPI:
     """Build the app around an already-wired services container."""
 
     @asynccontextmanager
@@ -74,8 +75,10 @@ def create_app(services: Services, *, max_request_bytes: int = 8 * 1024 * 1024,
         redoc_url=None,
     )
     app.state.services = services
+    app.state.trusted_proxies = trusted_proxies
     install_error_handlers(app)
-    for module in (auth, preferences, styles, users, roles, api_keys, health, inferences, job_media, generation, worker):
+    for module in (auth, preferences, styles, users, roles, api_keys, audit, health, inferences, job_media, generation,
+                   worker):
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(checkpoint_routes.router, prefix=API_PREFIX)
     app.include_router(a1111_routes.router)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import hmac
 from typing import Annotated
 
 from fastapi import Depends, Query, Request
 
-from sdfleet.domain.accounts import Principal
+from sdfleet.api.client_address import client_address
+from sdfleet.domain.accounts import CredentialKind, Principal
 from sdfleet.domain.errors import Forbidden, Unauthenticated
 from sdfleet.domain.pagination import MAX_LIMIT, PageRequest
 from sdfleet.services.container import Services
@@ -40,7 +42,12 @@ def _basic_credentials(value: str) -> tuple[str, str]:
 
 
 def principal_from_request(request: Request, services: Services) -> Principal:
-    """Authenticate from `Authorization` (Bearer token, or Basic username:api_key) or the session cookie."""
+    """Authenticate from `Authorization` (Bearer token, or Basic username:api_key) or the session cookie;
+    the principal carries the client's address (for the audit log)."""
+    return dataclasses.replace(_authenticate(request, services), address=client_address(request))
+
+
+def _authenticate(request: Request, services: Services) -> Principal:
     header = request.headers.get("authorization")
     if header:
         scheme, _, value = header.partition(" ")
@@ -50,8 +57,10 @@ def principal_from_request(request: Request, services: Services) -> Principal:
         if scheme == "basic":
             username, secret = _basic_credentials(value.strip())
             principal = services.auth.authenticate(secret)
-            if principal.user.username != username:
-                raise Unauthenticated("invalid or expired credentials")
+            # Basic is for scripts holding an API key; a session token there would outlive the browser it
+            # was issued to in every client's saved credentials.
+            if principal.user.username != username or principal.credential is not CredentialKind.API_KEY:
+                raise Unauthenticated("invalid credentials: Basic authentication takes username:api_key")
             return principal
         raise Unauthenticated("unsupported Authorization scheme; use Bearer <token> or Basic username:api_key")
     cookie = request.cookies.get(SESSION_COOKIE)

@@ -48,6 +48,8 @@ class Principal:
     permissions: frozenset[Permission]
     credential: CredentialKind
     credential_id: str
+    #: the client address the request came from (after trusted proxies), for the audit log
+    address: str | None = None
 
     @property
     def user_id(self) -> str:
@@ -78,3 +80,15 @@ class IssuedSecret:
     expires_at: datetime | None
     record: ApiKey | None = None
     extra: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class LoginFailureCounts:
+    """Failed logins within the limiter's window, seen from one attempt (username, client address)."""
+
+    pair: int  #: of this username from this address
+    pair_oldest: datetime | None
+    address: int  #: from this address, any username
+    address_oldest: datetime | None
+    user: int  #: of this username, from every address
+    user_latest: datetime | None

@@ -7,11 +7,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sdfleet.domain.accounts import ApiKey, CredentialKind, IssuedSecret, Principal, User
-from sdfleet.domain.errors import InvalidInput, NotFound, RateLimited, Unauthenticated
+from sdfleet.domain.audit import AuditAction, AuditTarget, field_changes
+from sdfleet.domain.errors import InvalidInput, NotFound, Unauthenticated
 from sdfleet.domain.ids import is_valid_id, new_id
 from sdfleet.domain.pagination import Page, PageRequest
 from sdfleet.domain.permissions import Permission
 from sdfleet.domain.validation import check_label, is_storable, is_valid_username
+from sdfleet.services.audit import AuditLog
 from sdfleet.services.credentials import (
     API_KEY_PREFIX,
     SESSION_PREFIX,
@@ -20,7 +22,7 @@ from sdfleet.services.credentials import (
     token_hash,
     visible_prefix,
 )
-from sdfleet.services.rate_limit import SlidingWindowLimiter
+from sdfleet.services.login_limiter import LoginLimiter
 from sdfleet.store.accounts import AccountRepository
 from sdfleet.store.database import Database
 
@@ -30,12 +32,13 @@ MAX_API_KEY_LIFETIME = timedelta(days=3650)
 
 @dataclass(frozen=True)
 class LoginPolicy:
-    """How long sessions last and how hard login may be hammered."""
+    """How long sessions last."""
 
     session_ttl: timedelta
-    attempts_per_user: int
-    attempts_per_address: int
-    window_seconds: int
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
 
 
 class AuthService:
@@ -47,47 +50,54 @@ class AuthService:
         database: Database,
         hasher: PasswordHasher,
         policy: LoginPolicy,
+        limiter: LoginLimiter,
+        audit: AuditLog,
         clock: Callable[[], datetime],
     ) -> None:
         self._db = database
         self._hasher = hasher
         self._policy = policy
+        self._limiter = limiter
+        self._audit = audit
         self._clock = clock
-        self._user_limiter = SlidingWindowLimiter(limit=policy.attempts_per_user, window_seconds=policy.window_seconds)
-        self._address_limiter = SlidingWindowLimiter(
-            limit=policy.attempts_per_address, window_seconds=policy.window_seconds
-        )
 
     # Sessions
     def login(self, *, username: str, password: str, client_address: str | None) -> IssuedSecret:
-        """Check a password and open a session; rate-limited per username and per client address."""
-        address_key = client_address or "unknown"
-        user_key = username.lower()
-        wait = max(self._address_limiter.retry_after(address_key), self._user_limiter.retry_after(user_key))
-        if wait:
-            raise RateLimited(f"too many login attempts; retry in {wait} s", retry_after=wait)
-        self._address_limiter.record(address_key)
+        """Check a password and open a session; failures are limited per client, address and username."""
+        self._limiter.check(username=username, address=client_address)
         stored = None
         if is_valid_username(username) and is_storable(password):
             with self._db.session() as s:
                 stored = AccountRepository(s).get_credentials(username)
         ok = is_storable(password) and self._hasher.verify(stored.password_hash if stored else None, password)
         if not ok or stored is None or stored.user.disabled:
-            self._user_limiter.record(user_key)
+            self._limiter.failed(username=username, address=client_address)
+            # The attempted name is kept only when it names a user: a password typed into the username
+            # field must not land in the audit log.
+            reason = "disabled" if ok and stored is not None else "wrong_credentials"
+            self._audit.record(
+                AuditAction.LOGIN_FAILED, actor=None, actor_name=stored.user.username if stored else None,
+                address=client_address, details={"reason": reason if stored else "unknown_user"},
+                target=AuditTarget("user", stored.user.id, stored.user.username) if stored else AuditTarget("user"))
             raise Unauthenticated("wrong username or password")
-        self._user_limiter.reset(user_key)
+        self._limiter.succeeded(username=username, address=client_address)
         token = new_token(SESSION_PREFIX)
         now = self._clock()
         expires = now + self._policy.session_ttl
+        user = stored.user
         with self._db.session() as s:
+            session_id = new_id()
             AccountRepository(s).add_session(
-                session_id=new_id(),
+                session_id=session_id,
                 token_hash=token_hash(token),
-                user_id=stored.user.id,
+                user_id=user.id,
                 now=now,
                 expires_at=expires,
                 client=(client_address or "")[:255] or None,
             )
+            self._audit.record(AuditAction.LOGIN, actor=user, address=client_address,
+                               target=AuditTarget("user", user.id, user.username),
+                               details={"session_id": session_id}, session=s)
         return IssuedSecret(secret=token, expires_at=expires)
 
     def logout(self, principal: Principal) -> None:
@@ -95,6 +105,8 @@ class AuthService:
         if principal.credential is CredentialKind.SESSION:
             with self._db.session() as s:
                 AccountRepository(s).revoke_session(principal.credential_id, now=self._clock())
+                self._audit.record(AuditAction.LOGOUT, actor=principal, session=s,
+                                   target=AuditTarget("user", principal.user_id, principal.user.username))
 
     def authenticate(self, token: str) -> Principal:
         """Resolve a bearer token (session token or API key) to a principal, or raise Unauthenticated."""
@@ -163,6 +175,10 @@ class AuthService:
         )
         with self._db.session() as s:
             record = AccountRepository(s).add_api_key(record, key_hash=token_hash(token))
+            self._audit.record(AuditAction.API_KEY_CREATE, actor=principal, session=s,
+                               target=AuditTarget("api_key", record.id, record.name),
+                               changes=field_changes({}, {"name": record.name, "prefix": record.prefix,
+                                                          "expires_at": _iso(record.expires_at)}))
         return IssuedSecret(secret=token, expires_at=expires_at, record=record)
 
     def list_api_keys(self, principal: Principal, page: PageRequest) -> Page[ApiKey]:
@@ -178,6 +194,8 @@ class AuthService:
             if key is None or key.user_id != principal.user_id:
                 raise NotFound(f"API key {key_id!r} not found")
             repo.delete_api_key(key_id)
+            self._audit.record(AuditAction.API_KEY_DELETE, actor=principal, session=s,
+                               target=AuditTarget("api_key", key.id, key.name), details={"prefix": key.prefix})
 
     def me(self, principal: Principal) -> User:
         """The caller's own record."""

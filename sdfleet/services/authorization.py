@@ -13,6 +13,15 @@ def authorize(principal: Principal, permission: Permission) -> None:
         raise Forbidden(f"this action needs the {permission.value} permission", details={"permission": permission.value})
 
 
+def authorize_every(principal: Principal) -> None:
+    """Raise Forbidden unless the principal holds every permission there is (the admin role's set)."""
+    missing = sorted(p.value for p in frozenset(Permission) - principal.permissions)
+    if missing:
+        raise Forbidden(
+            f"this action needs every permission; you lack {', '.join(missing)}", details={"permissions": missing}
+        )
+
+
 def authorize_grant(principal: Principal, permissions: frozenset[Permission]) -> None:
     """Nobody grants a permission they do not hold."""
     missing = sorted(p.value for p in permissions - principal.permissions)

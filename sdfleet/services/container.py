@@ -40,5 +40,6 @@ class Services:
     preferences: Any = None  # PreferencesService (web UI theme and remembered form values)
     styles: Any = None  # StyleService (prompt styles: a user's own and the team's)
     presets: Any = None  # PresetService (saved generate-form values)
+    audit: Any = None  # AuditLog (append-only audit events)
     public_url: str = "http://127.0.0.1:8080"
     extra: dict[str, Any] = field(default_factory=dict)

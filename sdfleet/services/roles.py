@@ -6,20 +6,28 @@ from collections.abc import Callable
 from datetime import datetime
 
 from sdfleet.domain.accounts import Principal, Role
+from sdfleet.domain.audit import AuditAction, AuditTarget, field_changes
 from sdfleet.domain.errors import Conflict, NotFound
 from sdfleet.domain.pagination import Page, PageRequest
 from sdfleet.domain.permissions import ADMIN_ROLE, BUILTIN_ROLES, Permission, parse_permissions
 from sdfleet.domain.validation import check_label, check_role_name, is_valid_role_name
+from sdfleet.services.audit import AuditLog
 from sdfleet.services.authorization import authorize, authorize_grant, authorize_over
 from sdfleet.store.accounts import AccountRepository
 from sdfleet.store.database import Database
 
 
+def _audited(role: Role) -> dict:
+    """The fields of a role the audit log follows."""
+    return {"permissions": sorted(p.value for p in role.permissions), "description": role.description}
+
+
 class RoleService:
     """Role management."""
 
-    def __init__(self, *, database: Database, clock: Callable[[], datetime]) -> None:
+    def __init__(self, *, database: Database, audit: AuditLog, clock: Callable[[], datetime]) -> None:
         self._db = database
+        self._audit = audit
         self._clock = clock
 
     def ensure_builtin(self) -> None:
@@ -62,9 +70,10 @@ class RoleService:
             repo = AccountRepository(s)
             if repo.get_role(name) is not None:
                 raise Conflict(f"role {name!r} already exists", details={"field": "name"})
-            return repo.add_role(
-                Role(name=name, permissions=perms, description=description, created_at=self._clock())
-            )
+            role = repo.add_role(Role(name=name, permissions=perms, description=description, created_at=self._clock()))
+            self._audit.record(AuditAction.ROLE_CREATE, actor=principal, target=AuditTarget("role", name, name),
+                               changes=field_changes({}, _audited(role)), session=s)
+            return role
 
     def update(
         self, principal: Principal, name: str, *, permissions: list[str] | None, description: str | None
@@ -81,7 +90,12 @@ class RoleService:
                 raise Conflict("the admin role always holds every permission")
             authorize_grant(principal, perms)
         with self._db.session(write_lock=True) as s:
-            return AccountRepository(s).update_role(name, permissions=perms, description=description)
+            updated = AccountRepository(s).update_role(name, permissions=perms, description=description)
+            diff = field_changes(_audited(role), _audited(updated))
+            if diff:
+                self._audit.record(AuditAction.ROLE_UPDATE, actor=principal, target=AuditTarget("role", name, name),
+                                   changes=diff, session=s)
+            return updated
 
     def delete(self, principal: Principal, name: str) -> None:
         """Delete a role and remove it from its users; `admin` cannot be deleted."""
@@ -92,6 +106,8 @@ class RoleService:
             raise Conflict("the admin role cannot be deleted")
         with self._db.session(write_lock=True) as s:
             AccountRepository(s).delete_role(name)
+            self._audit.record(AuditAction.ROLE_DELETE, actor=principal, target=AuditTarget("role", name, name),
+                               changes=field_changes(_audited(role), {}), session=s)
 
     def permissions(self) -> list[Permission]:
         """Every permission there is."""

@@ -6,14 +6,23 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sdfleet.domain.accounts import Principal, User
-from sdfleet.domain.errors import Conflict, InvalidInput, NotFound
+from sdfleet.domain.accounts import CredentialKind, Principal, User
+from sdfleet.domain.audit import AuditAction, AuditTarget, field_changes
+from sdfleet.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
 from sdfleet.domain.ids import new_id
 from sdfleet.domain.pagination import Page, PageRequest
 from sdfleet.domain.permissions import ADMIN_ROLE, Permission
-from sdfleet.domain.validation import check_password, check_role_name, check_username, is_valid_username
+from sdfleet.domain.validation import (
+    check_password,
+    check_role_name,
+    check_username,
+    is_storable,
+    is_valid_username,
+)
+from sdfleet.services.audit import AuditLog
 from sdfleet.services.authorization import authorize, authorize_grant, authorize_over, is_self_or
 from sdfleet.services.credentials import PasswordHasher
+from sdfleet.services.login_limiter import LoginLimiter
 from sdfleet.store.accounts import AccountRepository
 from sdfleet.store.database import Database
 
@@ -28,6 +37,10 @@ class UserChanges:
     email: str | None = None
     disabled: bool | None = None
     password: str | None = None
+    #: required to change one's own password (an API key or a session alone is not enough)
+    current_password: str | None = None
+    #: with a password change: also delete every API key of the user
+    revoke_api_keys: bool = False
 
 
 def _check_email(email: str | None) -> str | None:
@@ -41,17 +54,29 @@ def _check_email(email: str | None) -> str | None:
     return email
 
 
+def _audited(user: User) -> dict:
+    """The fields of a user the audit log follows."""
+    return {"roles": list(user.roles), "email": user.email, "disabled": user.disabled}
+
+
 def _held(repo: AccountRepository, user: User) -> frozenset[Permission]:
     """Every permission a user holds through their roles."""
     return frozenset().union(*(r.permissions for r in repo.get_roles(list(user.roles))))
 
 
+def _target(user: User) -> AuditTarget:
+    return AuditTarget("user", user.id, user.username)
+
+
 class UserService:
     """User management; who may see or change whom is decided here."""
 
-    def __init__(self, *, database: Database, hasher: PasswordHasher, clock: Callable[[], datetime]) -> None:
+    def __init__(self, *, database: Database, hasher: PasswordHasher, limiter: LoginLimiter, audit: AuditLog,
+                 clock: Callable[[], datetime]) -> None:
         self._db = database
         self._hasher = hasher
+        self._limiter = limiter
+        self._audit = audit
         self._clock = clock
 
     def _roles_checked(self, repo: AccountRepository, principal: Principal | None, roles: list[str]) -> list[str]:
@@ -89,7 +114,10 @@ class UserService:
             if repo.get_user_by_username(username) is not None:
                 raise Conflict(f"user {username!r} already exists", details={"field": "username"})
             user = User(id=new_id(), username=username, roles=tuple(names), email=email or None)
-            return repo.add_user(user, password_hash=password_hash, now=self._clock())
+            user = repo.add_user(user, password_hash=password_hash, now=self._clock())
+            self._audit.record(AuditAction.USER_CREATE, actor=principal, target=_target(user),
+                               changes=field_changes({}, _audited(user)), session=s)
+            return user
 
     def list(self, principal: Principal | None, page: PageRequest) -> Page[User]:
         """Every user for `user:all`; only oneself otherwise."""
@@ -109,7 +137,7 @@ class UserService:
         return user
 
     def update(self, principal: Principal | None, username: str, changes: UserChanges) -> User:
-        """Update a user. Oneself: password and email only; roles and disabled need `user:all`.
+        """Update a user. Oneself: password (with the current one) and email; roles and disabled need `user:all`.
 
         Another user may be changed only by a `user:all` holder who holds every permission they hold."""
         target = self.get(principal, username)
@@ -117,8 +145,12 @@ class UserService:
         admin_change = changes.roles is not None or changes.disabled is not None
         if principal is not None and (admin_change or on_other):
             authorize(principal, Permission.USER_ALL)
+        if changes.revoke_api_keys and changes.password is None:
+            raise InvalidInput("revoke_api_keys goes with a password change", field="revoke_api_keys")
         if changes.password is not None:
             check_password(changes.password)
+            if principal is not None and not on_other:
+                self._check_current_password(principal, changes.current_password)
         email = _check_email(changes.email)
         password_hash = self._hasher.hash(changes.password) if changes.password is not None else None
         with self._db.session(write_lock=True) as s:
@@ -144,9 +176,44 @@ class UserService:
                 disabled=changes.disabled,
                 password_hash=password_hash,
             )
+            diff = field_changes(_audited(target), _audited(user))
+            if diff:
+                self._audit.record(AuditAction.USER_UPDATE, actor=principal, target=_target(user), changes=diff,
+                                   session=s)
             if changes.password is not None or changes.disabled:
-                repo.revoke_user_sessions(target.id, now=self._clock())
+                self._end_access(repo, principal, user, changes, session=s)
             return user
+
+    def _end_access(self, repo: AccountRepository, principal: Principal | None, user: User, changes: UserChanges,
+                    *, session) -> None:
+        """After a password change or disabling: end the user's sessions (not the one changing its own password)
+        and, when asked, delete their API keys."""
+        own = principal is not None and principal.user_id == user.id
+        keep = principal.credential_id if own and principal.credential is CredentialKind.SESSION else None
+        if changes.disabled:
+            keep = None
+        sessions = repo.revoke_user_sessions(user.id, now=self._clock(), keep=keep)
+        keys = repo.delete_user_api_keys(user.id) if changes.revoke_api_keys else 0
+        if changes.password is not None:
+            self._audit.record(
+                AuditAction.USER_PASSWORD, actor=principal, target=_target(user), session=session,
+                changes={"password": {"changed": True}},
+                details={"by": "self" if own else ("operator" if principal is None else "admin"),
+                         "sessions_revoked": sessions, "api_keys_revoked": keys},
+            )
+
+    def _check_current_password(self, principal: Principal, password: str | None) -> None:
+        """Changing one's own password needs the current one; wrong ones count as failed logins."""
+        username = principal.user.username
+        if password is None:
+            raise InvalidInput("current_password is required to change your own password", field="current_password")
+        self._limiter.check(username=username, address=principal.address)
+        with self._db.session(write_lock=False) as s:
+            stored = AccountRepository(s).get_credentials(username)
+        if stored is None or not is_storable(password) or not self._hasher.verify(stored.password_hash, password):
+            self._limiter.failed(username=username, address=principal.address)
+            self._audit.record(AuditAction.USER_PASSWORD_FAILED, actor=principal, target=_target(principal.user))
+            raise Forbidden("current_password is wrong", details={"field": "current_password"})
 
     def delete(self, principal: Principal | None, username: str) -> None:
         """Delete a user and everything they own in the accounts tables."""
@@ -163,6 +230,8 @@ class UserService:
             if ADMIN_ROLE in target.roles and not target.disabled and repo.users_with_role(ADMIN_ROLE) <= 1:
                 raise Conflict("cannot delete the last active admin")
             repo.delete_user(target.id)
+            self._audit.record(AuditAction.USER_DELETE, actor=principal, target=_target(target),
+                               changes=field_changes(_audited(target), {}), session=s)
 
     @staticmethod
     def _current(repo: AccountRepository, target: User) -> User:

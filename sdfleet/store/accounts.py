@@ -215,12 +215,12 @@ class AccountRepository:
             .values(revoked_at=now)
         )
 
-    def revoke_user_sessions(self, user_id: str, *, now: datetime) -> None:
-        self._s.execute(
-            update(AuthSessionRow)
-            .where(AuthSessionRow.user_id == user_id, AuthSessionRow.revoked_at.is_(None))
-            .values(revoked_at=now)
-        )
+    def revoke_user_sessions(self, user_id: str, *, now: datetime, keep: str | None = None) -> int:
+        """Revoke every live session of a user except `keep`; how many were revoked."""
+        stmt = update(AuthSessionRow).where(AuthSessionRow.user_id == user_id, AuthSessionRow.revoked_at.is_(None))
+        if keep is not None:
+            stmt = stmt.where(AuthSessionRow.id != keep)
+        return self._s.execute(stmt.values(revoked_at=now)).rowcount or 0
 
     def purge_sessions(self, *, before: datetime) -> int:
         result = self._s.execute(delete(AuthSessionRow).where(AuthSessionRow.expires_at < before))
@@ -261,3 +261,7 @@ class AccountRepository:
 
     def delete_api_key(self, key_id: str) -> None:
         self._s.execute(delete(ApiKeyRow).where(ApiKeyRow.id == key_id))
+
+    def delete_user_api_keys(self, user_id: str) -> int:
+        """Delete every API key of a user; how many there were."""
+        return self._s.execute(delete(ApiKeyRow).where(ApiKeyRow.user_id == user_id)).rowcount or 0

@@ -495,6 +495,49 @@ class DatasetImageRow(Base):
     __table_args__ = (
         UniqueConstraint("dataset_id", "sha256", name="uq_dataset_images_sha256"),
         Index("ix_dataset_images_dataset", "dataset_id", "id"),
+
+
+# -- Audit log and login limiter (0010_security) --------------------------------------------------
+
+
+class AuditEventRow(Base):
+    """One audit event; append-only (database triggers refuse UPDATE and DELETE)."""
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+    action: Mapped[str] = mapped_column(String(64))
+    actor_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    actor_name: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    credential: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    address: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    target_kind: Mapped[str] = mapped_column(String(32))
+    target_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    target_name: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    changes: Mapped[dict] = mapped_column(JsonText)
+    details: Mapped[dict] = mapped_column(JsonText)
+
+    __table_args__ = (
+        Index("ix_audit_events_actor", "actor_name", "id"),
+        Index("ix_audit_events_action", "action", "id"),
+        Index("ix_audit_events_target", "target_kind", "target_id"),
+    )
+
+
+class LoginFailureRow(Base):
+    """One refused login (or wrong current password), kept for the login limiter's window."""
+
+    __tablename__ = "login_failures"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    username: Mapped[str] = mapped_column(String(64))
+    address: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+
+    __table_args__ = (
+        Index("ix_login_failures_username", "username", "at"),
+        Index("ix_login_failures_address", "address", "at"),
     )
 
 

@@ -6,12 +6,14 @@ scripts use Bearer/Basic and are not affected."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Annotated
 from urllib.parse import urlsplit
 
 from fastapi import Depends, Request
 from starlette.requests import HTTPConnection
 
+from sdfleet.api.client_address import client_address
 from sdfleet.api.deps import CSRF_COOKIE, CSRF_HEADER, SESSION_COOKIE, ServicesDep, principal_from_request
 from sdfleet.domain.accounts import Principal
 from sdfleet.domain.errors import Forbidden, Unauthenticated
@@ -39,7 +41,7 @@ def comfy_principal(request: Request, services: ServicesDep) -> Principal:
             CSRF_COOKIE)
         if not csrf_ok and not same_origin(request):
             raise Forbidden("cross-site request refused: send X-CSRF-Token or use an API key")
-        principal = services.auth.authenticate(cookie)
+        principal = dataclasses.replace(services.auth.authenticate(cookie), address=client_address(request))
     else:
         principal = principal_from_request(request, services)
     request.state.principal = principal
@@ -59,5 +61,5 @@ def socket_principal(connection: HTTPConnection, services: Services) -> Principa
         origin = connection.headers.get("origin")
         if origin and urlsplit(origin).netloc != connection.headers.get("host"):
             raise Forbidden("cross-site WebSocket refused")
-        return services.auth.authenticate(cookie)
+        return dataclasses.replace(services.auth.authenticate(cookie), address=client_address(connection))
     raise Unauthenticated("authentication required: session cookie, Bearer key or Basic username:api_key")

@@ -15,7 +15,8 @@ def start_comfy_listener(services: Services, *, host: str, port: int, login_url:
                          timeout: float = 20.0) -> uvicorn.Server:
     """Serve the ComfyUI API and frontend at the root of `host:port` from a daemon thread; returns when up."""
     config = uvicorn.Config(create_comfy_app(services, login_url=login_url), host=host, port=port,
-                            log_config=None, access_log=False, lifespan="off")
+                            log_config=None, access_log=False, lifespan="off",
+                            proxy_headers=False)  # X-Forwarded-For: only from SDFLEET_TRUSTED_PROXIES
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="comfy-listener", daemon=True)
     thread.start()

@@ -4,15 +4,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
+from sdfleet.api.client_address import client_address
 from sdfleet.api.deps import CurrentPrincipal, ServicesDep
 from sdfleet.api.schemas.accounts import LoginRequest, LoginResponse, MePublic
 
 router = APIRouter(tags=["auth"])
-
-
-def client_address(request: Request) -> str | None:
-    """The peer address (deployments behind a proxy configure uvicorn's --forwarded-allow-ips)."""
-    return request.client.host if request.client else None
 
 
 @router.post("/auth/login", response_model=LoginResponse)

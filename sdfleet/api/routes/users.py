@@ -41,8 +41,10 @@ def get_user(username: Username, principal: CurrentPrincipal, services: Services
 def update_user(
     username: Username, body: UserUpdate, principal: CurrentPrincipal, services: ServicesDep
 ) -> UserPublic:
-    """Change roles, e-mail, disabled (`user:all`) or your own password and e-mail."""
-    changes = UserChanges(roles=body.roles, email=body.email, disabled=body.disabled, password=body.password)
+    """Change roles, e-mail, disabled (`user:all`, only of users holding no permission you lack) or your own
+    e-mail and password (with `current_password`). A password change ends the user's other sessions."""
+    changes = UserChanges(roles=body.roles, email=body.email, disabled=body.disabled, password=body.password,
+                          current_password=body.current_password, revoke_api_keys=body.revoke_api_keys)
     return UserPublic.of(services.users.update(principal, username, changes))
 
 

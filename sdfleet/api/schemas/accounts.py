@@ -61,6 +61,10 @@ class UserUpdate(Strict):
     email: StrictStr | None = Field(default=None, max_length=254)
     disabled: StrictBool | None = None
     password: StrictStr | None = Field(default=None, max_length=256)
+    current_password: StrictStr | None = Field(
+        default=None, max_length=256, description="Your current password: required to change your own password.")
+    revoke_api_keys: StrictBool = Field(
+        default=False, description="With a password change: also delete every API key of the user.")
 
 
 class RolePublic(BaseModel):

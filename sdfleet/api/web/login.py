@@ -11,8 +11,8 @@ from urllib.parse import urlsplit
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from sdfleet.api.client_address import client_address
 from sdfleet.api.deps import CSRF_COOKIE, SESSION_COOKIE, ServicesDep
-from sdfleet.api.routes.auth import client_address
 from sdfleet.api.web.templating import is_https, templates
 from sdfleet.domain.errors import RateLimited, Unauthenticated
 

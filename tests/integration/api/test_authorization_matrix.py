@@ -3,6 +3,7 @@
 
 import pytest
 
+from tests.integration.api.authz_audit import EVERY_PERMISSION
 from tests.integration.api.authz_matrix import Actor, all_cases
 
 HTTP_METHODS = {"get", "post", "put", "patch", "delete"}
@@ -21,6 +22,8 @@ def _actor(api, roles):
 def _role_for(api, permission):
     if permission in (None, "public"):
         return []
+    if permission == EVERY_PERMISSION:
+        return ["admin"]
     return [api.make_role(permissions=[permission])]
 
 

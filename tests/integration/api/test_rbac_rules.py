@@ -46,12 +46,14 @@ def test_deleting_role_removes_it_from_users(api):
     assert "checkpoint:all" not in api.client.get("/api/v1/me", headers=user["headers"]).json()["permissions"]
 
 
-def test_password_change_ends_sessions(api):
+def test_password_change_ends_other_sessions(api):
     user = api.make_user(roles=["artist"], password="old-password-1")
+    other_session = api.login(user["username"], "old-password-1")
     r = api.client.patch(f"/api/v1/users/{user['username']}", headers=user["headers"],
-                         json={"password": "new-password-1"})
+                         json={"password": "new-password-1", "current_password": "old-password-1"})
     assert r.status_code == 200
-    assert api.client.get("/api/v1/me", headers=user["headers"]).status_code == 401
+    assert api.client.get("/api/v1/me", headers=other_session).status_code == 401
+    assert api.client.get("/api/v1/me", headers=user["headers"]).status_code == 200  # the session that changed it
     api.login(user["username"], "new-password-1")
 
 
