@@ -495,6 +495,7 @@ class DatasetImageRow(Base):
     __table_args__ = (
         UniqueConstraint("dataset_id", "sha256", name="uq_dataset_images_sha256"),
         Index("ix_dataset_images_dataset", "dataset_id", "id"),
+    )
 
 
 # -- Audit log and login limiter (0010_security) --------------------------------------------------
