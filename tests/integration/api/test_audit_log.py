@@ -87,8 +87,9 @@ def test_bad_filters_name_the_field(api):
 
 
 def test_only_holders_of_every_permission_read_it(api):
-    almost = api.make_role(permissions=["user:all", "role:all", "endpoint:all", "inference:all", "checkpoint:all",
-                                        "workflow:all"])
+    from sdfleet.domain.permissions import Permission
+
+    almost = api.make_role(permissions=[p.value for p in Permission if p is not Permission.TRAIN_ALL])
     manager = api.make_user(roles=[almost])
     r = api.client.get("/api/v1/audit", headers=manager["headers"])
     assert r.status_code == 403 and r.json()["error"]["details"]["permissions"] == ["train:all"]
