@@ -9,7 +9,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sdfleet.engine.a1111_limits import A1111_LIMITS
-from sdfleet.engine.sampler_names import UnknownSamplerName, UnsupportedSampler, to_comfy
+from sdfleet.engine.prompt_schedule import prompt_schedule
+from sdfleet.engine.prompt_weights import PromptSyntaxError, parse_a1111_emphasis
+from sdfleet.engine.sampler_names import UnknownSamplerName, UnsupportedSampler, prompt_schedule_steps, to_comfy
 
 LORA_TAG = re.compile(r"<lora:([^:>]+)((?::[^:>]*)*)>")
 
@@ -88,6 +90,15 @@ def parse_lora_tags(prompt: str) -> tuple[str, list[LoraTag]]:
         tags.append(LoraTag(match.group(1).strip(), te, unet))
     clean = re.sub(r"\s{2,}", " ", LORA_TAG.sub("", prompt)).strip().strip(",").strip()
     return clean, tags
+
+
+def _check_prompt(name: str, text: str, steps: int) -> None:
+    """Every text the prompt's schedule uses must read as A1111 emphasis (weights that are numbers)."""
+    for scheduled in prompt_schedule(text, steps):
+        try:
+            parse_a1111_emphasis(scheduled.text)
+        except PromptSyntaxError as exc:
+            raise InvalidField(name, str(exc).replace("prompt:", f"{name}:", 1)) from None
 
 
 def _check_fields(task: str, params: Mapping[str, Any]) -> None:
@@ -217,8 +228,11 @@ def compile_a1111(task: str, params: Mapping[str, Any], *, default_checkpoint: s
     if sd_vae and str(sd_vae) not in ("Automatic", "None"):
         graph["vae"] = {"class_type": "VAELoader", "inputs": {"vae_name": _model_name(str(sd_vae))}}
         vae = ["vae", 0]
-    graph["pos"] = {"class_type": "CLIPTextEncode", "inputs": {"text": prompt, "clip": clip}}
-    graph["neg"] = {"class_type": "CLIPTextEncode", "inputs": {"text": negative, "clip": clip}}
+    schedule_steps = prompt_schedule_steps(sampler, steps)
+    for name, text in (("prompt", prompt), ("negative_prompt", negative)):
+        _check_prompt(name, text, schedule_steps)
+    graph["prompt"] = {"class_type": "A1111Prompt", "inputs": {
+        "clip": clip, "prompt": prompt, "negative_prompt": negative, "steps": schedule_steps}}
 
     # 3. Starting latent
     denoise = 1.0
@@ -237,8 +251,8 @@ def compile_a1111(task: str, params: Mapping[str, Any], *, default_checkpoint: s
         all_seeds.extend(chain_seed + i for i in range(batch_size))
         graph[f"sample{k}"] = {"class_type": "KSampler", "inputs": {
             "model": model, "seed": chain_seed, "steps": steps, "cfg": cfg, "sampler_name": sampler,
-            "scheduler": scheduler, "positive": ["pos", 0], "negative": ["neg", 0], "latent_image": ["latent", 0],
-            "denoise": denoise}}
+            "scheduler": scheduler, "positive": ["prompt", 0], "negative": ["prompt", 1],
+            "latent_image": ["latent", 0], "denoise": denoise}}
         graph[f"decode{k}"] = {"class_type": "VAEDecode", "inputs": {"samples": [f"sample{k}", 0], "vae": vae}}
         graph[f"save{k}"] = {"class_type": "SaveImage",
                              "inputs": {"images": [f"decode{k}", 0], "filename_prefix": task}}

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from diffusers import ControlNetModel, SchedulerMixin, UNet2DConditionModel
 from diffusers.utils.torch_utils import randn_tensor
 
-from sdfleet.engine.nodes.conditioning import CondEntry
+from sdfleet.engine.nodes.conditioning import CondEntry, conds_at
 
 
 @dataclass
@@ -59,12 +59,27 @@ def _time_ids(unet: UNet2DConditionModel, pooled_dim: int, height: int, width: i
     return [height, width, 0, 0, height, width]
 
 
-def _prepare_conds(job: SamplingJob, batch: int, use_cfg: bool, height: int, width: int,
-                   dtype: torch.dtype, device: torch.device) -> tuple[torch.Tensor, dict | None, list[int]]:
-    """Stack the negative then positive entries, each repeated per latent, as diffusers batches them."""
-    groups = [list(job.negative), list(job.positive)] if use_cfg else [list(job.positive)]
+@dataclass
+class PreparedConds:
+    """The conditioning of one step as UNet batches: rows [start, end) of the model input share a length."""
+
+    blocks: list[tuple[int, int, torch.Tensor, dict | None]]
+    sizes: list[int]
+    keys: tuple[int, ...]
+
+
+def _cond_keys(groups: Sequence[Sequence[CondEntry]]) -> tuple[int, ...]:
+    return tuple(id(entry.embeds) for group in groups for entry in group)
+
+
+def _prepare_conds(unet: UNet2DConditionModel, groups: Sequence[Sequence[CondEntry]], batch: int, use_cfg: bool,
+                   height: int, width: int, dtype: torch.dtype, device: torch.device) -> PreparedConds:
+    """Stack the negative then positive entries, each repeated per latent, as diffusers batches them.
+
+    Entries whose token counts differ (long prompts) go to the UNet in separate calls, as A1111 does
+    by default: padding one of them would change what cross-attention sees."""
     embeds, pooled, time_ids, sizes = [], [], [], []
-    is_xl = job.unet.config.addition_embed_type == "text_time"
+    is_xl = unet.config.addition_embed_type == "text_time"
     for g, entries in enumerate(groups):
         sizes.append(len(entries))
         for entry in entries:
@@ -73,14 +88,16 @@ def _prepare_conds(job: SamplingJob, batch: int, use_cfg: bool, height: int, wid
                 if entry.pooled is None:
                     raise ValueError("this SDXL model needs pooled embeddings: encode the prompt with its CLIP")
                 pooled.append(entry.pooled.to(device, dtype).expand(batch, -1))
-                ids = _time_ids(job.unet, entry.pooled.shape[-1], height, width, negative=use_cfg and g == 0)
+                ids = _time_ids(unet, entry.pooled.shape[-1], height, width, negative=use_cfg and g == 0)
                 time_ids.append(torch.tensor([ids], dtype=dtype, device=device).expand(batch, -1))
-    lengths = {e.shape[1] for e in embeds}
-    if len(lengths) > 1:
-        longest = max(lengths)
-        embeds = [torch.cat([e, e[:, -1:].expand(-1, longest - e.shape[1], -1)], 1) for e in embeds]
-    added = {"text_embeds": torch.cat(pooled), "time_ids": torch.cat(time_ids)} if is_xl else None
-    return torch.cat(embeds), added, sizes
+    blocks, first = [], 0
+    for k in range(1, len(embeds) + 1):
+        if k == len(embeds) or embeds[k].shape[1] != embeds[first].shape[1]:
+            added = {"text_embeds": torch.cat(pooled[first:k]), "time_ids": torch.cat(time_ids[first:k])} \
+                if is_xl else None
+            blocks.append((first * batch, k * batch, torch.cat(embeds[first:k]), added))
+            first = k
+    return PreparedConds(blocks, sizes, _cond_keys(groups))
 
 
 def _step_kwargs(scheduler: SchedulerMixin, generator: torch.Generator) -> dict:
@@ -141,25 +158,33 @@ def sample(job: SamplingJob, *, on_step: Callable[[int, int, torch.Tensor], None
     else:
         latents = scheduler.add_noise(latent, noise, timesteps[:1].repeat(batch))
 
-    # 3. Conditioning batches
+    # 3. Conditioning batches (A1111 prompt editing changes them between steps)
     use_cfg = job.cfg > 1.0
-    embeds, added, sizes = _prepare_conds(job, batch, use_cfg, lat_h * 8, lat_w * 8, dtype, device)
-    copies = sum(sizes)
     step_kwargs = _step_kwargs(scheduler, generator)
     mask = None
     if job.noise_mask is not None:
         m = job.noise_mask.reshape(-1, 1, *job.noise_mask.shape[-2:]).float()
         mask = F.interpolate(m, size=(lat_h, lat_w), mode="bilinear", align_corners=False).to(device, dtype)
+    conds: PreparedConds | None = None
 
     # 4. Denoising loop
     count = len(timesteps)
     for i, t in enumerate(timesteps):
+        # Each iteration is one guided model evaluation, the step count A1111's schedules use.
+        groups = [conds_at(job.negative, i), conds_at(job.positive, i)] if use_cfg else [conds_at(job.positive, i)]
+        if conds is None or conds.keys != _cond_keys(groups):
+            conds = _prepare_conds(unet, groups, batch, use_cfg, lat_h * 8, lat_w * 8, dtype, device)
+        copies = sum(conds.sizes)
         model_in = torch.cat([latents] * copies) if copies > 1 else latents
         model_in = scheduler.scale_model_input(model_in, t)
-        residuals = _control_residuals(job, model_in, t, embeds, added, i / count)
-        pred = unet(model_in, t, encoder_hidden_states=embeds, added_cond_kwargs=added, return_dict=False,
-                    **residuals)[0]
-        pred = _guide(pred, sizes, batch, job.cfg, use_cfg)
+        preds = []
+        for start, end, embeds, added in conds.blocks:
+            part = model_in[start:end] if len(conds.blocks) > 1 else model_in
+            residuals = _control_residuals(job, part, t, embeds, added, i / count)
+            preds.append(unet(part, t, encoder_hidden_states=embeds, added_cond_kwargs=added, return_dict=False,
+                              **residuals)[0])
+        pred = torch.cat(preds) if len(preds) > 1 else preds[0]
+        pred = _guide(pred, conds.sizes, batch, job.cfg, use_cfg)
         out = scheduler.step(pred, t, latents, **step_kwargs, return_dict=True)
         latents = out.prev_sample
         if mask is not None:

@@ -28,6 +28,10 @@ class ModelFiles(Protocol):
         """Return the local path of an input image named by LoadImage / LoadImageMask."""
         ...
 
+    def model_names(self, folder: str) -> list[str]:
+        """The names `model_path` resolves in `folder` (A1111 prompts name embeddings without a prefix)."""
+        ...
+
 
 class DictModelFiles:
     """ModelFiles backed by in-memory dictionaries (tests, demo, benchmarks)."""
@@ -59,6 +63,10 @@ class DictModelFiles:
             return self.images[name]
         except KeyError:
             raise KeyError(f"no input image {name!r}") from None
+
+    def model_names(self, folder: str) -> list[str]:
+        """The registered names in `folder`."""
+        return sorted(self.models.get(folder, {}))
 
     def names(self) -> dict[str, list[str]]:
         """Model names per folder, as Engine.validate and object_info take them."""

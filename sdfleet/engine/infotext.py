@@ -85,9 +85,10 @@ def _source(graph: Mapping[str, Any], value: Any) -> tuple[str, dict] | None:
     return None
 
 
-def _find_upstream(graph: Mapping[str, Any], value: Any, classes: tuple[str, ...],
-                   through: tuple[str, ...]) -> dict | None:
-    """Follow links from `value` through nodes whose first-linked input leads on, until a node of `classes`."""
+def _find_upstream_link(graph: Mapping[str, Any], value: Any, classes: tuple[str, ...],
+                        through: tuple[str, ...]) -> tuple[dict, Any] | None:
+    """Follow links from `value` through nodes whose first-linked input leads on, until a node of `classes`;
+    return that node and the link that reached it."""
     seen: set[str] = set()
     while True:
         found = _source(graph, value)
@@ -96,17 +97,35 @@ def _find_upstream(graph: Mapping[str, Any], value: Any, classes: tuple[str, ...
         node_id, node = found
         seen.add(node_id)
         if node.get("class_type") in classes:
-            return node
+            return node, value
         inputs = node.get("inputs", {})
-        value = next((inputs[name] for name in through if name in inputs), None)
+        if "positive" in inputs and "negative" in inputs and value[1] == 1:  # ControlNetApplyAdvanced's negative
+            value = inputs["negative"]
+        else:
+            value = next((inputs[name] for name in through if name in inputs), None)
         if value is None:
             return None
 
 
+def _find_upstream(graph: Mapping[str, Any], value: Any, classes: tuple[str, ...],
+                   through: tuple[str, ...]) -> dict | None:
+    found = _find_upstream_link(graph, value, classes, through)
+    return found[0] if found else None
+
+
+_TEXT_NODES = ("CLIPTextEncode", "A1111Prompt")
+_CONDITIONING_THROUGH = ("conditioning_1", "positive", "conditioning")
+
+
 def _text_of(graph: Mapping[str, Any], value: Any) -> str:
-    node = _find_upstream(graph, value, ("CLIPTextEncode",),
-                          ("conditioning_1", "positive", "conditioning"))
-    text = node["inputs"].get("text") if node else None
+    found = _find_upstream_link(graph, value, _TEXT_NODES, _CONDITIONING_THROUGH)
+    if found is None:
+        return ""
+    node, link = found
+    if node.get("class_type") == "A1111Prompt":
+        text = node["inputs"].get("negative_prompt" if link[1] == 1 else "prompt")
+    else:
+        text = node["inputs"].get("text")
     return text if isinstance(text, str) else ""
 
 
@@ -174,5 +193,5 @@ def infotext_for(graph: Mapping[str, Any], save_node_id: str, *, files: ModelFil
 
 
 def _clip_link(graph: Mapping[str, Any], positive: Any) -> Any:
-    node = _find_upstream(graph, positive, ("CLIPTextEncode",), ("conditioning_1", "positive", "conditioning"))
+    node = _find_upstream(graph, positive, _TEXT_NODES, _CONDITIONING_THROUGH)
     return node["inputs"].get("clip") if node else None

@@ -25,6 +25,7 @@ from transformers import CLIPTextModel, CLIPTextModelWithProjection, CLIPTokeniz
 
 from sdfleet.engine.files import ModelFile
 from sdfleet.engine.model_cache import ModelCache
+from sdfleet.engine.textual_inversion import Embedding, load_embedding
 
 MAX_LORAS_PER_CHECKPOINT = 8
 
@@ -173,6 +174,12 @@ class ModelLoader:
                 model = ControlNetModel.from_single_file(path, config=str(path.parent), torch_dtype=self.dtype)
             return model.to(self.device).eval().requires_grad_(False)
         return self.cache.get_or_load(f"controlnet:{ref.file.sha256}", load)
+
+    def embedding(self, file: ModelFile, *, name: str) -> Embedding:
+        """A textual-inversion embedding (kept on the CPU; vectors move to the encoder when used)."""
+        return self.cache.get_or_load(
+            f"embedding:{file.sha256}:{name}", lambda: load_embedding(file.path, name=name),
+            size=lambda e: sum(v.numel() * v.element_size() for v in e.vectors.values()))
 
     # LoRA -----------------------------------------------------------------------------------
 

@@ -11,19 +11,21 @@ class A1111Sampler:
 
     comfy: str
     automatic_scheduler: str = "normal"
+    #: two model evaluations per step: A1111 counts prompt-editing steps twice for these
+    second_order: bool = False
 
 
 A1111_SAMPLERS: dict[str, A1111Sampler] = {
     "DPM++ 2M": A1111Sampler("dpmpp_2m", "karras"),
-    "DPM++ SDE": A1111Sampler("dpmpp_sde", "karras"),
+    "DPM++ SDE": A1111Sampler("dpmpp_sde", "karras", second_order=True),
     "DPM++ 2M SDE": A1111Sampler("dpmpp_2m_sde", "exponential"),
     "DPM++ 3M SDE": A1111Sampler("dpmpp_3m_sde", "exponential"),
     "Euler a": A1111Sampler("euler_ancestral"),
     "Euler": A1111Sampler("euler"),
     "LMS": A1111Sampler("lms"),
-    "Heun": A1111Sampler("heun"),
-    "DPM2": A1111Sampler("dpm_2", "karras"),
-    "DPM2 a": A1111Sampler("dpm_2_ancestral", "karras"),
+    "Heun": A1111Sampler("heun", second_order=True),
+    "DPM2": A1111Sampler("dpm_2", "karras", second_order=True),
+    "DPM2 a": A1111Sampler("dpm_2_ancestral", "karras", second_order=True),
     "DDIM": A1111Sampler("ddim", "ddim_uniform"),
     "UniPC": A1111Sampler("uni_pc"),
     "LCM": A1111Sampler("lcm", "sgm_uniform"),
@@ -82,6 +84,12 @@ def to_comfy(sampler_name: str, scheduler: str | None) -> tuple[str, str]:
     if suffix:
         return sampler.comfy, A1111_SCHEDULERS[suffix]
     return sampler.comfy, sampler.automatic_scheduler
+
+
+def prompt_schedule_steps(comfy_sampler: str, steps: int) -> int:
+    """The steps A1111's prompt editing counts: one per model evaluation, so twice `steps` for second order."""
+    second_order = any(s.second_order for s in A1111_SAMPLERS.values() if s.comfy == comfy_sampler)
+    return steps * 2 if second_order else steps
 
 
 def to_a1111(sampler: str, scheduler: str) -> tuple[str, str]:

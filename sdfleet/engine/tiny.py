@@ -52,6 +52,21 @@ def _seeded(seed: int) -> Iterator[None]:
         yield
 
 
+def _realistic_layer_norms(text_encoder: torch.nn.Module, *, seed: int) -> torch.nn.Module:
+    """Give a text encoder's layer norms the non-trivial scale and shift trained ones have.
+
+    Fresh LayerNorms (weight 1, bias 0) make the last hidden state's mean zero up to rounding, which
+    A1111's emphasis divides by; a real CLIP's final norm has a bias. Uses its own generator, so the
+    other weights stay what the seed gave before."""
+    generator = torch.Generator().manual_seed(seed + 1)
+    with torch.no_grad():
+        for module in text_encoder.modules():
+            if isinstance(module, torch.nn.LayerNorm):
+                module.weight.copy_(1 + 0.2 * torch.randn(module.weight.shape, generator=generator))
+                module.bias.copy_(0.2 + 0.2 * torch.randn(module.bias.shape, generator=generator))
+    return text_encoder
+
+
 def tiny_vae(*, scaling_factor: float = 0.18215) -> AutoencoderKL:
     """A 4-level VAE with SD's 8x scale factor and a few thousand parameters."""
     return AutoencoderKL(
@@ -105,6 +120,7 @@ def _sd_pipeline(*, seed: int, text_width: int, hidden_act: str, linear_projecti
         unet = _sd_unet(cross_attention_dim=text_width, linear_projection=linear_projection)
         vae = tiny_vae()
         text_encoder = CLIPTextModel(_text_config(width=text_width, hidden_act=hidden_act))
+    _realistic_layer_norms(text_encoder, seed=seed)
     scheduler = EulerDiscreteScheduler(**_SCHEDULER_BASE, prediction_type=prediction_type)
     tokenizer = load_byte_tokenizer(pad_token=pad_token) if pad_token else load_byte_tokenizer()
     return StableDiffusionPipeline(
@@ -163,6 +179,8 @@ def tiny_sdxl_pipeline(seed: int = 0) -> StableDiffusionXLPipeline:
                 projection_dim=SDXL_PROJECTION_DIM,
             )
         )
+    _realistic_layer_norms(text_encoder, seed=seed)
+    _realistic_layer_norms(text_encoder_2, seed=seed + 1)
     scheduler = EulerDiscreteScheduler(**_SCHEDULER_BASE, prediction_type="epsilon")
     return StableDiffusionXLPipeline(
         vae=vae.eval(),
@@ -187,6 +205,7 @@ def tiny_sdxl_refiner_pipeline(seed: int = 0) -> StableDiffusionXLImg2ImgPipelin
                 projection_dim=SDXL_PROJECTION_DIM,
             )
         )
+    _realistic_layer_norms(text_encoder_2, seed=seed + 1)
     scheduler = EulerDiscreteScheduler(**_SCHEDULER_BASE, prediction_type="epsilon")
     return StableDiffusionXLImg2ImgPipeline(
         vae=vae.eval(),

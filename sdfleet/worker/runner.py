@@ -70,6 +70,10 @@ class JobFiles:
         except KeyError:
             raise KeyError(f"no input image {name!r} for this job") from None
 
+    def model_names(self, folder: str) -> list[str]:
+        """The job's pinned models in `folder`."""
+        return sorted(name for f, name in self._models if f == folder)
+
 
 class _Heartbeat(threading.Thread):
     """Keeps one job's lease alive and carries progress; notices cancel requests and lost leases."""

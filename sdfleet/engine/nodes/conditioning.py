@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
 
+from sdfleet.engine.files import ModelFiles
 from sdfleet.engine.model_loader import Checkpoint, ClipRef, ControlNetRef, VaeRef
 from sdfleet.engine.node_registry import (
     InputSpec,
@@ -18,6 +20,9 @@ from sdfleet.engine.node_registry import (
     link_input,
 )
 from sdfleet.engine.nodes.context import NodeContext
+from sdfleet.engine.prompt_schedule import prompt_schedule
+from sdfleet.engine.text_encoding import encode_a1111, encode_comfy, encoders_for
+from sdfleet.engine.textual_inversion import Embedding, embedding_name
 
 
 @dataclass(frozen=True)
@@ -32,53 +37,110 @@ class ControlApplication:
 
 
 @dataclass(frozen=True)
+class ScheduledCond:
+    """A1111 prompt editing: the conditioning used while the sampler's step is at most `until_step`."""
+
+    until_step: int
+    embeds: torch.Tensor
+    pooled: torch.Tensor | None = None
+
+
+@dataclass(frozen=True)
 class CondEntry:
-    """One conditioning: token embeddings [1, tokens, dim], SDXL pooled embedding, optional ControlNet."""
+    """One conditioning: token embeddings [1, tokens, dim], SDXL pooled embedding, optional ControlNet.
+
+    An A1111 prompt with `[from:to:when]` or `[a|b]` carries a `schedule`; `embeds`/`pooled` are then its
+    first entry. The sampler asks `at_step(step)` before each guided model evaluation."""
 
     embeds: torch.Tensor
     pooled: torch.Tensor | None = None
     control: ControlApplication | None = None
+    schedule: tuple[ScheduledCond, ...] = ()
+
+    def at_step(self, step: int) -> CondEntry:
+        """This entry at `step`, the number of guided model evaluations made before this one (0 first).
+
+        As A1111: the first scheduled conditioning whose `until_step` is at least `step`; past the last
+        one (second-order samplers evaluate more often than the schedule counts) the first again."""
+        if not self.schedule:
+            return self
+        chosen = next((s for s in self.schedule if step <= s.until_step), self.schedule[0])
+        return replace(self, embeds=chosen.embeds, pooled=chosen.pooled, schedule=())
 
 
-def _tokens(tokenizer: Any, text: str, device: torch.device) -> torch.Tensor:
-    return tokenizer(text, padding="max_length", max_length=tokenizer.model_max_length, truncation=True,
-                     return_tensors="pt").input_ids.to(device)
+def conds_at(entries: Sequence[CondEntry], step: int) -> list[CondEntry]:
+    """Every entry of a conditioning as the sampler uses it at `step` (see CondEntry.at_step)."""
+    return [entry.at_step(step) for entry in entries]
 
 
-def encode_text(ckpt: Checkpoint, text: str, *, stop_at_layer: int | None,
-                device: torch.device) -> CondEntry:
-    """Encode a prompt as diffusers' pipelines do (ComfyUI's CLIPSetLastLayer index picks the hidden state)."""
-    if ckpt.text_encoder_2 is None or ckpt.family in ("sd1", "sd2"):
-        te = ckpt.text_encoder
-        ids = _tokens(ckpt.tokenizer, text, device)
-        mask = None
-        if getattr(te.config, "use_attention_mask", False):
-            mask = ckpt.tokenizer(text, padding="max_length", max_length=ckpt.tokenizer.model_max_length,
-                                  truncation=True, return_tensors="pt").attention_mask.to(device)
-        if stop_at_layer is None or stop_at_layer == -1:
-            embeds = te(ids, attention_mask=mask)[0]
-        else:
-            hidden = te(ids, attention_mask=mask, output_hidden_states=True).hidden_states[stop_at_layer]
-            embeds = te.text_model.final_layer_norm(hidden)
-        return CondEntry(embeds.to(dtype=te.dtype))
-    layer = -2 if stop_at_layer is None else stop_at_layer
-    parts, pooled = [], None
-    pairs = [(ckpt.tokenizer, ckpt.text_encoder), (ckpt.tokenizer_2, ckpt.text_encoder_2)]
-    for tokenizer, te in pairs:
-        if te is None:
-            continue
-        out = te(_tokens(tokenizer, text, device), output_hidden_states=True)
-        if pooled is None and out[0].ndim == 2:
-            pooled = out[0]
-        parts.append(out.hidden_states[layer])
-    return CondEntry(torch.cat(parts, dim=-1), pooled)
+def _find_embedding(ctx: NodeContext) -> Callable[[str], Embedding | None]:
+    """ComfyUI's `embedding:name` lookup: the name as given, else with a known suffix."""
+    def find(name: str) -> Embedding | None:
+        for candidate in (name, *(name + suffix for suffix in (".safetensors", ".pt", ".bin"))):
+            try:
+                file = ctx.files.model_path("embeddings", candidate)
+            except KeyError:
+                continue
+            return ctx.models.embedding(file, name=embedding_name(candidate))
+        return None
+    return find
+
+
+def _all_embeddings(ctx: NodeContext) -> list[Embedding]:
+    """Every embedding available to the job, by name (A1111 finds them in the prompt's tokens)."""
+    found: dict[str, Embedding] = {}
+    for file_name in ctx.files.model_names("embeddings"):
+        name = embedding_name(file_name)
+        if name not in found:
+            found[name] = ctx.models.embedding(ctx.files.model_path("embeddings", file_name), name=name)
+    return list(found.values())
+
+
+def _embedding_fingerprint(files: ModelFiles, inputs: dict[str, Any]) -> list[tuple[str, str]]:
+    """The embeddings a prompt may use are part of its cache key."""
+    names = files.model_names("embeddings")
+    return [(name, files.model_path("embeddings", name).sha256) for name in names]
+
+
+def encode_text(ckpt: Checkpoint, text: str, *, stop_at_layer: int | None, device: torch.device,
+                find_embedding: Callable[[str], Embedding | None] = lambda name: None) -> CondEntry:
+    """Encode a prompt as ComfyUI's CLIPTextEncode does (CLIPSetLastLayer's index picks the hidden state)."""
+    encoders = encoders_for(ckpt, dialect="comfy", stop_at_layer=stop_at_layer)
+    encoded = encode_comfy(encoders, text, find_embedding=find_embedding, device=device)
+    return CondEntry(encoded.embeds.to(dtype=encoders[0].model.dtype), encoded.pooled)
 
 
 def clip_text_encode(ctx: NodeContext, *, text: str, clip: ClipRef) -> tuple[Any, ...]:
-    """CLIPTextEncode."""
+    """CLIPTextEncode: ComfyUI's weighting and chunking, `embedding:name` textual inversions."""
     ckpt = ctx.models.checkpoint(clip.checkpoint)
     ctx.models.apply_clip_loras(ckpt, clip.loras)
-    return ([encode_text(ckpt, text, stop_at_layer=clip.stop_at_layer, device=ctx.device)],)
+    return ([encode_text(ckpt, text, stop_at_layer=clip.stop_at_layer, device=ctx.device,
+                         find_embedding=_find_embedding(ctx))],)
+
+
+def _a1111_entry(encoders: list, text: str, *, steps: int, embeddings: list[Embedding], device: torch.device,
+                 negative: bool) -> CondEntry:
+    schedule = prompt_schedule(text, steps)
+    encoded = encode_a1111(encoders, [s.text for s in schedule], embeddings=embeddings, device=device,
+                           zero_if_empty=negative)
+    dtype = encoders[0].model.dtype
+    entries = tuple(ScheduledCond(s.until_step, e.embeds.to(dtype=dtype), e.pooled)
+                    for s, e in zip(schedule, encoded, strict=True))
+    return CondEntry(entries[0].embeds, entries[0].pooled, schedule=entries if len(entries) > 1 else ())
+
+
+def a1111_prompt(ctx: NodeContext, *, clip: ClipRef, prompt: str, negative_prompt: str,
+                 steps: int) -> tuple[Any, ...]:
+    """A1111Prompt: A1111's emphasis, BREAK, prompt editing and textual inversions, for a prompt pair."""
+    ckpt = ctx.models.checkpoint(clip.checkpoint)
+    ctx.models.apply_clip_loras(ckpt, clip.loras)
+    encoders = encoders_for(ckpt, dialect="a1111", stop_at_layer=clip.stop_at_layer)
+    embeddings = _all_embeddings(ctx)
+    positive = _a1111_entry(encoders, prompt, steps=steps, embeddings=embeddings, device=ctx.device,
+                            negative=False)
+    negative = _a1111_entry(encoders, negative_prompt, steps=steps, embeddings=embeddings, device=ctx.device,
+                            negative=True)
+    return [positive], [negative]
 
 
 def clip_set_last_layer(ctx: NodeContext, *, clip: ClipRef, stop_at_clip_layer: int) -> tuple[Any, ...]:
@@ -108,7 +170,19 @@ NODES = [
         "CLIPTextEncode",
         (InputSpec("text", "STRING", default="", multiline=True), link_input("clip", "CLIP")),
         (OutputSpec("CONDITIONING", "CONDITIONING"),), "conditioning", "CLIP Text Encode (Prompt)"),
-        clip_text_encode),
+        clip_text_encode, _embedding_fingerprint),
+    NodeDefinition(NodeSpec(
+        "A1111Prompt",
+        (link_input("clip", "CLIP"), InputSpec("prompt", "STRING", default="", multiline=True),
+         InputSpec("negative_prompt", "STRING", default="", multiline=True),
+         InputSpec("steps", "INT", default=20, min=1, max=10000, step=1,
+                   tooltip="the steps prompt editing counts: the sampler's steps, twice them for "
+                           "second-order samplers, as A1111 counts")),
+        (OutputSpec("CONDITIONING", "positive"), OutputSpec("CONDITIONING", "negative")), "conditioning",
+        "A1111 Prompt",
+        "A prompt and negative prompt read as A1111 reads them: (emphasis), [de-emphasis], (x:w), BREAK, "
+        "[from:to:when] prompt editing, [a|b] alternation and textual-inversion embeddings by name."),
+        a1111_prompt, _embedding_fingerprint),
     NodeDefinition(NodeSpec(
         "CLIPSetLastLayer",
         (link_input("clip", "CLIP"), int_input("stop_at_clip_layer", default=-1, min=-24, max=-1)),

@@ -48,7 +48,9 @@ def test_txt2img_compiles_with_lora_clip_skip_and_resolved_seed() -> None:
     assert graph["lora0"]["inputs"]["lora_name"] == "style.safetensors"
     assert graph["lora0"]["inputs"]["strength_model"] == 0.8
     assert graph["clipskip"]["inputs"]["stop_at_clip_layer"] == -2
-    assert graph["pos"]["inputs"]["text"] == "a cat"
+    assert graph["prompt"]["inputs"]["prompt"] == "a cat"
+    assert graph["prompt"]["inputs"]["negative_prompt"] == "dog"
+    assert graph["prompt"]["inputs"]["steps"] == 3
     assert graph["sample1"]["inputs"]["seed"] == compiled.seed + 2
     Engine().validate(graph)
 
