@@ -14,7 +14,6 @@ CLIP_L = "clip_l"
 CLIP_G = "clip_g"
 CLIP_H = "clip_h"
 SINGLE = ""
-_SUFFIXES = (".safetensors", ".pt", ".bin")
 
 
 class EmbeddingFileError(ValueError):
@@ -44,14 +43,6 @@ class Embedding:
         if vectors is None:
             vectors = next(iter(self.vectors.values()))
         return vectors if vectors.shape[-1] == width else None
-
-
-def embedding_name(file_name: str) -> str:
-    """`EasyNegative.safetensors` → `EasyNegative`: the name prompts use."""
-    for suffix in _SUFFIXES:
-        if file_name.lower().endswith(suffix):
-            return file_name[: -len(suffix)]
-    return file_name
 
 
 def _as_matrix(tensor: torch.Tensor) -> torch.Tensor:

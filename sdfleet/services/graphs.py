@@ -89,6 +89,27 @@ class GraphTools:
                     refs.append(ModelReference(folder=folder, name=value, node_id=str(node_id), input_name=spec.name))
         return refs
 
+    def embedding_references(self, graph: Mapping[str, Any], names: Sequence[str]) -> list[ModelReference]:
+        """The embeddings (of `names`, the caller's) that the graph's prompts may use, as model references."""
+        from sdfleet.engine.embedding_names import embeddings_named_in
+
+        refs = []
+        for node_id, node in graph.items():
+            if not isinstance(node, Mapping):
+                continue
+            inputs = node.get("inputs") or {}
+            if node.get("class_type") == "A1111Prompt":
+                dialect, fields = "a1111", ("prompt", "negative_prompt")
+            elif node.get("class_type") == "CLIPTextEncode":
+                dialect, fields = "comfy", ("text",)
+            else:
+                continue
+            texts = [inputs[f] for f in fields if isinstance(inputs.get(f), str)]
+            for name in embeddings_named_in(texts, names, dialect=dialect):
+                refs.append(ModelReference(folder="embeddings", name=name, node_id=str(node_id),
+                                           input_name=fields[0]))
+        return refs
+
     def compile_a1111(self, task: str, params: Mapping[str, Any], *, default_checkpoint: str | None,
                       input_images: Sequence[str], mask_image: str | None,
                       lora_names: Sequence[str]) -> CompiledRequest:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -141,7 +141,7 @@ class InferenceService:
         model_names = {folder: visible.get(t.value, []) for folder, t in FOLDER_TYPES.items()}
         model_names["input"] = [i["name"] for i in inputs]
         self._graphs.validate(graph, model_names=model_names)
-        models = self._pin_models(principal, graph)
+        models = self._pin_models(principal, graph, embeddings=visible.get(ModelType.EMBEDDING.value, []))
         # 4. Limits before queueing.
         self._check_work(graph, inputs, field="params" if submission.task else "graph")
         queued = self._queue.count(user_id=principal.user_id, statuses=(JobStatus.QUEUED,))
@@ -218,9 +218,12 @@ class InferenceService:
             details={"node_id": largest.node_id, "class_type": largest.class_type, "work": estimate.total,
                      "limit": limit, "nodes": {n.node_id: n.work for n in estimate.nodes}})
 
-    def _pin_models(self, principal: Principal, graph: Mapping[str, Any]) -> list[dict[str, Any]]:
+    def _pin_models(self, principal: Principal, graph: Mapping[str, Any], *,
+                    embeddings: Sequence[str] = ()) -> list[dict[str, Any]]:
+        """Pin every model the graph names, and the textual-inversion embeddings its prompts name."""
         pinned: dict[tuple[str, str], dict[str, Any]] = {}
-        for ref in self._graphs.model_references(graph):
+        refs = self._graphs.model_references(graph) + self._graphs.embedding_references(graph, embeddings)
+        for ref in refs:
             if (ref.folder, ref.name) in pinned:
                 continue
             model_type = FOLDER_TYPES.get(ref.folder)

@@ -8,6 +8,7 @@ from typing import Any
 
 import torch
 
+from sdfleet.engine.embedding_names import SUFFIXES, embedding_name
 from sdfleet.engine.files import ModelFiles
 from sdfleet.engine.model_loader import Checkpoint, ClipRef, ControlNetRef, VaeRef
 from sdfleet.engine.node_registry import (
@@ -22,7 +23,7 @@ from sdfleet.engine.node_registry import (
 from sdfleet.engine.nodes.context import NodeContext
 from sdfleet.engine.prompt_schedule import prompt_schedule
 from sdfleet.engine.text_encoding import encode_a1111, encode_comfy, encoders_for
-from sdfleet.engine.textual_inversion import Embedding, embedding_name
+from sdfleet.engine.textual_inversion import Embedding
 
 
 @dataclass(frozen=True)
@@ -76,7 +77,7 @@ def conds_at(entries: Sequence[CondEntry], step: int) -> list[CondEntry]:
 def _find_embedding(ctx: NodeContext) -> Callable[[str], Embedding | None]:
     """ComfyUI's `embedding:name` lookup: the name as given, else with a known suffix."""
     def find(name: str) -> Embedding | None:
-        for candidate in (name, *(name + suffix for suffix in (".safetensors", ".pt", ".bin"))):
+        for candidate in (name, *(name + suffix for suffix in SUFFIXES)):
             try:
                 file = ctx.files.model_path("embeddings", candidate)
             except KeyError:

@@ -9,6 +9,7 @@ import json
 import time
 
 import httpx
+import numpy as np
 from PIL import Image
 
 from tests.integration.a1111.a1111_client import TXT2IMG, basic, png_b64
@@ -86,3 +87,30 @@ def test_progress_and_interrupt_stay_with_their_user(fleet):
         answer = mine.result(timeout=60)
     assert answer.status_code == 200 and json.loads(answer.json()["info"])["interrupted"] is True
     assert httpx.get(f"{fleet.url}/sdapi/v1/progress", headers=alice).json()["state"]["job"] == ""
+
+
+def test_textual_inversion_by_name_reaches_the_worker(fleet, tmp_path):
+    import torch
+
+    from sdfleet.engine.tensor_file import save_safetensors
+
+    admin = fleet.login()
+    headers = _user(fleet, admin)
+    fleet.start_worker("a")
+    payload = {**TXT2IMG, "prompt": "a tinystyle cube", "batch_size": 1}
+
+    def image() -> bytes:
+        r = httpx.post(f"{fleet.url}/sdapi/v1/txt2img", headers=headers, json=payload, timeout=120)
+        assert r.status_code == 200, r.text
+        return base64.b64decode(r.json()["images"][0])
+
+    literal = image()  # no embedding of that name yet: the name is plain text
+    path = tmp_path / "tinystyle.safetensors"
+    save_safetensors({"emb_params": torch.randn(3, 32, generator=torch.Generator().manual_seed(4))}, path,
+                     metadata={})
+    fleet.server.runtime.services.checkpoints.register_file(path, name="TinyStyle.safetensors",
+                                                            model_type="embeddings")
+    with_embedding = image()  # pinned with the job, downloaded by the worker, found by its tokens
+    as_pixels = [np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).astype(int) for png in (literal,
+                                                                                                 with_embedding)]
+    assert np.abs(as_pixels[0] - as_pixels[1]).max() > 2

@@ -117,3 +117,14 @@ def test_long_prompts_and_unclosed_brackets_parse() -> None:
     assert len(long) == 20 and long[0].text.startswith("a x (z:1.1), a x")
     unclosed = prompt_schedule("[a:b:3] [x|y] (z:1.1) [" * 150, 20)  # each unclosed `[` is plain text
     assert len(unclosed) == 20 and unclosed[3].text.startswith("b y (z:1.1) [b y")
+
+
+def test_embeddings_named_in_prompts() -> None:
+    from sdfleet.engine.embedding_names import embeddings_named_in
+
+    files = ["EasyNegative.safetensors", "bad hands.pt", "style", "unused.safetensors"]
+    a1111 = embeddings_named_in(["(easynegative:1.2), blurry", "BAD   Hands, style"], files, dialect="a1111")
+    assert a1111 == ["EasyNegative.safetensors", "bad hands.pt", "style"]
+    comfy = embeddings_named_in(["a cat, embedding:EasyNegative.safetensors (embedding:style:1.1)",
+                                 "easynegative"], files, dialect="comfy")
+    assert comfy == ["EasyNegative.safetensors", "style"]
