@@ -229,23 +229,33 @@ def build_comfy(*, database: Database, objects, checkpoints, inference, graphs, 
     }
 
 
-def build_web(settings: Settings, *, database: Database, objects, inference,
+def build_web(settings: Settings, *, database: Database, objects, inference, notifier,
               clock: Callable[[], datetime]) -> dict:
-    """What the web UI adds: form options and limits, job thumbnails and inputs, preferences, styles, presets."""
+    """What the web UI adds: form options, gallery and queue views, job thumbnails and inputs, preferences,
+    styles and presets."""
+    from sdfleet.services.gallery import GalleryService
     from sdfleet.services.generation_options import GenerationOptions
     from sdfleet.services.job_media import JobMedia
     from sdfleet.services.preferences import PreferencesService
+    from sdfleet.services.queue_view import QueueViewService
     from sdfleet.services.styles import PresetService, StyleService
+    from sdfleet.store.gallery import SqlGallery
+    from sdfleet.store.jobs import SqlJobQueue
     from sdfleet.store.styles import SqlPresetStore, SqlStyleStore
     from sdfleet.store.user_options import SqlUserOptions
 
+    store, queue = SqlGallery(database), SqlJobQueue(database)
+    gallery = GalleryService(store=store, objects=objects, delete_job=inference.delete, clock=clock)
     return {
+        "gallery": gallery,
+        "queue_view": QueueViewService(store=store, cancel_job=lambda job_id, now: queue.cancel(job_id, now=now),
+                                       notify=notifier.notify, clock=clock),
         "styles": StyleService(store=SqlStyleStore(database), clock=clock),
         "presets": PresetService(store=SqlPresetStore(database), clock=clock),
         "preferences": PreferencesService(store=SqlUserOptions(database), clock=clock),
         "generation": GenerationOptions(max_work_per_request=settings.max_work_per_request,
                                         max_queued_per_user=settings.max_queued_per_user),
-        "job_media": JobMedia(objects=objects, find_job=inference.get),
+        "job_media": JobMedia(objects=objects, find_job=gallery.viewable),
     }
 
 
@@ -290,7 +300,8 @@ def build_services(
         endpoints=endpoints,
         notifier=notifier,
         graphs=graphs,
-        **build_web(settings, database=database, objects=objects, inference=inference, clock=clock),
+        **build_web(settings, database=database, objects=objects, inference=inference, notifier=notifier,
+                    clock=clock),
         **build_comfy(database=database, objects=objects, checkpoints=checkpoints, inference=inference,
                       graphs=graphs, notifier=notifier, clock=clock, max_image_pixels=settings.max_image_pixels),
         a1111=build_a1111(database=database, checkpoints=checkpoints, inference=inference, notifier=notifier,

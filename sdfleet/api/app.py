@@ -19,6 +19,7 @@ from sdfleet.api.routes import (
     api_keys,
     audit,
     auth,
+    gallery,
     generation,
     health,
     inferences,
@@ -77,8 +78,8 @@ def create_app(services: Services, *, max_request_bytes: int = 8 * 1024 * 1024,
     app.state.services = services
     app.state.trusted_proxies = trusted_proxies
     install_error_handlers(app)
-    for module in (auth, preferences, styles, users, roles, api_keys, audit, health, inferences, job_media, generation,
-                   worker):
+    for module in (auth, preferences, styles, gallery, users, roles, api_keys, audit, health, inferences, job_media,
+                   generation, worker):
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(checkpoint_routes.router, prefix=API_PREFIX)
     app.include_router(a1111_routes.router)

@@ -41,5 +41,7 @@ class Services:
     styles: Any = None  # StyleService (prompt styles: a user's own and the team's)
     presets: Any = None  # PresetService (saved generate-form values)
     audit: Any = None  # AuditLog (append-only audit events)
+    gallery: Any = None  # GalleryService (search, stars, boards, bulk zip/delete, team browsing)
+    queue_view: Any = None  # QueueViewService (places in line; everyone's jobs for queue:all)
     public_url: str = "http://127.0.0.1:8080"
     extra: dict[str, Any] = field(default_factory=dict)
