@@ -7,8 +7,6 @@ import uuid
 from tests.integration.api.authz_jobs import own_job
 from tests.integration.api.authz_matrix import Case, Request
 
-INFER = "inference:all"
-
 
 def _style(api, owner) -> str:
     r = api.client.post("/api/v1/styles", headers=owner.headers, json={"name": uuid.uuid4().hex[:8], "prompt": "p"})
@@ -47,12 +45,12 @@ CASES = {
     ("PATCH", "/api/v1/me/preferences"): Case(None, lambda api, o: Request(
         "/api/v1/me/preferences", {"theme": "dark", "generate": {"steps": "20"}})),
     ("GET", "/api/v1/inferences/{job_id}/outputs/{index}/thumbnail"): Case(
-        INFER, lambda api, o: Request(f"/api/v1/inferences/{own_job(api, o)}/outputs/0/thumbnail",
+        None, lambda api, o: Request(f"/api/v1/inferences/{_job_of(api, o)}/outputs/0/thumbnail",
                                       ok=frozenset({404})), owned=True, notes="no output yet: 404 naming it"),
     ("GET", "/api/v1/inferences/{job_id}/inputs"): Case(
-        INFER, lambda api, o: Request(f"/api/v1/inferences/{own_job(api, o)}/inputs"), owned=True),
+        None, lambda api, o: Request(f"/api/v1/inferences/{_job_of(api, o)}/inputs"), owned=True),
     ("GET", "/api/v1/inferences/{job_id}/inputs/{kind}"): Case(
-        INFER, lambda api, o: Request(f"/api/v1/inferences/{own_job(api, o)}/inputs/image"), owned=True),
+        None, lambda api, o: Request(f"/api/v1/inferences/{_job_of(api, o)}/inputs/image"), owned=True),
     ("GET", "/api/v1/styles"): Case(None, lambda api, o: Request("/api/v1/styles")),
     ("POST", "/api/v1/styles"): Case(None, lambda api, o: Request(
         "/api/v1/styles", {"name": uuid.uuid4().hex[:8], "prompt": "ink"}, ok=frozenset({201}))),
