@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 
 from fastapi import FastAPI, Request
@@ -57,9 +58,20 @@ def error_body(code: str, message: str, details: dict | None = None) -> dict:
     return {"error": {"code": code, "message": message, "details": details or {}}}
 
 
+class SafeJSONResponse(JSONResponse):
+    """JSON that can always be sent: text that is not valid Unicode (a lone surrogate echoed from the request)
+    is written as \\u escapes instead of failing to encode."""
+
+    def render(self, content) -> bytes:
+        try:
+            return super().render(content)
+        except UnicodeEncodeError:
+            return json.dumps(content, ensure_ascii=True, separators=(",", ":")).encode("ascii")
+
+
 def error_response(status: int, code: str, message: str, details: dict | None = None, headers=None) -> JSONResponse:
     """A JSONResponse carrying the envelope."""
-    return JSONResponse(error_body(code, message, details), status_code=status, headers=headers)
+    return SafeJSONResponse(error_body(code, message, details), status_code=status, headers=headers)
 
 
 def _field_path(loc: tuple) -> str:

@@ -12,6 +12,7 @@ from sdfleet.api.errors import error_body
 from sdfleet.logging_setup import request_id_var
 
 access_log = logging.getLogger("sdfleet.access")
+log = logging.getLogger("sdfleet.api")
 _SAFE_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 
@@ -42,6 +43,13 @@ class RequestIdMiddleware:
 
         try:
             await self.app(scope, receive, send_with_id)
+        except Exception:
+            # The last resort: an unexpected error is logged once with the request id and answered with the
+            # envelope (and the id header) when nothing was sent yet, so the client keeps its connection.
+            log.exception("unhandled error", extra={"request_id": request_id})
+            if scope["type"] != "http" or status_holder["status"]:
+                raise
+            await _send_internal_error(send_with_id, request_id)
         finally:
             if scope["type"] == "http":
                 access_log.info(
@@ -53,6 +61,14 @@ class RequestIdMiddleware:
                     extra={"request_id": request_id, "status": status_holder["status"]},
                 )
             request_id_var.reset(token)
+
+
+async def _send_internal_error(send, request_id: str) -> None:
+    body = json.dumps(error_body("internal_error", "internal error; the request id identifies it in the logs",
+                                 {"request_id": request_id})).encode()
+    await send({"type": "http.response.start", "status": 500,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
 
 
 class BodySizeLimitMiddleware:

@@ -8,6 +8,8 @@ from typing import Any
 
 from sdfleet.engine.node_registry import NodeRegistry, check_value
 
+MAX_NODES = 1000  # ComfyUI's largest real workflows have a few hundred nodes
+
 
 @dataclass(frozen=True)
 class NodeError:
@@ -78,6 +80,8 @@ def parse_graph(raw: Any) -> dict[str, GraphNode]:
     """Turn an API-format dict into GraphNodes; raise GraphValidationError on a malformed structure."""
     if not isinstance(raw, Mapping) or not raw:
         raise GraphValidationError("graph must be a non-empty object of node id -> node")
+    if len(raw) > MAX_NODES:
+        raise GraphValidationError(f"graph has {len(raw)} nodes; at most {MAX_NODES} are accepted")
     nodes: dict[str, GraphNode] = {}
     errors: dict[str, list[NodeError]] = {}
     for node_id, body in raw.items():
@@ -211,31 +215,32 @@ def _ancestors(outputs: Sequence[str], nodes: Mapping[str, GraphNode]) -> set[st
 
 
 def _find_cycle(outputs: Sequence[str], nodes: Mapping[str, GraphNode]) -> list[str] | None:
-    """Depth-first search from the outputs; the path ends with the node that closes the cycle, then its target."""
-    state: dict[str, int] = {}
-    path: list[str] = []
+    """Depth-first search from the outputs; the path ends with the node that closes the cycle, then its target.
 
-    def visit(node_id: str) -> list[str] | None:
-        state[node_id] = 1
-        path.append(node_id)
-        for link in sorted(_links(nodes[node_id]), key=lambda lk: _id_key(lk.node_id)):
-            target = link.node_id
-            if state.get(target) == 1:
-                return path[path.index(target):] + [target]
-            if target not in state:
-                found = visit(target)
-                if found:
-                    return found
-        path.pop()
-        state[node_id] = 2
-        return None
-
+    Iterative (an explicit stack), so a long chain cannot exhaust Python's recursion limit."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: finished
     for output in sorted(outputs, key=_id_key):
-        if output not in state:
-            found = visit(output)
-            if found:
-                return found
+        if output in state:
+            continue
+        path: list[str] = [output]
+        state[output] = 1
+        pending = [iter(_sorted_targets(nodes[output]))]
+        while pending:
+            target = next(pending[-1], None)
+            if target is None:
+                state[path.pop()] = 2
+                pending.pop()
+            elif state.get(target) == 1:
+                return path[path.index(target):] + [target]
+            elif target not in state:
+                state[target] = 1
+                path.append(target)
+                pending.append(iter(_sorted_targets(nodes[target])))
     return None
+
+
+def _sorted_targets(node: GraphNode) -> list[str]:
+    return [link.node_id for link in sorted(_links(node), key=lambda lk: _id_key(lk.node_id))]
 
 
 def _topological_order(needed: set[str], nodes: Mapping[str, GraphNode]) -> list[str]:
@@ -254,4 +259,4 @@ def _topological_order(needed: set[str], nodes: Mapping[str, GraphNode]) -> list
 
 
 def _id_key(node_id: str) -> tuple[int, int | str]:
-    return (0, int(node_id)) if node_id.isdigit() else (1, node_id)
+    return (0, int(node_id)) if node_id.isascii() and node_id.isdigit() else (1, node_id)

@@ -185,4 +185,4 @@ def _status(reported: dict, name: str) -> ReplicaStatus:
 
 def _index(name: str) -> int:
     tail = name.rsplit(":", 1)[-1]
-    return int(tail) if tail.isdigit() else 0
+    return int(tail) if tail.isascii() and tail.isdigit() else 0

@@ -313,7 +313,7 @@ def png_info(image_b64: Any, *, max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> d
         text = parse_infotext(info)
         parsed = {"Prompt": text.prompt, "Negative prompt": text.negative_prompt, **text.params}
         width, _, height = str(text.params.get("Size", "")).partition("x")
-        if width.isdigit() and height.isdigit():
+        if width.isascii() and width.isdigit() and height.isascii() and height.isdigit():
             parsed["Size-1"], parsed["Size-2"] = width, height
     return {"info": info, "items": chunks, "parameters": parsed}
 
@@ -335,7 +335,7 @@ def _ram() -> dict[str, int]:
     for line in lines:
         key, _, rest = line.partition(":")
         parts = rest.split()
-        if parts and parts[0].isdigit():
+        if parts and parts[0].isascii() and parts[0].isdigit():
             values[key] = int(parts[0]) * 1024
     total, free = values.get("MemTotal", 0), values.get("MemAvailable", values.get("MemFree", 0))
     return {"free": free, "used": total - free, "total": total}

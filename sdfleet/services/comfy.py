@@ -120,6 +120,8 @@ class ComfyService:
                 graph=graph, source="comfy", extra=extra,
                 idempotency_key=f"comfy:{prompt_id}" if prompt_id else None))
         except GraphInvalid as exc:
+            if not exc.node_errors:  # a whole-graph problem (no output node, too many nodes)
+                raise self._rejected(exc.message) from None
             raise PromptRejected(str(exc), body=self._node_errors_body(graph, exc.node_errors)) from None
         except InvalidInput as exc:
             node_id = exc.details.get("node_id")

@@ -31,7 +31,7 @@ def clean_path(path: Any, *, field: str = "file") -> str:
     if not isinstance(path, str) or not 0 < len(path) <= 500:
         raise InvalidInput(f"{field} must be a path of 1-500 characters", field=field)
     normal = posixpath.normpath(path.replace("\\", "/"))
-    if normal.startswith(("/", "..")) or normal == "." or "\x00" in normal:
+    if normal.startswith(("/", "..")) or normal == "." or any(c < " " or c == "\x7f" for c in normal):
         raise InvalidInput(f"{field} must be a relative path inside your user data, got {path!r}", field=field)
     return normal
 

@@ -6,6 +6,7 @@ import base64
 import binascii
 import hashlib
 import io
+import re
 from dataclasses import dataclass
 
 from sdfleet.domain.errors import InvalidInput
@@ -20,6 +21,8 @@ from sdfleet.engine.image_admission import (
 )
 
 MAX_INPUT_BYTES = 32 * 1024 * 1024
+#: what a stored input may be called (they are `{sha256}.png`); anything else is simply not found
+INPUT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,190}(\.[A-Za-z0-9]{1,8})?")
 
 
 @dataclass(frozen=True)
@@ -108,7 +111,7 @@ class InputImages:
 
     def key_for(self, *, user_id: str, name: str) -> str | None:
         """The key of a user's input image, if it exists (other users' inputs are not found)."""
-        if "/" in name or "\\" in name or not name or len(name) > 200:
+        if not isinstance(name, str) or not INPUT_NAME.fullmatch(name):
             return None
         key = f"inputs/{user_id}/{name}"
         return key if self._objects.exists(key) else None

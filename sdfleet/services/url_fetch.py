@@ -246,7 +246,7 @@ def _content_length(response: httpx.Response) -> int | None:
     text = response.headers.get("content-length")
     if text is None:
         return None
-    if not text.strip().isdigit():
+    if not (text.strip().isascii() and text.strip().isdigit()):
         raise FetchFailed(f"invalid Content-Length {text!r}")
     return int(text)
 

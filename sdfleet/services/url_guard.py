@@ -133,7 +133,7 @@ def _split_netloc(netloc: str) -> tuple[str, str]:
 def _parse_port(text: str, *, default: int) -> int:
     if not text:
         return default
-    if not text.isdigit() or not 0 < int(text) < 65536:
+    if not (text.isascii() and text.isdigit()) or not 0 < int(text) < 65536:
         raise UrlRefused(f"port must be a number from 1 to 65535, got {text!r}")
     return int(text)
 

@@ -17,7 +17,7 @@ def ram_bytes(meminfo: Path = MEMINFO) -> tuple[int, int]:
     for line in lines:
         key, _, rest = line.partition(":")
         parts = rest.split()
-        if parts and parts[0].isdigit():
+        if parts and parts[0].isascii() and parts[0].isdigit():
             values[key] = int(parts[0]) * (1024 if parts[1:2] == ["kB"] else 1)
     total = values.get("MemTotal", 0)
     return total, values.get("MemAvailable", values.get("MemFree", 0))

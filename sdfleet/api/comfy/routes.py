@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from sdfleet.api.comfy.auth import ComfyPrincipal
 from sdfleet.api.deps import ServicesDep
+from sdfleet.api.errors import SafeJSONResponse
 from sdfleet.domain.errors import InvalidInput
 from sdfleet.services.comfy import PromptRejected
 
@@ -23,15 +24,43 @@ MAX_UPLOAD_BYTES = 32 * 1024 * 1024
 router = APIRouter(include_in_schema=False)
 
 
+MAX_JSON_DEPTH = 64  # ComfyUI graphs and settings nest a handful of levels
+
+
 async def json_body(request: Request) -> Any:
-    """The JSON body, `{}` when empty; malformed JSON is a 400 naming the body."""
+    """The JSON body, `{}` when empty; malformed or absurdly nested JSON is a 4xx naming the body."""
     raw = await request.body()
     if not raw.strip():
         return {}
     try:
-        return json.loads(raw)
+        value = json.loads(raw)
+    except RecursionError:
+        raise InvalidInput(f"the request body nests deeper than {MAX_JSON_DEPTH} levels", field="body") from None
     except ValueError:
         raise InvalidInput("the request body is not valid JSON", field="body") from None
+    check_json(value)
+    return value
+
+
+def check_json(value: Any) -> None:
+    """Refuse JSON nested deeper than MAX_JSON_DEPTH or holding strings that are not Unicode text (a lone
+    surrogate cannot be stored or sent back). Iterative: the value may be deeper than Python recurses."""
+    stack = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                raise InvalidInput("the request body has a string that is not valid Unicode (a lone surrogate)",
+                                   field="body") from None
+            continue
+        if not isinstance(item, (dict, list)):
+            continue
+        if depth >= MAX_JSON_DEPTH:
+            raise InvalidInput(f"the request body nests deeper than {MAX_JSON_DEPTH} levels", field="body")
+        children = [*item.keys(), *item.values()] if isinstance(item, dict) else item
+        stack.extend((child, depth + 1) for child in children)
 
 
 # Prompts and queue
@@ -46,7 +75,7 @@ async def post_prompt(request: Request, principal: ComfyPrincipal, services: Ser
     try:
         queued = await run_in_threadpool(services.comfy.submit_prompt, principal, body)
     except PromptRejected as exc:
-        return JSONResponse(exc.body, status_code=400)
+        return SafeJSONResponse(exc.body, status_code=400)
     return JSONResponse({"prompt_id": queued.prompt_id, "number": queued.number, "node_errors": {}})
 
 

@@ -63,7 +63,7 @@ async def put_upload_part(
 ) -> UploadPartPublic:
     """Send part `n` (from 1) as the raw body, exactly `part_size` bytes (the last: the rest); idempotent."""
     length = request.headers.get("content-length")
-    content_length = int(length) if length is not None and length.isdigit() else None
+    content_length = int(length) if length is not None and length.isascii() and length.isdigit() else None
     part = await run_in_threadpool(
         services.uploads.put_part, principal, upload_id, part_number, _body_chunks(request),
         sha256=x_part_sha256, content_length=content_length,
