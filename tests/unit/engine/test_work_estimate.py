@@ -3,6 +3,8 @@ shapes equal what the engine's nodes really produce."""
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 from PIL import Image
 
@@ -24,7 +26,7 @@ def _no_images(name: str) -> tuple[int, int]:
 
 def issue_chain(*, steps: int = 150) -> dict:
     """64×64 → LatentUpscaleBy 8 → LatentUpscaleBy 8 → RepeatLatentBatch 64 → KSampler (issue 11, item 3)."""
-    return {**BASE,
+    return {**copy.deepcopy(BASE),
             "5": {"class_type": "EmptyLatentImage", "inputs": {"width": 64, "height": 64, "batch_size": 1}},
             "10": {"class_type": "LatentUpscaleBy", "inputs": {"samples": ["5", 0], "upscale_method": "nearest-exact",
                                                                "scale_by": 8.0}},
@@ -93,7 +95,7 @@ def test_propagated_shapes_match_what_the_engine_produces(files, tmp_path, case)
                                                        "latent_image": ["5", 0]}},
             "8": {"class_type": "VAEDecode", "inputs": {"samples": ["3", 0], "vae": ["4", 2]}},
             "9": {"class_type": "SaveImage", "inputs": {"images": ["8", 0], "filename_prefix": "x"}}}
-    graph = {**BASE, **nodes}
+    graph = {**copy.deepcopy(BASE), **nodes}
     saved = propagate_shapes(graph, lambda name: (50, 70))[(graph["9"]["inputs"]["images"][0], 0)]
     images = Engine(device="cpu").run(graph, files=files).images
     assert Shape(images[0].width, images[0].height, len(images)) == saved
