@@ -14,7 +14,7 @@ from sdfleet.domain.errors import Unauthenticated
 from sdfleet.engine.sampler_names import A1111_SAMPLERS, A1111_SCHEDULERS
 
 router = APIRouter(include_in_schema=False)
-TEMPLATES = {"/": "generate.html", "/gallery": "gallery.html", "/models": "models.html",
+TEMPLATES = {"/": "generate.html", "/gallery": "gallery.html", "/queue": "queue.html", "/models": "models.html",
              "/endpoints": "endpoints.html", "/settings": "settings.html"}
 
 
@@ -54,6 +54,12 @@ def generate_page(request: Request, services: ServicesDep) -> Response:
 def gallery_page(request: Request, services: ServicesDep) -> Response:
     """The user's jobs and images."""
     return _render(request, services, "/gallery")
+
+
+@router.get("/queue", response_class=HTMLResponse)
+def queue_page(request: Request, services: ServicesDep) -> Response:
+    """Your jobs' places in line; everyone's queued and running jobs for `queue:all`."""
+    return _render(request, services, "/queue")
 
 
 @router.get("/models", response_class=HTMLResponse)

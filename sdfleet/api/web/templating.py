@@ -28,6 +28,7 @@ class NavItem:
 NAV: tuple[NavItem, ...] = (
     NavItem("/", "Generate", Permission.INFERENCE_ALL),
     NavItem("/gallery", "Gallery", None),
+    NavItem("/queue", "Queue", Permission.INFERENCE_ALL),
     NavItem("/models", "Models", Permission.CHECKPOINT_ALL),
     NavItem("/endpoints", "Endpoints", Permission.ENDPOINT_ALL),
     NavItem("/settings", "API & settings", None),

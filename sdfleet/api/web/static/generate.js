@@ -7,6 +7,8 @@ import { jobCard, TERMINAL } from "./jobcard.js";
 import { MaskPainter } from "./mask.js";
 import { ModelPicker } from "./modelpicker.js";
 import { valuesFromPngInfo } from "./pngparams.js";
+import { setupPromptTools } from "./prompttools.js";
+import { Viewer, viewerEntry } from "./viewer.js";
 
 const $ = (id) => document.getElementById(id);
 const form = $("gen-form");
@@ -123,9 +125,23 @@ function buildRequest() {
   return { task: m === "txt2img" ? "txt2img" : "img2img", params, endpoint: $("endpoint").value || null };
 }
 
+const viewer = new Viewer({
+  reuse: (job) => reuseParameters(job),
+  img2img: (job, index) => sendTo(job, index, "img2img"),
+  inpaint: (job, index) => sendTo(job, index, "inpaint"),
+  deleted: (job) => jobs.querySelector(`article.job[data-job-id="${job.id}"]`)?.remove(),
+});
+
+function openViewer(job, index) {
+  const shown = [...jobs.querySelectorAll("article.job")].map((c) => c.jobRecord)
+    .filter((j) => j && j.outputs && j.outputs.length).map(viewerEntry);
+  viewer.open(shown, Math.max(0, shown.findIndex((e) => e.job.id === job.id)), index);
+}
+
 function addCard(job, { reveal = false } = {}) {
   jobs.querySelector(".empty")?.remove();
-  const card = jobCard(job, { onReuse: reuseParameters, onSendToImg2img: sendToImg2img });
+  const card = jobCard(job, { onReuse: reuseParameters, onSendToImg2img: (j, index) => sendTo(j, index, "img2img"),
+                              onOpen: openViewer });
   jobs.prepend(card);
   if (reveal) {
     const box = card.getBoundingClientRect();
@@ -184,16 +200,17 @@ async function reuseParameters(job) {
   $("prompt").focus();
 }
 
-async function sendToImg2img(job, index) {
+/** Use output `index` of a job as the input image of img2img or inpaint, with the job's parameters. */
+async function sendTo(job, index, target, url = null) {
   try {
     const output = job.outputs.find((o) => o.index === index);
-    const blob = await blobOf(output.url);
+    const blob = await blobOf(url || output.url);
     restoring = true;
     applyValues({ ...(job.params || {}), seed: job.seed, model: job.model }, { options, picker });
     restoring = false;
-    setMode("img2img");
+    setMode(target);
     await setInitImage(blob, `Output ${index + 1} of job ${job.id.slice(-6)}`);
-    toast("Image and parameters sent to img2img");
+    toast(target === "inpaint" ? "Image sent to inpaint: paint the area to repaint" : "Image and parameters sent to img2img");
     $("init-section").scrollIntoView({ block: "nearest" });
   } catch (err) { showError(err); }
 }
@@ -238,7 +255,35 @@ document.addEventListener("keydown", (e) => {
   if (newest) { e.preventDefault(); newest.cancelJob(); }
 });
 
-// 6. Wiring
+// 6. Places in line of queued jobs, and what the gallery sends here (?reuse=, ?send=)
+async function pollQueue() {
+  const waiting = [...jobs.querySelectorAll('article.job[data-status="queued"]')];
+  if (waiting.length) {
+    try {
+      const view = await api("/queue");
+      const positions = new Map(view.items.map((e) => [e.id, e.position]));
+      for (const card of waiting) card.setPosition(positions.get(card.dataset.jobId));
+    } catch { /* positions are a hint */ }
+  }
+  setTimeout(pollQueue, waiting.length ? 2000 : 4000);
+}
+
+async function fromAddress() {
+  const params = new URLSearchParams(location.search);
+  const id = params.get("reuse") || params.get("send");
+  if (!id) return;
+  history.replaceState(null, "", location.pathname);
+  const item = await api(`/gallery/${encodeURIComponent(id)}`);
+  if (params.get("reuse")) await reuseParameters(item.job);
+  else {
+    const index = Number(params.get("index") || 0);
+    const output = item.outputs.find((o) => o.index === index);
+    await sendTo({ ...item.job, outputs: item.outputs }, index, params.get("mode") === "inpaint" ? "inpaint" : "img2img",
+      output && output.url);
+  }
+}
+
+// 7. Wiring
 async function loadRecent() {
   const page = await api("/inferences?limit=8");
   const items = page.items.filter((j) => j.source !== "comfy");
@@ -301,4 +346,8 @@ $("mask-zoom").addEventListener("click", () => {
   $("mask-zoom").setAttribute("aria-pressed", String(on));
 });
 syncMode();
-loadChoices().then(loadRecent).catch(showError).finally(() => { document.body.dataset.ready = "yes"; });
+setupPromptTools({ readValues, applyValues: (values) => { applyValues(values, { options, picker }); remember(); } });
+loadChoices().then(loadRecent).then(fromAddress).catch(showError).finally(() => {
+  document.body.dataset.ready = "yes";
+  pollQueue();
+});

@@ -129,6 +129,7 @@ export function jobCard(job, { onReuse, onSendToImg2img, onOpen } = {}) {
     try {
       current = await api(`/inferences/${job.id}`);
     } catch (err) { if (err.status !== 404) showError(err); return; }
+    card.jobRecord = current;
     setStatus(current.status);
     params.textContent = paramsLine(current);
     detail.textContent = "";
