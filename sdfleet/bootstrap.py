@@ -229,18 +229,20 @@ def build_comfy(*, database: Database, objects, checkpoints, inference, graphs, 
     }
 
 
-def build_web(settings: Settings, *, database: Database, objects, inference, notifier,
+def build_web(settings: Settings, *, database: Database, objects, inference, notifier, checkpoints,
               clock: Callable[[], datetime]) -> dict:
     """What the web UI adds: form options, gallery and queue views, job thumbnails and inputs, preferences,
     styles and presets."""
     from sdfleet.services.gallery import GalleryService
     from sdfleet.services.generation_options import GenerationOptions
     from sdfleet.services.job_media import JobMedia
+    from sdfleet.services.model_notes import ModelNotesService
     from sdfleet.services.preferences import PreferencesService
     from sdfleet.services.queue_view import QueueViewService
     from sdfleet.services.styles import PresetService, StyleService
     from sdfleet.store.gallery import SqlGallery
     from sdfleet.store.jobs import SqlJobQueue
+    from sdfleet.store.model_notes import SqlModelNotes
     from sdfleet.store.styles import SqlPresetStore, SqlStyleStore
     from sdfleet.store.user_options import SqlUserOptions
 
@@ -256,6 +258,8 @@ def build_web(settings: Settings, *, database: Database, objects, inference, not
         "generation": GenerationOptions(max_work_per_request=settings.max_work_per_request,
                                         max_queued_per_user=settings.max_queued_per_user),
         "job_media": JobMedia(objects=objects, find_job=gallery.viewable),
+        "model_notes": ModelNotesService(store=SqlModelNotes(database), checkpoints=checkpoints, objects=objects,
+                                         find_job=gallery.viewable, clock=clock),
     }
 
 
@@ -301,7 +305,7 @@ def build_services(
         notifier=notifier,
         graphs=graphs,
         **build_web(settings, database=database, objects=objects, inference=inference, notifier=notifier,
-                    clock=clock),
+                    checkpoints=checkpoints, clock=clock),
         **build_comfy(database=database, objects=objects, checkpoints=checkpoints, inference=inference,
                       graphs=graphs, notifier=notifier, clock=clock, max_image_pixels=settings.max_image_pixels),
         a1111=build_a1111(database=database, checkpoints=checkpoints, inference=inference, notifier=notifier,

@@ -24,6 +24,7 @@ from sdfleet.api.routes import (
     health,
     inferences,
     job_media,
+    model_notes,
     preferences,
     roles,
     styles,
@@ -79,7 +80,7 @@ def create_app(services: Services, *, max_request_bytes: int = 8 * 1024 * 1024,
     app.state.trusted_proxies = trusted_proxies
     install_error_handlers(app)
     for module in (auth, preferences, styles, gallery, users, roles, api_keys, audit, health, inferences, job_media,
-                   generation, worker):
+                   model_notes, generation, worker):
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(checkpoint_routes.router, prefix=API_PREFIX)
     app.include_router(a1111_routes.router)

@@ -42,6 +42,7 @@ class Services:
     presets: Any = None  # PresetService (saved generate-form values)
     audit: Any = None  # AuditLog (append-only audit events)
     gallery: Any = None  # GalleryService (search, stars, boards, bulk zip/delete, team browsing)
+    model_notes: Any = None  # ModelNotesService (trigger words, notes, previews of models)
     queue_view: Any = None  # QueueViewService (places in line; everyone's jobs for queue:all)
     public_url: str = "http://127.0.0.1:8080"
     extra: dict[str, Any] = field(default_factory=dict)

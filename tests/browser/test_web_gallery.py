@@ -77,6 +77,37 @@ def test_viewer_walks_batch_and_history_zooms_compares_and_reuses(web, admin_pag
     expect(page.locator("#batch_size")).to_have_value("2")
 
 
+def test_model_preview_from_the_viewer_notes_and_the_picker(web, admin_page, made):
+    page = admin_page
+    open_gallery(page, web, "?q=fox")
+    page.locator(f'article.card[data-job-id="{made["fox"]}"] [data-role=open]').click()
+    page.locator("#viewer-preview").click()
+    expect(page.locator(".toast", has_text="Preview of demo-sd15.safetensors set")).to_be_visible()
+    page.keyboard.press("Escape")
+
+    page.goto(f"{web.url}/models")
+    row = page.locator('tr[data-model-name="demo-sd15.safetensors"]')
+    expect(row.locator(".preview-cell img")).to_be_visible()
+    row.get_by_role("button", name="Edit").click()
+    page.get_by_label("Trigger words").fill("sks fox")
+    page.get_by_label("Notes").fill("best at CFG 5")
+    page.locator("#model-edit-save").click()
+    expect(row).to_contain_text("Trigger: sks fox")
+
+    open_generate(page, web)
+    expect(page.locator("#model-button img")).to_be_visible()
+    expect(page.locator("#model-triggers")).to_contain_text("Trigger words: sks fox")
+    page.get_by_label("Prompt", exact=True).fill("a hill")
+    page.get_by_role("button", name="Insert trigger words").click()
+    expect(page.get_by_label("Prompt", exact=True)).to_have_value("a hill, sks fox")
+    page.get_by_label("Model", exact=True).click()
+    page.get_by_label("Search models").fill("sks")
+    expect(page.locator("#model-list [role=option]")).to_have_count(1)
+    expect(page.locator("#model-list [role=option] img")).to_be_visible()
+    screenshot(page, "web-model-picker")
+    page.keyboard.press("Escape")
+
+
 def test_gallery_search_star_board_zip_and_delete(web, admin_page, admin_headers, made):
     page = admin_page
     open_gallery(page, web)

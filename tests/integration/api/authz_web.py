@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 
+from tests.integration.api.authz_checkpoints import _checkpoint
 from tests.integration.api.authz_jobs import own_job
 from tests.integration.api.authz_matrix import Case, Request
 
@@ -90,6 +91,16 @@ CASES = {
     ("GET", "/api/v1/queue"): Case(None, lambda api, o: Request("/api/v1/queue")),
     ("POST", "/api/v1/queue/{job_id}/cancel"): Case(
         None, lambda api, o: Request(f"/api/v1/queue/{_job_of(api, o)}/cancel"), owned=True),
+    ("GET", "/api/v1/model-notes"): Case(None, lambda api, o: Request("/api/v1/model-notes")),
+    ("GET", "/api/v1/checkpoints/{checkpoint_id}/notes"): Case(None, lambda api, o: Request(
+        f"/api/v1/checkpoints/{_checkpoint(api)}/notes")),
+    ("PUT", "/api/v1/checkpoints/{checkpoint_id}/notes"): Case("checkpoint:all", lambda api, o: Request(
+        f"/api/v1/checkpoints/{_checkpoint(api)}/notes", {"trigger_words": "sks", "notes": "n"})),
+    ("PUT", "/api/v1/checkpoints/{checkpoint_id}/preview"): Case("checkpoint:all", lambda api, o: Request(
+        f"/api/v1/checkpoints/{_checkpoint(api)}/preview", {"job_id": "0" * 26, "index": 0}, ok=frozenset({404})),
+        notes="no such job: 404 naming it"),
+    ("GET", "/api/v1/checkpoints/{checkpoint_id}/preview"): Case(None, lambda api, o: Request(
+        f"/api/v1/checkpoints/{_checkpoint(api)}/preview", ok=frozenset({404})), notes="no preview set: 404"),
     ("GET", "/api/v1/presets"): Case(None, lambda api, o: Request("/api/v1/presets")),
     ("POST", "/api/v1/presets"): Case(None, lambda api, o: Request(
         "/api/v1/presets", {"name": "Portrait", "values": {"width": "512"}})),

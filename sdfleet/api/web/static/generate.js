@@ -20,7 +20,8 @@ const painter = new MaskPainter($("mask-canvas"), initImg, {
   onChange: () => { $("mask-undo").disabled = !painter.canUndo; },
 });
 const picker = new ModelPicker({ button: $("model-button"), title: $("model-title"), input: $("model"),
-  dialog: $("model-dialog"), search: $("model-search"), list: $("model-list"), onChange: () => remember() });
+  dialog: $("model-dialog"), search: $("model-search"), list: $("model-list"),
+  onChange: () => { showModelHint(); remember(); } });
 let options = null;
 let initDataUrl = null;
 let lastSeed = null;
@@ -64,13 +65,23 @@ async function setInitImage(blob, source, { keepSize = false } = {}) {
   syncMode();
 }
 
-// 2. Choices from the server: limits, models, LoRAs, endpoints, remembered settings
+// 2. Choices from the server: limits, models (with their notes), LoRAs, endpoints, remembered settings
+function showModelHint() {
+  const model = picker.models.find((m) => m.name === picker.value);
+  const words = model && model.trigger_words;
+  $("model-hint").hidden = !words && !(model && model.notes);
+  $("model-triggers").textContent = [words && `Trigger words: ${words}`, model && model.notes].filter(Boolean).join(" · ");
+  $("model-triggers-insert").hidden = !words;
+}
+
 async function loadChoices() {
   options = await generationOptions();
   applyLimits(form, options.limits);
-  const [models, loras] = await Promise.all([
-    listAll("/checkpoints?type=Stable-diffusion&status=active"), listAll("/checkpoints?type=Lora&status=active")]);
-  picker.setModels(models);
+  const [models, loras, notes] = await Promise.all([
+    listAll("/checkpoints?type=Stable-diffusion&status=active"), listAll("/checkpoints?type=Lora&status=active"),
+    api("/model-notes")]);
+  const byId = new Map(notes.map((n) => [n.checkpoint_id, n]));
+  picker.setModels(models.map((m) => ({ ...m, ...(byId.get(m.id) || {}) })));
   if (loras.length) $("lora").replaceChildren(...loras.map((m) => h("option", { value: m.name.replace(/\.[^.]+$/, "") }, m.name)));
   if (document.body.dataset.endpointsApi === "yes") {
     try {
@@ -82,6 +93,7 @@ async function loadChoices() {
   restoring = true;
   applyValues(prefs.generate || {}, { options, picker });
   restoring = false;
+  showModelHint();
 }
 
 const remember = debounce(() => {
@@ -305,6 +317,14 @@ form.addEventListener("change", (e) => {
 form.addEventListener("input", (e) => { if (e.target.getAttribute("aria-invalid")) markField(e.target, ""); remember(); });
 form.addEventListener("submit", submit);
 $("lora-insert").addEventListener("click", insertLora);
+$("model-triggers-insert").addEventListener("click", () => {
+  const model = picker.models.find((m) => m.name === picker.value);
+  if (!model || !model.trigger_words) return;
+  const prompt = $("prompt");
+  if (!prompt.value.includes(model.trigger_words)) prompt.value = [prompt.value.trim(), model.trigger_words].filter(Boolean).join(", ");
+  prompt.focus();
+  remember();
+});
 $("seed-random").addEventListener("click", () => { $("seed").value = -1; markField($("seed"), ""); });
 $("seed-reuse").addEventListener("click", () => {
   if (lastSeed === null) { toast("No seed to reuse yet"); return; }

@@ -79,7 +79,10 @@ export function applyValues(values, { options, picker }) {
   } else if (values.scheduler !== undefined) {
     $("scheduler").value = schedulerLabel(options, $("sampler").value, values.scheduler);
   }
-  if (values.model && picker.has(values.model)) picker.value = values.model;
+  if (values.model && picker.has(values.model)) {
+    picker.value = values.model;
+    picker.onChange(values.model);
+  }
   if (values.endpoint) setSelect($("endpoint"), values.endpoint);
 }
 

@@ -32,6 +32,7 @@ export class ModelPicker {
     this.models = models;
     if (!models.some((m) => m.name === this.input.value)) this.value = models.length ? models[0].name : "";
     else this.value = this.input.value;
+    this.button.dataset.count = String(models.length);
   }
 
   get value() { return this.input.value; }

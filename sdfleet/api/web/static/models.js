@@ -50,6 +50,9 @@ async function edit(m) {
   $("model-edit-title").textContent = `Edit ${m.name}`;
   $("edit-name").value = m.name;
   markField($("edit-name"), "");
+  const notes = await api(`/checkpoints/${m.id}/notes`).catch(() => ({ trigger_words: "", notes: "" }));
+  $("edit-triggers").value = notes.trigger_words;
+  $("edit-notes").value = notes.notes;
   await editRoles.render(m.allowed_roles);
   dialog.showModal();
   $("edit-name").focus();
@@ -66,6 +69,8 @@ $("model-edit-save").addEventListener("click", async (e) => {
   if (name !== m.name) body.name = name;
   try {
     await api(`/checkpoints/${m.id}`, { method: "PATCH", json: body });
+    await api(`/checkpoints/${m.id}/notes`, { method: "PUT",
+      json: { trigger_words: $("edit-triggers").value, notes: $("edit-notes").value } });
     $("model-edit").close();
     toast(`Saved ${name}`);
     render(await pager.reload());
@@ -76,11 +81,14 @@ $("model-edit-save").addEventListener("click", async (e) => {
 });
 
 const current = new Map();
+let notesById = new Map();
 
 function row(m) {
   current.set(m.id, m);
+  const note = notesById.get(m.id);
   return h("tr", { "data-model-name": m.name },
-    h("td", {}, m.name), h("td", {}, m.type), h("td", {}, m.architecture), h("td", {}, formatBytes(m.size)),
+    h("td", { class: "preview-cell" }, note && note.preview_url ? h("img", { src: note.preview_url, alt: `Preview of ${m.name}`, loading: "lazy" }) : ""),
+    h("td", {}, m.name, note && note.trigger_words ? h("div", { class: "muted small-text" }, `Trigger: ${note.trigger_words}`) : null), h("td", {}, m.type), h("td", {}, m.architecture), h("td", {}, formatBytes(m.size)),
     h("td", { class: "mono", title: m.sha256 }, m.short_hash), h("td", { "data-role": "visibility" }, visibleTo(m.allowed_roles)),
     h("td", {},
       h("button", { class: "small", type: "button", "data-role": "edit", onclick: () => {
@@ -95,8 +103,14 @@ function row(m) {
 }
 
 function render(page) {
+  api("/model-notes").then((notes) => {
+    const fresh = new Map(notes.map((n) => [n.checkpoint_id, n]));
+    const changed = JSON.stringify([...fresh]) !== JSON.stringify([...notesById]);
+    notesById = fresh;
+    if (changed) render(page);
+  }).catch(() => {});
   $("models").replaceChildren(...page.items.map(row));
-  if (!page.items.length) $("models").append(h("tr", {}, h("td", { colspan: 7, class: "muted" }, "No models match.")));
+  if (!page.items.length) $("models").append(h("tr", {}, h("td", { colspan: 8, class: "muted" }, "No models match.")));
   $("models-prev").disabled = !pager.hasPrev;
   $("models-next").disabled = !pager.next;
 }
