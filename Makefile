@@ -6,6 +6,9 @@ BIN    := $(VENV)/bin
 TORCH  := torch==2.13.0
 # Carries the real CLIP BPE vocabulary; installed without its dependencies (they would pull torchvision).
 OPENCLIP := open-clip-torch==3.3.0
+# The sampler oracle of the tests; its package imports torchvision (which would pull a CUDA torch), so it is
+# installed without dependencies and the tests load only its sampling code (torchdiffeq is in the dev extra).
+KDIFFUSION := k-diffusion==0.1.1.post1
 
 .PHONY: serve test install install-dev lint unit integration browser bench clean help
 
@@ -23,6 +26,7 @@ $(VENV)/.installed: pyproject.toml
 
 $(VENV)/.installed-dev: $(VENV)/.installed pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q --no-deps $(KDIFFUSION)
 	touch $@
 
 install: $(VENV)/.installed

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import random
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from sdfleet.engine.a1111_limits import A1111_LIMITS
 from sdfleet.engine.prompt_schedule import prompt_schedule
 from sdfleet.engine.prompt_weights import PromptSyntaxError, parse_a1111_emphasis
-from sdfleet.engine.sampler_names import UnknownSamplerName, UnsupportedSampler, prompt_schedule_steps, to_comfy
+from sdfleet.engine.sampler_names import UnknownSamplerName, prompt_schedule_steps, resolve
 
 LORA_TAG = re.compile(r"<lora:([^:>]+)((?::[^:>]*)*)>")
 
@@ -49,6 +49,7 @@ class CompiledA1111:
     seed: int
     params: dict[str, Any]
     all_seeds: list[int] = field(default_factory=list)
+    all_subseeds: list[int] = field(default_factory=list)
 
 
 # Fields honoured, and fields accepted only at the value that means "off".
@@ -57,13 +58,13 @@ _HONOURED = {
     "width", "height", "batch_size", "n_iter", "denoising_strength", "init_images", "mask", "mask_blur",
     "inpainting_fill", "inpainting_mask_invert", "override_settings", "override_settings_restore_afterwards",
     "send_images", "save_images", "do_not_save_samples", "do_not_save_grid", "force_task_id", "infotext",
+    "subseed", "subseed_strength", "seed_resize_from_h", "seed_resize_from_w", "eta", "s_churn", "s_tmin",
+    "s_tmax", "s_noise",
 }
 _NEUTRAL: dict[str, tuple[Any, ...]] = {
-    "styles": (None, []), "subseed": (None, -1, 0), "subseed_strength": (None, 0, 0.0),
-    "seed_resize_from_h": (None, -1, 0), "seed_resize_from_w": (None, -1, 0), "restore_faces": (None, False),
+    "styles": (None, []), "restore_faces": (None, False),
     "tiling": (None, False), "enable_hr": (None, False), "script_name": (None, ""), "script_args": (None, []),
-    "alwayson_scripts": (None, {}), "eta": (None,), "s_min_uncond": (None, 0, 0.0), "s_churn": (None, 0, 0.0),
-    "s_tmax": (None,), "s_tmin": (None, 0, 0.0), "s_noise": (None, 1, 1.0), "refiner_checkpoint": (None, ""),
+    "alwayson_scripts": (None, {}), "s_min_uncond": (None, 0, 0.0), "refiner_checkpoint": (None, ""),
     "refiner_switch_at": (None,), "disable_extra_networks": (None, False), "comments": (None, {}),
     "include_init_images": (None, False), "resize_mode": (None, 0), "image_cfg_scale": (None,),
     "initial_noise_multiplier": (None, 1, 1.0), "latent_mask": (None,), "inpaint_full_res_padding": None,
@@ -144,9 +145,9 @@ def _int(params: Mapping[str, Any], name: str, default: int | None = None, *, lo
     return int(value)
 
 
-def _float(params: Mapping[str, Any], name: str) -> float:
+def _float(params: Mapping[str, Any], name: str, *, default: float | None = None) -> float:
     limit = A1111_LIMITS[name]
-    default, low, high = limit.default, limit.low, limit.high
+    default, low, high = limit.default if default is None else default, limit.low, limit.high
     value = params.get(name, default)
     if value is None:
         value = default
@@ -172,8 +173,7 @@ def _lora_file(name: str, lora_names: Sequence[str] | None) -> str:
 
 def compile_a1111(task: str, params: Mapping[str, Any], *, default_checkpoint: str | None,
                   input_images: Sequence[str], mask_image: str | None,
-                  lora_names: Sequence[str] | None = None,
-                  check_pair: Callable[[str, str], None] | None = None) -> CompiledA1111:
+                  lora_names: Sequence[str] | None = None) -> CompiledA1111:
     """Compile an A1111 txt2img/img2img payload to a graph; unsupported fields raise UnsupportedField."""
     # 1. Check inputs
     if task not in ("txt2img", "img2img"):
@@ -195,16 +195,11 @@ def compile_a1111(task: str, params: Mapping[str, Any], *, default_checkpoint: s
     if seed == -1:
         seed = random.randrange(2**32)
     sampler_name = params.get("sampler_name") or params.get("sampler_index") or "Euler a"
-    if check_pair is None:  # the server passes the torch-free check from spec_snapshot
-        from sdfleet.engine.samplers import check_pair
     try:
-        sampler, scheduler = to_comfy(str(sampler_name), params.get("scheduler"))
-        check_pair(sampler, scheduler)
+        sampler, scheduler = resolve(str(sampler_name), params.get("scheduler"))
     except UnknownSamplerName as exc:
         raise InvalidField(exc.field_name, str(exc)) from None
-    except UnsupportedSampler as exc:
-        raise UnsupportedField("sampler_name" if exc.field_name == "sampler_name" else "scheduler",
-                               str(exc)) from None
+    variation = _variation(params, sampler)
     checkpoint = overrides.get("sd_model_checkpoint") or default_checkpoint
     if not checkpoint:
         raise InvalidField("override_settings.sd_model_checkpoint", "no checkpoint given and no default set")
@@ -244,25 +239,46 @@ def compile_a1111(task: str, params: Mapping[str, Any], *, default_checkpoint: s
         _img2img_latent(graph, params, vae=vae, width=width, height=height, batch_size=batch_size,
                         input_images=input_images, mask_image=mask_image)
 
-    # 4. One sampler chain per iteration, seeds advancing by the batch size as A1111's
-    all_seeds = []
+    # 4. One sampler chain per iteration, seeds advancing by the batch size as A1111's (image i: seed + i,
+    #    or the same seed and subseed + i when a variation strength is set)
+    strength = variation["subseed_strength"]
+    all_seeds, all_subseeds = [], []
     for k in range(n_iter):
-        chain_seed = seed + k * batch_size
-        all_seeds.extend(chain_seed + i for i in range(batch_size))
-        graph[f"sample{k}"] = {"class_type": "KSampler", "inputs": {
-            "model": model, "seed": chain_seed, "steps": steps, "cfg": cfg, "sampler_name": sampler,
-            "scheduler": scheduler, "positive": ["prompt", 0], "negative": ["prompt", 1],
-            "latent_image": ["latent", 0], "denoise": denoise}}
+        chain_seed = seed + k * batch_size if strength == 0 else seed
+        chain_subseed = variation["subseed"] + k * batch_size
+        all_seeds.extend(chain_seed + (i if strength == 0 else 0) for i in range(batch_size))
+        all_subseeds.extend(chain_subseed + i for i in range(batch_size))
+        graph[f"sample{k}"] = {"class_type": "KSamplerA1111", "inputs": {
+            "model": model, "steps": steps, "cfg": cfg, "sampler_name": sampler, "scheduler": scheduler,
+            "positive": ["prompt", 0], "negative": ["prompt", 1], "latent_image": ["latent", 0],
+            "denoise": denoise, **variation, "seed": chain_seed, "subseed": chain_subseed}}
         graph[f"decode{k}"] = {"class_type": "VAEDecode", "inputs": {"samples": [f"sample{k}", 0], "vae": vae}}
         graph[f"save{k}"] = {"class_type": "SaveImage",
                              "inputs": {"images": [f"decode{k}", 0], "filename_prefix": task}}
     effective = dict(params)
     effective.update(seed=seed, steps=steps, cfg_scale=cfg, width=width, height=height, batch_size=batch_size,
                      n_iter=n_iter, sampler_name=str(sampler_name), scheduler=scheduler,
-                     sd_model_checkpoint=checkpoint)
+                     sd_model_checkpoint=checkpoint, subseed=variation["subseed"], subseed_strength=strength)
     if task == "img2img":
         effective["denoising_strength"] = denoise
-    return CompiledA1111(graph=graph, seed=seed, params=effective, all_seeds=all_seeds)
+    return CompiledA1111(graph=graph, seed=seed, params=effective, all_seeds=all_seeds, all_subseeds=all_subseeds)
+
+
+def _variation(params: Mapping[str, Any], sampler: str) -> dict[str, Any]:
+    """Variation seed, seed resize and A1111's sampler knobs (None means A1111's default)."""
+    subseed = _int(params, "subseed")
+    if subseed == -1:
+        subseed = random.randrange(2**32)
+    eta = _float(params, "eta", default=0.0 if sampler == "ddim" else 1.0)
+    if sampler == "ddim" and eta != 0:
+        raise UnsupportedField("eta", f"eta={eta} with DDIM (stochastic DDIM) is not supported; send eta 0 or null")
+    return {
+        "subseed": subseed, "subseed_strength": _float(params, "subseed_strength"),
+        "seed_resize_from_h": max(_int(params, "seed_resize_from_h"), 0),
+        "seed_resize_from_w": max(_int(params, "seed_resize_from_w"), 0),
+        "eta": eta, "s_churn": _float(params, "s_churn"), "s_tmin": _float(params, "s_tmin"),
+        "s_tmax": _float(params, "s_tmax"), "s_noise": _float(params, "s_noise"),
+    }
 
 
 def _img2img_latent(graph: dict[str, Any], params: Mapping[str, Any], *, vae: list, width: int, height: int,

@@ -26,4 +26,13 @@ A1111_LIMITS: dict[str, FieldLimit] = {
     "seed": FieldLimit(-1, 2**32 - 1, -1),
     "denoising_strength": FieldLimit(0.0, 1.0, 0.75, integer=False),
     "mask_blur": FieldLimit(0, 64, 4),
+    "subseed": FieldLimit(-1, 2**32 - 1, -1),
+    "subseed_strength": FieldLimit(0.0, 1.0, 0.0, integer=False),
+    "seed_resize_from_h": FieldLimit(-1, 16384, -1),
+    "seed_resize_from_w": FieldLimit(-1, 16384, -1),
+    "eta": FieldLimit(0.0, 10.0, 1.0, integer=False),
+    "s_churn": FieldLimit(0.0, 100.0, 0.0, integer=False),
+    "s_tmin": FieldLimit(0.0, 100.0, 0.0, integer=False),
+    "s_tmax": FieldLimit(0.0, 1000.0, 0.0, integer=False),  # 0: no upper limit, as A1111
+    "s_noise": FieldLimit(0.0, 10.0, 1.0, integer=False),
 }

@@ -1,58 +1,66 @@
-"""The denoising loop: diffusers' pipeline loop with ComfyUI's step range, denoise and noise-mask semantics."""
+"""The denoiser samplers call: x, sigma → the clean-latent estimate, with classifier-free guidance over conditionings.
+
+It is ComfyUI's CFGGuider + `calc_cond_batch` (and A1111's CFGDenoiser) on a diffusers UNet: every active
+conditioning entry is run (batched where shapes allow), entries of one kind are averaged, and the negative
+estimate is pushed towards the positive one by the CFG scale. Per-step conditioning: before each call the
+denoiser asks every entry `at_step(calls so far)` (A1111's prompt editing counts model evaluations) and
+skips entries outside their sampling percentage range (ComfyUI's ConditioningSetTimestepRange).
+"""
 
 from __future__ import annotations
 
-import inspect
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from diffusers import ControlNetModel, SchedulerMixin, UNet2DConditionModel
-from diffusers.utils.torch_utils import randn_tensor
+from diffusers import ControlNetModel, UNet2DConditionModel
 
-from sdfleet.engine.nodes.conditioning import CondEntry, conds_at
+from sdfleet.engine.model_sampling import ModelSampling
+from sdfleet.engine.nodes.conditioning import CondEntry
 
-
-@dataclass
-class StepRange:
-    """Which steps of which schedule to run: `total` steps, running [start, end)."""
-
-    total: int
-    start: int
-    end: int
-
-    @classmethod
-    def from_denoise(cls, steps: int, denoise: float) -> StepRange:
-        """ComfyUI's KSampler: denoise d runs the last `steps` of an int(steps / d)-step schedule."""
-        if denoise >= 0.9999:
-            return cls(steps, 0, steps)
-        if denoise <= 0:
-            return cls(steps, steps, steps)
-        total = int(steps / denoise)
-        return cls(total, total - steps, total)
+POSITIVE, NEGATIVE = 0, 1
 
 
-@dataclass
-class SamplingJob:
-    """Everything one sampler call needs (tensors already on the device)."""
+@dataclass(frozen=True)
+class Guidance:
+    """What the denoiser combines: the UNet, its noise levels, both conditionings and the CFG scale."""
 
     unet: UNet2DConditionModel
-    scheduler: SchedulerMixin
-    latent: torch.Tensor
+    sampling: ModelSampling
     positive: Sequence[CondEntry]
     negative: Sequence[CondEntry]
     cfg: float
-    seed: int
-    steps: StepRange
-    add_noise: bool = True
-    noise_mask: torch.Tensor | None = None
-    force_full_denoise: bool = False
+    #: ComfyUI gives the UNet the nearest integer timestep; A1111 the interpolated one.
+    quantize_timesteps: bool = True
     controlnet: Callable[[CondEntry], ControlNetModel] | None = None
 
 
-def _time_ids(unet: UNet2DConditionModel, pooled_dim: int, height: int, width: int, *,
-              negative: bool) -> list[float]:
+@dataclass(frozen=True)
+class InpaintBlend:
+    """Keep the unmasked area of `latent` (mask 1 = repaint), as ComfyUI's KSamplerX0Inpaint or A1111's CFGDenoiser.
+
+    ComfyUI also replaces the model input's unmasked area with the latent noised to the current sigma
+    (`noise` is the noise it uses); A1111 only blends the estimate.
+    """
+
+    latent: torch.Tensor
+    mask: torch.Tensor  # [B, C, H, W], 1 where the sampler may change the latent
+    noise: torch.Tensor | None = None
+
+
+def prepare_mask(mask: torch.Tensor, shape: torch.Size) -> torch.Tensor:
+    """ComfyUI's `prepare_mask`: bilinear to the latent size, one copy per channel, repeated to the batch."""
+    m = mask.reshape(-1, 1, mask.shape[-2], mask.shape[-1]).float()
+    m = F.interpolate(m, size=(shape[2], shape[3]), mode="bilinear")
+    m = torch.cat([m] * shape[1], dim=1)
+    if m.shape[0] < shape[0]:
+        m = m.repeat(math.ceil(shape[0] / m.shape[0]), 1, 1, 1)
+    return m[: shape[0]]
+
+
+def _time_ids(unet: UNet2DConditionModel, pooled_dim: int, height: int, width: int, *, negative: bool) -> list[float]:
     count = (unet.add_embedding.linear_1.in_features - pooled_dim) // unet.config.addition_time_embed_dim
     if count == 5:  # SDXL refiner: aesthetic score instead of the target size
         return [height, width, 0, 0, 2.5 if negative else 6.0]
@@ -60,155 +68,131 @@ def _time_ids(unet: UNet2DConditionModel, pooled_dim: int, height: int, width: i
 
 
 @dataclass
-class PreparedConds:
-    """The conditioning of one step as UNet batches: rows [start, end) of the model input share a length."""
+class _Batch:
+    """One UNet call's conditioning: entries of equal token length sharing one ControlNet."""
 
-    blocks: list[tuple[int, int, torch.Tensor, dict | None]]
-    sizes: list[int]
-    keys: tuple[int, ...]
-
-
-def _cond_keys(groups: Sequence[Sequence[CondEntry]]) -> tuple[int, ...]:
-    return tuple(id(entry.embeds) for group in groups for entry in group)
+    members: list[tuple[int, CondEntry]]
+    embeds: torch.Tensor
+    added: dict | None
 
 
-def _prepare_conds(unet: UNet2DConditionModel, groups: Sequence[Sequence[CondEntry]], batch: int, use_cfg: bool,
-                   height: int, width: int, dtype: torch.dtype, device: torch.device) -> PreparedConds:
-    """Stack the negative then positive entries, each repeated per latent, as diffusers batches them.
+class Denoiser:
+    """The model a sampler steps with: `denoiser(x, sigma)` returns the guided x0 estimate (float32)."""
 
-    Entries whose token counts differ (long prompts) go to the UNet in separate calls, as A1111 does
-    by default: padding one of them would change what cross-attention sees."""
-    embeds, pooled, time_ids, sizes = [], [], [], []
-    is_xl = unet.config.addition_embed_type == "text_time"
-    for g, entries in enumerate(groups):
-        sizes.append(len(entries))
-        for entry in entries:
-            embeds.append(entry.embeds.to(device, dtype).expand(batch, -1, -1))
-            if is_xl:
-                if entry.pooled is None:
-                    raise ValueError("this SDXL model needs pooled embeddings: encode the prompt with its CLIP")
-                pooled.append(entry.pooled.to(device, dtype).expand(batch, -1))
-                ids = _time_ids(unet, entry.pooled.shape[-1], height, width, negative=use_cfg and g == 0)
-                time_ids.append(torch.tensor([ids], dtype=dtype, device=device).expand(batch, -1))
-    blocks, first = [], 0
-    for k in range(1, len(embeds) + 1):
-        if k == len(embeds) or embeds[k].shape[1] != embeds[first].shape[1]:
-            added = {"text_embeds": torch.cat(pooled[first:k]), "time_ids": torch.cat(time_ids[first:k])} \
-                if is_xl else None
-            blocks.append((first * batch, k * batch, torch.cat(embeds[first:k]), added))
-            first = k
-    return PreparedConds(blocks, sizes, _cond_keys(groups))
+    def __init__(self, guidance: Guidance, *, inpaint: InpaintBlend | None = None,
+                 blend_input: bool = True) -> None:
+        self.g = guidance
+        self.inpaint = inpaint
+        self.blend_input = blend_input
+        self.calls = 0
+        self.use_cfg = not math.isclose(guidance.cfg, 1.0)
+        unet = guidance.unet
+        self.device, self.dtype = unet.device, unet.dtype
+        self.is_xl = unet.config.addition_embed_type == "text_time"
+        ms = guidance.sampling
+        self._ranges = {id(e): (ms.percent_to_sigma(e.start_percent), ms.percent_to_sigma(e.end_percent))
+                        for e in (*guidance.positive, *guidance.negative)}
+        self._batches: dict[tuple, list[_Batch]] = {}
+        self._timesteps: dict[float, torch.Tensor] = {}
 
+    def __call__(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        sigma = torch.as_tensor(sigma, dtype=torch.float32, device=x.device).reshape(())
+        if self.inpaint is not None and self.blend_input and self.inpaint.noise is not None:
+            keep = 1 - self.inpaint.mask
+            x = x * self.inpaint.mask + (self.inpaint.latent + self.inpaint.noise * sigma) * keep
+        positive, negative = self._estimates(x, sigma)
+        # ComfyUI: an entry type with no active entry contributes zeros
+        positive = torch.zeros_like(x) if positive is None else positive
+        if self.use_cfg:
+            negative = torch.zeros_like(x) if negative is None else negative
+            out = negative + (positive - negative) * self.g.cfg
+        else:
+            out = positive
+        self.calls += 1
+        if self.inpaint is not None:
+            out = out * self.inpaint.mask + self.inpaint.latent * (1 - self.inpaint.mask)
+        return out
 
-def _step_kwargs(scheduler: SchedulerMixin, generator: torch.Generator) -> dict:
-    params = set(inspect.signature(scheduler.step).parameters)
-    kwargs: dict = {}
-    if "eta" in params:
-        kwargs["eta"] = 0.0
-    if "generator" in params:
-        kwargs["generator"] = generator
-    return kwargs
+    def _active(self, entry: CondEntry, sigma: float) -> bool:
+        start, end = self._ranges[id(entry)]
+        return end <= sigma <= start
 
+    def _timestep(self, sigma: torch.Tensor, value: float) -> torch.Tensor:
+        """The UNet's timestep for a sigma (samplers revisit the same few sigmas: computed once each)."""
+        t = self._timesteps.get(value)
+        if t is None:
+            t = self.g.sampling.timestep(sigma.reshape(1).cpu(), quantize=self.g.quantize_timesteps).to(self.device)
+            self._timesteps[value] = t
+        return t
 
-def _control_residuals(job: SamplingJob, model_in: torch.Tensor, t: torch.Tensor, embeds: torch.Tensor,
-                       added: dict | None, fraction: float) -> dict:
-    entry = next((e for e in job.positive if e.control is not None), None)
-    if entry is None or job.controlnet is None:
-        return {}
-    control = entry.control
-    if not control.start_percent <= fraction <= control.end_percent:
-        return {}
-    model = job.controlnet(entry)
-    hint = control.image.movedim(-1, 1).to(model_in.device, model_in.dtype)
-    height, width = model_in.shape[-2] * 8, model_in.shape[-1] * 8
-    if hint.shape[-2:] != (height, width):
-        hint = F.interpolate(hint, size=(height, width), mode="bilinear", align_corners=False)
-    hint = hint.repeat(model_in.shape[0] // hint.shape[0] + 1, 1, 1, 1)[: model_in.shape[0]]
-    down, mid = model(model_in, t, encoder_hidden_states=embeds, controlnet_cond=hint,
-                      conditioning_scale=control.strength, added_cond_kwargs=added, return_dict=False)
-    return {"down_block_additional_residuals": down, "mid_block_additional_residual": mid}
+    def _estimates(self, x: torch.Tensor, sigma: torch.Tensor) -> list[torch.Tensor | None]:
+        """Each kind's (positive, negative) averaged x0 estimate."""
+        value = float(sigma)
+        # negative rows first, as diffusers batches them
+        kinds = ([(NEGATIVE, self.g.negative)] if self.use_cfg else []) + [(POSITIVE, self.g.positive)]
+        active = [(kind, entry.at_step(self.calls)) for kind, entries in kinds for entry in entries
+                  if self._active(entry, value)]
+        key = tuple((kind, id(entry.embeds)) for kind, entry in active)
+        if key not in self._batches:
+            self._batches[key] = self._plan(active, x.shape)
+        batch = x.shape[0]
+        sums: list[torch.Tensor | None] = [None, None]
+        counts = [0, 0]
+        ms = self.g.sampling
+        model_x = (x * (1.0 / (value ** 2 + 1.0) ** 0.5)).to(self.dtype)
+        t = self._timestep(sigma, value)
+        for plan in self._batches[key]:
+            n = len(plan.members)
+            x_in = model_x.repeat(n, 1, 1, 1) if n > 1 else model_x
+            t_in = t.expand(x_in.shape[0])
+            residuals = self._control(plan, x_in, t_in, value)
+            out = self.g.unet(x_in, t_in, encoder_hidden_states=plan.embeds, added_cond_kwargs=plan.added,
+                              return_dict=False, **residuals)[0].float()
+            for k, (kind, _) in enumerate(plan.members):
+                estimate = ms.denoised(x, out[k * batch:(k + 1) * batch], value)
+                sums[kind] = estimate if sums[kind] is None else sums[kind] + estimate
+                counts[kind] += 1
+        return [s / c if c > 1 else s for s, c in zip(sums, counts, strict=True)]
 
+    def _plan(self, active: list[tuple[int, CondEntry]], shape: torch.Size) -> list[_Batch]:
+        """Group the active entries into UNet calls: same token length (A1111 and ComfyUI run prompts of
+        different lengths separately: padding would change what cross-attention sees) and one ControlNet."""
+        groups: dict[tuple, list[tuple[int, CondEntry]]] = {}
+        for kind, entry in active:
+            key = (entry.embeds.shape[1], id(entry.control) if entry.control is not None else None)
+            groups.setdefault(key, []).append((kind, entry))
+        batch, height, width = shape[0], shape[2] * 8, shape[3] * 8
+        plans = []
+        for group in groups.values():
+            embeds = torch.cat([e.embeds.to(self.device, self.dtype).expand(batch, -1, -1) for _, e in group])
+            added = None
+            if self.is_xl:
+                pooled, time_ids = [], []
+                for kind, entry in group:
+                    if entry.pooled is None:
+                        raise ValueError("this SDXL model needs pooled embeddings: encode the prompt with its CLIP")
+                    pooled.append(entry.pooled.to(self.device, self.dtype).expand(batch, -1))
+                    ids = _time_ids(self.g.unet, entry.pooled.shape[-1], height, width,
+                                    negative=kind == NEGATIVE)
+                    time_ids.append(torch.tensor([ids], dtype=self.dtype, device=self.device).expand(batch, -1))
+                added = {"text_embeds": torch.cat(pooled), "time_ids": torch.cat(time_ids)}
+            plans.append(_Batch(group, embeds, added))
+        return plans
 
-def sample(job: SamplingJob, *, on_step: Callable[[int, int, torch.Tensor], None]) -> torch.Tensor:
-    """Run the sampler and return the latents; `on_step(value, max, latents)` after every step."""
-    unet, scheduler = job.unet, job.scheduler
-    device, dtype = unet.device, unet.dtype
-    latent = job.latent.to(device, dtype)
-    batch, _, lat_h, lat_w = latent.shape
-    generator = torch.Generator("cpu").manual_seed(job.seed)
-
-    # 1. Timesteps of the requested range
-    scheduler.set_timesteps(job.steps.total, device=device)
-    order = scheduler.order
-    begin = job.steps.start * order
-    timesteps = scheduler.timesteps[begin: job.steps.end * order] if job.steps.end < job.steps.total \
-        else scheduler.timesteps[begin:]
-    if hasattr(scheduler, "set_begin_index"):
-        scheduler.set_begin_index(begin)
-    if len(timesteps) == 0:
-        return job.latent
-
-    # 2. Initial latents: pure noise from the start, else the image noised to the first timestep
-    noise = randn_tensor(latent.shape, generator=generator, device=device, dtype=dtype)
-    full = job.steps.start == 0
-    if not job.add_noise:
-        latents = latent
-    elif full:
-        latents = latent + noise * scheduler.init_noise_sigma if latent.any() else noise * scheduler.init_noise_sigma
-    else:
-        latents = scheduler.add_noise(latent, noise, timesteps[:1].repeat(batch))
-
-    # 3. Conditioning batches (A1111 prompt editing changes them between steps)
-    use_cfg = job.cfg > 1.0
-    step_kwargs = _step_kwargs(scheduler, generator)
-    mask = None
-    if job.noise_mask is not None:
-        m = job.noise_mask.reshape(-1, 1, *job.noise_mask.shape[-2:]).float()
-        mask = F.interpolate(m, size=(lat_h, lat_w), mode="bilinear", align_corners=False).to(device, dtype)
-    conds: PreparedConds | None = None
-
-    # 4. Denoising loop
-    count = len(timesteps)
-    for i, t in enumerate(timesteps):
-        # Each iteration is one guided model evaluation, the step count A1111's schedules use.
-        groups = [conds_at(job.negative, i), conds_at(job.positive, i)] if use_cfg else [conds_at(job.positive, i)]
-        if conds is None or conds.keys != _cond_keys(groups):
-            conds = _prepare_conds(unet, groups, batch, use_cfg, lat_h * 8, lat_w * 8, dtype, device)
-        copies = sum(conds.sizes)
-        model_in = torch.cat([latents] * copies) if copies > 1 else latents
-        model_in = scheduler.scale_model_input(model_in, t)
-        preds = []
-        for start, end, embeds, added in conds.blocks:
-            part = model_in[start:end] if len(conds.blocks) > 1 else model_in
-            residuals = _control_residuals(job, part, t, embeds, added, i / count)
-            preds.append(unet(part, t, encoder_hidden_states=embeds, added_cond_kwargs=added, return_dict=False,
-                              **residuals)[0])
-        pred = torch.cat(preds) if len(preds) > 1 else preds[0]
-        pred = _guide(pred, conds.sizes, batch, job.cfg, use_cfg)
-        out = scheduler.step(pred, t, latents, **step_kwargs, return_dict=True)
-        latents = out.prev_sample
-        if mask is not None:
-            original = latent
-            if i < count - 1:
-                original = scheduler.add_noise(latent, noise, timesteps[i + 1: i + 2].repeat(batch))
-            latents = (1 - mask) * original + mask * latents
-        if i == count - 1 and job.force_full_denoise and job.steps.end < job.steps.total:
-            x0 = getattr(out, "pred_original_sample", None)
-            if x0 is not None:
-                latents = x0 if mask is None else (1 - mask) * latent + mask * x0
-        on_step(i + 1, count, latents)
-    return latents
-
-
-def _guide(pred: torch.Tensor, sizes: list[int], batch: int, cfg: float, use_cfg: bool) -> torch.Tensor:
-    """Average each group's entries (ConditioningCombine), then classifier-free guidance."""
-    chunks = list(pred.split(batch))
-    means, start = [], 0
-    for size in sizes:
-        group = chunks[start: start + size]
-        means.append(group[0] if size == 1 else torch.stack(group).mean(0))
-        start += size
-    if not use_cfg:
-        return means[0]
-    uncond, text = means
-    return uncond + cfg * (text - uncond)
+    def _control(self, plan: _Batch, x_in: torch.Tensor, t: torch.Tensor, sigma: float) -> dict:
+        entry = plan.members[0][1]
+        control = entry.control
+        if control is None or self.g.controlnet is None:
+            return {}
+        ms = self.g.sampling
+        if sigma > ms.percent_to_sigma(control.start_percent) or sigma < ms.percent_to_sigma(control.end_percent):
+            return {}
+        model = self.g.controlnet(entry)
+        hint = control.image.movedim(-1, 1).to(x_in.device, x_in.dtype)
+        height, width = x_in.shape[-2] * 8, x_in.shape[-1] * 8
+        if hint.shape[-2:] != (height, width):
+            hint = F.interpolate(hint, size=(height, width), mode="bilinear", align_corners=False)
+        hint = hint.repeat(x_in.shape[0] // hint.shape[0] + 1, 1, 1, 1)[: x_in.shape[0]]
+        down, mid = model(x_in, t, encoder_hidden_states=plan.embeds, controlnet_cond=hint,
+                          conditioning_scale=control.strength, added_cond_kwargs=plan.added, return_dict=False)
+        return {"down_block_additional_residuals": down, "mid_block_additional_residual": mid}

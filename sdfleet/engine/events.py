@@ -24,6 +24,8 @@ class OutputImage:
     height: int
     filename_prefix: str
     kind: Literal["output", "temp"]
+    #: The seed this image was made with (A1111 batches: seed + index), when a sampler made it.
+    seed: int | None = None
 
 
 @dataclass(frozen=True)

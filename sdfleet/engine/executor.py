@@ -16,7 +16,7 @@ from sdfleet.engine.events import Cancelled, EngineEvent, NodeCached, NodeOutput
 from sdfleet.engine.files import ModelFiles
 from sdfleet.engine.graph import Graph, GraphValidationError, Link, NodeError, validate_graph
 from sdfleet.engine.image_admission import DEFAULT_MAX_IMAGE_PIXELS
-from sdfleet.engine.infotext import infotext_for
+from sdfleet.engine.infotext import image_seed, infotext_for
 from sdfleet.engine.model_cache import ModelCache, default_budget
 from sdfleet.engine.model_loader import ModelLoader
 from sdfleet.engine.node_registry import NodeRegistry, check_value
@@ -167,16 +167,18 @@ class Engine:
             png = latent_preview_png(latents) if due else None
             emit(Progress(node_id, value, maximum, png))
 
-        def infotext(save_id: str) -> str | None:
+        def infotext(save_id: str, index: int) -> str | None:
             source = values.get(_first_link(parsed.nodes[save_id].inputs, "images"))
             shape = source[0].shape if source else None
             if shape is None:
                 return None
-            return infotext_for(graph, save_id, files=files, width=int(shape[2]), height=int(shape[1]))
+            return infotext_for(graph, save_id, files=files, width=int(shape[2]), height=int(shape[1]),
+                                index=index)
 
         ctx = NodeContext(node_id=node_id, files=files, models=self.loader, device=self.device, dtype=self.dtype,
                           report_progress=report, check_cancel=check_cancel, graph=graph,
-                          extra_pnginfo=extra_pnginfo, infotext=infotext, max_image_pixels=self.max_image_pixels)
+                          extra_pnginfo=extra_pnginfo, infotext=infotext, max_image_pixels=self.max_image_pixels,
+                          image_seed=lambda save_id, index: image_seed(graph, save_id, index))
         check_cancel()
         try:
             outputs = definition.execute(ctx, **kwargs)

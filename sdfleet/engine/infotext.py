@@ -13,7 +13,7 @@ import numpy as np
 from PIL import Image, PngImagePlugin
 
 from sdfleet.engine.files import ModelFiles
-from sdfleet.engine.sampler_names import to_a1111
+from sdfleet.engine.sampler_names import a1111_labels, to_a1111
 
 VERSION = "sdfleet"
 _PAIR = re.compile(r'\s*(\w[\w \-/+()]*):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)')
@@ -75,7 +75,8 @@ def encode_png(image: np.ndarray, *, text_chunks: Mapping[str, str], compress_le
 
 # Building infotext from a graph -----------------------------------------------------------------
 
-_SAMPLERS = ("KSampler", "KSamplerAdvanced")
+_SAMPLERS = ("KSampler", "KSamplerAdvanced", "KSamplerA1111")
+_UPSTREAM = ("images", "image", "samples", "pixels", "latent_image")
 
 
 def _source(graph: Mapping[str, Any], value: Any) -> tuple[str, dict] | None:
@@ -129,24 +130,45 @@ def _text_of(graph: Mapping[str, Any], value: Any) -> str:
     return text if isinstance(text, str) else ""
 
 
-def infotext_for(graph: Mapping[str, Any], save_node_id: str, *, files: ModelFiles | None,
-                 width: int, height: int) -> str | None:
-    """A1111 infotext describing how the images of `save_node_id` were made, or None if no sampler feeds it."""
+def _sampler_of(graph: Mapping[str, Any], save_node_id: str) -> dict | None:
     save = graph.get(save_node_id, {})
-    sampler = _find_upstream(graph, save.get("inputs", {}).get("images"), _SAMPLERS,
-                             ("images", "image", "samples", "pixels", "latent_image"))
+    return _find_upstream(graph, save.get("inputs", {}).get("images"), _SAMPLERS, _UPSTREAM)
+
+
+def image_seed(graph: Mapping[str, Any], save_node_id: str, index: int) -> int | None:
+    """The seed image `index` of a save node was made with (A1111 numbering on KSamplerA1111), or None."""
+    sampler = _sampler_of(graph, save_node_id)
     if sampler is None:
         return None
     inputs = sampler["inputs"]
-    name, schedule = to_a1111(str(inputs.get("sampler_name")), str(inputs.get("scheduler")))
+    seed = inputs.get("seed", inputs.get("noise_seed"))
+    if not isinstance(seed, int):
+        return None
+    if sampler.get("class_type") == "KSamplerA1111" and not inputs.get("subseed_strength"):
+        return seed + index
+    return seed
+
+
+def infotext_for(graph: Mapping[str, Any], save_node_id: str, *, files: ModelFiles | None,
+                 width: int, height: int, index: int = 0) -> str | None:
+    """A1111 infotext describing how image `index` of `save_node_id` was made, or None if no sampler feeds it."""
+    sampler = _sampler_of(graph, save_node_id)
+    if sampler is None:
+        return None
+    inputs = sampler["inputs"]
+    is_a1111 = sampler.get("class_type") == "KSamplerA1111"
+    labels = a1111_labels if is_a1111 else to_a1111
+    name, schedule = labels(str(inputs.get("sampler_name")), str(inputs.get("scheduler")))
     params: dict[str, Any] = {
         "Steps": inputs.get("steps"),
         "Sampler": name,
         "Schedule type": schedule,
         "CFG scale": inputs.get("cfg"),
-        "Seed": inputs.get("seed", inputs.get("noise_seed")),
+        "Seed": image_seed(graph, save_node_id, index),
         "Size": f"{width}x{height}",
     }
+    if is_a1111:
+        params.update(_variation_params(inputs, index))
     prompt = _text_of(graph, inputs.get("positive"))
     negative = _text_of(graph, inputs.get("negative"))
     loras: list[tuple[str, float]] = []
@@ -190,6 +212,19 @@ def infotext_for(graph: Mapping[str, Any], save_node_id: str, *, files: ModelFil
                 params["Lora hashes"] = ", ".join(hashes)
     params["Version"] = VERSION
     return Infotext(prompt.strip(), negative, {k: str(v) for k, v in params.items() if v is not None}).render()
+
+
+def _variation_params(inputs: Mapping[str, Any], index: int) -> dict[str, Any]:
+    """A1111's variation-seed and seed-resize infotext keys, when they are in use."""
+    params: dict[str, Any] = {}
+    strength = inputs.get("subseed_strength")
+    if isinstance(strength, (int, float)) and strength > 0 and isinstance(inputs.get("subseed"), int):
+        params["Variation seed"] = inputs["subseed"] + index
+        params["Variation seed strength"] = strength
+    resize_w, resize_h = inputs.get("seed_resize_from_w"), inputs.get("seed_resize_from_h")
+    if isinstance(resize_w, int) and isinstance(resize_h, int) and resize_w > 0 and resize_h > 0:
+        params["Seed resize from"] = f"{resize_w}x{resize_h}"
+    return params
 
 
 def _clip_link(graph: Mapping[str, Any], positive: Any) -> Any:

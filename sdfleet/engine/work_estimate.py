@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 MIN_SAMPLER_PIXELS = 1024 * 1024  # a sampler step costs at least this much, whatever its size
-SAMPLERS = ("KSampler", "KSamplerAdvanced")
+SAMPLERS = ("KSampler", "KSamplerAdvanced", "KSamplerA1111")
 VAE_PASSES = ("VAEDecode", "VAEEncode", "VAEEncodeForInpaint")
 
 
@@ -127,10 +127,12 @@ def propagate_shapes(graph: Mapping[str, Any],
 
 #: the input whose shape a node transforms
 _SOURCE_INPUT = {"VAEDecode": "samples", "SetLatentNoiseMask": "samples", "KSampler": "latent_image",
-                 "KSamplerAdvanced": "latent_image", "InvertMask": "mask", "MaskBlur": "mask", "VAEEncode": "pixels",
+                 "KSamplerAdvanced": "latent_image", "KSamplerA1111": "latent_image", "InvertMask": "mask",
+                 "MaskBlur": "mask", "VAEEncode": "pixels",
                  "VAEEncodeForInpaint": "pixels", "RepeatLatentBatch": "samples", "LatentUpscale": "samples",
                  "LatentUpscaleBy": "samples", "ImageScale": "image", "ImageScaleBy": "image"}
-_SAME_SHAPE = ("VAEDecode", "SetLatentNoiseMask", "KSampler", "KSamplerAdvanced", "InvertMask", "MaskBlur")
+_SAME_SHAPE = ("VAEDecode", "SetLatentNoiseMask", "KSampler", "KSamplerAdvanced", "KSamplerA1111", "InvertMask",
+               "MaskBlur")
 
 
 def _is_link(value: Any) -> bool:

@@ -115,11 +115,10 @@ class GraphTools:
                       lora_names: Sequence[str]) -> CompiledRequest:
         """Compile an A1111 payload; bad or unsupported fields become InvalidInput naming them."""
         from sdfleet.engine.a1111 import InvalidField, UnsupportedField, compile_a1111
-        from sdfleet.engine.spec_snapshot import check_pair
 
         try:
             compiled = compile_a1111(task, params, default_checkpoint=default_checkpoint, input_images=input_images,
-                                     mask_image=mask_image, lora_names=lora_names, check_pair=check_pair)
+                                     mask_image=mask_image, lora_names=lora_names)
         except UnsupportedField as exc:
             raise InvalidInput(str(exc), field=f"params.{exc.name}", details={"unsupported": [exc.name]}) from None
         except InvalidField as exc:

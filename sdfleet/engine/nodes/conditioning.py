@@ -51,12 +51,16 @@ class CondEntry:
     """One conditioning: token embeddings [1, tokens, dim], SDXL pooled embedding, optional ControlNet.
 
     An A1111 prompt with `[from:to:when]` or `[a|b]` carries a `schedule`; `embeds`/`pooled` are then its
-    first entry. The sampler asks `at_step(step)` before each guided model evaluation."""
+    first entry. The sampler asks `at_step(step)` before each guided model evaluation. An entry may also
+    apply to part of a run only, as ComfyUI's ConditioningSetTimestepRange: from `start_percent` to
+    `end_percent` of sampling (0 = the start, compared in sigma); the sampler skips it elsewhere."""
 
     embeds: torch.Tensor
     pooled: torch.Tensor | None = None
     control: ControlApplication | None = None
     schedule: tuple[ScheduledCond, ...] = ()
+    start_percent: float = 0.0
+    end_percent: float = 1.0
 
     def at_step(self, step: int) -> CondEntry:
         """This entry at `step`, the number of guided model evaluations made before this one (0 first).

@@ -26,5 +26,8 @@ class NodeContext:
     check_cancel: Callable[[], None]
     graph: Mapping[str, Any] = field(default_factory=dict)
     extra_pnginfo: Mapping[str, Any] = field(default_factory=dict)
-    infotext: Callable[[str], str | None] = lambda node_id: None
+    #: A1111 infotext of image `index` of an output node (None: no sampler feeds it).
+    infotext: Callable[[str, int], str | None] = lambda node_id, index: None
+    #: The seed image `index` of an output node was made with (A1111 numbers a batch seed, seed + 1, …).
+    image_seed: Callable[[str, int], int | None] = lambda node_id, index: None
     max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS  #: LoadImage refuses larger headers before decoding

@@ -85,20 +85,19 @@ def to_uint8(images: torch.Tensor) -> np.ndarray:
 
 
 def _pngs(ctx: NodeContext, images: torch.Tensor, *, prefix: str, kind: str) -> list[OutputImage]:
-    chunks: dict[str, str] = {}
     height, width = images.shape[1], images.shape[2]
-    infotext = ctx.infotext(ctx.node_id)
-    if infotext:
-        chunks["parameters"] = infotext
-    chunks["prompt"] = json.dumps(ctx.graph)
+    shared = {"prompt": json.dumps(ctx.graph)}
     for key, value in ctx.extra_pnginfo.items():
-        chunks[key] = value if isinstance(value, str) else json.dumps(value)
+        shared[key] = value if isinstance(value, str) else json.dumps(value)
     level = 4 if kind == "output" else 1
-    return [
-        OutputImage(ctx.node_id, encode_png(array, text_chunks=chunks, compress_level=level), width, height,
-                    prefix, kind)  # type: ignore[arg-type]
-        for array in to_uint8(images)
-    ]
+    outputs = []
+    for index, array in enumerate(to_uint8(images)):
+        infotext = ctx.infotext(ctx.node_id, index)
+        chunks = {"parameters": infotext, **shared} if infotext else shared
+        png = encode_png(array, text_chunks=chunks, compress_level=level)
+        outputs.append(OutputImage(ctx.node_id, png, width, height, prefix, kind,  # type: ignore[arg-type]
+                                   seed=ctx.image_seed(ctx.node_id, index)))
+    return outputs
 
 
 def save_image(ctx: NodeContext, *, images: torch.Tensor, filename_prefix: str) -> tuple[Any, ...]:

@@ -1,12 +1,18 @@
-"""Sampler nodes: KSampler and KSamplerAdvanced."""
+"""Sampler nodes: KSampler and KSamplerAdvanced (ComfyUI's semantics) and KSamplerA1111 (A1111's)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from sdfleet.engine import samplers
-from sdfleet.engine.denoising import SamplingJob, StepRange, sample
-from sdfleet.engine.model_loader import ModelRef
+import torch
+
+from sdfleet.engine import samplers, schedules
+from sdfleet.engine.a1111_sampling import A1111Plan, sample_a1111
+from sdfleet.engine.denoising import Guidance
+from sdfleet.engine.k_solvers import SolverOptions
+from sdfleet.engine.ksampler import NoisePlan, StepPlan, comfy_sigmas, run_sampler
+from sdfleet.engine.model_loader import Checkpoint, ModelRef
+from sdfleet.engine.model_sampling import ModelSampling
 from sdfleet.engine.node_registry import (
     NodeDefinition,
     NodeSpec,
@@ -18,46 +24,60 @@ from sdfleet.engine.node_registry import (
 )
 from sdfleet.engine.nodes.conditioning import CondEntry
 from sdfleet.engine.nodes.context import NodeContext
+from sdfleet.engine.noise import A1111Seeds, comfy_initial_noise
+from sdfleet.engine.sampler_names import A1111_SAMPLERS
 
 
-def _run(ctx: NodeContext, *, model: ModelRef, seed: int, cfg: float, sampler_name: str, scheduler: str,
-         positive: list[CondEntry], negative: list[CondEntry], latent_image: dict, steps: StepRange,
-         add_noise: bool = True, force_full_denoise: bool = False) -> dict:
+def model_sampling(ckpt: Checkpoint) -> ModelSampling:
+    """The checkpoint's noise levels and prediction type."""
+    return ModelSampling.from_config(ckpt.scheduler_config)
+
+
+def _guidance(ctx: NodeContext, model: ModelRef, positive: list[CondEntry], negative: list[CondEntry],
+              cfg: float, *, quantize: bool = True) -> tuple[Guidance, Checkpoint]:
     ckpt = ctx.models.checkpoint(model.checkpoint)
     ctx.models.apply_unet_loras(ckpt, model.loras)
-    job = SamplingJob(
-        unet=ckpt.unet,
-        scheduler=samplers.make_scheduler(sampler_name, scheduler, ckpt.scheduler_config),
-        latent=latent_image["samples"],
-        positive=positive,
-        negative=negative,
-        cfg=cfg,
-        seed=seed,
-        steps=steps,
-        add_noise=add_noise,
-        noise_mask=latent_image.get("noise_mask"),
-        force_full_denoise=force_full_denoise,
-        controlnet=lambda entry: ctx.models.controlnet(entry.control.control_net),
-    )
+    guidance = Guidance(unet=ckpt.unet, sampling=model_sampling(ckpt), positive=positive, negative=negative,
+                        cfg=cfg, quantize_timesteps=quantize,
+                        controlnet=lambda entry: ctx.models.controlnet(entry.control.control_net))
+    return guidance, ckpt
 
-    def on_step(value: int, maximum: int, latents: Any) -> None:
+
+def _progress(ctx: NodeContext):
+    def on_step(value: int, maximum: int, latents: torch.Tensor) -> None:
         ctx.report_progress(value, maximum, latents)
         ctx.check_cancel()
 
-    ctx.check_cancel()
-    samples = sample(job, on_step=on_step)
+    return on_step
+
+
+def _out(latent_image: dict, samples: torch.Tensor) -> tuple[Any, ...]:
     out = dict(latent_image)
     out["samples"] = samples.float().cpu()
-    return out
+    return (out,)
+
+
+def _run(ctx: NodeContext, *, model: ModelRef, seed: int, cfg: float, sampler_name: str, scheduler: str,
+         positive: list[CondEntry], negative: list[CondEntry], latent_image: dict, plan: StepPlan,
+         add_noise: bool = True) -> tuple[Any, ...]:
+    """ComfyUI's common_ksampler."""
+    guidance, _ = _guidance(ctx, model, positive, negative, cfg)
+    latent = latent_image["samples"]
+    sigmas = comfy_sigmas(guidance.sampling, sampler_name, scheduler, plan)
+    noise = comfy_initial_noise(latent.shape, seed) if add_noise else torch.zeros(latent.shape)
+    ctx.check_cancel()
+    samples = run_sampler(guidance, sampler_name, sigmas, latent, NoisePlan(noise, seed),
+                          noise_mask=latent_image.get("noise_mask"), on_step=_progress(ctx))
+    return _out(latent_image, samples)
 
 
 def ksampler(ctx: NodeContext, *, model: ModelRef, seed: int, steps: int, cfg: float, sampler_name: str,
              scheduler: str, positive: list[CondEntry], negative: list[CondEntry], latent_image: dict,
              denoise: float) -> tuple[Any, ...]:
-    """KSampler."""
-    return (_run(ctx, model=model, seed=seed, cfg=cfg, sampler_name=sampler_name, scheduler=scheduler,
-                 positive=positive, negative=negative, latent_image=latent_image,
-                 steps=StepRange.from_denoise(steps, denoise)),)
+    """KSampler: denoise d runs the last `steps` steps of an int(steps / d)-step schedule."""
+    return _run(ctx, model=model, seed=seed, cfg=cfg, sampler_name=sampler_name, scheduler=scheduler,
+                positive=positive, negative=negative, latent_image=latent_image,
+                plan=StepPlan(steps, denoise=denoise))
 
 
 def ksampler_advanced(ctx: NodeContext, *, model: ModelRef, add_noise: str, noise_seed: int, steps: int,
@@ -65,12 +85,32 @@ def ksampler_advanced(ctx: NodeContext, *, model: ModelRef, add_noise: str, nois
                       negative: list[CondEntry], latent_image: dict, start_at_step: int, end_at_step: int,
                       return_with_leftover_noise: str) -> tuple[Any, ...]:
     """KSamplerAdvanced: run steps [start_at_step, end_at_step) of a `steps`-step schedule."""
-    start = min(start_at_step, steps)
-    end = max(start, min(end_at_step, steps))
-    return (_run(ctx, model=model, seed=noise_seed, cfg=cfg, sampler_name=sampler_name, scheduler=scheduler,
-                 positive=positive, negative=negative, latent_image=latent_image,
-                 steps=StepRange(steps, start, end), add_noise=add_noise == "enable",
-                 force_full_denoise=return_with_leftover_noise != "enable"),)
+    plan = StepPlan(steps, start_step=start_at_step, last_step=end_at_step,
+                    force_full_denoise=return_with_leftover_noise != "enable")
+    return _run(ctx, model=model, seed=noise_seed, cfg=cfg, sampler_name=sampler_name, scheduler=scheduler,
+                positive=positive, negative=negative, latent_image=latent_image, plan=plan,
+                add_noise=add_noise == "enable")
+
+
+def ksampler_a1111(ctx: NodeContext, *, model: ModelRef, seed: int, subseed: int, subseed_strength: float,
+                   seed_resize_from_h: int, seed_resize_from_w: int, steps: int, cfg: float, sampler_name: str,
+                   scheduler: str, positive: list[CondEntry], negative: list[CondEntry], latent_image: dict,
+                   denoise: float, eta: float = 1.0, s_churn: float = 0.0, s_tmin: float = 0.0,
+                   s_tmax: float = 0.0, s_noise: float = 1.0) -> tuple[Any, ...]:
+    """KSamplerA1111: sample a batch as A1111 does (image i: seed + i; img2img: int(steps × denoise) steps)."""
+    guidance, ckpt = _guidance(ctx, model, positive, negative, cfg, quantize=False)
+    latent = latent_image["samples"]
+    seeds = A1111Seeds.for_batch(seed=seed, batch_size=latent.shape[0], subseed=subseed,
+                                 subseed_strength=subseed_strength, resize_from_h=seed_resize_from_h,
+                                 resize_from_w=seed_resize_from_w)
+    opts = SolverOptions(eta=eta, s_noise=s_noise, s_churn=s_churn, s_tmin=s_tmin,
+                         s_tmax=s_tmax if s_tmax > 0 else float("inf"), denoise_last=False)
+    plan = A1111Plan(sampler_name, scheduler, steps, seeds, denoise=denoise, opts=opts,
+                     model_type="SDXL" if ckpt.family.startswith("sdxl") else "SD1")
+    ctx.check_cancel()
+    samples = sample_a1111(guidance, latent, plan, noise_mask=latent_image.get("noise_mask"),
+                           on_step=_progress(ctx))
+    return _out(latent_image, samples)
 
 
 def check_sampler_pair(inputs: Any) -> list[tuple[str, str, str]]:
@@ -97,6 +137,9 @@ def _sampler_inputs() -> tuple:
     )
 
 
+A1111_SAMPLER_NAMES = tuple(s.engine for s in A1111_SAMPLERS.values())
+A1111_SCHEDULER_NAMES = tuple(schedules.A1111)
+
 NODES = [
     NodeDefinition(NodeSpec(
         "KSampler",
@@ -113,4 +156,25 @@ NODES = [
          combo_input("return_with_leftover_noise", ("disable", "enable"))),
         (OutputSpec("LATENT", "LATENT"),), "sampling", "KSampler (Advanced)"),
         ksampler_advanced, check=check_sampler_pair),
+    NodeDefinition(NodeSpec(
+        "KSamplerA1111",
+        (link_input("model", "MODEL"), int_input("seed", default=0, max=2**32 - 1, seed=True),
+         int_input("subseed", default=0, max=2**32 - 1), float_input("subseed_strength", default=0.0, min=0.0,
+                                                                     max=1.0),
+         int_input("seed_resize_from_h", default=0, min=0, max=16384),
+         int_input("seed_resize_from_w", default=0, min=0, max=16384),
+         int_input("steps", default=20, min=1, max=10000),
+         float_input("cfg", default=7.0, min=0.0, max=100.0, step=0.5, round=0.01),
+         combo_input("sampler_name", A1111_SAMPLER_NAMES, default="euler_ancestral"),
+         combo_input("scheduler", A1111_SCHEDULER_NAMES, default="uniform"),
+         link_input("positive", "CONDITIONING"), link_input("negative", "CONDITIONING"),
+         link_input("latent_image", "LATENT"),
+         float_input("denoise", default=1.0, min=0.0, max=1.0, step=0.01),
+         float_input("eta", default=1.0, min=0.0, max=10.0), float_input("s_churn", default=0.0, min=0.0, max=100.0),
+         float_input("s_tmin", default=0.0, min=0.0, max=100.0), float_input("s_tmax", default=0.0, min=0.0,
+                                                                            max=1000.0),
+         float_input("s_noise", default=1.0, min=0.0, max=10.0)),
+        (OutputSpec("LATENT", "LATENT"),), "sampling",
+        "KSampler (A1111)", description="Samples a batch as AUTOMATIC1111 does: image i gets seed + i, "
+        "variation seeds, A1111's schedules and img2img step count."), ksampler_a1111),
 ]

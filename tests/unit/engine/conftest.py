@@ -6,6 +6,7 @@ import hashlib
 from pathlib import Path
 
 import pytest
+import torch
 
 from sdfleet.engine.files import DictModelFiles, ModelFile
 from sdfleet.engine.tiny import tiny_sd1_pipeline, tiny_sdxl_pipeline, write_tiny_lora
@@ -17,6 +18,10 @@ def _folder_sha(path: Path) -> str:
         if file.is_file():
             digest.update(file.read_bytes())
     return digest.hexdigest()
+
+
+# The tiny models run faster on one thread than on two threads fighting over a busy 2-core machine.
+torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,7 @@ from sdfleet.engine.executor import Engine
 from sdfleet.engine.files import DictModelFiles
 from sdfleet.engine.image_admission import read_png_text
 from sdfleet.engine.infotext import parse_infotext
-from sdfleet.engine.sampler_names import to_comfy
+from sdfleet.engine.sampler_names import resolve
 
 
 def test_lora_tags_are_parsed_and_removed() -> None:
@@ -27,12 +27,15 @@ def test_lora_tags_are_parsed_and_removed() -> None:
     ("DPM++ 2M Karras", None, ("dpmpp_2m", "karras")),
     ("DPM++ 2M", "Automatic", ("dpmpp_2m", "karras")),
     ("DPM++ 2M", "Exponential", ("dpmpp_2m", "exponential")),
-    ("Euler a", None, ("euler_ancestral", "normal")),
+    ("DPM++ 2M SDE Heun", None, ("dpmpp_2m_sde_heun", "exponential")),
+    ("k_dpmpp_2s_a", None, ("dpmpp_2s_ancestral", "karras")),
+    ("Euler a", None, ("euler_ancestral", "uniform")),
     ("Euler", "SGM Uniform", ("euler", "sgm_uniform")),
-    ("DDIM", None, ("ddim", "ddim_uniform")),
+    ("Euler", "align_your_steps", ("euler", "align_your_steps")),
+    ("DDIM", None, ("ddim", "uniform")),
 ])
 def test_sampler_names_translate(name, scheduler, expected) -> None:
-    assert to_comfy(name, scheduler) == expected
+    assert resolve(name, scheduler) == expected
 
 
 def test_txt2img_compiles_with_lora_clip_skip_and_resolved_seed() -> None:
@@ -56,7 +59,7 @@ def test_txt2img_compiles_with_lora_clip_skip_and_resolved_seed() -> None:
 
 
 @pytest.mark.parametrize(("field", "value"), [
-    ("enable_hr", True), ("styles", ["x"]), ("subseed_strength", 0.5), ("restore_faces", True),
+    ("enable_hr", True), ("styles", ["x"]), ("restore_faces", True),
     ("alwayson_scripts", {"controlnet": {}}), ("frobnicate", 1),
 ])
 def test_unsupported_fields_are_rejected_by_name(field, value) -> None:

@@ -68,7 +68,7 @@ def test_png_carries_infotext_and_graph(files: DictModelFiles) -> None:
     info = parse_infotext(chunks["parameters"])
     assert info.prompt == "a red cat" and info.negative_prompt == "blurry"
     assert info.params["Seed"] == "77" and info.params["Steps"] == "3"
-    assert info.params["Sampler"] == "DPM++ 2M" and info.params["Schedule type"] == "Automatic"
+    assert info.params["Sampler"] == "DPM++ 2M" and info.params["Schedule type"] == "Karras"
     assert info.params["Size"] == "64x64"
     assert info.params["Model hash"] == files.model_path("checkpoints", "sd1.safetensors").sha256[:10]
 

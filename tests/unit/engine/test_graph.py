@@ -58,11 +58,17 @@ def test_cycle_names_the_node_that_closes_it() -> None:
     assert "closes a cycle" in info.value.node_errors["10"][0].message
 
 
-def test_unsupported_sampler_scheduler_pair_lists_supported() -> None:
-    errors = _errors(txt2img_graph(sampler="euler_ancestral", scheduler="karras"))
-    assert errors["3"] == [("value_not_in_list", "scheduler")]
-    with pytest.raises(GraphValidationError, match="supported: normal"):
-        Engine().validate(txt2img_graph(sampler="euler_ancestral", scheduler="karras"))
+def test_every_sampler_pairs_with_every_scheduler_and_unknown_names_are_refused() -> None:
+    from sdfleet.engine.samplers import sampler_names, scheduler_names
+
+    engine = Engine()
+    for sampler in sampler_names():
+        for scheduler in scheduler_names():
+            engine.validate(txt2img_graph(sampler=sampler, scheduler=scheduler))
+    errors = _errors(txt2img_graph(sampler="uni_pc", scheduler="karras"))
+    assert errors["3"] == [("value_not_in_list", "sampler_name")]
+    with pytest.raises(GraphValidationError, match="euler_ancestral"):
+        engine.validate(txt2img_graph(sampler="uni_pc", scheduler="karras"))
 
 
 def test_model_names_are_checked_when_given() -> None:

@@ -9,7 +9,6 @@ import pytest
 import torch
 from diffusers import (
     DPMSolverMultistepScheduler,
-    EulerAncestralDiscreteScheduler,
     EulerDiscreteScheduler,
     StableDiffusionImg2ImgPipeline,
     StableDiffusionPipeline,
@@ -34,8 +33,6 @@ def _reference(images: np.ndarray) -> np.ndarray:
 
 SCHEDULERS = {
     ("euler", "normal"): lambda c: EulerDiscreteScheduler.from_config(c, timestep_spacing="linspace"),
-    ("euler_ancestral", "normal"): lambda c: EulerAncestralDiscreteScheduler.from_config(
-        c, timestep_spacing="linspace"),
     ("dpmpp_2m", "karras"): lambda c: DPMSolverMultistepScheduler.from_config(
         c, algorithm_type="dpmsolver++", solver_order=2, use_karras_sigmas=True),
 }
