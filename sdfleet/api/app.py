@@ -12,6 +12,7 @@ from fastapi import FastAPI
 import sdfleet
 from sdfleet.api.a1111 import routes as a1111_routes
 from sdfleet.api.a1111 import styles as a1111_styles
+from sdfleet.api.comfy.frontend import inline_script_hashes
 from sdfleet.api.comfy.mount import mount_comfy
 from sdfleet.api.errors import install_error_handlers
 from sdfleet.api.middleware import BodySizeLimitMiddleware, RequestIdMiddleware
@@ -37,6 +38,7 @@ from sdfleet.api.routes import endpoints as endpoint_routes
 from sdfleet.api.routes import notifications as notification_routes
 from sdfleet.api.routes import objects as object_routes
 from sdfleet.api.routes import workflows as workflow_routes
+from sdfleet.api.security_headers import SecurityHeadersMiddleware, comfy_frontend_policy, main_app_policy
 from sdfleet.api.web.site import install_web
 from sdfleet.services.container import Services
 
@@ -100,5 +102,7 @@ def create_app(services: Services, *, max_request_bytes: int = 8 * 1024 * 1024,
         exempt=tuple(re.compile(p) for p in body_limit_exempt),
         overrides=tuple((re.compile(p), limit) for p, limit in body_limits),
     )
+    comfy_policy = comfy_frontend_policy(inline_script_hashes())
+    app.add_middleware(SecurityHeadersMiddleware, page_policy=main_app_policy(comfy_policy))
     app.add_middleware(RequestIdMiddleware)
     return app

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.browser.web_session import sign_in
+from tests.fixtures.browser import assert_no_csp_violations
 from tests.fixtures.live import Fleet, start_fleet
 
 
@@ -30,6 +31,7 @@ def admin_page(browser, web) -> Iterator:
     sign_in(page, web.url)
     yield page
     context.close()
+    assert_no_csp_violations(page)
 
 
 @pytest.fixture(scope="module")

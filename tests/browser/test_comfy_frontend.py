@@ -111,7 +111,12 @@ def test_frontend_opens_the_sd_template_queues_it_on_the_fleet_and_shows_the_ima
     assert order[0] == "execution_start" and order[-2:] == ["executed", "execution_success"], log.received
     assert "progress" in order and "binary-preview" in log.received, log.received
 
-    # 5. No console error from a missing or malformed route
+    # 5. The frontend ran under its own Content Security Policy and nothing was blocked
+    policy = page.request.get(f"{fleet.url}/comfy/").headers["content-security-policy"]
+    assert "script-src 'self'" in policy and "frame-ancestors 'self'" in policy, policy
+    assert not [text for text, _ in log.console if "Content Security Policy" in text], log.console
+
+    # 6. No console error from a missing or malformed route
     failed, console = log.route_errors()
     assert not failed and not console, (failed, console)
 
@@ -138,9 +143,11 @@ def test_frontend_at_the_root_of_the_comfy_port_runs_the_template(fleet, comfy_p
     page.get_by_label("Password").fill(ADMIN_PASSWORD)
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_url(re.compile(re.escape(fleet.url) + "/.*"))
-    page.goto(f"{comfy_port}/")
+    answer = page.goto(f"{comfy_port}/")
+    assert "script-src 'self'" in answer.headers["content-security-policy"]
     page.wait_for_function(HAS_CHECKPOINT_LOADER, timeout=60_000)
 
     run_and_see_the_image(page, base="", name="comfy-port")
+    assert not [text for text, _ in log.console if "Content Security Policy" in text], log.console
     failed, console = log.route_errors()
     assert not failed and not console, (failed, console)

@@ -40,7 +40,8 @@ def test_txt2img_then_inpaint_with_a_drawn_mask(fleet, page):
     expect(card.get_by_role("progressbar")).to_have_attribute("aria-valuenow", "100")
     image = card.locator(".images img").first
     expect(image).to_be_visible()
-    assert page.evaluate("(img) => img.complete && img.naturalWidth", image.element_handle()) == 64
+    # the thumbnail is lazy-loaded: wait for it to be decoded rather than expect it at once
+    page.wait_for_function("(img) => img.complete && img.naturalWidth === 64", arg=image.element_handle())
     expect(card.locator(".params")).to_contain_text("Seed: 1234")
     screenshot(page, "web-generate-result")
 

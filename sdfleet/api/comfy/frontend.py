@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import re
+from functools import lru_cache
 from pathlib import Path
 from urllib.parse import quote
 
@@ -13,6 +17,7 @@ from sdfleet.api.deps import principal_from_request
 from sdfleet.domain.errors import DomainError
 
 EXTENSION_DIR = Path(__file__).parent / "static"
+_INLINE_SCRIPT = re.compile(r"<script(?![^>]*\bsrc=)[^>]*>(.*?)</script>", re.S | re.I)
 
 
 def frontend_dir() -> Path:
@@ -20,6 +25,14 @@ def frontend_dir() -> Path:
     import comfyui_frontend_package
 
     return Path(comfyui_frontend_package.__file__).parent / "static"
+
+
+@lru_cache(maxsize=1)
+def inline_script_hashes() -> tuple[str, ...]:
+    """Base64 SHA-256 of each inline <script> of the frontend's index.html (for its Content Security Policy)."""
+    html = (frontend_dir() / "index.html").read_text(encoding="utf-8")
+    return tuple(base64.b64encode(hashlib.sha256(body.encode()).digest()).decode()
+                 for body in _INLINE_SCRIPT.findall(html))
 
 
 def frontend_router(*, base: str, login_url: str) -> APIRouter:

@@ -9,6 +9,7 @@ from sdfleet.api.comfy import frontend, routes
 from sdfleet.api.comfy.socket import comfy_socket
 from sdfleet.api.errors import install_error_handlers
 from sdfleet.api.middleware import BodySizeLimitMiddleware, RequestIdMiddleware
+from sdfleet.api.security_headers import SecurityHeadersMiddleware, comfy_frontend_policy
 from sdfleet.services.container import Services
 
 MAX_REQUEST_BYTES = 40 * 1024 * 1024  # image uploads
@@ -37,5 +38,7 @@ def create_comfy_app(services: Services, *, login_url: str) -> FastAPI:
     app.include_router(routes.router)
     app.mount("/", frontend.static_files(), name="comfy-static")
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=MAX_REQUEST_BYTES, exempt=())
+    policy = comfy_frontend_policy(frontend.inline_script_hashes())
+    app.add_middleware(SecurityHeadersMiddleware, page_policy=lambda _path: policy)
     app.add_middleware(RequestIdMiddleware)
     return app

@@ -6,7 +6,7 @@ outside the OpenAPI document (they speak ComfyUI's shapes, not sdfleet's envelop
 from __future__ import annotations
 
 import json
-import mimetypes
+import posixpath
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile
@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from sdfleet.api.comfy.auth import ComfyPrincipal
 from sdfleet.api.deps import ServicesDep
 from sdfleet.api.errors import SafeJSONResponse
+from sdfleet.api.security_headers import USER_FILE
 from sdfleet.domain.errors import InvalidInput
 from sdfleet.services.comfy import PromptRejected
 
@@ -291,9 +292,24 @@ def move_userdata(file: str, dest: str, principal: ComfyPrincipal, services: Ser
 @router.get("/userdata/{file:path}")
 def get_userdata(file: str, principal: ComfyPrincipal, services: ServicesDep) -> Response:
     found = services.comfy_userdata.read(principal, file)
-    # index.html links `api/userdata/user.css` as a stylesheet: Chromium refuses CSS of another type
-    media = mimetypes.guess_type(file)[0] or "application/octet-stream"
-    return Response(found.content, media_type=media)
+    return user_file_response(file, found.content)
+
+
+#: what user data is served as: never a type a browser would run as a page of this origin
+USER_FILE_TYPES = {".json": "application/json", ".css": "text/css", ".txt": "text/plain; charset=utf-8"}
+
+
+def user_file_response(path: str, content: bytes) -> Response:
+    """JSON as JSON; CSS as CSS (index.html links `api/userdata/user.css`, and nosniff makes Chromium insist on
+    the type); plain text as text; anything else as bytes. All but JSON download as attachments."""
+    suffix = posixpath.splitext(path)[1].lower()
+    media = USER_FILE_TYPES.get(suffix, "application/octet-stream")
+    headers = {"Content-Security-Policy": USER_FILE, "X-Content-Type-Options": "nosniff",
+               "Cache-Control": "private, no-cache"}
+    if suffix != ".json":
+        name = "".join(c for c in posixpath.basename(path) if c.isascii() and (c.isalnum() or c in "._-")) or "file"
+        headers["Content-Disposition"] = f'attachment; filename="{name}"'
+    return Response(content, media_type=media, headers=headers)
 
 
 @router.post("/userdata/{file:path}")
