@@ -51,7 +51,7 @@ def test_txt2img_then_inpaint_with_a_drawn_mask(fleet, page):
     expect(page.get_by_label("Seed", exact=True)).to_have_value("1234")
 
     # 3. inpaint: upload an image, paint a mask, generate
-    page.get_by_text("Inpaint", exact=True).click()
+    page.locator("#mode").get_by_text("Inpaint", exact=True).click()  # the image viewer has an Inpaint button too
     page.set_input_files("#init-file", files=[{"name": "in.png", "mimeType": "image/png", "buffer": png_bytes()}])
     canvas = page.locator("#mask-canvas")
     expect(canvas).to_be_visible()
