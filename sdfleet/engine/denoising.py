@@ -20,12 +20,24 @@ from diffusers import ControlNetModel, UNet2DConditionModel
 from sdfleet.engine.model_sampling import ModelSampling
 from sdfleet.engine.nodes.conditioning import CondEntry
 
-POSITIVE, NEGATIVE = 0, 1
+POSITIVE, NEGATIVE, MIDDLE = 0, 1, 2
+#: (cond x0, uncond x0, scale, x, sigma) → guided x0; ComfyUI's `sampler_cfg_function` (RescaleCFG sets one).
+CfgFunction = Callable[[torch.Tensor, torch.Tensor, float, torch.Tensor, float], torch.Tensor]
+
+
+def classifier_free(cond: torch.Tensor, uncond: torch.Tensor, scale: float, x: torch.Tensor,
+                    sigma: float) -> torch.Tensor:
+    """Plain classifier-free guidance."""
+    return uncond + (cond - uncond) * scale
 
 
 @dataclass(frozen=True)
 class Guidance:
-    """What the denoiser combines: the UNet, its noise levels, both conditionings and the CFG scale."""
+    """What the denoiser combines: the UNet, its noise levels, the conditionings and the CFG scales.
+
+    With `middle` it is ComfyUI's DualCFGGuider: `cfg` weighs positive against middle, `cfg2` middle
+    against negative (`nested`: positive-vs-middle guidance inside the negative one).
+    """
 
     unet: UNet2DConditionModel
     sampling: ModelSampling
@@ -35,6 +47,20 @@ class Guidance:
     #: ComfyUI gives the UNet the nearest integer timestep; A1111 the interpolated one.
     quantize_timesteps: bool = True
     controlnet: Callable[[CondEntry], ControlNetModel] | None = None
+    middle: Sequence[CondEntry] | None = None
+    cfg2: float = 1.0
+    nested: bool = False
+    cfg_function: CfgFunction | None = None
+
+    def needed(self) -> set[int]:
+        """The conditionings to evaluate: ComfyUI skips those a scale of 1 multiplies by zero."""
+        if self.middle is None:
+            return {POSITIVE} if math.isclose(self.cfg, 1.0) else {POSITIVE, NEGATIVE}
+        if self.nested:
+            return {POSITIVE, MIDDLE, NEGATIVE}
+        if not math.isclose(self.cfg2, 1.0):
+            return {POSITIVE, MIDDLE, NEGATIVE}
+        return {POSITIVE} if math.isclose(self.cfg, 1.0) else {POSITIVE, MIDDLE}
 
 
 @dataclass(frozen=True)
@@ -85,13 +111,13 @@ class Denoiser:
         self.inpaint = inpaint
         self.blend_input = blend_input
         self.calls = 0
-        self.use_cfg = not math.isclose(guidance.cfg, 1.0)
+        self.needed = guidance.needed()
         unet = guidance.unet
         self.device, self.dtype = unet.device, unet.dtype
         self.is_xl = unet.config.addition_embed_type == "text_time"
         ms = guidance.sampling
         self._ranges = {id(e): (ms.percent_to_sigma(e.start_percent), ms.percent_to_sigma(e.end_percent))
-                        for e in (*guidance.positive, *guidance.negative)}
+                        for e in (*guidance.positive, *guidance.negative, *(guidance.middle or ()))}
         self._batches: dict[tuple, list[_Batch]] = {}
         self._timesteps: dict[float, torch.Tensor] = {}
 
@@ -100,18 +126,21 @@ class Denoiser:
         if self.inpaint is not None and self.blend_input and self.inpaint.noise is not None:
             keep = 1 - self.inpaint.mask
             x = x * self.inpaint.mask + (self.inpaint.latent + self.inpaint.noise * sigma) * keep
-        positive, negative = self._estimates(x, sigma)
-        # ComfyUI: an entry type with no active entry contributes zeros
-        positive = torch.zeros_like(x) if positive is None else positive
-        if self.use_cfg:
-            negative = torch.zeros_like(x) if negative is None else negative
-            out = negative + (positive - negative) * self.g.cfg
-        else:
-            out = positive
+        out = self._combine(self._estimates(x, sigma), x, float(sigma))
         self.calls += 1
         if self.inpaint is not None:
             out = out * self.inpaint.mask + self.inpaint.latent * (1 - self.inpaint.mask)
         return out
+
+    def _combine(self, estimates: list[torch.Tensor | None], x: torch.Tensor, sigma: float) -> torch.Tensor:
+        """Guidance over the estimates (a kind with no active entry contributes zeros, as in ComfyUI)."""
+        pos, neg, mid = (torch.zeros_like(x) if e is None else e for e in estimates)
+        g, cfg = self.g, self.g.cfg_function or classifier_free
+        if g.middle is None:
+            return cfg(pos, neg, g.cfg, x, sigma) if NEGATIVE in self.needed else pos
+        if g.nested:
+            return neg + g.cfg2 * (cfg(pos, mid, g.cfg, x, sigma) - neg)
+        return cfg(mid, neg, g.cfg2, x, sigma) + (pos - mid) * g.cfg
 
     def _active(self, entry: CondEntry, sigma: float) -> bool:
         start, end = self._ranges[id(entry)]
@@ -126,18 +155,19 @@ class Denoiser:
         return t
 
     def _estimates(self, x: torch.Tensor, sigma: torch.Tensor) -> list[torch.Tensor | None]:
-        """Each kind's (positive, negative) averaged x0 estimate."""
+        """Each kind's (positive, negative, middle) averaged x0 estimate, None where nothing was evaluated."""
         value = float(sigma)
         # negative rows first, as diffusers batches them
-        kinds = ([(NEGATIVE, self.g.negative)] if self.use_cfg else []) + [(POSITIVE, self.g.positive)]
+        kinds = [(kind, entries) for kind, entries in ((NEGATIVE, self.g.negative), (MIDDLE, self.g.middle),
+                                                       (POSITIVE, self.g.positive)) if kind in self.needed]
         active = [(kind, entry.at_step(self.calls)) for kind, entries in kinds for entry in entries
                   if self._active(entry, value)]
         key = tuple((kind, id(entry.embeds)) for kind, entry in active)
         if key not in self._batches:
             self._batches[key] = self._plan(active, x.shape)
         batch = x.shape[0]
-        sums: list[torch.Tensor | None] = [None, None]
-        counts = [0, 0]
+        sums: list[torch.Tensor | None] = [None, None, None]
+        counts = [0, 0, 0]
         ms = self.g.sampling
         model_x = (x * (1.0 / (value ** 2 + 1.0) ** 0.5)).to(self.dtype)
         t = self._timestep(sigma, value)
@@ -173,7 +203,7 @@ class Denoiser:
                         raise ValueError("this SDXL model needs pooled embeddings: encode the prompt with its CLIP")
                     pooled.append(entry.pooled.to(self.device, self.dtype).expand(batch, -1))
                     ids = _time_ids(self.g.unet, entry.pooled.shape[-1], height, width,
-                                    negative=kind == NEGATIVE)
+                                    negative=kind != POSITIVE)
                     time_ids.append(torch.tensor([ids], dtype=self.dtype, device=self.device).expand(batch, -1))
                 added = {"text_embeds": torch.cat(pooled), "time_ids": torch.cat(time_ids)}
             plans.append(_Batch(group, embeds, added))

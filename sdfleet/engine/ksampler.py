@@ -70,12 +70,19 @@ class NoisePlan:
     seed: int
 
 
+@dataclass(frozen=True)
+class Sampled:
+    """A sampler's result and its last x0 estimate (SamplerCustom's `denoised_output`; None: no step ran)."""
+
+    samples: torch.Tensor
+    denoised: torch.Tensor | None
+
+
 def run_sampler(guidance: Guidance, sampler: str, sigmas: torch.Tensor, latent: torch.Tensor, plan: NoisePlan, *,
-                noise_mask: torch.Tensor | None, on_step: OnStep,
-                opts: SolverOptions = SolverOptions()) -> torch.Tensor:
-    """Sample `latent` through `sigmas` as ComfyUI's KSAMPLER does; returns the float32 latent."""
+                noise_mask: torch.Tensor | None, on_step: OnStep, opts: SolverOptions = SolverOptions()) -> Sampled:
+    """Sample `latent` through `sigmas` as ComfyUI's KSAMPLER does (float32 results)."""
     if len(sigmas) <= 1:
-        return latent
+        return Sampled(latent, None)
     device = guidance.unet.device
     latent = latent.to(device, torch.float32)
     sigmas = sigmas.to(device, torch.float32)
@@ -107,11 +114,15 @@ def run_sampler(guidance: Guidance, sampler: str, sigmas: torch.Tensor, latent: 
     denoiser = Denoiser(guidance, inpaint=inpaint)
     total = len(sigmas) - 1
 
+    last: list[torch.Tensor] = []
+
     def callback(i: int, x_now: torch.Tensor, denoised: torch.Tensor) -> None:
+        last[:] = [denoised]
         on_step(min(i + 1, total), total, denoised)
 
-    return solver(sampler)(denoiser, x, sigmas, noise=_on(step_noise, device), callback=callback,
-                           opts=replace(opts))
+    samples = solver(sampler)(denoiser, x, sigmas, noise=_on(step_noise, device), callback=callback,
+                              opts=replace(opts))
+    return Sampled(samples, last[0] if last else None)
 
 
 def _on(source: Callable, device: torch.device) -> Callable:

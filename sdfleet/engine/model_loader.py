@@ -40,10 +40,11 @@ class LoraApplication:
 
 @dataclass(frozen=True)
 class ModelRef:
-    """A MODEL value: a checkpoint's UNet plus the LoRAs patched onto it."""
+    """A MODEL value: a checkpoint's UNet plus the LoRAs patched onto it and model patches (model_patches.py)."""
 
     checkpoint: ModelFile
     loras: tuple[LoraApplication, ...] = ()
+    patches: tuple[Any, ...] = ()
 
 
 @dataclass(frozen=True)

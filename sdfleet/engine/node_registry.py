@@ -21,7 +21,7 @@ class InputSpec:
     min: float | None = None
     max: float | None = None
     step: float | None = None
-    round: float | None = None
+    round: float | bool | None = None  # False: the frontend must not round (sigmas)
     choices: tuple[str, ...] | None = None
     model_folder: str | None = None
     optional: bool = False
@@ -84,7 +84,7 @@ def int_input(name: str, *, default: int, min: int = 0, max: int = INT_MAX, step
 
 
 def float_input(name: str, *, default: float, min: float, max: float, step: float = 0.01,
-                round: float | None = None) -> InputSpec:
+                round: float | bool | None = None) -> InputSpec:
     """A FLOAT widget input."""
     return InputSpec(name, "FLOAT", default=default, min=min, max=max, step=step, round=round)
 

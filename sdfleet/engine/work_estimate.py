@@ -12,7 +12,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 MIN_SAMPLER_PIXELS = 1024 * 1024  # a sampler step costs at least this much, whatever its size
-SAMPLERS = ("KSampler", "KSamplerAdvanced", "KSamplerA1111")
+SAMPLERS = ("KSampler", "KSamplerAdvanced", "KSamplerA1111", "SamplerCustom", "SamplerCustomAdvanced")
+#: nodes making SIGMAS from a step count; SplitSigmas and FlipSigmas pass theirs on
+SIGMA_SOURCES = ("BasicScheduler", "KarrasScheduler", "ExponentialScheduler", "SDTurboScheduler",
+                 "AlignYourStepsScheduler")
+UNKNOWN_SIGMA_STEPS = 1000  # a sigmas chain the estimate cannot follow is costed high, not free
 VAE_PASSES = ("VAEDecode", "VAEEncode", "VAEEncodeForInpaint")
 
 
@@ -74,7 +78,7 @@ def estimate_work(graph: Mapping[str, Any], *, image_size: Callable[[str], tuple
         class_type, inputs = node.get("class_type"), node.get("inputs") or {}
         if class_type in SAMPLERS:
             shape = shapes.get((str(node_id), 0)) or Shape(0, 0)
-            steps = _sampler_steps(class_type, inputs)
+            steps = _sampler_steps(class_type, inputs, graph)
             work = max(shape.pixels, MIN_SAMPLER_PIXELS) * steps
         elif class_type in VAE_PASSES:
             shape = shapes.get((str(node_id), 0)) or Shape(0, 0)
@@ -85,7 +89,25 @@ def estimate_work(graph: Mapping[str, Any], *, image_size: Callable[[str], tuple
     return estimate
 
 
-def _sampler_steps(class_type: str, inputs: Mapping[str, Any]) -> int:
+def _sigma_steps(graph: Mapping[str, Any], link: Any) -> int:
+    """The steps a SIGMAS input holds, following SplitSigmas / FlipSigmas up to the scheduler."""
+    seen: set[str] = set()
+    while _is_link(link) and str(link[0]) not in seen:
+        seen.add(str(link[0]))
+        node = graph.get(str(link[0]))
+        inputs = (node.get("inputs") or {}) if isinstance(node, Mapping) else {}
+        class_type = node.get("class_type") if isinstance(node, Mapping) else None
+        if class_type in SIGMA_SOURCES:
+            return max(_int(inputs.get("steps"), UNKNOWN_SIGMA_STEPS), 0)
+        if class_type not in ("SplitSigmas", "FlipSigmas"):
+            break
+        link = inputs.get("sigmas")
+    return UNKNOWN_SIGMA_STEPS
+
+
+def _sampler_steps(class_type: str, inputs: Mapping[str, Any], graph: Mapping[str, Any]) -> int:
+    if class_type in ("SamplerCustom", "SamplerCustomAdvanced"):
+        return _sigma_steps(graph, inputs.get("sigmas"))
     steps = _int(inputs.get("steps"), 1)
     if class_type == "KSamplerAdvanced":
         start, end = _int(inputs.get("start_at_step"), 0), _int(inputs.get("end_at_step"), steps)
@@ -127,7 +149,8 @@ def propagate_shapes(graph: Mapping[str, Any],
 
 #: the input whose shape a node transforms
 _SOURCE_INPUT = {"VAEDecode": "samples", "SetLatentNoiseMask": "samples", "KSampler": "latent_image",
-                 "KSamplerAdvanced": "latent_image", "KSamplerA1111": "latent_image", "InvertMask": "mask",
+                 "KSamplerAdvanced": "latent_image", "KSamplerA1111": "latent_image",
+                 "SamplerCustom": "latent_image", "SamplerCustomAdvanced": "latent_image", "InvertMask": "mask",
                  "MaskBlur": "mask", "VAEEncode": "pixels",
                  "VAEEncodeForInpaint": "pixels", "RepeatLatentBatch": "samples", "LatentUpscale": "samples",
                  "LatentUpscaleBy": "samples", "ImageScale": "image", "ImageScaleBy": "image"}
@@ -159,6 +182,8 @@ def _outputs(class_type: str, inputs: Mapping[str, Any], shapes: Mapping[tuple[s
         return {}
     if class_type in ("VAEEncode", "VAEEncodeForInpaint"):  # the engine crops to a multiple of 8
         return {0: Shape(source.width // 8 * 8, source.height // 8 * 8, source.batch)}
+    if class_type in ("SamplerCustom", "SamplerCustomAdvanced"):  # output and denoised_output
+        return {0: source, 1: source}
     if class_type in _SAME_SHAPE:
         return {0: source}
     if class_type == "RepeatLatentBatch":

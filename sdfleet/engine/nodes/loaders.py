@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from sdfleet.engine.files import ModelFiles
@@ -42,7 +43,7 @@ def load_lora(ctx: NodeContext, *, model: ModelRef, clip: ClipRef, lora_name: st
               strength_clip: float) -> tuple[Any, ...]:
     """LoraLoader: add the LoRA to the model's and the clip's patch lists (applied when they are used)."""
     file = ctx.files.model_path("loras", lora_name)
-    new_model = ModelRef(model.checkpoint, model.loras + (LoraApplication(file, strength_model),)) \
+    new_model = replace(model, loras=model.loras + (LoraApplication(file, strength_model),)) \
         if strength_model != 0 else model
     new_clip = ClipRef(clip.checkpoint, clip.loras + (LoraApplication(file, strength_clip),), clip.stop_at_layer) \
         if strength_clip != 0 else clip

@@ -12,6 +12,7 @@ from sdfleet.engine.denoising import Guidance
 from sdfleet.engine.k_solvers import SolverOptions
 from sdfleet.engine.ksampler import NoisePlan, StepPlan, comfy_sigmas, run_sampler
 from sdfleet.engine.model_loader import Checkpoint, ModelRef
+from sdfleet.engine.model_patches import cfg_function_for, model_sampling_for, unet_patched
 from sdfleet.engine.model_sampling import ModelSampling
 from sdfleet.engine.node_registry import (
     NodeDefinition,
@@ -28,22 +29,26 @@ from sdfleet.engine.noise import A1111Seeds, comfy_initial_noise
 from sdfleet.engine.sampler_names import A1111_SAMPLERS
 
 
-def model_sampling(ckpt: Checkpoint) -> ModelSampling:
-    """The checkpoint's noise levels and prediction type."""
-    return ModelSampling.from_config(ckpt.scheduler_config)
+def model_sampling(ctx: NodeContext, model: ModelRef) -> ModelSampling:
+    """The model's noise levels and prediction type (a ModelSamplingDiscrete patch replaces the checkpoint's)."""
+    ckpt = ctx.models.checkpoint(model.checkpoint)
+    return model_sampling_for(ckpt.scheduler_config, model.patches)
 
 
-def _guidance(ctx: NodeContext, model: ModelRef, positive: list[CondEntry], negative: list[CondEntry],
-              cfg: float, *, quantize: bool = True) -> tuple[Guidance, Checkpoint]:
+def prepare_guidance(ctx: NodeContext, model: ModelRef, positive: list[CondEntry], negative: list[CondEntry],
+                     cfg: float, *, quantize: bool = True, **dual: Any) -> tuple[Guidance, Checkpoint]:
+    """Load the model with its LoRAs and build the guidance its patches ask for (`dual`: DualCFGGuider's)."""
     ckpt = ctx.models.checkpoint(model.checkpoint)
     ctx.models.apply_unet_loras(ckpt, model.loras)
-    guidance = Guidance(unet=ckpt.unet, sampling=model_sampling(ckpt), positive=positive, negative=negative,
-                        cfg=cfg, quantize_timesteps=quantize,
-                        controlnet=lambda entry: ctx.models.controlnet(entry.control.control_net))
+    guidance = Guidance(unet=ckpt.unet, sampling=model_sampling_for(ckpt.scheduler_config, model.patches),
+                        positive=positive, negative=negative, cfg=cfg, quantize_timesteps=quantize,
+                        controlnet=lambda entry: ctx.models.controlnet(entry.control.control_net),
+                        cfg_function=cfg_function_for(model.patches), **dual)
     return guidance, ckpt
 
 
-def _progress(ctx: NodeContext):
+def progress(ctx: NodeContext):
+    """The sampler's per-step callback: report progress (with the x0 estimate for previews), then honour cancel."""
     def on_step(value: int, maximum: int, latents: torch.Tensor) -> None:
         ctx.report_progress(value, maximum, latents)
         ctx.check_cancel()
@@ -51,24 +56,30 @@ def _progress(ctx: NodeContext):
     return on_step
 
 
-def _out(latent_image: dict, samples: torch.Tensor) -> tuple[Any, ...]:
+def latent_out(latent_image: dict, samples: torch.Tensor) -> dict:
+    """A LATENT like the input one, with new samples (float32, on the CPU)."""
     out = dict(latent_image)
     out["samples"] = samples.float().cpu()
-    return (out,)
+    return out
+
+
+def _out(latent_image: dict, samples: torch.Tensor) -> tuple[Any, ...]:
+    return (latent_out(latent_image, samples),)
 
 
 def _run(ctx: NodeContext, *, model: ModelRef, seed: int, cfg: float, sampler_name: str, scheduler: str,
          positive: list[CondEntry], negative: list[CondEntry], latent_image: dict, plan: StepPlan,
          add_noise: bool = True) -> tuple[Any, ...]:
     """ComfyUI's common_ksampler."""
-    guidance, _ = _guidance(ctx, model, positive, negative, cfg)
+    guidance, _ = prepare_guidance(ctx, model, positive, negative, cfg)
     latent = latent_image["samples"]
     sigmas = comfy_sigmas(guidance.sampling, sampler_name, scheduler, plan)
     noise = comfy_initial_noise(latent.shape, seed) if add_noise else torch.zeros(latent.shape)
     ctx.check_cancel()
-    samples = run_sampler(guidance, sampler_name, sigmas, latent, NoisePlan(noise, seed),
-                          noise_mask=latent_image.get("noise_mask"), on_step=_progress(ctx))
-    return _out(latent_image, samples)
+    with unet_patched(guidance.unet, model.patches):
+        result = run_sampler(guidance, sampler_name, sigmas, latent, NoisePlan(noise, seed),
+                             noise_mask=latent_image.get("noise_mask"), on_step=progress(ctx))
+    return _out(latent_image, result.samples)
 
 
 def ksampler(ctx: NodeContext, *, model: ModelRef, seed: int, steps: int, cfg: float, sampler_name: str,
@@ -98,7 +109,7 @@ def ksampler_a1111(ctx: NodeContext, *, model: ModelRef, seed: int, subseed: int
                    denoise: float, eta: float = 1.0, s_churn: float = 0.0, s_tmin: float = 0.0,
                    s_tmax: float = 0.0, s_noise: float = 1.0) -> tuple[Any, ...]:
     """KSamplerA1111: sample a batch as A1111 does (image i: seed + i; img2img: int(steps × denoise) steps)."""
-    guidance, ckpt = _guidance(ctx, model, positive, negative, cfg, quantize=False)
+    guidance, ckpt = prepare_guidance(ctx, model, positive, negative, cfg, quantize=False)
     latent = latent_image["samples"]
     seeds = A1111Seeds.for_batch(seed=seed, batch_size=latent.shape[0], subseed=subseed,
                                  subseed_strength=subseed_strength, resize_from_h=seed_resize_from_h,
@@ -108,8 +119,9 @@ def ksampler_a1111(ctx: NodeContext, *, model: ModelRef, seed: int, subseed: int
     plan = A1111Plan(sampler_name, scheduler, steps, seeds, denoise=denoise, opts=opts,
                      model_type="SDXL" if ckpt.family.startswith("sdxl") else "SD1")
     ctx.check_cancel()
-    samples = sample_a1111(guidance, latent, plan, noise_mask=latent_image.get("noise_mask"),
-                           on_step=_progress(ctx))
+    with unet_patched(guidance.unet, model.patches):
+        samples = sample_a1111(guidance, latent, plan, noise_mask=latent_image.get("noise_mask"),
+                               on_step=progress(ctx))
     return _out(latent_image, samples)
 
 
