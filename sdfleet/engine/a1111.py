@@ -239,6 +239,9 @@ def compile_a1111(task: str, params: Mapping[str, Any], *, default_checkpoint: s
         _img2img_latent(graph, params, vae=vae, width=width, height=height, batch_size=batch_size,
                         input_images=input_images, mask_image=mask_image)
 
+    # Inpainting keeps the original pixels outside the (inverted, blurred) mask, as A1111's apply_overlay.
+    overlay = _inpaint_overlay(graph)
+
     # 4. One sampler chain per iteration, seeds advancing by the batch size as A1111's (image i: seed + i,
     #    or the same seed and subseed + i when a variation strength is set)
     strength = variation["subseed_strength"]
@@ -253,8 +256,13 @@ def compile_a1111(task: str, params: Mapping[str, Any], *, default_checkpoint: s
             "positive": ["prompt", 0], "negative": ["prompt", 1], "latent_image": ["latent", 0],
             "denoise": denoise, **variation, "seed": chain_seed, "subseed": chain_subseed}}
         graph[f"decode{k}"] = {"class_type": "VAEDecode", "inputs": {"samples": [f"sample{k}", 0], "vae": vae}}
-        graph[f"save{k}"] = {"class_type": "SaveImage",
-                             "inputs": {"images": [f"decode{k}", 0], "filename_prefix": task}}
+        images = [f"decode{k}", 0]
+        if overlay is not None:
+            graph[f"overlay{k}"] = {"class_type": "ImageCompositeMasked", "inputs": {
+                "destination": overlay[0], "source": images, "x": 0, "y": 0, "resize_source": False,
+                "mask": overlay[1]}}
+            images = [f"overlay{k}", 0]
+        graph[f"save{k}"] = {"class_type": "SaveImage", "inputs": {"images": images, "filename_prefix": task}}
     effective = dict(params)
     effective.update(seed=seed, steps=steps, cfg_scale=cfg, width=width, height=height, batch_size=batch_size,
                      n_iter=n_iter, sampler_name=str(sampler_name), scheduler=scheduler,
@@ -279,6 +287,14 @@ def _variation(params: Mapping[str, Any], sampler: str) -> dict[str, Any]:
         "eta": eta, "s_churn": _float(params, "s_churn"), "s_tmin": _float(params, "s_tmin"),
         "s_tmax": _float(params, "s_tmax"), "s_noise": _float(params, "s_noise"),
     }
+
+
+def _inpaint_overlay(graph: dict[str, Any]) -> tuple[list, list] | None:
+    """(original pixels, final mask) of an inpainting graph, or None without a mask."""
+    if "mask" not in graph:
+        return None
+    mask = next([node, 0] for node in ("mask_blurred", "mask_inverted", "mask") if node in graph)
+    return ["resized", 0], mask
 
 
 def _img2img_latent(graph: dict[str, Any], params: Mapping[str, Any], *, vae: list, width: int, height: int,

@@ -20,7 +20,17 @@ from sdfleet.engine.infotext import image_seed, infotext_for
 from sdfleet.engine.model_cache import ModelCache, default_budget
 from sdfleet.engine.model_loader import ModelLoader
 from sdfleet.engine.node_registry import NodeRegistry, check_value
-from sdfleet.engine.nodes import conditioning, custom_sampling, image, latent, loaders, mask, patches, sampling
+from sdfleet.engine.nodes import (
+    composite,
+    conditioning,
+    custom_sampling,
+    image,
+    latent,
+    loaders,
+    mask,
+    patches,
+    sampling,
+)
 from sdfleet.engine.nodes.context import NodeContext
 from sdfleet.engine.preview import latent_preview_png
 
@@ -31,7 +41,7 @@ OUTPUT_CACHE_ENTRIES = 64
 def node_registry() -> NodeRegistry:
     """The registry of every node class the engine runs."""
     return NodeRegistry([*loaders.NODES, *conditioning.NODES, *latent.NODES, *sampling.NODES, *image.NODES,
-                         *mask.NODES, *custom_sampling.NODES, *patches.NODES])
+                         *mask.NODES, *custom_sampling.NODES, *patches.NODES, *composite.NODES])
 
 
 def object_info(model_names: Mapping[str, Sequence[str]] | None = None) -> dict[str, Any]:

@@ -76,7 +76,7 @@ def encode_png(image: np.ndarray, *, text_chunks: Mapping[str, str], compress_le
 # Building infotext from a graph -----------------------------------------------------------------
 
 _SAMPLERS = ("KSampler", "KSamplerAdvanced", "KSamplerA1111")
-_UPSTREAM = ("images", "image", "samples", "pixels", "latent_image")
+_UPSTREAM = ("images", "image", "samples", "pixels", "latent_image", "source")
 
 
 def _source(graph: Mapping[str, Any], value: Any) -> tuple[str, dict] | None:
