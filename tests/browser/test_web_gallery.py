@@ -218,3 +218,48 @@ def test_prompt_history_styles_and_presets(web, admin_page):
     expect(page.get_by_label("Width")).to_have_value("128")
     page.get_by_label("Width").fill("64")
     assert not page.console_errors, page.console_errors
+
+
+def test_published_workflow_runs_from_a_form(web, admin_page, admin_headers):
+    page = admin_page
+    clear_queue(web, admin_headers)
+    graph = {
+        "4": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "demo-sd15.safetensors"}},
+        "5": {"class_type": "EmptyLatentImage", "inputs": {"width": 64, "height": 64, "batch_size": 1}},
+        "6": {"class_type": "CLIPTextEncode", "inputs": {"text": "a fox", "clip": ["4", 1]}},
+        "7": {"class_type": "CLIPTextEncode", "inputs": {"text": "", "clip": ["4", 1]}},
+        "3": {"class_type": "KSampler", "inputs": {"seed": 1, "steps": 2, "cfg": 7.0, "sampler_name": "euler",
+                                                   "scheduler": "normal", "denoise": 1.0, "model": ["4", 0],
+                                                   "positive": ["6", 0], "negative": ["7", 0], "latent_image": ["5", 0]}},
+        "8": {"class_type": "VAEDecode", "inputs": {"samples": ["3", 0], "vae": ["4", 2]}},
+        "9": {"class_type": "SaveImage", "inputs": {"filename_prefix": "app", "images": ["8", 0]}},
+    }
+    r = httpx.post(f"{web.url}/api/v1/workflows", headers=admin_headers, json={
+        "name": "Fox app", "description": "one prompt, one seed", "graph": graph, "inputs": [
+            {"name": "prompt", "node": "6", "input": "text", "label": "Prompt", "type": "string"},
+            {"name": "seed", "node": "3", "input": "seed", "label": "Seed", "type": "int", "min": 0}]})
+    assert r.status_code == 201, r.text
+    page.goto(f"{web.url}/")
+    page.get_by_role("link", name="Workflows").click()
+    expect(page.locator("body[data-ready=yes]")).to_have_count(1)
+    expect(page.locator("#wf-title")).to_have_text("Fox app (version 1)")
+    page.get_by_label("Prompt").fill("a blue heron")
+    page.get_by_label("Seed").fill("1.5")
+    page.get_by_role("button", name="Run").click()
+    expect(page.locator("#wf-seed-error")).to_contain_text("whole number")
+    page.get_by_label("Seed").fill("99")
+    page.get_by_role("button", name="Run").click()
+    card = page.locator("article.job").first
+    expect(card.locator(".prompt")).to_have_text("Fox app v1")
+    job_id = card.get_attribute("data-job-id")
+    runtime = web.server.runtime
+    principal = runtime.services.auth.authenticate(admin_headers["Authorization"].split()[1])
+    graph_run = runtime.services.inference.get(principal, job_id).spec["graph"]
+    assert graph_run["6"]["inputs"]["text"] == "a blue heron" and graph_run["3"]["inputs"]["seed"] == 99
+    ScriptedWorker(web, "app").run_next()
+    expect(card).to_have_attribute("data-status", "succeeded")
+    card.locator("[data-role=open]").click()
+    expect(page.locator("#viewer")).to_be_visible()
+    screenshot(page, "web-workflow-run")
+    page.keyboard.press("Escape")
+    expect(page.get_by_role("link", name="ComfyUI", exact=True)).to_have_attribute("href", "/comfy/")

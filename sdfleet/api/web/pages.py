@@ -14,7 +14,7 @@ from sdfleet.domain.errors import Unauthenticated
 from sdfleet.engine.sampler_names import A1111_SAMPLERS, A1111_SCHEDULERS
 
 router = APIRouter(include_in_schema=False)
-TEMPLATES = {"/": "generate.html", "/gallery": "gallery.html", "/queue": "queue.html", "/models": "models.html",
+TEMPLATES = {"/": "generate.html", "/gallery": "gallery.html", "/queue": "queue.html", "/workflows": "workflows.html", "/models": "models.html",
              "/endpoints": "endpoints.html", "/settings": "settings.html"}
 
 
@@ -60,6 +60,12 @@ def gallery_page(request: Request, services: ServicesDep) -> Response:
 def queue_page(request: Request, services: ServicesDep) -> Response:
     """Your jobs' places in line; everyone's queued and running jobs for `queue:all`."""
     return _render(request, services, "/queue")
+
+
+@router.get("/workflows", response_class=HTMLResponse)
+def workflows_page(request: Request, services: ServicesDep) -> Response:
+    """Published workflows, run from a form of their exposed inputs."""
+    return _render(request, services, "/workflows")
 
 
 @router.get("/models", response_class=HTMLResponse)

@@ -29,6 +29,7 @@ NAV: tuple[NavItem, ...] = (
     NavItem("/", "Generate", Permission.INFERENCE_ALL),
     NavItem("/gallery", "Gallery", None),
     NavItem("/queue", "Queue", Permission.INFERENCE_ALL),
+    NavItem("/workflows", "Workflows", Permission.INFERENCE_ALL),
     NavItem("/models", "Models", Permission.CHECKPOINT_ALL),
     NavItem("/endpoints", "Endpoints", Permission.ENDPOINT_ALL),
     NavItem("/settings", "API & settings", None),
