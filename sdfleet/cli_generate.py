@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Annotated
 
@@ -11,6 +10,8 @@ import httpx
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from sdfleet.cli_connection import DEFAULT_SERVER, MISSING_TOKEN, Server, Token
 
 console = Console(stderr=True, soft_wrap=True)
 
@@ -42,22 +43,18 @@ def generate(
     seed: Annotated[int, typer.Option(help="-1 for random.")] = -1,
     sampler: Annotated[str, typer.Option(help='A1111 sampler name, e.g. "Euler a", "DPM++ 2M Karras".')] = "Euler a",
     batch_size: Annotated[int, typer.Option(min=1, max=64)] = 1,
-    server: Annotated[str, typer.Option(envvar="SDFLEET_SERVER", help="Server URL. Env: SDFLEET_SERVER.")] = (
-        "http://127.0.0.1:8080"),
-    api_key: Annotated[str | None, typer.Option(envvar="SDFLEET_API_KEY", show_envvar=False,
-                                                help="API key (sfk_…). Env: SDFLEET_API_KEY.")] = None,
+    server: Server = DEFAULT_SERVER,
+    token: Token = None,
 ) -> None:
     """Generate images on the fleet and save them (with their parameters embedded) to --out."""
-    api_key = api_key or os.environ.get("SDFLEET_API_KEY")
-    if not api_key:
-        console.print("[bold red]error:[/] an API key is required: --api-key or SDFLEET_API_KEY "
-                      "(create one in the web UI or with POST /api/v1/api-keys)")
+    if not token:
+        console.print(f"[bold red]error:[/] {MISSING_TOKEN}")
         raise typer.Exit(2)
     params = {"prompt": prompt, "negative_prompt": negative, "steps": steps, "width": width, "height": height,
               "cfg_scale": cfg, "seed": seed, "sampler_name": sampler, "batch_size": batch_size}
     if model:
         params["override_settings"] = {"sd_model_checkpoint": model}
-    with httpx.Client(base_url=server.rstrip("/"), headers={"Authorization": f"Bearer {api_key}"},
+    with httpx.Client(base_url=server.rstrip("/"), headers={"Authorization": f"Bearer {token}"},
                       timeout=60) as client:
         r = client.post("/api/v1/inferences", json={"task": "txt2img", "params": params})
         if r.status_code != 202:
@@ -73,8 +70,12 @@ def generate(
             for event, data in _events(client, job_id):
                 if event == "started":
                     bar.update(task, description="running")
+                elif event == "progress" and data.get("phase") == "loading_model":
+                    # A worker loading a model reports no steps for a while (a minute for SD 1.5 on a CPU).
+                    bar.update(task, description=f"loading model {data.get('model') or ''}".strip())
                 elif event == "progress":
-                    bar.update(task, completed=data.get("value", 0), total=data.get("max") or steps)
+                    bar.update(task, description="running", completed=data.get("value", 0),
+                               total=data.get("max") or steps)
                 elif event in ("succeeded", "failed", "cancelled"):
                     final = event
                     bar.update(task, description=event)

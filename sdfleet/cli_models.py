@@ -20,11 +20,14 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 from rich.table import Table
 
+from sdfleet.cli_connection import DEFAULT_SERVER, MISSING_TOKEN, Server, Token
+from sdfleet.domain.checkpoints import PICKLE_EXTENSIONS, SAFE_EXTENSIONS
+
+MODEL_EXTENSIONS = SAFE_EXTENSIONS + PICKLE_EXTENSIONS
+
 models_app = typer.Typer(help="The model registry: upload, import, list, demo models.", no_args_is_help=True)
 console = Console(stderr=True, soft_wrap=True)
 
-Server = Annotated[str, typer.Option(envvar="SDFLEET_URL", help="Server URL. Env: SDFLEET_URL.")]
-Token = Annotated[str | None, typer.Option(envvar="SDFLEET_TOKEN", help="API key or session token. Env: SDFLEET_TOKEN.")]
 RETRIES = 8
 #: demo files: file name → type (the demo builder's output, see sdfleet.engine.demo)
 DEMO_TIMEOUT_S = 600
@@ -45,7 +48,7 @@ class ApiClient:
         import httpx
 
         if not token:
-            _fail("a token is required: --token or SDFLEET_TOKEN (create an API key in the web UI or API)")
+            _fail(MISSING_TOKEN)
         self._http = httpx.Client(base_url=server.rstrip("/") + "/api/v1", timeout=httpx.Timeout(300, connect=10),
                                   headers={"Authorization": f"Bearer {token}"})
 
@@ -149,6 +152,14 @@ class _PartFeed:
         return _FilePart(number=n, data=data, sha256=hashlib.sha256(data).hexdigest())
 
 
+def name_with_extension(name: str, path: Path) -> str:
+    """`--name realsd15` for `model.safetensors` registers `realsd15.safetensors`: a name without a model file
+    extension takes the file's."""
+    if name.lower().endswith(MODEL_EXTENSIONS) or not path.suffix.lower().endswith(MODEL_EXTENSIONS):
+        return name
+    return f"{name}{path.suffix.lower()}"
+
+
 def upload_file(client: ApiClient, path: Path, *, model_type: str, name: str | None, roles: list[str] | None,
                 server: str) -> dict:
     """Upload `path` in parts, resuming after dropped connections and across reruns; return the checkpoint."""
@@ -158,7 +169,7 @@ def upload_file(client: ApiClient, path: Path, *, model_type: str, name: str | N
     # and sent at completion, where the server checks it against what it assembled.
     body = {"filename": path.name, "type": model_type, "size": size}
     if name:
-        body["name"] = name
+        body["name"] = name_with_extension(name, path)
     if roles:
         body["allowed_roles"] = roles
     upload = _open_or_resume(client, path, body=body, server=server)
@@ -173,9 +184,12 @@ def upload_file(client: ApiClient, path: Path, *, model_type: str, name: str | N
         finally:
             feed.close()
         whole, hashed_parts = feed.whole, feed.hashed_parts
-    digest = whole.hexdigest() if hashed_parts == upload["part_count"] else _file_sha256(path)
-    checkpoint = client.call("POST", f"/checkpoints/uploads/{upload['upload_id']}/complete",
-                             json={"sha256": digest})
+        # After the last part the server checks the whole file's hash and inspects it (seconds for GBs).
+        progress.update(task, description=f"{path.name}: verifying…")
+        digest = whole.hexdigest() if hashed_parts == upload["part_count"] else _file_sha256(path)
+        checkpoint = client.call("POST", f"/checkpoints/uploads/{upload['upload_id']}/complete",
+                                 json={"sha256": digest})
+        progress.update(task, description=f"{path.name}: registered")
     _state_path(path).unlink(missing_ok=True)
     return checkpoint
 
@@ -207,9 +221,10 @@ def upload(
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True, help="Model file.")],
     model_type: Annotated[str, typer.Option("--type", help="Stable-diffusion, Lora, VAE, ControlNet, embeddings, "
                                                            "upscaler.")],
-    name: Annotated[str | None, typer.Option(help="Registered name (default: the file name).")] = None,
-    role: Annotated[list[str] | None, typer.Option("--role", help="Role that may see it; repeat. '*': all.")] = None,
-    server: Server = "http://127.0.0.1:8080",
+    name: Annotated[str | None, typer.Option(help="Registered name (default: the file name; without an "
+                                                  "extension it takes the file's).")] = None,
+    role: Annotated[list[str] | None, typer.Option("--role", help="Role that may see it; repeat (default: everyone).")] = None,
+    server: Server = DEFAULT_SERVER,
     token: Token = None,
 ) -> None:
     """Upload a model file in parts; a dropped connection or a rerun resumes where it stopped."""
@@ -227,7 +242,7 @@ def import_(
     url: Annotated[str, typer.Argument(help="http(s) URL of a model file.")],
     model_type: Annotated[str, typer.Option("--type", help="Model type.")],
     name: Annotated[str | None, typer.Option(help="Registered name (default: from the URL).")] = None,
-    server: Server = "http://127.0.0.1:8080",
+    server: Server = DEFAULT_SERVER,
     token: Token = None,
 ) -> None:
     """Have the server fetch a model from a URL, and follow its progress."""
@@ -250,7 +265,7 @@ def import_(
 def list_(
     model_type: Annotated[str | None, typer.Option("--type", help="Only this type.")] = None,
     architecture: Annotated[str | None, typer.Option(help="Only this architecture (sd1, sdxl …).")] = None,
-    server: Server = "http://127.0.0.1:8080",
+    server: Server = DEFAULT_SERVER,
     token: Token = None,
 ) -> None:
     """The models you may see."""

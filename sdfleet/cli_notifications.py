@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 from typing import Annotated
 
@@ -11,21 +10,20 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from sdfleet.cli_connection import MISSING_TOKEN, Server, Token
+
 notifications_app = typer.Typer(help="Your notification subscriptions (through the API, with your API key).",
                                 no_args_is_help=True)
 console = Console(soft_wrap=True)
 errors = Console(stderr=True, soft_wrap=True)
 
-Server = Annotated[str, typer.Option(envvar="SDFLEET_SERVER", help="Server URL. Env: SDFLEET_SERVER.")]
-ApiKey = Annotated[str | None, typer.Option(envvar="SDFLEET_API_KEY", show_envvar=False,
-                                            help="API key (sfk_…). Env: SDFLEET_API_KEY.")]
+ApiKey = Token
 BASE = "/api/v1/notifications"
 
 
 def _client(server: str, api_key: str | None) -> httpx.Client:
-    api_key = api_key or os.environ.get("SDFLEET_API_KEY")
     if not api_key:
-        errors.print("[bold red]error:[/] an API key is required: --api-key or SDFLEET_API_KEY")
+        errors.print(f"[bold red]error:[/] {MISSING_TOKEN}")
         raise typer.Exit(2)
     return httpx.Client(base_url=server.rstrip("/"), headers={"Authorization": f"Bearer {api_key}"}, timeout=30)
 
