@@ -220,8 +220,12 @@ $("board-delete").addEventListener("click", async () => {
   try { await api(`/boards/${board.id}`, { method: "DELETE" }); $("filter-board").value = ""; await loadBoards(); first(); } catch (err) { showError(err); }
 });
 
-Promise.all([loadBoards(), loadModels()]).catch(showError).finally(() => {
-  if (start.get("board")) $("filter-board").value = start.get("board");
-  if (start.get("model")) $("filter-model").value = start.get("model");
-  first();
-});
+// The search starts at once; the board and model lists arrive beside it (unless the address filters by them).
+const lists = Promise.all([loadBoards(), loadModels()]).catch(showError);
+if (start.get("board") || start.get("model")) {
+  lists.finally(() => {
+    if (start.get("board")) $("filter-board").value = start.get("board");
+    if (start.get("model")) $("filter-model").value = start.get("model");
+    first();
+  });
+} else first();

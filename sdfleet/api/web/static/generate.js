@@ -74,22 +74,24 @@ function showModelHint() {
   $("model-triggers-insert").hidden = !words;
 }
 
+async function loadEndpoints() {
+  if (document.body.dataset.endpointsApi !== "yes") return;
+  try {
+    const names = ((await api("/endpoints")).items || []).map((e) => e.name).filter(Boolean);
+    if (names.length) $("endpoint").replaceChildren(...names.map((n) => h("option", { value: n }, n)));
+  } catch { /* endpoints not visible to this user: keep "default" */ }
+}
+
+/** Everything the form needs, fetched at once; then the remembered settings go in. */
 async function loadChoices() {
-  options = await generationOptions();
+  const [loaded, models, loras, notes, prefs] = await Promise.all([
+    generationOptions(), listAll("/checkpoints?type=Stable-diffusion&status=active"),
+    listAll("/checkpoints?type=Lora&status=active"), api("/model-notes"), api("/me/preferences"), loadEndpoints()]);
+  options = loaded;
   applyLimits(form, options.limits);
-  const [models, loras, notes] = await Promise.all([
-    listAll("/checkpoints?type=Stable-diffusion&status=active"), listAll("/checkpoints?type=Lora&status=active"),
-    api("/model-notes")]);
   const byId = new Map(notes.map((n) => [n.checkpoint_id, n]));
   picker.setModels(models.map((m) => ({ ...m, ...(byId.get(m.id) || {}) })));
   if (loras.length) $("lora").replaceChildren(...loras.map((m) => h("option", { value: m.name.replace(/\.[^.]+$/, "") }, m.name)));
-  if (document.body.dataset.endpointsApi === "yes") {
-    try {
-      const names = ((await api("/endpoints")).items || []).map((e) => e.name).filter(Boolean);
-      if (names.length) $("endpoint").replaceChildren(...names.map((n) => h("option", { value: n }, n)));
-    } catch { /* endpoints not visible to this user: keep "default" */ }
-  }
-  const prefs = await api("/me/preferences");
   restoring = true;
   applyValues(prefs.generate || {}, { options, picker });
   restoring = false;
@@ -367,7 +369,7 @@ $("mask-zoom").addEventListener("click", () => {
 });
 syncMode();
 setupPromptTools({ readValues, applyValues: (values) => { applyValues(values, { options, picker }); remember(); } });
-loadChoices().then(loadRecent).then(fromAddress).catch(showError).finally(() => {
+Promise.all([loadChoices(), loadRecent()]).then(fromAddress).catch(showError).finally(() => {
   document.body.dataset.ready = "yes";
   pollQueue();
 });

@@ -46,6 +46,8 @@ function setSelect(select, value) {
 export function resolveSampler(options, stored) {
   const names = options.samplers.map((s) => s.name);
   if (names.includes(stored)) return { sampler: stored, suffix: null };
+  const byComfy = options.samplers.find((s) => s.comfy === stored);
+  if (byComfy) return { sampler: byComfy.name, suffix: null };
   for (const sched of options.schedulers) {
     if (stored.endsWith(` ${sched.name}`) && names.includes(stored.slice(0, -sched.name.length - 1))) {
       return { sampler: stored.slice(0, -sched.name.length - 1), suffix: sched.name };
