@@ -38,7 +38,7 @@ class GenerationOptions:
     def describe(self) -> dict[str, Any]:
         """Samplers, schedule types, per-field limits and the per-request work limit."""
         return {
-            "samplers": [asdict(SamplerChoice(name, s.comfy, s.automatic_scheduler)) for name, s in A1111_SAMPLERS.items()],
+            "samplers": [asdict(SamplerChoice(name, s.engine, s.automatic_scheduler)) for name, s in A1111_SAMPLERS.items()],
             "schedulers": [asdict(SchedulerChoice(name, value)) for name, value in A1111_SCHEDULERS.items()],
             "limits": {name: {"min": limit.low, "max": limit.high, "default": limit.default,
                               "multiple_of": limit.multiple_of, "integer": limit.integer}

@@ -61,7 +61,7 @@ def test_generation_options_are_the_compilers_limits(api):
     options = api.client.get("/api/v1/generation/options", headers=api.admin()).json()
     assert options["limits"]["batch_size"]["max"] == A1111_LIMITS["batch_size"].high == 64
     assert options["limits"]["width"]["multiple_of"] == 8
-    assert {"name": "Euler", "comfy": "euler", "automatic_scheduler": "normal"} in options["samplers"]
+    assert {"name": "Euler", "comfy": "euler", "automatic_scheduler": "uniform"} in options["samplers"]
     assert {"name": "Exponential", "value": "exponential"} in options["schedulers"]
     assert options["max_work_per_request"] > 0
     r = api.client.post("/api/v1/inferences", headers=api.admin(), json={"task": "txt2img", "params": {
