@@ -171,6 +171,7 @@ def test_team_gallery_and_queue_for_leads_not_artists(web, browser, admin_page, 
         expect(artist.locator("body[data-ready=yes]")).to_have_count(1)
         card = artist.locator(f'article.job[data-job-id="{made["artist_job"]}"]')
         expect(card.locator("[data-role=detail]")).to_have_text("Queued · position 1")
+        screenshot(artist, "web-queue-position")
         artist.goto(f"{web.url}/gallery")
         expect(artist.locator("#filter-scope")).to_have_count(0)
         artist.goto(f"{web.url}/queue")

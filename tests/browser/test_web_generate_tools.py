@@ -149,3 +149,16 @@ def test_size_presets_swap_and_settings_follow_the_user(web, admin_page, browser
         other.close()
     page.get_by_label("Negative prompt").fill("")
     assert not page.console_errors, page.console_errors
+
+
+def test_progress_words_for_steps_eta_and_loading_model(web, admin_page):
+    """The card's progress line: step, elapsed, estimate; "Loading model …" for the worker's loading phase."""
+    page = admin_page
+    open_generate(page, web)
+    words = page.evaluate("""async () => {
+        const { progressText } = await import('/static/jobcard.js');
+        const started = Date.now() - 14000;
+        return [progressText({value: 7, max: 20}, started, started + 14000),
+                progressText({value: 0, max: 0, phase: 'loading_model', model: 'demo-sd15.safetensors'}, started)];
+    }""")
+    assert words == ["Step 7/20 · 14 s elapsed · about 26 s left", "Loading model demo-sd15.safetensors…"]
