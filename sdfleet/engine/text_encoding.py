@@ -132,7 +132,7 @@ def encode_a1111(encoders: Sequence[TextEncoder], texts: Sequence[str], *, embed
                  device: torch.device, zero_if_empty: bool = False) -> list[Encoded]:
     """Encode a prompt's scheduled texts as A1111 batches them: padded to one chunk count, emphasis per chunk.
 
-    `zero_if_empty`: SDXL's empty negative prompt is all zeros in A1111 (and diffusers)."""
+    `zero_if_empty`: an empty negative prompt of SDXL (base or refiner) is all zeros in A1111."""
     usable = a1111_usable(embeddings, encoders)
     parts, pooled = [], None
     for encoder in encoders:
@@ -155,9 +155,8 @@ def encode_a1111(encoders: Sequence[TextEncoder], texts: Sequence[str], *, embed
         if projected is not None:
             pooled = projected[: len(texts)]
     embeds = torch.cat(parts, dim=-1)
-    if zero_if_empty and len(encoders) > 1 and all(t == "" for t in texts):
-        embeds = torch.zeros_like(embeds)
-        pooled = torch.zeros_like(pooled) if pooled is not None else None
+    if zero_if_empty and pooled is not None and all(t == "" for t in texts):
+        embeds, pooled = torch.zeros_like(embeds), torch.zeros_like(pooled)
     return [Encoded(embeds[i:i + 1], pooled[i:i + 1] if pooled is not None else None) for i in range(len(texts))]
 
 

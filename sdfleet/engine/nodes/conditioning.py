@@ -123,9 +123,9 @@ def clip_text_encode(ctx: NodeContext, *, text: str, clip: ClipRef) -> tuple[Any
                          find_embedding=_find_embedding(ctx))],)
 
 
-def _a1111_entry(encoders: list, text: str, *, steps: int, embeddings: list[Embedding], device: torch.device,
-                 negative: bool) -> CondEntry:
-    schedule = prompt_schedule(text, steps)
+def _a1111_entry(encoders: list, text: str, *, steps: int, hires_steps: int, embeddings: list[Embedding],
+                 device: torch.device, negative: bool) -> CondEntry:
+    schedule = prompt_schedule(text, steps, hires_steps=hires_steps or None)
     encoded = encode_a1111(encoders, [s.text for s in schedule], embeddings=embeddings, device=device,
                            zero_if_empty=negative)
     dtype = encoders[0].model.dtype
@@ -134,17 +134,18 @@ def _a1111_entry(encoders: list, text: str, *, steps: int, embeddings: list[Embe
     return CondEntry(entries[0].embeds, entries[0].pooled, schedule=entries if len(entries) > 1 else ())
 
 
-def a1111_prompt(ctx: NodeContext, *, clip: ClipRef, prompt: str, negative_prompt: str,
-                 steps: int) -> tuple[Any, ...]:
-    """A1111Prompt: A1111's emphasis, BREAK, prompt editing and textual inversions, for a prompt pair."""
+def a1111_prompt(ctx: NodeContext, *, clip: ClipRef, prompt: str, negative_prompt: str, steps: int,
+                 hires_steps: int = 0) -> tuple[Any, ...]:
+    """A1111Prompt: A1111's emphasis, BREAK, prompt editing and textual inversions, for a prompt pair.
+
+    `hires_steps` > 0: the prompts of a hires-fix second pass of that many steps, after `steps`."""
     ckpt = ctx.models.checkpoint(clip.checkpoint)
     ctx.models.apply_clip_loras(ckpt, clip.loras)
     encoders = encoders_for(ckpt, dialect="a1111", stop_at_layer=clip.stop_at_layer)
     embeddings = _all_embeddings(ctx)
-    positive = _a1111_entry(encoders, prompt, steps=steps, embeddings=embeddings, device=ctx.device,
-                            negative=False)
-    negative = _a1111_entry(encoders, negative_prompt, steps=steps, embeddings=embeddings, device=ctx.device,
-                            negative=True)
+    common = {"steps": steps, "hires_steps": hires_steps, "embeddings": embeddings, "device": ctx.device}
+    positive = _a1111_entry(encoders, prompt, negative=False, **common)
+    negative = _a1111_entry(encoders, negative_prompt, negative=True, **common)
     return [positive], [negative]
 
 
@@ -182,7 +183,10 @@ NODES = [
          InputSpec("negative_prompt", "STRING", default="", multiline=True),
          InputSpec("steps", "INT", default=20, min=1, max=10000, step=1,
                    tooltip="the steps prompt editing counts: the sampler's steps, twice them for "
-                           "second-order samplers, as A1111 counts")),
+                           "second-order samplers, as A1111 counts"),
+         InputSpec("hires_steps", "INT", default=0, min=0, max=10000, step=1, optional=True,
+                   tooltip="for a hires-fix second pass: its steps (prompt editing then counts from the "
+                           "end of the first pass); 0 for a first pass")),
         (OutputSpec("CONDITIONING", "positive"), OutputSpec("CONDITIONING", "negative")), "conditioning",
         "A1111 Prompt",
         "A prompt and negative prompt read as A1111 reads them: (emphasis), [de-emphasis], (x:w), BREAK, "

@@ -297,3 +297,70 @@ def test_sdxl_comfy_weights_use_each_encoders_empty_prompt(engine, files, sdxl) 
         pooled = getattr(out, "text_embeds", None)
     assert torch.allclose(entry.embeds[0], torch.cat(expected, dim=-1), atol=1e-5)
     assert torch.allclose(entry.pooled, pooled[:1], atol=1e-5)
+
+
+def test_sdxl_refiner_encodes_with_openclip_g_alone(engine, tmp_path_factory) -> None:
+    from sdfleet.engine.nodes.conditioning import encode_text
+    from sdfleet.engine.text_encoding import encode_a1111, encoders_for
+    from sdfleet.engine.tiny import tiny_sdxl_refiner_pipeline
+
+    pipe = tiny_sdxl_refiner_pipeline(seed=0)
+    folder = tmp_path_factory.mktemp("refiner") / "refiner"
+    pipe.save_pretrained(folder)
+    ckpt = engine.loader.checkpoint(ModelFile(folder, "refiner-" + "0" * 56))
+    assert ckpt.family == "sdxl_refiner" and ckpt.text_encoder is None
+    segments = [("a ", 1.0), ("red", 1.3), (" cat", 1.0)]
+    with torch.inference_mode():
+        comfy = encode_text(ckpt, "a (red:1.3) cat", stop_at_layer=None, device=torch.device("cpu"))
+        (a1111,) = encode_a1111(encoders_for(ckpt, dialect="a1111", stop_at_layer=None), ["a (red:1.3) cat"],
+                                embeddings=[], device=torch.device("cpu"))
+    encoder, tokenizer = pipe.text_encoder_2, pipe.tokenizer_2
+    ((tokens, weights),) = _framed(tokenizer, segments, pad_id=tokenizer.pad_token_id)
+    empty = [tokenizer.bos_token_id, tokenizer.eos_token_id] + [tokenizer.pad_token_id] * 75
+    with torch.no_grad():
+        out = encoder(torch.tensor([tokens, empty]), output_hidden_states=True)
+    z, z_empty = out.hidden_states[-2]
+    w = torch.tensor(weights)[:, None]
+    assert comfy.embeds.shape == (1, 77, 64)
+    assert torch.allclose(comfy.embeds[0], torch.where(w != 1.0, (z - z_empty) * w + z_empty, z), atol=1e-5)
+    assert torch.allclose(comfy.pooled, out.text_embeds[:1], atol=1e-5)
+    expected, pooled = _a1111_reference(encoder, tokenizer, segments, layer=-2)
+    assert torch.allclose(a1111.embeds, expected, atol=1e-5) and torch.allclose(a1111.pooled, pooled, atol=1e-5)
+
+
+@pytest.mark.parametrize(("family", "dialect", "stop", "expected"), [
+    ("sd1", "a1111", -2, [(-2, True, "")]),
+    ("sd1", "comfy", -2, [(-2, True, "clip_l")]),
+    ("sd1", "a1111", None, [(None, False, "")]),
+    ("sd2", "a1111", -2, [(None, False, "")]),  # A1111 ignores clip skip on SD 2.x …
+    ("sd2", "comfy", -2, [(-2, True, "clip_h")]),
+    ("sdxl", "a1111", -3, [(-2, False, "clip_l"), (-2, False, "clip_g")]),  # … and on SDXL
+    ("sdxl", "comfy", -3, [(-3, False, "clip_l"), (-3, False, "clip_g")]),
+])
+def test_which_hidden_state_each_dialect_reads(family, dialect, stop, expected) -> None:
+    from types import SimpleNamespace
+
+    from sdfleet.engine.text_encoding import encoders_for
+
+    ckpt = SimpleNamespace(family=family, text_encoder="te", tokenizer="tok",
+                           text_encoder_2="te2" if family == "sdxl" else None, tokenizer_2="tok2")
+    encoders = encoders_for(ckpt, dialect=dialect, stop_at_layer=stop)
+    assert [(e.layer, e.final_norm, e.embedding_key) for e in encoders] == expected
+
+
+def test_a1111_hires_pass_schedules_from_the_end_of_the_first_pass(engine, files) -> None:
+    from sdfleet.engine.model_loader import ClipRef
+    from sdfleet.engine.nodes.conditioning import a1111_prompt
+    from sdfleet.engine.nodes.context import NodeContext
+
+    ctx = NodeContext(node_id="6", files=files, models=engine.loader, device=torch.device("cpu"),
+                      dtype=torch.float32, report_progress=lambda *a: None, check_cancel=lambda: None)
+    clip = ClipRef(files.model_path("checkpoints", "sd1.safetensors"))
+    with torch.inference_mode():
+        (first,), _ = a1111_prompt(ctx, clip=clip, prompt="a [cat:dog:1.5] photo", negative_prompt="", steps=10)
+        (hires,), _ = a1111_prompt(ctx, clip=clip, prompt="a [cat:dog:1.5] photo", negative_prompt="", steps=10,
+                                   hires_steps=10)
+    assert first.schedule == ()  # 1.5 × 10 steps: never switches in the first pass
+    assert [s.until_step for s in hires.schedule] == [5, 10]  # 0.5 into the second pass
+    assert torch.equal(hires.at_step(5).embeds, first.embeds) and not torch.equal(hires.at_step(6).embeds,
+                                                                                    first.embeds)
