@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import getpass
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -32,6 +33,9 @@ app.add_typer(datasets_app, name="datasets")
 workers_app = typer.Typer(help="Worker identities for `sdfleet worker` on other hosts.", no_args_is_help=True)
 app.add_typer(workers_app, name="workers")
 console = Console(stderr=True, soft_wrap=True)
+#: `sdfleet worker` exit statuses a launcher (or an operator's service manager) can tell apart
+EXIT_TOKEN_REFUSED = 3  #: the server refused the worker token (revoked or deleted): restarting cannot help
+EXIT_ORPHANED = 4  #: the server that launched this worker (`--parent-pid`) is gone
 
 DataDir = Annotated[
     Path | None, typer.Option("--data-dir", help="Data directory (SQLite, objects). Env: SDFLEET_DATA_DIR.")
@@ -241,14 +245,21 @@ def worker(
     max_image_pixels: Annotated[int, typer.Option(
         help="Largest input image (width × height) LoadImage decodes. Env: SDFLEET_MAX_IMAGE_PIXELS.",
         envvar="SDFLEET_MAX_IMAGE_PIXELS", show_envvar=False, min=64 * 64)] = 4096 * 4096,
+    parent_pid: Annotated[int | None, typer.Option(
+        help="Exit as soon as this process (the server that launched the worker) is gone.", hidden=True)] = None,
 ) -> None:
     """Run jobs from a server over HTTP (this process never touches the database)."""
     from sdfleet.logging_setup import configure_logging
-    from sdfleet.worker.client import WorkerClient
+    from sdfleet.worker.client import TokenRefused, WorkerClient
     from sdfleet.worker.model_cache import ModelFileCache
     from sdfleet.worker.runner import WorkerLoop, WorkerOptions, resolve_device
 
     configure_logging(level="INFO")
+    if parent_pid is not None:
+        from sdfleet.worker.parent_watch import watch_parent
+
+        # Nothing to hand back: the server this replica calls is the process that just died.
+        watch_parent(parent_pid, lambda: os._exit(EXIT_ORPHANED))
     if not token:
         _fail("a worker token is required: --token or SDFLEET_WORKER_TOKEN (make one with `sdfleet workers create`)")
     resolved = resolve_device(device)
@@ -259,7 +270,11 @@ def worker(
     )
     loop.install_signal_handlers()
     console.print(f"worker {name}: {server} on {resolved}")
-    loop.run()
+    try:
+        loop.run()
+    except TokenRefused as exc:
+        _fail(f"worker {name}: {exc}. The token was revoked (or the worker deleted): not retrying. "
+              "Make a new one with `sdfleet workers create`.", code=EXIT_TOKEN_REFUSED)
 
 
 @workers_app.command("create")

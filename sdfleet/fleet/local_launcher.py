@@ -90,7 +90,9 @@ class LocalLauncher:
         spec = replica.spec
         env = {**os.environ, "SDFLEET_WORKER_TOKEN": spec.token, **spec.extra_env}
         cmd = [sys.executable, "-m", "sdfleet.cli", "worker", "--server", spec.server_url, "--device", spec.device,
-               "--cache-dir", str(spec.cache_dir), "--name", spec.name]
+               "--cache-dir", str(spec.cache_dir), "--name", spec.name,
+               # a `kill -9`'d server runs no clean-up: the replica watches for its parent's death itself
+               "--parent-pid", str(os.getpid())]
         replica.process = subprocess.Popen(cmd, env=env, start_new_session=True)
         log.info("started worker %s (pid %d, %s)", spec.name, replica.process.pid, spec.device)
 

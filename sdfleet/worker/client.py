@@ -28,6 +28,10 @@ class ServerError(Exception):
     """The server answered something unexpected."""
 
 
+class TokenRefused(Exception):
+    """The server refused the worker token (401): it was revoked, or the worker deleted. Retrying cannot help."""
+
+
 @dataclass(frozen=True)
 class ClaimedJob:
     """A job this worker holds, as the server sent it."""
@@ -55,6 +59,8 @@ class WorkerClient:
         self._http.close()
 
     def _check(self, response: httpx.Response) -> httpx.Response:
+        if response.status_code == 401:
+            raise TokenRefused(f"the server refused this worker's token ({response.text[:200]})")
         if response.status_code == 409:
             raise LeaseLost(response.text[:300])
         if response.status_code == 404 and "/jobs/" in str(response.request.url):
@@ -121,6 +127,8 @@ class WorkerClient:
         """Stream a model blob from `offset` (resuming a partial download)."""
         headers = {"Range": f"bytes={offset}-"} if offset else {}
         with self._http.stream("GET", f"/models/{sha256}", headers=headers, timeout=httpx.Timeout(300, connect=10)) as r:
+            if r.status_code == 401:
+                raise TokenRefused(f"the server refused this worker's token ({r.read()[:200]!r})")
             if r.status_code == 404:
                 raise LeaseLost(f"model {sha256} is not available to this worker")
             if r.status_code not in (200, 206):

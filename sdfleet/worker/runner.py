@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 
-from sdfleet.worker.client import ClaimedJob, InputMissing, LeaseLost, ServerError, WorkerClient
+from sdfleet.worker.client import ClaimedJob, InputMissing, LeaseLost, ServerError, TokenRefused, WorkerClient
 from sdfleet.worker.memory import memory_report
 from sdfleet.worker.model_cache import HashMismatch, ModelFileCache
 
@@ -84,6 +84,7 @@ class _Heartbeat(threading.Thread):
         self.interval = max(0.5, job.lease_seconds / 3)
         self.cancel_requested = False
         self.lease_lost = False
+        self.token_refused = False
         self._progress: tuple[int, int, str | None] | None = None
         self._preview: bytes | None = None
         self._wake = threading.Event()
@@ -118,6 +119,10 @@ class _Heartbeat(threading.Thread):
                 self.cancel_requested = True
         except LeaseLost:
             self.lease_lost = True
+            self._stop.set()
+        except TokenRefused:
+            # The job cannot be finished under a refused token; the worker loop exits at its next call.
+            self.lease_lost = self.token_refused = True
             self._stop.set()
         except (httpx.HTTPError, ServerError) as exc:
             log.warning("heartbeat for %s failed: %s", self.job.id, exc)
@@ -211,7 +216,10 @@ class WorkerLoop:
         return done
 
     def run(self) -> None:
-        """Preload the endpoint's models, then claim and run jobs until stopped."""
+        """Preload the endpoint's models, then claim and run jobs until stopped.
+
+        Raises TokenRefused when the server refuses the worker token (revoked): retrying cannot help, so the
+        worker ends; a network error or a 5xx is retried with backoff instead."""
         self._report("starting")
         self.preload()
         self._report("idle")
@@ -247,6 +255,8 @@ class WorkerLoop:
         try:
             self._run_job(job, heartbeat)
         except LeaseLost:
+            if heartbeat.token_refused:
+                raise TokenRefused(f"the server refused this worker's token during job {job.id}") from None
             log.warning("job %s: lease lost; dropping it", job.id)
         except (httpx.HTTPError, ServerError) as exc:
             log.error("job %s: server unreachable while finishing (%s); the lease will expire", job.id, exc)
