@@ -18,6 +18,18 @@ class InputType(enum.StrEnum):
     CHOICE = "choice"  #: one of `choices` (sampler names, models)
     IMAGE = "image"  #: an uploaded input image name
 
+    @classmethod
+    def named(cls, name: str) -> InputType:
+        """sdfleet's name (`int`) or ComfyUI's (`INT`, `COMBO` for a choice); ValueError for anything else."""
+        return COMFY_TYPE_NAMES.get(name) or cls(name)
+
+
+#: ComfyUI's input type names, as its node specs and App Mode speak them
+COMFY_TYPE_NAMES: dict[str, InputType] = {
+    "INT": InputType.INT, "FLOAT": InputType.FLOAT, "STRING": InputType.STRING, "BOOLEAN": InputType.BOOLEAN,
+    "COMBO": InputType.CHOICE, "IMAGE": InputType.IMAGE,
+}
+
 
 @dataclass(frozen=True)
 class WorkflowInput:

@@ -73,6 +73,13 @@ class GraphTools:
             message = str(exc) if first is None else f"{exc}: node {first[0]}: {first[1][0]['message']}"
             raise GraphInvalid(message, node_errors=node_errors) from None
 
+    def input_spec(self, class_type: Any, input_name: str):
+        """The declared spec (type, min, max, choices, model folder) of one input of a node class, or None."""
+        definition = self.registry.get(class_type) if isinstance(class_type, str) else None
+        if definition is None:
+            return None
+        return next((spec for spec in definition.spec.inputs if spec.name == input_name), None)
+
     def model_references(self, graph: Mapping[str, Any]) -> list[ModelReference]:
         """Every model-file input of the graph's nodes, by engine folder."""
         refs = []

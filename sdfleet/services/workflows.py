@@ -13,9 +13,10 @@ from sdfleet.domain.accounts import Principal
 from sdfleet.domain.errors import Conflict, InvalidInput, NotFound
 from sdfleet.domain.jobs import Job
 from sdfleet.domain.permissions import Permission
-from sdfleet.domain.workflows import InputType, WorkflowInput, WorkflowVersion
+from sdfleet.domain.workflows import COMFY_TYPE_NAMES, InputType, WorkflowInput, WorkflowVersion
+from sdfleet.services.app_inputs import InputHint, hint_of, inputs_from_linear_data, linear_data
 from sdfleet.services.authorization import authorize
-from sdfleet.services.graphs import FOLDER_TYPES, GraphTools
+from sdfleet.services.graphs import FOLDER_TYPES, GraphTools, ModelReference
 from sdfleet.services.inference import InferenceService, ModelCatalog, Submission
 from sdfleet.store.workflows import SqlWorkflowStore
 
@@ -53,8 +54,14 @@ def _check_value(spec: WorkflowInput, value: Any, *, field: str) -> Any:
     return value
 
 
-def parse_inputs(raw: Any, graph: Mapping[str, Any]) -> tuple[WorkflowInput, ...]:
-    """Validate the exposed-input declarations against the graph."""
+def _no_hint(_node_id: str, _input_name: str) -> InputHint | None:
+    return None
+
+
+def parse_inputs(raw: Any, graph: Mapping[str, Any], *,
+                 hints: Callable[[str, str], InputHint | None] = _no_hint) -> tuple[WorkflowInput, ...]:
+    """Validate the exposed-input declarations against the graph; `type`, `min`, `max` and `choices` left out
+    come from `hints` (the node's input spec)."""
     if not isinstance(raw, list) or len(raw) > MAX_INPUTS:
         raise InvalidInput(f"inputs must be a list of at most {MAX_INPUTS} objects", field="inputs")
     seen: set[str] = set()
@@ -82,18 +89,26 @@ def parse_inputs(raw: Any, graph: Mapping[str, Any]) -> tuple[WorkflowInput, ...
                                field=f"{where}.input")
         if (node, input_name) in targets:
             raise InvalidInput(f"{where} exposes node {node} input {input_name!r} twice", field=where)
+        hint = hints(node, input_name)
+        raw_type = item.get("type")
+        if raw_type is None and (hint is None or hint.type is None):
+            raise InvalidInput(f"{where}.type is required: node {node} input {input_name!r} has no declared "
+                               "type to infer it from", field=f"{where}.type")
         try:
-            kind = InputType(item.get("type"))
+            kind = hint.type if raw_type is None else InputType.named(raw_type if isinstance(raw_type, str) else "")
         except ValueError:
-            raise InvalidInput(f"{where}.type must be one of {', '.join(t.value for t in InputType)}",
-                               field=f"{where}.type") from None
+            raise InvalidInput(f"{where}.type must be one of {', '.join(t.value for t in InputType)} or "
+                               f"ComfyUI's {', '.join(COMFY_TYPE_NAMES)}", field=f"{where}.type") from None
+        same_kind = hint is not None and hint.type is kind
         bounds = {}
         for key in ("min", "max"):
             value = item.get(key)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
                 raise InvalidInput(f"{where}.{key} must be a number", field=f"{where}.{key}")
-            bounds[key] = value
+            bounds[key] = value if value is not None or not same_kind else getattr(hint, key)
         choices = item.get("choices")
+        if choices is None and same_kind and hint.choices is not None:
+            choices = list(hint.choices)
         if choices is not None and (not isinstance(choices, list) or not choices or len(choices) > 1000):
             raise InvalidInput(f"{where}.choices must be a non-empty list", field=f"{where}.choices")
         if kind is InputType.CHOICE and choices is None:
@@ -146,18 +161,33 @@ class WorkflowService:
         model_names["input"] = [str((n.get("inputs") or {}).get("image")) for n in graph.values()
                                 if isinstance(n, Mapping) and n.get("class_type") in ("LoadImage", "LoadImageMask")]
         self._graphs.validate(graph, model_names=model_names)
-        exposed = parse_inputs(inputs, graph)
-        # 3. Pin every referenced model by sha256.
-        models = self._pin(principal, graph)
+        # 3. The exposed inputs: declared, or App Mode's selection (`extra.linearData`); kinds from node specs.
+        if inputs is None:
+            inputs = inputs_from_linear_data(ui_graph, graph) if linear_data(ui_graph) is not None else []
+        exposed = parse_inputs(inputs, graph, hints=lambda node, name: hint_of(
+            self._graphs.input_spec(graph[node].get("class_type"), name), model_names))
+        # 4. Pin every referenced model by sha256, and every model an exposed choice may pick.
+        models = self._pin(principal, [*self._graphs.model_references(graph), *self._choice_references(graph, exposed)])
         version = WorkflowVersion(name=name, version=0, description=description, graph=graph, ui_graph=ui_graph,
                                   inputs=exposed, allowed_roles=tuple(dict.fromkeys(allowed_roles)),
                                   models=tuple(models), published=True, created_by=principal.user_id,
                                   created_at=self._clock())
         return self._store.publish(version, now=self._clock())
 
-    def _pin(self, principal: Principal, graph: Mapping[str, Any]) -> list[dict[str, Any]]:
+    def _choice_references(self, graph: Mapping[str, Any], exposed: tuple[WorkflowInput, ...]) -> list[ModelReference]:
+        """The models an exposed choice of a model input (a checkpoint picker) lets artists pick."""
+        refs = []
+        for item in exposed:
+            spec = self._graphs.input_spec(graph[item.node].get("class_type"), item.input)
+            folder = getattr(spec, "model_folder", None)
+            if item.type is InputType.CHOICE and folder in FOLDER_TYPES:
+                refs.extend(ModelReference(folder=folder, name=str(choice), node_id=item.node, input_name=item.input)
+                            for choice in item.choices or ())
+        return refs
+
+    def _pin(self, principal: Principal, refs: list[ModelReference]) -> list[dict[str, Any]]:
         pinned: dict[tuple[str, str], dict[str, Any]] = {}
-        for ref in self._graphs.model_references(graph):
+        for ref in refs:
             if (ref.folder, ref.name) in pinned:
                 continue
             try:

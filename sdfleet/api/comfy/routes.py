@@ -344,7 +344,7 @@ async def publish_workflow(request: Request, principal: ComfyPrincipal, services
         raise InvalidInput("the body must be a JSON object", field="body")
     version = await run_in_threadpool(lambda: services.workflows.publish(
         principal, name=body.get("name"), description=body.get("description", ""), graph=body.get("graph"),
-        ui_graph=body.get("ui_graph"), allowed_roles=body.get("allowed_roles", []), inputs=body.get("inputs", [])))
+        ui_graph=body.get("ui_graph"), allowed_roles=body.get("allowed_roles", []), inputs=body.get("inputs")))
     return JSONResponse({"name": version.name, "version": version.version}, status_code=201)
 
 

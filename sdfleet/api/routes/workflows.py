@@ -22,7 +22,7 @@ def publish_workflow(body: WorkflowCreate, principal: CurrentPrincipal, services
     version = services.workflows.publish(
         principal, name=body.name, description=body.description, graph=body.graph, ui_graph=body.ui_graph,
         allowed_roles=body.allowed_roles,
-        inputs=[i.model_dump(exclude_unset=True) for i in body.inputs])
+        inputs=None if body.inputs is None else [i.model_dump(exclude_unset=True) for i in body.inputs])
     return WorkflowPublic.of(version, full=True)
 
 

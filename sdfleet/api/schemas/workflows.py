@@ -16,7 +16,9 @@ class WorkflowInputSpec(Strict):
     node: StrictStr = Field(max_length=64)
     input: StrictStr = Field(max_length=128)
     label: StrictStr | None = Field(default=None, max_length=200)
-    type: StrictStr = Field(description="string, int, float, boolean, choice or image")
+    type: StrictStr | None = Field(default=None, description=(
+        "string, int, float, boolean, choice or image (or ComfyUI's INT, FLOAT, STRING, BOOLEAN, COMBO, IMAGE); "
+        "left out: the node's input spec decides, as do min, max and choices"))
     default: Any = None
     min: float | None = None
     max: float | None = None
@@ -29,7 +31,8 @@ class WorkflowCreate(Strict):
     graph: dict[str, Any] = Field(description="The graph in ComfyUI's API format.")
     ui_graph: dict[str, Any] | None = Field(default=None, description="The frontend's workflow (nodes, links).")
     allowed_roles: list[StrictStr] = Field(default_factory=list, description="[] = every artist.")
-    inputs: list[WorkflowInputSpec] = Field(default_factory=list, max_length=64)
+    inputs: list[WorkflowInputSpec] | None = Field(default=None, max_length=64, description=(
+        "The exposed inputs; left out: App Mode's selection in ui_graph.extra.linearData (none without one)."))
 
 
 class WorkflowRunCreate(Strict):

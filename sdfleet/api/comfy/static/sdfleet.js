@@ -40,16 +40,26 @@ function exposedInputs(prompt) {
   return inputs;
 }
 
+function appName() {
+  const filename = app.extensionManager?.workflow?.activeWorkflow?.filename ?? "";
+  return filename.replace(/\.app$/, "");
+}
+
+// Publishing: the App Builder's selection (`extra.linearData`) is what artists may change; the server reads it
+// from the workflow. Without a selection, the prompts and the seed are exposed.
 async function publish() {
-  const name = window.prompt("Publish this workflow to sdfleet under the name:");
+  const name = window.prompt("Publish this workflow to sdfleet as the app:", appName());
   if (!name) return;
   const description = window.prompt("Description for artists:", "") ?? "";
+  const roles = window.prompt("Roles that may run it (comma-separated; empty: every artist):", "") ?? "";
   const { output, workflow } = await app.graphToPrompt();
+  const selected = workflow.extra?.linearData?.inputs?.length > 0;
   const response = await api.fetchApi("/sdfleet/workflows", {
     method: "POST",
     headers: { "Content-Type": "application/json" },
-    body: JSON.stringify({ name, description, graph: output, ui_graph: workflow, allowed_roles: [],
-      inputs: exposedInputs(output) }),
+    body: JSON.stringify({ name, description, graph: output, ui_graph: workflow,
+      allowed_roles: roles.split(",").map((r) => r.trim()).filter(Boolean),
+      ...(selected ? {} : { inputs: exposedInputs(output) }) }),
   });
   const body = await response.json().catch(() => ({}));
   window.alert(response.ok ? `Published ${body.name} version ${body.version}`
