@@ -76,7 +76,11 @@ class JobFiles:
 
 
 class _Heartbeat(threading.Thread):
-    """Keeps one job's lease alive and carries progress; notices cancel requests and lost leases."""
+    """Keeps one job's lease alive and carries progress; notices cancel requests and lost leases.
+
+    Progress contract (what SSE and ComfyUI clients can rely on): the first step and the last step of each
+    sampler node always reach the server, in order and before the job completes; the steps in between are
+    throttled to one heartbeat per PROGRESS_INTERVAL, latest value wins."""
 
     def __init__(self, client: WorkerClient, job: ClaimedJob) -> None:
         super().__init__(daemon=True, name=f"heartbeat-{job.id}")
@@ -85,47 +89,84 @@ class _Heartbeat(threading.Thread):
         self.cancel_requested = False
         self.lease_lost = False
         self.token_refused = False
-        self._progress: tuple[int, int, str | None] | None = None
+        self._lock = threading.Lock()
+        self._progress: _Step | None = None  #: the latest step, sent when the throttle allows
+        self._milestones: list[_Step] = []  #: first/last steps of sampler nodes, never dropped
+        self._started_nodes: set[str | None] = set()
         self._preview: bytes | None = None
         self._wake = threading.Event()
-        self._stop = threading.Event()
+        self._halt = threading.Event()
         self._last = 0.0
 
     def progress(self, value: int, maximum: int, node_id: str | None, preview: bytes | None) -> None:
-        self._progress = (value, maximum, node_id)
-        if preview:
-            self._preview = preview
-        if time.monotonic() - self._last >= PROGRESS_INTERVAL:
+        step = (value, maximum, node_id)
+        with self._lock:
+            first = node_id not in self._started_nodes
+            self._started_nodes.add(node_id)
+            milestone = first or value >= maximum
+            if milestone:
+                self._milestones.append(step)
+            self._progress = step
+            if preview:
+                self._preview = preview
+        if milestone or time.monotonic() - self._last >= PROGRESS_INTERVAL:
             self._wake.set()
 
     def stop(self) -> None:
-        self._stop.set()
+        self._halt.set()
         self._wake.set()
 
+    def finish(self) -> None:
+        """Stop beating, then send the milestones still pending (the job is about to complete)."""
+        self.stop()
+        if self.is_alive() and threading.current_thread() is not self:
+            self.join(timeout=120)
+        for attempt in range(3):  # a transient failure: try again, as `complete` would
+            if self.lease_lost or not self._milestones:
+                return
+            if attempt:
+                time.sleep(attempt)
+            self.beat()
+
     def run(self) -> None:
-        while not self._stop.is_set():
+        while not self._halt.is_set():
             self._wake.wait(self.interval)
             self._wake.clear()
-            if self._stop.is_set():
+            if self._halt.is_set():
                 return
             self.beat()
 
     def beat(self) -> None:
-        value, maximum, node_id = self._progress or (None, None, None)
-        preview, self._preview = self._preview, None
-        try:
-            self._last = time.monotonic()
-            if self.client.heartbeat(self.job, value=value, maximum=maximum, node_id=node_id, preview_png=preview):
-                self.cancel_requested = True
-        except LeaseLost:
-            self.lease_lost = True
-            self._stop.set()
-        except TokenRefused:
-            # The job cannot be finished under a refused token; the worker loop exits at its next call.
-            self.lease_lost = self.token_refused = True
-            self._stop.set()
-        except (httpx.HTTPError, ServerError) as exc:
-            log.warning("heartbeat for %s failed: %s", self.job.id, exc)
+        with self._lock:
+            milestones, self._milestones = self._milestones, []
+            latest, preview, self._preview = self._progress, self._preview, None
+        steps: list[_Step | None] = list(milestones)
+        if latest is not None and (not steps or steps[-1] != latest):
+            steps.append(latest)
+        self._last = time.monotonic()
+        for index, step in enumerate(steps or [None]):
+            value, maximum, node_id = step or (None, None, None)
+            try:
+                if self.client.heartbeat(self.job, value=value, maximum=maximum, node_id=node_id,
+                                         preview_png=preview if index == len(steps) - 1 else None):
+                    self.cancel_requested = True
+            except LeaseLost:
+                self.lease_lost = True
+                self._halt.set()
+                return
+            except TokenRefused:
+                # The job cannot be finished under a refused token; the worker loop exits at its next call.
+                self.lease_lost = self.token_refused = True
+                self._halt.set()
+                return
+            except (httpx.HTTPError, ServerError) as exc:
+                log.warning("heartbeat for %s failed: %s", self.job.id, exc)
+                with self._lock:  # the next beat sends the milestones not yet sent
+                    self._milestones[:0] = milestones[index:]
+                return
+
+
+_Step = tuple[int, int, str | None]
 
 
 class _StopWhileIdle(BaseException):
@@ -311,7 +352,7 @@ class WorkerLoop:
                              message=f"{type(getattr(exc, 'error', exc)).__name__}: {getattr(exc, 'error', exc)}",
                              node_id=node_id)
             return
-        heartbeat.stop()
+        heartbeat.finish()  # the first and last steps of every sampler reach the server before the outputs
         if heartbeat.lease_lost:
             raise LeaseLost(job.id)
         outputs = []

@@ -92,6 +92,13 @@ def test_events_stream_and_resume(fleet):
     kinds = [e["event"] for e in events]
     assert kinds[0] == "queued" and "started" in kinds and "progress" in kinds and kinds[-1] == "succeeded"
     assert "output" in kinds
+    # The contract, whatever the load: the first and the last sampling step of the sampler node are events,
+    # in order, before the outputs (steps in between may be throttled away).
+    steps = [(e["data"]["value"], e["data"]["max"]) for e in events if e["event"] == "progress"]
+    sampler_nodes = {e["data"]["node_id"] for e in events if e["event"] == "progress"}
+    assert len(sampler_nodes) == 1 and steps[0] == (1, 4) and steps[-1] == (4, 4), steps
+    assert [v for v, _ in steps] == sorted(v for v, _ in steps)
+    assert max(i for i, k in enumerate(kinds) if k == "progress") < kinds.index("output")
     ids = [e["id"] for e in events]
     assert ids == sorted(ids)
     # Resume after the third event: only later events come back.
