@@ -25,10 +25,13 @@ from sdfleet.engine.nodes import (
     conditioning,
     custom_sampling,
     image,
+    image_transform,
     latent,
+    latent_transform,
     loaders,
     mask,
     patches,
+    primitives,
     sampling,
 )
 from sdfleet.engine.nodes.context import NodeContext
@@ -41,7 +44,8 @@ OUTPUT_CACHE_ENTRIES = 64
 def node_registry() -> NodeRegistry:
     """The registry of every node class the engine runs."""
     return NodeRegistry([*loaders.NODES, *conditioning.NODES, *latent.NODES, *sampling.NODES, *image.NODES,
-                         *mask.NODES, *custom_sampling.NODES, *patches.NODES, *composite.NODES])
+                         *mask.NODES, *custom_sampling.NODES, *patches.NODES, *composite.NODES,
+                         *image_transform.NODES, *latent_transform.NODES, *primitives.NODES])
 
 
 def object_info(model_names: Mapping[str, Sequence[str]] | None = None) -> dict[str, Any]:

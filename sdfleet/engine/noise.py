@@ -23,9 +23,21 @@ def _generator(seed: int) -> torch.Generator:
     return torch.Generator("cpu").manual_seed(int(seed))
 
 
-def comfy_initial_noise(shape: Sequence[int], seed: int) -> torch.Tensor:
-    """ComfyUI's `prepare_noise`: standard normal noise of the latent's shape from the seed."""
-    return torch.randn(tuple(shape), generator=_generator(seed), dtype=torch.float32)
+def comfy_initial_noise(shape: Sequence[int], seed: int, batch_index: Sequence[int] | None = None) -> torch.Tensor:
+    """ComfyUI's `prepare_noise`: standard normal noise of the latent's shape from the seed.
+
+    With `batch_index` (a latent picked out of a batch by LatentFromBatch) item k gets the noise image
+    batch_index[k] had in the whole batch: one draw per image up to the largest index, as ComfyUI does."""
+    if not batch_index or len(batch_index) != shape[0]:
+        return torch.randn(tuple(shape), generator=_generator(seed), dtype=torch.float32)
+    generator = _generator(seed)
+    wanted = set(batch_index)
+    drawn: dict[int, torch.Tensor] = {}
+    for index in range(max(batch_index) + 1):
+        noise = torch.randn((1, *shape[1:]), generator=generator, dtype=torch.float32)
+        if index in wanted:
+            drawn[index] = noise
+    return torch.cat([drawn[index] for index in batch_index])
 
 
 class GeneratorNoise:

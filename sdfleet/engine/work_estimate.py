@@ -1,12 +1,14 @@
 """The work a graph asks for, before it runs: latent and image shapes propagated node by node.
 
 Every node that changes size or batch (EmptyLatentImage, LatentUpscale/By, RepeatLatentBatch, ImageScale/By,
-VAEEncode of a loaded image …) carries its output shape forward; each sampler then costs
+VAEEncode of a loaded image, the image/mask/latent crop, pad, batch and composite nodes …) carries its output
+shape forward; values that come from Primitive* nodes are read through them; each sampler then costs
 max(width × height × batch, MIN_SAMPLER_PIXELS) × steps and each VAE pass width × height × batch. Torch-free:
 the API server estimates with it, mirroring what the engine's nodes compute."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -75,7 +77,7 @@ def estimate_work(graph: Mapping[str, Any], *, image_size: Callable[[str], tuple
     for node_id, node in graph.items():
         if not isinstance(node, Mapping):
             continue
-        class_type, inputs = node.get("class_type"), node.get("inputs") or {}
+        class_type, inputs = node.get("class_type"), resolve_values(graph, node.get("inputs") or {})
         if class_type in SAMPLERS:
             shape = shapes.get((str(node_id), 0)) or Shape(0, 0)
             steps = _sampler_steps(class_type, inputs, graph)
@@ -98,7 +100,7 @@ def _sigma_steps(graph: Mapping[str, Any], link: Any) -> int:
         inputs = (node.get("inputs") or {}) if isinstance(node, Mapping) else {}
         class_type = node.get("class_type") if isinstance(node, Mapping) else None
         if class_type in SIGMA_SOURCES:
-            return max(_int(inputs.get("steps"), UNKNOWN_SIGMA_STEPS), 0)
+            return max(_int(resolve_values(graph, inputs).get("steps"), UNKNOWN_SIGMA_STEPS), 0)
         if class_type not in ("SplitSigmas", "FlipSigmas"):
             break
         link = inputs.get("sigmas")
@@ -113,6 +115,25 @@ def _sampler_steps(class_type: str, inputs: Mapping[str, Any], graph: Mapping[st
         start, end = _int(inputs.get("start_at_step"), 0), _int(inputs.get("end_at_step"), steps)
         return max(0, min(end, steps) - max(start, 0))
     return max(steps, 0)
+
+
+#: value nodes whose only output is their `value` literal (ComfyUI's Primitive* nodes)
+PRIMITIVES = ("PrimitiveInt", "PrimitiveFloat", "PrimitiveString", "PrimitiveStringMultiline", "PrimitiveBoolean")
+
+
+def resolve_values(graph: Mapping[str, Any], inputs: Mapping[str, Any]) -> Mapping[str, Any]:
+    """`inputs` with links to Primitive* nodes replaced by the literal those nodes pass on."""
+    resolved = None
+    for name, value in inputs.items():
+        if not _is_link(value) or value[1] != 0:
+            continue
+        source = graph.get(str(value[0]))
+        if isinstance(source, Mapping) and source.get("class_type") in PRIMITIVES:
+            literal = (source.get("inputs") or {}).get("value")
+            if not _is_link(literal):
+                resolved = dict(inputs) if resolved is None else resolved
+                resolved[name] = literal
+    return inputs if resolved is None else resolved
 
 
 def _int(value: Any, default: int) -> int:
@@ -135,7 +156,7 @@ def propagate_shapes(graph: Mapping[str, Any],
             if node_id in done:
                 continue
             node = graph.get(node_id)
-            inputs = (node.get("inputs") or {}) if isinstance(node, Mapping) else {}
+            inputs = resolve_values(graph, node.get("inputs") or {}) if isinstance(node, Mapping) else {}
             if not expanded:
                 stack.append((node_id, True))
                 stack.extend((str(v[0]), False) for v in inputs.values() if _is_link(v) and str(v[0]) not in done)
@@ -153,9 +174,19 @@ _SOURCE_INPUT = {"VAEDecode": "samples", "SetLatentNoiseMask": "samples", "KSamp
                  "SamplerCustom": "latent_image", "SamplerCustomAdvanced": "latent_image", "InvertMask": "mask",
                  "MaskBlur": "mask", "VAEEncode": "pixels",
                  "VAEEncodeForInpaint": "pixels", "RepeatLatentBatch": "samples", "LatentUpscale": "samples",
-                 "LatentUpscaleBy": "samples", "ImageScale": "image", "ImageScaleBy": "image"}
+                 "LatentUpscaleBy": "samples", "ImageScale": "image", "ImageScaleBy": "image",
+                 "ImageCompositeMasked": "destination", "LatentCompositeMasked": "destination",
+                 "MaskComposite": "destination", "LatentComposite": "samples_to", "LatentBlend": "samples1",
+                 "ImageBlend": "image1", "ImageBatch": "image1", "ImageInvert": "image", "ImageCrop": "image",
+                 "ImagePadForOutpaint": "image", "ImageScaleToTotalPixels": "image", "ImageToMask": "image",
+                 "MaskToImage": "mask", "GrowMask": "mask", "FeatherMask": "mask", "CropMask": "mask",
+                 "LatentFromBatch": "samples", "LatentCrop": "samples", "LatentFlip": "samples",
+                 "LatentRotate": "samples"}
 _SAME_SHAPE = ("VAEDecode", "SetLatentNoiseMask", "KSampler", "KSamplerAdvanced", "KSamplerA1111", "InvertMask",
-               "MaskBlur")
+               "MaskBlur", "LatentComposite", "LatentBlend", "ImageBlend", "ImageInvert", "ImageToMask",
+               "MaskToImage", "GrowMask", "FeatherMask", "LatentFlip")
+#: nodes whose output has the first input's size and the larger batch of two inputs
+_LARGER_BATCH = {"ImageCompositeMasked": "source", "MaskComposite": "source"}
 
 
 def _is_link(value: Any) -> bool:
@@ -171,6 +202,11 @@ def _outputs(class_type: str, inputs: Mapping[str, Any], shapes: Mapping[tuple[s
     if class_type == "EmptyLatentImage":
         width, height = _int(inputs.get("width"), 0) // 8 * 8, _int(inputs.get("height"), 0) // 8 * 8
         return {0: Shape(width, height, max(_int(inputs.get("batch_size"), 1), 1))}
+    if class_type == "EmptyImage":
+        return {0: Shape(max(_int(inputs.get("width"), 1), 1), max(_int(inputs.get("height"), 1), 1),
+                         max(_int(inputs.get("batch_size"), 1), 1))}
+    if class_type == "SolidMask":
+        return {0: Shape(max(_int(inputs.get("width"), 1), 1), max(_int(inputs.get("height"), 1), 1))}
     if class_type in ("LoadImage", "LoadImageMask"):
         name = inputs.get("image")
         if not isinstance(name, str):
@@ -186,6 +222,38 @@ def _outputs(class_type: str, inputs: Mapping[str, Any], shapes: Mapping[tuple[s
         return {0: source, 1: source}
     if class_type in _SAME_SHAPE:
         return {0: source}
+    if class_type in _LARGER_BATCH:
+        other = linked(_LARGER_BATCH[class_type])
+        return {0: Shape(source.width, source.height, max(source.batch, other.batch if other else 1))}
+    if class_type == "LatentCompositeMasked":  # the source is repeated or cut to the destination's batch
+        return {0: source}
+    if class_type == "ImageBatch":
+        other = linked("image2")
+        return {0: Shape(source.width, source.height, source.batch + (other.batch if other else 1))}
+    if class_type in ("ImageCrop", "CropMask"):
+        x, y = min(_int(inputs.get("x"), 0), source.width - 1), min(_int(inputs.get("y"), 0), source.height - 1)
+        return {0: Shape(max(min(_int(inputs.get("width"), 1), source.width - x), 1),
+                         max(min(_int(inputs.get("height"), 1), source.height - y), 1), source.batch)}
+    if class_type == "ImagePadForOutpaint":
+        width, height = outpaint_size(source.width, source.height, **{
+            side: max(_int(inputs.get(side), 0), 0) for side in ("left", "top", "right", "bottom")})
+        return {0: Shape(width, height, source.batch), 1: Shape(width, height)}
+    if class_type == "ImageScaleToTotalPixels":
+        width, height = total_pixels_size(source.width, source.height, _number(inputs.get("megapixels"), 1.0),
+                                          max(_int(inputs.get("resolution_steps"), 1), 1))
+        return {0: Shape(width, height, source.batch)}
+    if class_type == "LatentFromBatch":
+        start = min(source.batch - 1, max(_int(inputs.get("batch_index"), 0), 0))
+        return {0: Shape(source.width, source.height,
+                         max(min(source.batch - start, _int(inputs.get("length"), 1)), 1))}
+    if class_type == "LatentCrop":
+        left, top, right, bottom = latent_crop_box(
+            source.width // 8, source.height // 8, width=_int(inputs.get("width"), 64),
+            height=_int(inputs.get("height"), 64), x=_int(inputs.get("x"), 0), y=_int(inputs.get("y"), 0))
+        return {0: Shape((right - left) * 8, (bottom - top) * 8, source.batch)}
+    if class_type == "LatentRotate":
+        turned = inputs.get("rotation") in ("90 degrees", "270 degrees")
+        return {0: Shape(source.height, source.width, source.batch) if turned else source}
     if class_type == "RepeatLatentBatch":
         return {0: Shape(source.width, source.height, source.batch * max(_int(inputs.get("amount"), 1), 1))}
     if class_type == "LatentUpscaleBy":
@@ -227,3 +295,25 @@ def image_scale_size(old_width: int, old_height: int, width: int, height: int) -
     if height == 0:
         return width, max(1, round(old_height * width / max(old_width, 1)))
     return width, height
+
+
+def outpaint_size(width: int, height: int, *, left: int, top: int, right: int, bottom: int) -> tuple[int, int]:
+    """ImagePadForOutpaint's output size."""
+    return width + left + right, height + top + bottom
+
+
+def total_pixels_size(width: int, height: int, megapixels: float, resolution_steps: int = 1) -> tuple[int, int]:
+    """ImageScaleToTotalPixels' target: the aspect ratio kept, about megapixels × 1024² pixels, each side a
+    multiple of `resolution_steps` (at least one step)."""
+    scale = math.sqrt(megapixels * 1024 * 1024 / max(width * height, 1))
+    return (max(round(width * scale / resolution_steps), 1) * resolution_steps,
+            max(round(height * scale / resolution_steps), 1) * resolution_steps)
+
+
+def latent_crop_box(latent_width: int, latent_height: int, *, width: int, height: int, x: int,
+                    y: int) -> tuple[int, int, int, int]:
+    """LatentCrop's (left, top, right, bottom) in latent units: the start at most 8 latent pixels (64 px) from
+    the far edges, as ComfyUI, and never before the start."""
+    left = max(0, min(x // 8, latent_width - 8))
+    top = max(0, min(y // 8, latent_height - 8))
+    return left, top, min(left + width // 8, latent_width), min(top + height // 8, latent_height)

@@ -50,9 +50,11 @@ class NoiseChoice:
     seed: int
     enabled: bool = True
 
-    def generate(self, latent: torch.Tensor) -> torch.Tensor:
+    def generate(self, latent: torch.Tensor, batch_index: list[int] | None = None) -> torch.Tensor:
         """The initial noise for a latent, as ComfyUI's Noise_RandomNoise / Noise_EmptyNoise."""
-        return comfy_initial_noise(latent.shape, self.seed) if self.enabled else torch.zeros(latent.shape)
+        if not self.enabled:
+            return torch.zeros(latent.shape)
+        return comfy_initial_noise(latent.shape, self.seed, batch_index)
 
 
 @dataclass(frozen=True)
@@ -163,9 +165,10 @@ def _sample(ctx: NodeContext, guider: GuiderChoice, sampler: SamplerChoice, sigm
     guidance, _ = prepare_guidance(ctx, guider.model, list(guider.positive), list(guider.negative), guider.cfg,
                                    **dual)
     latent = latent_image["samples"]
+    initial = noise.generate(latent, latent_image.get("batch_index"))
     ctx.check_cancel()
     with unet_patched(guidance.unet, guider.model.patches):
-        result = run_sampler(guidance, sampler.name, sigmas, latent, NoisePlan(noise.generate(latent), noise.seed),
+        result = run_sampler(guidance, sampler.name, sigmas, latent, NoisePlan(initial, noise.seed),
                              noise_mask=latent_image.get("noise_mask"), on_step=progress(ctx))
     out = latent_out(latent_image, result.samples)
     denoised = latent_out(latent_image, result.denoised) if result.denoised is not None else out

@@ -24,7 +24,7 @@ from sdfleet.engine.node_registry import (
     link_input,
 )
 from sdfleet.engine.nodes.context import NodeContext
-from sdfleet.engine.nodes.latent import CROP_METHODS, MAX_RESOLUTION, UPSCALE_METHODS, _resize
+from sdfleet.engine.nodes.latent import CROP_METHODS, IMAGE_UPSCALE_METHODS, MAX_RESOLUTION, _resize
 from sdfleet.engine.work_estimate import image_scale_size
 
 IMAGE = OutputSpec("IMAGE", "IMAGE")
@@ -122,14 +122,14 @@ NODES = [
         load_image_mask, _image_fingerprint),
     NodeDefinition(NodeSpec(
         "ImageScale",
-        (link_input("image", "IMAGE"), combo_input("upscale_method", UPSCALE_METHODS),
+        (link_input("image", "IMAGE"), combo_input("upscale_method", IMAGE_UPSCALE_METHODS),
          int_input("width", default=512, min=0, max=MAX_RESOLUTION), int_input("height", default=512, min=0,
                                                                                max=MAX_RESOLUTION),
          combo_input("crop", CROP_METHODS)),
         (IMAGE,), "image/upscaling", "Upscale Image"), image_scale),
     NodeDefinition(NodeSpec(
         "ImageScaleBy",
-        (link_input("image", "IMAGE"), combo_input("upscale_method", UPSCALE_METHODS),
+        (link_input("image", "IMAGE"), combo_input("upscale_method", IMAGE_UPSCALE_METHODS),
          float_input("scale_by", default=1.0, min=0.01, max=8.0, step=0.01)),
         (IMAGE,), "image/upscaling", "Upscale Image By"), image_scale_by),
     NodeDefinition(NodeSpec(

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 
 from sdfleet.engine.model_loader import VaeRef
 from sdfleet.engine.node_registry import (
@@ -22,6 +24,8 @@ from sdfleet.engine.work_estimate import latent_upscale_size
 
 MAX_RESOLUTION = 16384
 UPSCALE_METHODS = ("nearest-exact", "bilinear", "area", "bicubic", "bislerp")
+#: ComfyUI's image scaling methods (lanczos instead of bislerp)
+IMAGE_UPSCALE_METHODS = ("nearest-exact", "bilinear", "area", "bicubic", "lanczos")
 CROP_METHODS = ("disabled", "center")
 
 
@@ -105,9 +109,23 @@ def _resize(x: torch.Tensor, method: str, height: int, width: int, crop: str) ->
         elif old_aspect < new_aspect:
             cut = round((old_h - old_h * old_aspect / new_aspect) / 2)
             x = x[..., cut: old_h - cut, :]
+    if method == "lanczos":
+        return _lanczos(x, height, width)
     mode = "bilinear" if method == "bislerp" else method
     kwargs = {"align_corners": False} if mode in ("bilinear", "bicubic") else {}
     return F.interpolate(x, size=(height, width), mode=mode, **kwargs)
+
+
+def _lanczos(x: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """ComfyUI's lanczos: each image through 8-bit PIL (so values are quantised to 1/255, as there)."""
+    out = []
+    for image in x:
+        pixels = (image.movedim(0, -1).float().cpu().numpy() * 255.0).clip(0, 255).astype(np.uint8)
+        resized = Image.fromarray(pixels.squeeze(-1) if pixels.shape[-1] == 1 else pixels).resize(
+            (width, height), resample=Image.Resampling.LANCZOS)
+        array = np.asarray(resized, dtype=np.float32) / 255.0
+        out.append(torch.from_numpy(array.reshape(height, width, -1)).movedim(-1, 0))
+    return torch.stack(out).to(x.device, x.dtype)
 
 
 def latent_upscale(ctx: NodeContext, *, samples: dict, upscale_method: str, width: int, height: int,
@@ -139,6 +157,10 @@ def repeat_latent_batch(ctx: NodeContext, *, samples: dict, amount: int) -> tupl
     out["samples"] = samples["samples"].repeat(amount, 1, 1, 1)
     if "noise_mask" in samples and samples["noise_mask"].shape[0] > 1:
         out["noise_mask"] = samples["noise_mask"].repeat(amount, 1, 1, 1)
+    if "batch_index" in samples:  # the copies keep drawing their own noise (ComfyUI's offsets)
+        indices = list(samples["batch_index"])
+        offset = max(indices) - min(indices) + 1
+        out["batch_index"] = indices + [i + k * offset for k in range(1, amount) for i in indices]
     return (out,)
 
 

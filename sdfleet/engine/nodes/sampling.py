@@ -74,7 +74,8 @@ def _run(ctx: NodeContext, *, model: ModelRef, seed: int, cfg: float, sampler_na
     guidance, _ = prepare_guidance(ctx, model, positive, negative, cfg)
     latent = latent_image["samples"]
     sigmas = comfy_sigmas(guidance.sampling, sampler_name, scheduler, plan)
-    noise = comfy_initial_noise(latent.shape, seed) if add_noise else torch.zeros(latent.shape)
+    noise = comfy_initial_noise(latent.shape, seed, latent_image.get("batch_index")) if add_noise \
+        else torch.zeros(latent.shape)
     ctx.check_cancel()
     with unet_patched(guidance.unet, model.patches):
         result = run_sampler(guidance, sampler_name, sigmas, latent, NoisePlan(noise, seed),
