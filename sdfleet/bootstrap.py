@@ -205,6 +205,7 @@ def build_comfy(*, database: Database, objects, checkpoints, inference, graphs, 
                 clock: Callable[[], datetime], max_image_pixels: int) -> dict:
     """ComfyUI's server API, per-user ComfyUI data, sdfleet's templates and published workflows."""
     from sdfleet.services.comfy import ComfyService
+    from sdfleet.services.comfy_apps import ComfyApps
     from sdfleet.services.comfy_templates import ComfyTemplates
     from sdfleet.services.comfy_userdata import ComfyUserDataService
     from sdfleet.services.workflows import WorkflowService
@@ -222,8 +223,10 @@ def build_comfy(*, database: Database, objects, checkpoints, inference, graphs, 
                                 inference=inference, clock=clock)
     return {
         "comfy": ComfyService(inference=inference, catalog=checkpoints, graphs=graphs, notifier=notifier,
-                              objects=objects, devices=devices, clock=clock, max_image_pixels=max_image_pixels),
-        "comfy_userdata": ComfyUserDataService(store=SqlComfyUserData(database), clock=clock),
+                              objects=objects, devices=devices, clock=clock, max_image_pixels=max_image_pixels,
+                              workflows=workflows),
+        "comfy_userdata": ComfyUserDataService(store=SqlComfyUserData(database), clock=clock,
+                                               apps=ComfyApps(workflows=workflows, graphs=graphs)),
         "comfy_templates": ComfyTemplates(checkpoints=checkpoints, workflows=workflows),
         "workflows": workflows,
     }

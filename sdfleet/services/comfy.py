@@ -15,12 +15,13 @@ from datetime import datetime
 from typing import Any
 
 from sdfleet.domain.accounts import Principal
-from sdfleet.domain.errors import InvalidInput, NotFound
+from sdfleet.domain.errors import Conflict, InvalidInput, NotFound
 from sdfleet.domain.jobs import Job, JobStatus
 from sdfleet.domain.pagination import PageRequest
 from sdfleet.domain.permissions import Permission
 from sdfleet.engine.image_admission import DEFAULT_MAX_IMAGE_PIXELS, ImageRejected, open_admitted
 from sdfleet.services.authorization import authorize
+from sdfleet.services.comfy_apps import app_marker
 from sdfleet.services.comfy_outcomes import error_data, interrupted_data
 from sdfleet.services.graphs import FOLDER_TYPES, GraphInvalid, GraphTools
 from sdfleet.services.inference import InferenceService, ModelCatalog, Submission
@@ -86,8 +87,10 @@ class ComfyService:
 
     def __init__(self, *, inference: InferenceService, catalog: ModelCatalog, graphs: GraphTools,
                  notifier: Notifier, objects, devices: Callable[[], list[dict[str, Any]]],
-                 clock: Callable[[], datetime], max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> None:
+                 clock: Callable[[], datetime], max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
+                 workflows=None) -> None:
         self._inference = inference
+        self._workflows = workflows  # WorkflowService: a prompt sent from a published app runs as the app
         self._catalog = catalog
         self._graphs = graphs
         self._notifier = notifier
@@ -115,10 +118,12 @@ class ComfyService:
         extra = {"client_id": client_id, "prompt_id": prompt_id or None,
                  "extra_pnginfo": pnginfo if isinstance(pnginfo, Mapping) else None,
                  "outputs_to_execute": self.output_nodes(graph)}
+        idempotency_key = f"comfy:{prompt_id}" if prompt_id else None
         try:
-            job = self._inference.submit(principal, Submission(
-                graph=graph, source="comfy", extra=extra,
-                idempotency_key=f"comfy:{prompt_id}" if prompt_id else None))
+            job = self._run_app(principal, extra_data, graph=graph, extra=extra, idempotency_key=idempotency_key)
+            if job is None:
+                job = self._inference.submit(principal, Submission(
+                    graph=graph, source="comfy", extra=extra, idempotency_key=idempotency_key))
         except GraphInvalid as exc:
             if not exc.node_errors:  # a whole-graph problem (no output node, too many nodes)
                 raise self._rejected(exc.message) from None
@@ -131,6 +136,23 @@ class ComfyService:
             raise self._rejected(exc.message) from None
         self._notifier.notify(f"user:{principal.user_id}")
         return QueuedPrompt(prompt_id=prompt_id_of(job), number=number_of(job))
+
+    def _run_app(self, principal: Principal, extra_data: Mapping[str, Any], *, graph: dict[str, Any],
+                 extra: dict[str, Any], idempotency_key: str | None) -> Job | None:
+        """Queue a prompt sent from a published app (its workflow carries the app's marker) as a run of that
+        app: only its exposed inputs change, its models are the pinned ones. None for any other prompt."""
+        marker = app_marker(extra_data)
+        if marker is None or self._workflows is None:
+            return None
+        name, version = marker
+        try:
+            return self._workflows.run_app(principal, name, version=version, graph=graph, extra=extra,
+                                           idempotency_key=idempotency_key)
+        except NotFound:
+            raise self._rejected(f"app {name!r} is not published for you (it was withdrawn, or your roles "
+                                 "do not include it)") from None
+        except Conflict as exc:
+            raise self._rejected(exc.message) from None
 
     @staticmethod
     def _rejected(message: str) -> PromptRejected:

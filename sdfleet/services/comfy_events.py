@@ -72,7 +72,10 @@ class ComfyEventSession:
 
     def _mine(self, job: Job) -> bool:
         extra = job.spec.get("extra") or {}
-        if job.spec.get("source") != "comfy" or extra.get("client_id") not in (None, self.client_id):
+        source, client_id = job.spec.get("source"), extra.get("client_id")
+        if source == "workflow" and client_id is None:  # a run from the API or the web UI, not from an app
+            return False
+        if source not in ("comfy", "workflow") or client_id not in (None, self.client_id):
             return False
         return not job.status.finished or job.queued_at >= self._connected_at
 

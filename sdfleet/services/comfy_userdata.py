@@ -9,8 +9,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sdfleet.domain.accounts import Principal
-from sdfleet.domain.errors import Conflict, InvalidInput, NotFound
+from sdfleet.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
 from sdfleet.domain.workflows import UserFile
+from sdfleet.services.comfy_apps import APP_DIR, ComfyApps, is_app_path
 from sdfleet.store.comfy import SqlComfyUserData
 
 # What a fresh user gets: no tutorial modal, no update nags (the frontend otherwise blocks Run on first open).
@@ -39,9 +40,18 @@ def clean_path(path: Any, *, field: str = "file") -> str:
 class ComfyUserDataService:
     """GET/POST /settings and /userdata for the caller only."""
 
-    def __init__(self, *, store: SqlComfyUserData, clock: Callable[[], datetime]) -> None:
+    def __init__(self, *, store: SqlComfyUserData, clock: Callable[[], datetime], apps: ComfyApps | None = None) -> None:
         self._store = store
         self._clock = clock
+        self._apps = apps
+
+    @staticmethod
+    def _writable(path: str, *, field: str = "file") -> str:
+        normal = clean_path(path, field=field)
+        if is_app_path(normal):
+            raise Forbidden(f"{APP_DIR}/ holds the published apps you may run and is read-only; "
+                            "save a copy elsewhere (Save As)")
+        return normal
 
     def settings(self, principal: Principal) -> dict[str, Any]:
         """Every setting of the caller, over sdfleet's defaults."""
@@ -68,7 +78,11 @@ class ComfyUserDataService:
         base = clean_path(directory, field="dir")
         prefix = base + "/"
         found = []
-        for item in self._store.list_files(principal.user_id, prefix=prefix):
+        stored = [item for item in self._store.list_files(principal.user_id, prefix=prefix)
+                  if not is_app_path(item.path)]  # written before the folder was the apps'
+        listed = self._apps is not None and (base == APP_DIR or APP_DIR.startswith(prefix))
+        apps = self._apps.files(principal) if listed else []
+        for item in [*stored, *apps]:
             relative = item.path[len(prefix):]
             if not recurse and "/" in relative:
                 continue
@@ -78,6 +92,8 @@ class ComfyUserDataService:
     def read(self, principal: Principal, path: str) -> UserFile:
         """The caller's file, or its default for the few files every user has; 404 otherwise."""
         normal = clean_path(path)
+        if self._apps is not None and is_app_path(normal):
+            return self._apps.read(principal, normal)
         found = self._store.get_file(principal.user_id, normal)
         if found is None and normal in DEFAULT_FILES:
             content = DEFAULT_FILES[normal]
@@ -91,19 +107,19 @@ class ComfyUserDataService:
         """Create or replace a file; 409 when it exists and `overwrite` is false."""
         if len(content) > MAX_FILE_BYTES:
             raise InvalidInput("user data files are limited to 16 MiB", field="body")
-        written = self._store.put_file(principal.user_id, clean_path(path), content, now=self._clock(),
+        written = self._store.put_file(principal.user_id, self._writable(path), content, now=self._clock(),
                                        overwrite=overwrite)
         if written is None:
             raise Conflict(f"file {path!r} already exists")
         return written
 
     def delete(self, principal: Principal, path: str) -> None:
-        if not self._store.delete_file(principal.user_id, clean_path(path)):
+        if not self._store.delete_file(principal.user_id, self._writable(path)):
             raise NotFound(f"file {path!r} not found")
 
     def move(self, principal: Principal, source: str, dest: str, *, overwrite: bool) -> UserFile:
         """Rename a file; 404 for a missing source, 409 for an existing destination."""
-        source, dest = clean_path(source), clean_path(dest, field="dest")
+        source, dest = self._writable(source), self._writable(dest, field="dest")
         if self._store.get_file(principal.user_id, source) is None:
             raise NotFound(f"file {source!r} not found")
         moved = self._store.move_file(principal.user_id, source, dest, now=self._clock(), overwrite=overwrite)

@@ -16,6 +16,7 @@ from sdfleet.domain.permissions import Permission
 from sdfleet.domain.workflows import COMFY_TYPE_NAMES, InputType, WorkflowInput, WorkflowVersion
 from sdfleet.services.app_inputs import InputHint, hint_of, inputs_from_linear_data, linear_data
 from sdfleet.services.authorization import authorize
+from sdfleet.services.comfy_apps import without_marker
 from sdfleet.services.graphs import FOLDER_TYPES, GraphTools, ModelReference
 from sdfleet.services.inference import InferenceService, ModelCatalog, Submission
 from sdfleet.store.workflows import SqlWorkflowStore
@@ -126,6 +127,22 @@ def parse_inputs(raw: Any, graph: Mapping[str, Any], *,
     return tuple(parsed)
 
 
+def _differs(published: Mapping[str, Any], graph: Mapping[str, Any], exposed: set[tuple[str, str]]) -> bool:
+    """True when `graph` is not `published` with other values for exposed inputs only."""
+    if set(published) != set(graph):
+        return True
+    for node_id, node in published.items():
+        other = graph[node_id]
+        if not isinstance(other, Mapping) or other.get("class_type") != node.get("class_type"):
+            return True
+        values, others = node.get("inputs") or {}, other.get("inputs") or {}
+        if not isinstance(others, Mapping) or set(values) != set(others):
+            return True
+        if any(values[k] != others[k] for k in values if (node_id, k) not in exposed):
+            return True
+    return False
+
+
 class WorkflowService:
     """Publish, list, unpublish and run workflows."""
 
@@ -153,6 +170,7 @@ class WorkflowService:
             raise InvalidInput("graph must be a non-empty API-format graph object", field="graph")
         if ui_graph is not None and not isinstance(ui_graph, dict):
             raise InvalidInput("ui_graph must be the frontend's workflow object or null", field="ui_graph")
+        ui_graph = without_marker(ui_graph)
         if not isinstance(allowed_roles, list) or not all(isinstance(r, str) and r for r in allowed_roles):
             raise InvalidInput("allowed_roles must be a list of role names ([] = every artist)", field="allowed_roles")
         # 2. Validate the graph against the node registry and the models the publisher may use.
@@ -234,8 +252,9 @@ class WorkflowService:
         return version
 
     def run(self, principal: Principal, name: str, *, inputs: Any, idempotency_key: str | None = None,
-            body_hash: str | None = None) -> Job:
-        """Queue the current version with the caller's values for its exposed inputs; nothing else changes."""
+            body_hash: str | None = None, extra: Mapping[str, Any] | None = None) -> Job:
+        """Queue the current version with the caller's values for its exposed inputs; nothing else changes.
+        `extra` travels with the job (a ComfyUI client's id, for its WebSocket)."""
         version = self.get(principal, name)
         if not isinstance(inputs, Mapping):
             raise InvalidInput("inputs must be an object of exposed input names to values", field="inputs")
@@ -249,9 +268,29 @@ class WorkflowService:
             value = inputs.get(spec.name, spec.default)
             graph[spec.node]["inputs"][spec.input] = _check_value(spec, value, field=f"inputs.{spec.name}")
         self._check_pins(principal, version, graph)
-        extra = {"workflow": {"name": version.name, "version": version.version}}
+        extra = {**(extra or {}), "workflow": {"name": version.name, "version": version.version}}
         return self._inference.submit(principal, Submission(graph=graph, source="workflow", extra=extra,
                                                             idempotency_key=idempotency_key), body_hash=body_hash)
+
+    def run_app(self, principal: Principal, name: str, *, version: int, graph: Mapping[str, Any],
+                extra: Mapping[str, Any], idempotency_key: str | None = None) -> Job | None:
+        """A ComfyUI /prompt sent from a published app: the values its exposed inputs have in `graph` run the
+        current version (the rest of `graph` is ignored). None when a lead artist (workflow:all) changed more
+        than the exposed inputs: that is a draft of theirs, queued as an ordinary prompt."""
+        current = self.get(principal, name)
+        exposed = {(i.node, i.input) for i in current.inputs}
+        if principal.can(Permission.WORKFLOW_ALL) and _differs(current.graph, graph, exposed):
+            return None
+        if version != current.version:
+            raise Conflict(f"app {name!r} is now at version {current.version} (you ran version {version}); "
+                           "open it again from Apps", details={"workflow": name, "version": current.version})
+        inputs = {}
+        for spec in current.inputs:
+            node = graph.get(spec.node)
+            values = node.get("inputs") if isinstance(node, Mapping) else None
+            if isinstance(values, Mapping) and spec.input in values and not isinstance(values[spec.input], list):
+                inputs[spec.name] = values[spec.input]
+        return self.run(principal, name, inputs=inputs, idempotency_key=idempotency_key, extra=extra)
 
     def _check_pins(self, principal: Principal, version: WorkflowVersion, graph: Mapping[str, Any]) -> None:
         """Refuse to run a pinned model whose name now points at different weights."""

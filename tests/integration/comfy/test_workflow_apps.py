@@ -5,7 +5,9 @@ from __future__ import annotations
 import copy
 
 import pytest
+from fastapi.testclient import TestClient
 
+from sdfleet.api.comfy.mount import create_comfy_app
 from tests.fixtures.live import demo_files, register_demo  # noqa: F401 - fixture
 
 ROOT = "6f0c2c9e-0d4c-4a51-9d0a-2b7f3c1e5a10"
@@ -111,3 +113,127 @@ def test_bad_declarations_and_selections_name_the_field(api, lead, field, inputs
     assert r.status_code == 422, r.text
     assert r.json()["error"]["details"]["field"] == field and expected in r.json()["error"]["message"], r.json()
     assert api.client.get("/api/v1/workflows/Bad", headers=lead).status_code == 404  # nothing half-written
+
+
+@pytest.fixture(params=["main", "comfy-port"])
+def comfy(request, api):
+    """(client, API prefix) of each ComfyUI listener: `/comfy/api` on the main app, `/api` on ComfyUI's port."""
+    if request.param == "main":
+        yield api.client, "/comfy/api"
+    else:
+        with TestClient(create_comfy_app(api.runtime.services, login_url="http://x/login")) as client:
+            yield client, "/api"
+
+
+def _pending(client, base, headers) -> list:
+    return client.get(f"{base}/queue", headers=headers).json()["queue_pending"]
+
+
+def test_apps_in_user_data_open_in_app_mode_and_run_as_the_published_workflow(api, lead, comfy):
+    client, base = comfy
+    artist = api.make_user(roles=["artist"])["headers"]
+    selection = [[f"{ROOT}:6:text", "text", {"height": 120}], [3, "seed"]]
+    r = api.client.post("/api/v1/workflows", headers=lead, json={
+        "name": "Cat app", "graph": GRAPH, "ui_graph": ui_graph(selection)})
+    assert r.status_code == 201, r.text
+    api.client.post("/api/v1/workflows", headers=lead, json={"name": "No frontend workflow", "graph": GRAPH})
+    client.post(f"{base}/userdata/workflows%2Fmine.json", headers=artist, content=b"{}")
+
+    # 1. Listed where the frontend looks for workflows; `*.app.json` puts it under Apps.
+    r = client.get(f"{base}/userdata?dir=workflows&recurse=true&split=false&full_info=true", headers=artist)
+    assert r.status_code == 200
+    listed = {f["path"]: f for f in r.json()}
+    assert set(listed) == {"mine.json", "Published/Cat app.app.json"}, listed
+    assert client.get(f"{base}/userdata?dir=workflows%2FPublished", headers=artist).json() == ["Cat app.app.json"]
+
+    # 2. The file opens in App Mode with the exposed inputs as its form, and says which app it is.
+    r = client.get(f"{base}/userdata/workflows%2FPublished%2FCat%20app.app.json", headers=artist)
+    assert r.status_code == 200 and r.headers["content-type"] == "application/json"
+    assert len(r.content) == listed["Published/Cat app.app.json"]["size"]
+    document = r.json()
+    assert document["id"] == ROOT and document["extra"]["linearMode"] is True
+    assert document["extra"]["linearData"] == {"inputs": [[f"{ROOT}:6:text", "text", {"height": 120}],
+                                                          [f"{ROOT}:3:seed", "seed"]], "outputs": [9]}
+    assert document["extra"]["sdfleet"] == {"app": "Cat app", "version": 1}
+
+    # 3. Read-only: saving, deleting or moving into the folder is refused.
+    path = f"{base}/userdata/workflows%2FPublished%2FCat%20app.app.json"
+    assert client.post(path, headers=artist, content=b"{}").status_code == 403
+    assert client.delete(path, headers=artist).status_code == 403
+    r = client.post(f"{base}/userdata/workflows%2Fmine.json/move/workflows%2FPublished%2Fx.app.json", headers=artist)
+    assert r.status_code == 403
+
+    # 4. Run from App Mode: the exposed inputs' values are taken, everything else is the published graph.
+    sent = copy.deepcopy(GRAPH)
+    sent["6"]["inputs"]["text"] = "a dog"
+    sent["3"]["inputs"]["seed"] = 77
+    sent["3"]["inputs"]["steps"] = 50  # not exposed: ignored
+    r = client.post(f"{base}/prompt", headers=artist, json={
+        "prompt": sent, "client_id": "tab-1", "extra_data": {"extra_pnginfo": {"workflow": document}}})
+    assert r.status_code == 200, r.text
+    [item] = _pending(client, base, artist)
+    assert item[1] == r.json()["prompt_id"] and item[3]["client_id"] == "tab-1"
+    queued = item[2]
+    assert queued["6"]["inputs"]["text"] == "a dog" and queued["3"]["inputs"]["seed"] == 77
+    assert queued["3"]["inputs"]["steps"] == 2
+    job = api.client.get(f"/api/v1/inferences/{item[1]}", headers=artist).json()
+    assert job["source"] == "workflow"
+    r = client.post(f"{base}/prompt", headers=artist, json={
+        "prompt": {**sent, "3": {**sent["3"], "inputs": {**sent["3"]["inputs"], "seed": -4}}},
+        "extra_data": {"extra_pnginfo": {"workflow": document}}})
+    assert r.status_code == 400 and "seed must be at least 0" in r.json()["error"]["message"]
+
+    # 5. A new version replaces the file; the old one's runs are refused until the app is opened again.
+    api.client.post("/api/v1/workflows", headers=lead, json={
+        "name": "Cat app", "graph": GRAPH, "ui_graph": ui_graph([[3, "seed"]])})
+    r = client.get(f"{base}/userdata?dir=workflows&recurse=true&full_info=true", headers=artist)
+    assert "Published/Cat app.app.json" in {f["path"] for f in r.json()}
+    assert client.get(path, headers=artist).json()["extra"]["sdfleet"]["version"] == 2
+    r = client.post(f"{base}/prompt", headers=artist, json={
+        "prompt": sent, "extra_data": {"extra_pnginfo": {"workflow": document}}})
+    assert r.status_code == 400 and "open it again from Apps" in r.json()["error"]["message"]
+
+    # 6. Unpublished: gone from the listing, the file is a 404 and a run from an open tab is refused.
+    for version in (2, 1):
+        api.client.post(f"/api/v1/workflows/Cat app/versions/{version}/unpublish", headers=lead)
+    r = client.get(f"{base}/userdata?dir=workflows&recurse=true&full_info=true", headers=artist)
+    assert [f["path"] for f in r.json()] == ["mine.json"]
+    assert client.get(path, headers=artist).status_code == 404
+    r = client.post(f"{base}/prompt", headers=artist, json={
+        "prompt": sent, "extra_data": {"extra_pnginfo": {"workflow": document}}})
+    assert r.status_code == 400 and "not published for you" in r.json()["error"]["message"]
+
+
+def test_roles_hide_apps_and_refuse_their_runs(api, lead, comfy):
+    client, base = comfy
+    artist = api.make_user(roles=["artist"])["headers"]
+    role = api.make_role(permissions=["inference:all"])
+    member = api.make_user(roles=[role])["headers"]
+    r = api.client.post("/api/v1/workflows", headers=lead, json={
+        "name": "Team app", "graph": GRAPH, "ui_graph": ui_graph([[3, "seed"]]), "allowed_roles": [role]})
+    assert r.status_code == 201
+    path = f"{base}/userdata/workflows%2FPublished%2FTeam%20app.app.json"
+    document = client.get(path, headers=member).json()
+    assert client.get(f"{base}/userdata?dir=workflows&recurse=true", headers=artist).json() == []
+    assert client.get(path, headers=artist).status_code == 404
+    r = client.post(f"{base}/prompt", headers=artist, json={
+        "prompt": GRAPH, "extra_data": {"extra_pnginfo": {"workflow": document}}})
+    assert r.status_code == 400 and "not published for you" in r.json()["error"]["message"]
+    assert api.client.post("/api/v1/workflows/Team app/runs", headers=artist, json={}).status_code == 404
+    r = client.post(f"{base}/prompt", headers=member, json={
+        "prompt": GRAPH, "extra_data": {"extra_pnginfo": {"workflow": document}}})
+    assert r.status_code == 200, r.text
+
+    # A lead artist who changed more than the exposed inputs runs a draft: an ordinary prompt of theirs.
+    draft = copy.deepcopy(GRAPH)
+    draft["3"]["inputs"]["steps"] = 3
+    r = client.post(f"{base}/prompt", headers=lead, json={
+        "prompt": draft, "extra_data": {"extra_pnginfo": {"workflow": document}}})
+    assert r.status_code == 200, r.text
+    [item] = _pending(client, base, lead)
+    assert item[2]["3"]["inputs"]["steps"] == 3
+    assert api.client.get(f"/api/v1/inferences/{item[1]}", headers=lead).json()["source"] == "comfy"
+    # Publishing a workflow saved from an app does not keep the app's marker.
+    r = api.client.post("/api/v1/workflows", headers=lead, json={"name": "Team app 2", "graph": GRAPH,
+                                                                  "ui_graph": document})
+    assert "sdfleet" not in r.json()["ui_graph"]["extra"]
