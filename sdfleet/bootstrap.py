@@ -390,10 +390,13 @@ def build_app(runtime: Runtime, *, local_workers: int | None = None, server_url:
         issued = services.workers.register(name=name, endpoint=endpoint)
         return issued.worker.id, issued.token
 
+    worker_env = {"SDFLEET_MAX_IMAGE_PIXELS": str(settings.max_image_pixels)}
+    if settings.worker_threads:
+        worker_env["SDFLEET_WORKER_THREADS"] = str(settings.worker_threads)
     background.append(FleetManager(
         endpoints=services.endpoints, register=register, revoke=services.workers.revoke, launcher=LocalLauncher(),
         server_url=server_url or f"http://127.0.0.1:{settings.port}", cache_dir=settings.data_dir / "worker-cache",
-        clock=utcnow, interval=0.5, worker_env={"SDFLEET_MAX_IMAGE_PIXELS": str(settings.max_image_pixels)},
+        clock=utcnow, interval=0.5, worker_env=worker_env,
     ))
     return create_app(
         services,

@@ -245,6 +245,12 @@ def worker(
     max_image_pixels: Annotated[int, typer.Option(
         help="Largest input image (width × height) LoadImage decodes. Env: SDFLEET_MAX_IMAGE_PIXELS.",
         envvar="SDFLEET_MAX_IMAGE_PIXELS", show_envvar=False, min=64 * 64)] = 4096 * 4096,
+    drain_seconds: Annotated[float, typer.Option(
+        help="On SIGTERM, how long the running job may go on before it is handed back. Env: SDFLEET_DRAIN_SECONDS.",
+        envvar="SDFLEET_DRAIN_SECONDS", show_envvar=False, min=0)] = 60.0,
+    threads: Annotated[int | None, typer.Option(
+        help="CPU threads torch may use (default: one per core). Env: SDFLEET_WORKER_THREADS.",
+        envvar="SDFLEET_WORKER_THREADS", show_envvar=False, min=1)] = None,
     parent_pid: Annotated[int | None, typer.Option(
         help="Exit as soon as this process (the server that launched the worker) is gone.", hidden=True)] = None,
 ) -> None:
@@ -262,11 +268,18 @@ def worker(
         watch_parent(parent_pid, lambda: os._exit(EXIT_ORPHANED))
     if not token:
         _fail("a worker token is required: --token or SDFLEET_WORKER_TOKEN (make one with `sdfleet workers create`)")
+    if threads is not None:
+        # Several workers on one host (tests, CPU pools) would otherwise each start one thread per core.
+        os.environ["OMP_NUM_THREADS"] = str(threads)
+        import torch
+
+        torch.set_num_threads(threads)
     resolved = resolve_device(device)
     loop = WorkerLoop(
         client=WorkerClient(server, token),
         cache=ModelFileCache(cache_dir, max_bytes=int(cache_max_gb * 1024**3) if cache_max_gb else None),
-        options=WorkerOptions(device=resolved, once=once, preview=not no_preview, max_image_pixels=max_image_pixels),
+        options=WorkerOptions(device=resolved, once=once, preview=not no_preview, max_image_pixels=max_image_pixels,
+                              drain_seconds=drain_seconds),
     )
     loop.install_signal_handlers()
     console.print(f"worker {name}: {server} on {resolved}")

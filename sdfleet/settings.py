@@ -62,6 +62,10 @@ class Settings(BaseSettings):
     )
     local_workers: int = Field(default=1, ge=0, le=64, description="Worker processes `serve` starts on this host.")
     worker_device: str = Field(default="auto", description="Device of the local workers: auto, cpu or cuda:N.")
+    worker_threads: int | None = Field(
+        default=None, ge=1, le=256,
+        description="CPU threads each local worker gives torch (default: torch's own choice, one per core).",
+    )
     # Model registry
     import_allowed_hosts: list[str] = Field(
         default_factory=list,

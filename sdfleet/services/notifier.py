@@ -35,6 +35,11 @@ class Notifier:
             if not loop.is_closed():
                 loop.call_soon_threadsafe(event.set)
 
+    def waiting(self, topic: str) -> int:
+        """How many waiters sleep on `topic` now (long polls in progress; tests and diagnostics)."""
+        with self._lock:
+            return len(self._waiters.get(topic, ()))
+
     async def wait(self, topic: str, timeout: float) -> bool:
         """Sleep until `topic` is notified or `timeout` passes; True when notified."""
         loop = asyncio.get_running_loop()

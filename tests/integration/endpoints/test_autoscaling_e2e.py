@@ -87,7 +87,7 @@ def test_role_endpoint_scales_zero_one_two_zero_and_back(live):
         "name": "team-pool", "devices": ["cpu"], "min_replicas": 0, "max_replicas": 2,
         "target_queue_per_replica": 1, "idle_seconds": 2, "allowed_roles": ["team"]})
     assert r.status_code == 201, r.text
-    until(lambda: endpoint(live, admin, "team-pool")["status"] == "ready", timeout=10, what="ready at zero")
+    until(lambda: endpoint(live, admin, "team-pool")["status"] == "ready", timeout=60, what="ready at zero")
     assert endpoint(live, admin, "team-pool")["replicas"] == []
 
     # 0 → 1: the member's job (no endpoint named) is routed to the team's endpoint, which starts a replica.
@@ -105,7 +105,7 @@ def test_role_endpoint_scales_zero_one_two_zero_and_back(live):
     assert 2 in scale_targets(live, admin, "team-pool")
 
     # → 0 after idle_seconds with no work; every replica drains and is gone.
-    until(lambda: scale_targets(live, admin, "team-pool")[-1] == 0, timeout=30, what="scale to zero")
+    until(lambda: scale_targets(live, admin, "team-pool")[-1] == 0, timeout=120, what="scale to zero")
     until(lambda: endpoint(live, admin, "team-pool")["replicas"] == [], timeout=60, what="replicas drained")
     until(lambda: not worker_pids("replica:team-pool:0", live.url) and not worker_pids("replica:team-pool:1", live.url),
           timeout=30, what="worker processes to exit")

@@ -38,7 +38,7 @@ def _image(pipe, prompt: str = "a cat", **kwargs) -> np.ndarray:
 def test_pipelines_are_deterministic_by_seed_and_fast(build) -> None:
     started = time.perf_counter()
     first = build(seed=3)
-    assert time.perf_counter() - started < 1.0
+    assert time.perf_counter() - started < 10.0  # 0.2 s measured: the bound only catches a pathological build
     same, other = build(seed=3).unet.state_dict(), build(seed=4).unet.state_dict()
     for name, tensor in first.unet.state_dict().items():
         assert torch.equal(tensor, same[name]), name

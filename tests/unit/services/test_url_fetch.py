@@ -19,6 +19,7 @@ from sdfleet.services.url_fetch import (
     fetch_to_file,
 )
 
+SLOW_SERVER_SECONDS = 30.0  #: how long /hang and /drip take: far longer than any timeout under test
 BODY = bytes(range(256)) * 40  # 10 240 bytes
 
 
@@ -73,7 +74,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(BODY * 4)
             self.close_connection = True
         elif parts.path == "/hang":
-            time.sleep(1.5)
+            time.sleep(SLOW_SERVER_SECONDS)
             self._send(200, b"late")
         elif parts.path == "/drip":
             self.send_response(200)
@@ -82,7 +83,7 @@ class _Handler(BaseHTTPRequestHandler):
             for _ in range(40):
                 self.wfile.write(b"x")
                 self.wfile.flush()
-                time.sleep(0.05)
+                time.sleep(SLOW_SERVER_SECONDS / 40)
         else:
             self._send(404, b"missing")
 
@@ -254,12 +255,15 @@ def test_size_cap_from_content_length_and_while_streaming(server: str) -> None:
 
 
 def test_read_and_total_timeouts(server: str) -> None:
+    # The server takes SLOW_SERVER_SECONDS; ending well before it shows the timeout fired, whatever the load.
     started = time.monotonic()
     with pytest.raises(FetchFailed, match="timed out"):
         fetch_to_file(f"http://{server}/hang", io.BytesIO(), policy=_policy(server, read_timeout=0.3))
+    assert time.monotonic() - started < SLOW_SERVER_SECONDS / 2
+    started = time.monotonic()
     with pytest.raises(FetchFailed, match="longer than 0.5"):
         fetch_to_file(f"http://{server}/drip", io.BytesIO(), policy=_policy(server, total_timeout=0.5))
-    assert time.monotonic() - started < 1.5
+    assert time.monotonic() - started < SLOW_SERVER_SECONDS / 2
 
 
 def test_http_errors_fail_clearly(server: str) -> None:
