@@ -17,8 +17,9 @@ import torch
 import torch.nn.functional as F
 from diffusers import ControlNetModel, UNet2DConditionModel
 
+from sdfleet.engine.cond_regions import Placement, place
 from sdfleet.engine.model_sampling import ModelSampling
-from sdfleet.engine.nodes.conditioning import CondEntry
+from sdfleet.engine.nodes.conditioning import CondEntry, SizeConditioning
 
 POSITIVE, NEGATIVE, MIDDLE = 0, 1, 2
 #: (cond x0, uncond x0, scale, x, sigma) → guided x0; ComfyUI's `sampler_cfg_function` (RescaleCFG sets one).
@@ -86,20 +87,30 @@ def prepare_mask(mask: torch.Tensor, shape: torch.Size) -> torch.Tensor:
     return m[: shape[0]]
 
 
-def _time_ids(unet: UNet2DConditionModel, pooled_dim: int, height: int, width: int, *, negative: bool) -> list[float]:
+def _time_ids(unet: UNet2DConditionModel, pooled_dim: int, height: int, width: int, *, negative: bool,
+              size: SizeConditioning | None = None) -> list[float]:
+    """SDXL's micro-conditioning: the image size unless CLIPTextEncodeSDXL(Refiner) set others (ComfyUI)."""
     count = (unet.add_embedding.linear_1.in_features - pooled_dim) // unet.config.addition_time_embed_dim
+    size = size or SizeConditioning()
+    h = size.height if size.height is not None else height
+    w = size.width if size.width is not None else width
     if count == 5:  # SDXL refiner: aesthetic score instead of the target size
-        return [height, width, 0, 0, 2.5 if negative else 6.0]
-    return [height, width, 0, 0, height, width]
+        score = size.aesthetic_score if size.aesthetic_score is not None else (2.5 if negative else 6.0)
+        return [h, w, size.crop_h, size.crop_w, score]
+    target_h = size.target_height if size.target_height is not None else h
+    target_w = size.target_width if size.target_width is not None else w
+    return [h, w, size.crop_h, size.crop_w, target_h, target_w]
 
 
 @dataclass
 class _Batch:
-    """One UNet call's conditioning: entries of equal token length sharing one ControlNet."""
+    """One UNet call's conditioning: entries of equal token length and area sharing one ControlNet."""
 
     members: list[tuple[int, CondEntry]]
     embeds: torch.Tensor
     added: dict | None
+    placement: Placement | None = None  # None: the whole latent
+    weights: list[torch.Tensor] | None = None  # per member, where some entry is area/mask conditioned
 
 
 class Denoiser:
@@ -120,6 +131,7 @@ class Denoiser:
                         for e in (*guidance.positive, *guidance.negative, *(guidance.middle or ()))}
         self._batches: dict[tuple, list[_Batch]] = {}
         self._timesteps: dict[float, torch.Tensor] = {}
+        self._placements: dict[tuple, Placement | None] = {}
 
     def __call__(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
         sigma = torch.as_tensor(sigma, dtype=torch.float32, device=x.device).reshape(())
@@ -162,38 +174,91 @@ class Denoiser:
                                                        (POSITIVE, self.g.positive)) if kind in self.needed]
         active = [(kind, entry.at_step(self.calls)) for kind, entries in kinds for entry in entries
                   if self._active(entry, value)]
-        key = tuple((kind, id(entry.embeds)) for kind, entry in active)
+        active = [(kind, entry) for kind, entry in active if self._placement(entry, x.shape) is not False]
+        key = tuple((kind, id(entry.embeds), id(entry.region)) for kind, entry in active)
         if key not in self._batches:
             self._batches[key] = self._plan(active, x.shape)
+        plans = self._batches[key]
+        if any(plan.weights is not None for plan in plans):
+            return self._weighted_estimates(plans, x, sigma, value)
         batch = x.shape[0]
         sums: list[torch.Tensor | None] = [None, None, None]
         counts = [0, 0, 0]
         ms = self.g.sampling
         model_x = (x * (1.0 / (value ** 2 + 1.0) ** 0.5)).to(self.dtype)
         t = self._timestep(sigma, value)
-        for plan in self._batches[key]:
-            n = len(plan.members)
-            x_in = model_x.repeat(n, 1, 1, 1) if n > 1 else model_x
-            t_in = t.expand(x_in.shape[0])
-            residuals = self._control(plan, x_in, t_in, value)
-            out = self.g.unet(x_in, t_in, encoder_hidden_states=plan.embeds, added_cond_kwargs=plan.added,
-                              return_dict=False, **residuals)[0].float()
+        for plan in plans:
+            out = self._run_unet(plan, model_x, t, value)
             for k, (kind, _) in enumerate(plan.members):
                 estimate = ms.denoised(x, out[k * batch:(k + 1) * batch], value)
                 sums[kind] = estimate if sums[kind] is None else sums[kind] + estimate
                 counts[kind] += 1
         return [s / c if c > 1 else s for s, c in zip(sums, counts, strict=True)]
 
+    def _run_unet(self, plan: _Batch, model_x: torch.Tensor, t: torch.Tensor, value: float) -> torch.Tensor:
+        """One UNet call for a plan's members (on its area of the latent); float32 output, members stacked."""
+        n = len(plan.members)
+        window = plan.placement.window(model_x) if plan.placement is not None else model_x
+        x_in = window.repeat(n, 1, 1, 1) if n > 1 else window
+        t_in = t.expand(x_in.shape[0])
+        residuals = self._control(plan, x_in, t_in, value)
+        return self.g.unet(x_in, t_in, encoder_hidden_states=plan.embeds, added_cond_kwargs=plan.added,
+                           return_dict=False, **residuals)[0].float()
+
+    def _weighted_estimates(self, plans: list[_Batch], x: torch.Tensor, sigma: torch.Tensor,
+                            value: float) -> list[torch.Tensor | None]:
+        """ComfyUI's `calc_cond_batch` with areas and masks: per pixel, the weighted mean of the predictions of
+        every entry covering it (weights: mask × strength, faded area edges); zero where none does."""
+        batch = x.shape[0]
+        sums: list[torch.Tensor | None] = [None, None, None]
+        weights: list[torch.Tensor | None] = [None, None, None]
+        ms = self.g.sampling
+        model_x = (x * (1.0 / (value ** 2 + 1.0) ** 0.5)).to(self.dtype)
+        t = self._timestep(sigma, value)
+        for plan in plans:
+            out = self._run_unet(plan, model_x, t, value)
+            placement = plan.placement
+            x_window = placement.window(x) if placement is not None else x
+            for k, (kind, _) in enumerate(plan.members):
+                if sums[kind] is None:
+                    sums[kind] = torch.zeros_like(x)
+                    weights[kind] = torch.full_like(x, 1e-37)
+                weight = plan.weights[k]  # type: ignore[index]
+                estimate = ms.denoised(x_window, out[k * batch:(k + 1) * batch], value) * weight
+                if placement is None:
+                    sums[kind] += estimate
+                    weights[kind] += weight  # type: ignore[operator]
+                else:
+                    placement.window(sums[kind]).add_(estimate)
+                    placement.window(weights[kind]).add_(weight)
+        return [s / w if s is not None else None for s, w in zip(sums, weights, strict=True)]
+
+    def _placement(self, entry: CondEntry, shape: torch.Size) -> Placement | None | bool:
+        """An area/mask entry's placement on this latent (False: its area misses the latent; None: plain)."""
+        if entry.region.plain:
+            return None
+        key = (id(entry.region), tuple(shape))
+        if key not in self._placements:
+            self._placements[key] = place(entry.region, shape, device=self.device)
+        found = self._placements[key]
+        return False if found is None else found
+
     def _plan(self, active: list[tuple[int, CondEntry]], shape: torch.Size) -> list[_Batch]:
         """Group the active entries into UNet calls: same token length (A1111 and ComfyUI run prompts of
         different lengths separately: padding would change what cross-attention sees) and one ControlNet."""
         groups: dict[tuple, list[tuple[int, CondEntry]]] = {}
+        placements: dict[tuple, Placement | None] = {}
         for kind, entry in active:
-            key = (entry.embeds.shape[1], id(entry.control) if entry.control is not None else None)
+            placement = self._placement(entry, shape)
+            assert placement is not False
+            area = placement.key if placement is not None else None
+            key = (entry.embeds.shape[1], id(entry.control) if entry.control is not None else None, area)
             groups.setdefault(key, []).append((kind, entry))
+            placements[key] = placements.get(key) or placement
+        weighted = any(not entry.region.plain for _, entry in active)
         batch, height, width = shape[0], shape[2] * 8, shape[3] * 8
         plans = []
-        for group in groups.values():
+        for group_key, group in groups.items():
             embeds = torch.cat([e.embeds.to(self.device, self.dtype).expand(batch, -1, -1) for _, e in group])
             added = None
             if self.is_xl:
@@ -203,11 +268,22 @@ class Denoiser:
                         raise ValueError("this SDXL model needs pooled embeddings: encode the prompt with its CLIP")
                     pooled.append(entry.pooled.to(self.device, self.dtype).expand(batch, -1))
                     ids = _time_ids(self.g.unet, entry.pooled.shape[-1], height, width,
-                                    negative=kind != POSITIVE)
+                                    negative=kind != POSITIVE, size=entry.size)
                     time_ids.append(torch.tensor([ids], dtype=self.dtype, device=self.device).expand(batch, -1))
                 added = {"text_embeds": torch.cat(pooled), "time_ids": torch.cat(time_ids)}
-            plans.append(_Batch(group, embeds, added))
+            placement = placements[group_key]
+            member_weights = None
+            if weighted:
+                member_weights = [self._weight(entry, placement, shape) for _, entry in group]
+            plans.append(_Batch(group, embeds, added, placement, member_weights))
         return plans
+
+    def _weight(self, entry: CondEntry, placement: Placement | None, shape: torch.Size) -> torch.Tensor:
+        """An entry's weight on its window: its placement's, or its strength over the whole latent."""
+        own = self._placement(entry, shape)
+        if own:
+            return own.weight  # type: ignore[union-attr]
+        return torch.full(tuple(shape), float(entry.region.strength), device=self.device)
 
     def _control(self, plan: _Batch, x_in: torch.Tensor, t: torch.Tensor, sigma: float) -> dict:
         entry = plan.members[0][1]

@@ -23,6 +23,7 @@ from sdfleet.engine.node_registry import NodeRegistry, check_value
 from sdfleet.engine.nodes import (
     composite,
     conditioning,
+    conditioning_edit,
     custom_sampling,
     image,
     image_transform,
@@ -45,7 +46,8 @@ def node_registry() -> NodeRegistry:
     """The registry of every node class the engine runs."""
     return NodeRegistry([*loaders.NODES, *conditioning.NODES, *latent.NODES, *sampling.NODES, *image.NODES,
                          *mask.NODES, *custom_sampling.NODES, *patches.NODES, *composite.NODES,
-                         *image_transform.NODES, *latent_transform.NODES, *primitives.NODES])
+                         *image_transform.NODES, *latent_transform.NODES, *primitives.NODES,
+                         *conditioning_edit.NODES])
 
 
 def object_info(model_names: Mapping[str, Sequence[str]] | None = None) -> dict[str, Any]:

@@ -114,8 +114,8 @@ def _find_upstream(graph: Mapping[str, Any], value: Any, classes: tuple[str, ...
     return found[0] if found else None
 
 
-_TEXT_NODES = ("CLIPTextEncode", "A1111Prompt")
-_CONDITIONING_THROUGH = ("conditioning_1", "positive", "conditioning")
+_TEXT_NODES = ("CLIPTextEncode", "A1111Prompt", "CLIPTextEncodeSDXL", "CLIPTextEncodeSDXLRefiner")
+_CONDITIONING_THROUGH = ("conditioning_1", "positive", "conditioning", "conditioning_to")
 
 
 def _text_of(graph: Mapping[str, Any], value: Any) -> str:
@@ -125,6 +125,8 @@ def _text_of(graph: Mapping[str, Any], value: Any) -> str:
     node, link = found
     if node.get("class_type") == "A1111Prompt":
         text = node["inputs"].get("negative_prompt" if link[1] == 1 else "prompt")
+    elif node.get("class_type") == "CLIPTextEncodeSDXL":
+        text = node["inputs"].get("text_g")
     else:
         text = node["inputs"].get("text")
     return text if isinstance(text, str) else ""

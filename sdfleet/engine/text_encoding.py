@@ -163,13 +163,19 @@ def encode_a1111(encoders: Sequence[TextEncoder], texts: Sequence[str], *, embed
 # -- ComfyUI -----------------------------------------------------------------------------------------
 
 
-def encode_comfy(encoders: Sequence[TextEncoder], text: str, *, find_embedding: Callable[[str], Embedding | None],
-                 device: torch.device) -> Encoded:
-    """Encode a prompt as ComfyUI's CLIPTextEncode does."""
-    segments = parse_comfy_weights(text)
+def encode_comfy(encoders: Sequence[TextEncoder], text: str | Sequence[str], *,
+                 find_embedding: Callable[[str], Embedding | None], device: torch.device) -> Encoded:
+    """Encode a prompt as ComfyUI's CLIPTextEncode does.
+
+    A list gives each encoder its own text (CLIPTextEncodeSDXL's text_l and text_g); the shorter one is
+    padded with the empty prompt's chunks to the other's chunk count, as ComfyUI does."""
+    texts = [text] * len(encoders) if isinstance(text, str) else list(text)
+    per_encoder = [comfy_chunks(parse_comfy_weights(t), tokenizer=encoder.tokenizer, find_embedding=find_embedding)
+                   for encoder, t in zip(encoders, texts, strict=True)]
+    count = max(len(chunks) for chunks in per_encoder)
     parts, pooled = [], None
-    for encoder in encoders:
-        chunks = comfy_chunks(segments, tokenizer=encoder.tokenizer, find_embedding=find_embedding)
+    for encoder, chunks in zip(encoders, per_encoder, strict=True):
+        chunks = chunks + [empty_chunk(SpecialTokens.of(encoder.tokenizer))] * (count - len(chunks))
         weighted = any(w != 1.0 for c in chunks for w in c.weights)
         batch = chunks + [empty_chunk(SpecialTokens.of(encoder.tokenizer))] if weighted else chunks
         hidden, projected = run_encoder(

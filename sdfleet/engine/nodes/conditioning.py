@@ -21,6 +21,7 @@ from sdfleet.engine.node_registry import (
     link_input,
 )
 from sdfleet.engine.nodes.context import NodeContext
+from sdfleet.engine.nodes.latent import MAX_RESOLUTION
 from sdfleet.engine.prompt_schedule import prompt_schedule
 from sdfleet.engine.text_encoding import encode_a1111, encode_comfy, encoders_for
 from sdfleet.engine.textual_inversion import Embedding
@@ -47,6 +48,44 @@ class ScheduledCond:
 
 
 @dataclass(frozen=True)
+class Region:
+    """Where a conditioning applies and how strongly (ComfyUI's area and mask conditioning).
+
+    `area` is (height, width, y, x) in latent pixels, or ("percentage", height, width, y, x) as fractions of
+    the latent; `mask` [B, H, W] weights the prediction per pixel (resized to the latent when sampling);
+    with `set_area_to_bounds` the model runs only on the mask's bounding box. A plain entry applies
+    everywhere with weight 1."""
+
+    area: tuple | None = None
+    strength: float = 1.0
+    mask: torch.Tensor | None = None
+    mask_strength: float = 1.0
+    set_area_to_bounds: bool = False
+
+    @property
+    def plain(self) -> bool:
+        """True when the entry covers the whole latent with weight 1."""
+        return self.area is None and self.mask is None and self.strength == 1.0
+
+
+@dataclass(frozen=True)
+class SizeConditioning:
+    """SDXL's micro-conditioning as CLIPTextEncodeSDXL / CLIPTextEncodeSDXLRefiner set it; a None size is
+    the image's own size, a None aesthetic score the refiner's default (6 positive, 2.5 negative)."""
+
+    width: int | None = None
+    height: int | None = None
+    crop_w: int = 0
+    crop_h: int = 0
+    target_width: int | None = None
+    target_height: int | None = None
+    aesthetic_score: float | None = None
+
+
+PLAIN = Region()
+
+
+@dataclass(frozen=True)
 class CondEntry:
     """One conditioning: token embeddings [1, tokens, dim], SDXL pooled embedding, optional ControlNet.
 
@@ -61,6 +100,8 @@ class CondEntry:
     schedule: tuple[ScheduledCond, ...] = ()
     start_percent: float = 0.0
     end_percent: float = 1.0
+    region: Region = PLAIN
+    size: SizeConditioning | None = None
 
     def at_step(self, step: int) -> CondEntry:
         """This entry at `step`, the number of guided model evaluations made before this one (0 first).
@@ -123,6 +164,31 @@ def clip_text_encode(ctx: NodeContext, *, text: str, clip: ClipRef) -> tuple[Any
                          find_embedding=_find_embedding(ctx))],)
 
 
+def clip_text_encode_sdxl(ctx: NodeContext, *, clip: ClipRef, width: int, height: int, crop_w: int, crop_h: int,
+                          target_width: int, target_height: int, text_g: str, text_l: str) -> tuple[Any, ...]:
+    """CLIPTextEncodeSDXL: text_l through CLIP-L, text_g through OpenCLIP-G, and SDXL's size conditioning."""
+    ckpt = ctx.models.checkpoint(clip.checkpoint)
+    ctx.models.apply_clip_loras(ckpt, clip.loras)
+    encoders = encoders_for(ckpt, dialect="comfy", stop_at_layer=clip.stop_at_layer)
+    if len(encoders) != 2:
+        raise ValueError("CLIPTextEncodeSDXL needs an SDXL base CLIP (CLIP-L and OpenCLIP-G); "
+                         f"this {ckpt.family} CLIP has {len(encoders)} text encoder(s)")
+    encoded = encode_comfy(encoders, [text_l, text_g], find_embedding=_find_embedding(ctx), device=ctx.device)
+    size = SizeConditioning(width=width, height=height, crop_w=crop_w, crop_h=crop_h, target_width=target_width,
+                            target_height=target_height)
+    return ([CondEntry(encoded.embeds.to(dtype=encoders[0].model.dtype), encoded.pooled, size=size)],)
+
+
+def clip_text_encode_sdxl_refiner(ctx: NodeContext, *, ascore: float, width: int, height: int, text: str,
+                                  clip: ClipRef) -> tuple[Any, ...]:
+    """CLIPTextEncodeSDXLRefiner: the prompt plus the refiner's aesthetic score and image size."""
+    ckpt = ctx.models.checkpoint(clip.checkpoint)
+    ctx.models.apply_clip_loras(ckpt, clip.loras)
+    entry = encode_text(ckpt, text, stop_at_layer=clip.stop_at_layer, device=ctx.device,
+                        find_embedding=_find_embedding(ctx))
+    return ([replace(entry, size=SizeConditioning(width=width, height=height, aesthetic_score=ascore))],)
+
+
 def _a1111_entry(encoders: list, text: str, *, steps: int, hires_steps: int, embeddings: list[Embedding],
                  device: torch.device, negative: bool) -> CondEntry:
     schedule = prompt_schedule(text, steps, hires_steps=hires_steps or None)
@@ -177,6 +243,25 @@ NODES = [
         (InputSpec("text", "STRING", default="", multiline=True), link_input("clip", "CLIP")),
         (OutputSpec("CONDITIONING", "CONDITIONING"),), "conditioning", "CLIP Text Encode (Prompt)"),
         clip_text_encode, _embedding_fingerprint),
+    NodeDefinition(NodeSpec(
+        "CLIPTextEncodeSDXL",
+        (link_input("clip", "CLIP"), int_input("width", default=1024, min=0, max=MAX_RESOLUTION),
+         int_input("height", default=1024, min=0, max=MAX_RESOLUTION),
+         int_input("crop_w", default=0, min=0, max=MAX_RESOLUTION),
+         int_input("crop_h", default=0, min=0, max=MAX_RESOLUTION),
+         int_input("target_width", default=1024, min=0, max=MAX_RESOLUTION),
+         int_input("target_height", default=1024, min=0, max=MAX_RESOLUTION),
+         InputSpec("text_g", "STRING", multiline=True), InputSpec("text_l", "STRING", multiline=True)),
+        (OutputSpec("CONDITIONING", "CONDITIONING"),), "advanced/conditioning", "CLIPTextEncodeSDXL"),
+        clip_text_encode_sdxl, _embedding_fingerprint),
+    NodeDefinition(NodeSpec(
+        "CLIPTextEncodeSDXLRefiner",
+        (float_input("ascore", default=6.0, min=0.0, max=1000.0, step=0.01),
+         int_input("width", default=1024, min=0, max=MAX_RESOLUTION),
+         int_input("height", default=1024, min=0, max=MAX_RESOLUTION),
+         InputSpec("text", "STRING", multiline=True), link_input("clip", "CLIP")),
+        (OutputSpec("CONDITIONING", "CONDITIONING"),), "advanced/conditioning", "CLIPTextEncodeSDXLRefiner"),
+        clip_text_encode_sdxl_refiner, _embedding_fingerprint),
     NodeDefinition(NodeSpec(
         "A1111Prompt",
         (link_input("clip", "CLIP"), InputSpec("prompt", "STRING", default="", multiline=True),
