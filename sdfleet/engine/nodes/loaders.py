@@ -7,11 +7,13 @@ from typing import Any
 
 from sdfleet.engine.files import ModelFiles
 from sdfleet.engine.model_loader import ClipRef, ControlNetRef, LoraApplication, ModelRef, VaeRef
+from sdfleet.engine.model_patches import SamplingPatch
 from sdfleet.engine.node_registry import (
     InputSpec,
     NodeDefinition,
     NodeSpec,
     OutputSpec,
+    combo_input,
     float_input,
     link_input,
     model_input,
@@ -30,6 +32,31 @@ def load_checkpoint(ctx: NodeContext, *, ckpt_name: str) -> tuple[Any, ...]:
     file = ctx.files.model_path("checkpoints", ckpt_name)
     ctx.models.checkpoint(file)
     return ModelRef(file), ClipRef(file), VaeRef(file)
+
+
+#: ComfyUI's models/configs files: how each reads the model's output (the prediction type) and which CLIP
+#: layer its prompts use. sdfleet builds the model from its own packaged configs; the choice keeps its meaning.
+CHECKPOINT_CONFIGS: dict[str, tuple[str, int | None]] = {
+    "anything_v3.yaml": ("eps", -2),
+    "v1-inference.yaml": ("eps", None),
+    "v1-inference_clip_skip_2.yaml": ("eps", -2),
+    "v1-inference_clip_skip_2_fp16.yaml": ("eps", -2),
+    "v1-inference_fp16.yaml": ("eps", None),
+    "v1-inpainting-inference.yaml": ("eps", None),
+    "v2-inference-v.yaml": ("v_prediction", None),
+    "v2-inference-v_fp16.yaml": ("v_prediction", None),
+    "v2-inference.yaml": ("eps", None),
+    "v2-inference_fp16.yaml": ("eps", None),
+    "v2-inpainting-inference.yaml": ("eps", None),
+}
+
+
+def load_checkpoint_with_config(ctx: NodeContext, *, config_name: str, ckpt_name: str) -> tuple[Any, ...]:
+    """CheckpointLoader: the checkpoint read as its ComfyUI config says (v-prediction or eps; CLIP skip 2)."""
+    model, clip, vae = load_checkpoint(ctx, ckpt_name=ckpt_name)
+    sampling, layer = CHECKPOINT_CONFIGS[config_name]
+    model = replace(model, patches=model.patches + (SamplingPatch(sampling),))
+    return model, replace(clip, stop_at_layer=layer) if layer is not None else clip, vae
 
 
 def load_vae(ctx: NodeContext, *, vae_name: str) -> tuple[Any, ...]:
@@ -71,6 +98,13 @@ NODES = [
         "CheckpointLoaderSimple", (model_input("ckpt_name", "checkpoints"),),
         (OutputSpec("MODEL", "MODEL"), OutputSpec("CLIP", "CLIP"), OutputSpec("VAE", "VAE")),
         "loaders", "Load Checkpoint"), load_checkpoint, _sha("checkpoints", "ckpt_name")),
+    NodeDefinition(NodeSpec(
+        "CheckpointLoader",
+        (combo_input("config_name", tuple(CHECKPOINT_CONFIGS), default="v1-inference.yaml"),
+         model_input("ckpt_name", "checkpoints")),
+        (OutputSpec("MODEL", "MODEL"), OutputSpec("CLIP", "CLIP"), OutputSpec("VAE", "VAE")),
+        "advanced/loaders", "Load Checkpoint With Config (DEPRECATED)"),
+        load_checkpoint_with_config, _sha("checkpoints", "ckpt_name")),
     NodeDefinition(NodeSpec(
         "VAELoader", (model_input("vae_name", "vae"),), (OutputSpec("VAE", "VAE"),), "loaders", "Load VAE"),
         load_vae, _sha("vae", "vae_name")),
