@@ -44,7 +44,7 @@ def _images(folder: Path, *, count: int, size: int) -> list[Path]:
 
 def _base(args):
     from bench.models import real_architecture_pipeline, tiny_pipeline
-    from sdfleet.engine.training import BaseModel
+    from sdfleet.engine.training.base_model import BaseModel
 
     dtype = DTYPES[args.precision] if args.device.startswith("cuda") else torch.float32
     pipe = (real_architecture_pipeline if args.real else tiny_pipeline)("sd1", device=args.device, dtype=dtype)
@@ -55,7 +55,7 @@ def _base(args):
 
 
 def _config(args):
-    from sdfleet.engine.training import TrainingConfig
+    from sdfleet.engine.training.config import TrainingConfig
 
     return TrainingConfig(network_rank=args.rank, network_alpha=float(args.rank), max_train_steps=args.steps,
                           resolution=args.size, train_batch_size=args.batch, random_flip=True, unet_lr=1e-4,
@@ -64,7 +64,8 @@ def _config(args):
 
 def run_sdfleet(args, paths: list[Path]) -> float:
     """Seconds for `args.steps` optimizer steps of sdfleet's trainer (caching included)."""
-    from sdfleet.engine.training import ImageSet, Trainer, TrainingItem
+    from sdfleet.engine.training.data import ImageSet, TrainingItem
+    from sdfleet.engine.training.trainer import Trainer
 
     config = _config(args)
     items = [TrainingItem(p, f"a photo of sks thing {i % 3}") for i, p in enumerate(paths)]

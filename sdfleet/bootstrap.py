@@ -140,6 +140,31 @@ def build_datasets(settings: Settings, *, database: Database, objects, clock: Ca
     return DatasetService(database=database, objects=objects, clock=clock, limits=limits)
 
 
+def build_trainings(settings: Settings, *, database: Database, objects, checkpoints, datasets, endpoints, workers,
+                    notifier, clock: Callable[[], datetime]):
+    """LoRA training jobs: the owner side and the worker side; trainings pin their datasets and base models."""
+    from sdfleet.services.endpoints import EndpointRouting
+    from sdfleet.services.training_worker import TrainingWorkerService
+    from sdfleet.services.trainings import TrainingLimits, TrainingService
+    from sdfleet.store.jobs import SqlJobQueue
+
+    queue = SqlJobQueue(database)
+
+    def devices(name: str) -> tuple[str, ...]:
+        endpoint = endpoints.store.get(name)
+        return endpoint.config.devices if endpoint is not None else ()
+
+    trainings = TrainingService(queue=queue, objects=objects, checkpoints=checkpoints, datasets=datasets,
+                                router=EndpointRouting(endpoints), endpoint_devices=devices, notifier=notifier,
+                                clock=clock, limits=TrainingLimits(max_queued_per_user=settings.max_queued_per_user,
+                                                                   max_attempts=settings.max_attempts))
+    datasets.pinned_by.append(trainings.datasets_pinned)
+    checkpoints.pinned_by.append(trainings.checkpoints_pinned)
+    worker_side = TrainingWorkerService(queue=queue, objects=objects, checkpoints=checkpoints, workers=workers,
+                                        clock=clock)
+    return trainings, worker_side
+
+
 def build_user_options(*, database: Database, checkpoints, clock: Callable[[], datetime]):
     """Per-user A1111 options; their `sd_model_checkpoint` is also the native API's per-user default model."""
     from sdfleet.services.user_options import UserOptionsService
@@ -301,8 +326,14 @@ def build_services(
     inference, workers, notifier, graphs = build_jobs(settings, database=database, objects=objects,
                                                       checkpoints=checkpoints, clock=clock, endpoints=endpoints,
                                                       check_webhook=notifications.check_url)
+    datasets = build_datasets(settings, database=database, objects=objects, clock=clock)
+    trainings, training_worker = build_trainings(settings, database=database, objects=objects,
+                                                 checkpoints=checkpoints, datasets=datasets, endpoints=endpoints,
+                                                 workers=workers, notifier=notifier, clock=clock)
     return Services(
         inference=inference,
+        trainings=trainings,
+        training_worker=training_worker,
         workers=workers,
         endpoints=endpoints,
         notifier=notifier,
@@ -314,7 +345,7 @@ def build_services(
         a1111=build_a1111(database=database, checkpoints=checkpoints, inference=inference, notifier=notifier,
                           clock=clock, max_image_pixels=settings.max_image_pixels),
         checkpoints=checkpoints,
-        datasets=build_datasets(settings, database=database, objects=objects, clock=clock),
+        datasets=datasets,
         uploads=uploads,
         imports=imports,
         auth=AuthService(database=database, hasher=hasher, policy=policy, limiter=limiter, audit=audit, clock=clock),
@@ -401,7 +432,8 @@ def build_app(runtime: Runtime, *, local_workers: int | None = None, server_url:
     return create_app(
         services,
         max_request_bytes=settings.max_request_bytes,
-        body_limit_exempt=(r"^/api/v1/checkpoints/uploads/[^/]+/parts/", r"^/api/v1/worker/jobs/[^/]+/outputs/"),
+        body_limit_exempt=(r"^/api/v1/checkpoints/uploads/[^/]+/parts/", r"^/api/v1/worker/jobs/[^/]+/outputs/",
+                           r"^/api/v1/worker/jobs/[^/]+/training/"),
         body_limits=((r"^/api/v1/datasets/[^/]+/images$", settings.max_dataset_upload_bytes),),
         background=background,
         public_url=settings.public_url,

@@ -29,8 +29,10 @@ from sdfleet.api.routes import (
     preferences,
     roles,
     styles,
+    trainings,
     users,
     worker,
+    worker_training,
 )
 from sdfleet.api.routes import checkpoints as checkpoint_routes
 from sdfleet.api.routes import datasets as dataset_routes
@@ -82,7 +84,7 @@ def create_app(services: Services, *, max_request_bytes: int = 8 * 1024 * 1024,
     app.state.trusted_proxies = trusted_proxies
     install_error_handlers(app)
     for module in (auth, preferences, styles, gallery, users, roles, api_keys, audit, health, inferences, job_media,
-                   model_notes, generation, worker):
+                   model_notes, generation, worker, worker_training, trainings):
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(checkpoint_routes.router, prefix=API_PREFIX)
     app.include_router(a1111_routes.router)

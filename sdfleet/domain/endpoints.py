@@ -13,7 +13,7 @@ from sdfleet.domain.errors import InvalidInput
 EVERYONE = "*"
 MAX_REPLICAS = 64
 LAUNCHERS = ("local",)
-KINDS = ("inference",)
+KINDS = ("inference", "train")  #: job kinds an endpoint may run; "train" lets its workers train LoRAs
 _NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 _DEVICE = re.compile(r"cpu|auto|cuda(:\d{1,2})?|mps")
 _SHA256 = re.compile(r"[0-9a-f]{64}")

@@ -27,6 +27,7 @@ class JobKind(enum.StrEnum):
     """What a job does."""
 
     INFERENCE = "inference"  #: run a graph, produce images
+    TRAIN = "train"  #: train a LoRA on a dataset, register it in the model registry
 
 
 class EventType(enum.StrEnum):
@@ -62,6 +63,9 @@ class JobProgress:
     value: int = 0
     max: int = 0
     node_id: str | None = None
+    #: what a training reports with its step (loss, lr, steps_per_second, eta_seconds, epoch); carried by the
+    #: progress event, not stored in the row
+    metrics: dict[str, float] | None = None
 
 
 @dataclass(frozen=True)

@@ -96,6 +96,13 @@ class CheckpointService:
         with self.database.session() as s:
             return CheckpointRepository(s).get_by_sha256(sha256)
 
+    def get_record(self, checkpoint_id: str) -> Checkpoint | None:
+        """A checkpoint by id, no permission check (for pin hooks)."""
+        if not is_valid_id(checkpoint_id):
+            return None
+        with self.database.session() as s:
+            return CheckpointRepository(s).get(checkpoint_id)
+
     def resolve(self, principal: Principal, *, model_type: str, name: str) -> Checkpoint:
         """The active model of this type and name that the principal may see; NotFound names it otherwise."""
         kind = parse_model_type(model_type)

@@ -35,6 +35,8 @@ class Services:
     endpoints: Any = None  # EndpointService (endpoints, replicas, autoscaler events)
     notifications: Any = None  # NotificationService (e-mail addresses, webhooks, delivery log)
     datasets: Any = None  # DatasetService (training datasets)
+    trainings: Any = None  # TrainingService (LoRA training jobs, owner side)
+    training_worker: Any = None  # TrainingWorkerService (LoRA training jobs, worker side)
     generation: Any = None  # GenerationOptions (sampler names and field limits for forms)
     job_media: Any = None  # JobMedia (thumbnails, a job's input images)
     preferences: Any = None  # PreferencesService (web UI theme and remembered form values)

@@ -207,16 +207,18 @@ class EndpointRouting:
     def __init__(self, endpoints: EndpointService) -> None:
         self._endpoints = endpoints
 
-    def route(self, principal: Principal, *, requested: str | None, model_sha256s: list[str]) -> str:
+    def route(self, principal: Principal, *, requested: str | None, model_sha256s: list[str],
+              kind: str = "inference") -> str:
         usable = [e for e in self._endpoints.store.list()
-                  if e.status.live and "inference" in e.config.kinds and _may_use(principal, e)]
+                  if e.status.live and kind in e.config.kinds and _may_use(principal, e)]
         if requested is not None:
             if any(e.name == requested for e in usable):
                 return requested
-            raise Conflict(f"no endpoint named {requested!r} that you may use; available: "
+            raise Conflict(f"no endpoint named {requested!r} that you may use for {kind} jobs; available: "
                            f"{', '.join(e.name for e in usable) or 'none'}", details={"field": "endpoint"})
         if not usable:
-            raise Conflict("no endpoint you may use can run this job; ask an administrator for access",
+            raise Conflict(f"no endpoint you may use runs {kind} jobs; ask an administrator for access"
+                           + (" (an endpoint whose kinds include \"train\")" if kind == "train" else ""),
                            details={"field": "endpoint"})
         wanted = set(model_sha256s)
         return max(usable, key=lambda e: self._score(e, wanted)).name

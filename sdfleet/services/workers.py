@@ -127,6 +127,14 @@ class WorkerService:
             self._notifier.notify(f"job:{lease.job.id}")
         return lease
 
+    def held(self, worker: WorkerRecord, job_id: str, token: int) -> Job:
+        """The job, if this worker holds it with this fencing token; else StaleLeaseError (409)."""
+        return self._held(worker, job_id, token)
+
+    def finished(self, worker: WorkerRecord, job_id: str) -> None:
+        """After a job ended: drop its preview, mark the worker idle, wake the job's listeners."""
+        self._finished(worker, job_id)
+
     def _held(self, worker: WorkerRecord, job_id: str, token: int) -> Job:
         try:
             job = self._queue.check_lease(job_id, token=token) if is_valid_id(job_id) else None

@@ -193,8 +193,10 @@ class SqlJobQueue:
                 row.progress_value, row.progress_max, row.progress_node
             ):
                 row.progress_value, row.progress_max, row.progress_node = progress.value, progress.max, progress.node_id
-                self._event(s, row, EventType.PROGRESS,
-                            {"value": progress.value, "max": progress.max, "node_id": progress.node_id}, now)
+                data = {"value": progress.value, "max": progress.max, "node_id": progress.node_id}
+                if progress.metrics:
+                    data["metrics"] = progress.metrics
+                self._event(s, row, EventType.PROGRESS, data, now)
             return _job(row)
 
     def complete(self, job_id: str, *, token: int, outputs: list[JobOutput], now: datetime,
@@ -333,6 +335,22 @@ class SqlJobQueue:
             ).all()
             return [JobEvent(job_id=r.job_id, seq=r.seq, type=EventType(r.type), data=r.data,
                              created_at=r.created_at) for r in rows]
+
+    def last_event(self, job_id: str, type_: EventType) -> JobEvent | None:
+        """The job's latest event of a type (a training's last progress: loss, lr, speed)."""
+        with self._db.session(write_lock=False) as s:
+            r = s.scalars(select(JobEventRow).where(JobEventRow.job_id == job_id, JobEventRow.type == type_.value)
+                          .order_by(JobEventRow.seq.desc()).limit(1)).first()
+            return None if r is None else JobEvent(job_id=r.job_id, seq=r.seq, type=EventType(r.type), data=r.data,
+                                                   created_at=r.created_at)
+
+    def unfinished(self, *, kind: JobKind) -> list[Job]:
+        """Every queued or running job of a kind (what trainings pin: datasets, base models)."""
+        with self._db.session(write_lock=False) as s:
+            rows = s.scalars(select(JobRow).where(
+                JobRow.kind == kind.value,
+                JobRow.status.in_([JobStatus.QUEUED.value, JobStatus.RUNNING.value]))).all()
+            return [_job(r) for r in rows]
 
     def running_for_worker(self, worker_id: str) -> list[Job]:
         with self._db.session(write_lock=False) as s:

@@ -43,6 +43,8 @@ class ClaimedJob:
     models: list[dict[str, Any]]
     inputs: list[dict[str, str]]
     extra: dict[str, Any]
+    kind: str = "inference"
+    training: dict[str, Any] | None = None  #: a `train` job's base, dataset manifest, parameters, LoRA name
 
 
 class WorkerClient:
@@ -85,14 +87,18 @@ class WorkerClient:
             return None
         d = r.json()
         return ClaimedJob(id=d["id"], fencing_token=d["fencing_token"], lease_seconds=d["lease_seconds"],
-                          graph=d["graph"], models=d["models"], inputs=d["inputs"], extra=d.get("extra") or {})
+                          graph=d["graph"], models=d["models"], inputs=d["inputs"], extra=d.get("extra") or {},
+                          kind=d.get("kind") or "inference", training=d.get("training"))
 
     def heartbeat(self, job: ClaimedJob, *, value: int | None = None, maximum: int | None = None,
-                  node_id: str | None = None, preview_png: bytes | None = None) -> bool:
+                  node_id: str | None = None, preview_png: bytes | None = None,
+                  metrics: dict[str, float] | None = None) -> bool:
         """Extend the lease; True when the owner asked to cancel."""
         body: dict[str, Any] = {"fencing_token": job.fencing_token}
         if value is not None and maximum is not None:
             body.update(value=value, max=maximum, node_id=node_id)
+            if metrics:
+                body["metrics"] = metrics
         if preview_png:
             body["preview_png_base64"] = base64.b64encode(preview_png).decode()
         r = self._check(self._http.post(f"/jobs/{job.id}/heartbeat", json=body))
@@ -136,3 +142,34 @@ class WorkerClient:
             if offset and r.status_code != 206:
                 raise ServerError("server ignored the Range header")
             yield from r.iter_bytes(1 << 20)
+
+    # Training jobs
+    def training_image(self, job: ClaimedJob, sha256: str) -> Iterator[bytes]:
+        """Stream an image of the held training's dataset."""
+        with self._http.stream("GET", f"/jobs/{job.id}/training/images/{sha256}",
+                               params={"fencing_token": job.fencing_token}) as r:
+            if r.status_code == 410:
+                raise InputMissing(f"dataset image {sha256}")
+            self._check(r)
+            yield from r.iter_bytes(1 << 20)
+
+    def training_checkpoint(self, job: ClaimedJob) -> tuple[int, bytes] | None:
+        """(step, bytes) of the last checkpoint an earlier attempt stored, or None."""
+        r = self._check(self._http.get(f"/jobs/{job.id}/training/checkpoint",
+                                       params={"fencing_token": job.fencing_token}, timeout=600))
+        if r.status_code == 204:
+            return None
+        return int(r.headers["x-step"]), r.content
+
+    def put_training_checkpoint(self, job: ClaimedJob, step: int, data: bytes) -> None:
+        self._check(self._http.put(f"/jobs/{job.id}/training/checkpoint", content=data, timeout=600,
+                                   params={"fencing_token": job.fencing_token, "step": step}))
+
+    def put_training_artifact(self, job: ClaimedJob, name: str, data: bytes) -> None:
+        self._check(self._http.put(f"/jobs/{job.id}/training/artifacts/{name}", content=data, timeout=600,
+                                   params={"fencing_token": job.fencing_token}))
+
+    def complete_training(self, job: ClaimedJob, *, info: dict[str, Any]) -> None:
+        """Register the uploaded LoRA and finish the training."""
+        self._check(self._http.post(f"/jobs/{job.id}/training/complete", timeout=600,
+                                    json={"fencing_token": job.fencing_token, "info": info}))

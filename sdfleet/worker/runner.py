@@ -98,8 +98,9 @@ class _Heartbeat(threading.Thread):
         self._halt = threading.Event()
         self._last = 0.0
 
-    def progress(self, value: int, maximum: int, node_id: str | None, preview: bytes | None) -> None:
-        step = (value, maximum, node_id)
+    def progress(self, value: int, maximum: int, node_id: str | None, preview: bytes | None,
+                 metrics: dict[str, float] | None = None) -> None:
+        step = (value, maximum, node_id, metrics)
         with self._lock:
             first = node_id not in self._started_nodes
             self._started_nodes.add(node_id)
@@ -145,9 +146,9 @@ class _Heartbeat(threading.Thread):
             steps.append(latest)
         self._last = time.monotonic()
         for index, step in enumerate(steps or [None]):
-            value, maximum, node_id = step or (None, None, None)
+            value, maximum, node_id, metrics = step or (None, None, None, None)
             try:
-                if self.client.heartbeat(self.job, value=value, maximum=maximum, node_id=node_id,
+                if self.client.heartbeat(self.job, value=value, maximum=maximum, node_id=node_id, metrics=metrics,
                                          preview_png=preview if index == len(steps) - 1 else None):
                     self.cancel_requested = True
             except LeaseLost:
@@ -166,7 +167,7 @@ class _Heartbeat(threading.Thread):
                 return
 
 
-_Step = tuple[int, int, str | None]
+_Step = tuple[int, int, str | None, dict[str, float] | None]  #: value, max, node, a training's metrics
 
 
 class _StopWhileIdle(BaseException):
@@ -294,7 +295,10 @@ class WorkerLoop:
         heartbeat = _Heartbeat(self.client, job)
         heartbeat.start()
         try:
-            self._run_job(job, heartbeat)
+            if job.kind == "train":
+                self._run_training(job, heartbeat)
+            else:
+                self._run_job(job, heartbeat)
         except LeaseLost:
             if heartbeat.token_refused:
                 raise TokenRefused(f"the server refused this worker's token during job {job.id}") from None
@@ -303,6 +307,16 @@ class WorkerLoop:
             log.error("job %s: server unreachable while finishing (%s); the lease will expire", job.id, exc)
         finally:
             heartbeat.stop()
+
+    def _should_stop(self, heartbeat: _Heartbeat) -> bool:
+        draining = self._drain_deadline is not None and time.monotonic() > self._drain_deadline
+        return heartbeat.cancel_requested or heartbeat.lease_lost or draining
+
+    def _run_training(self, job: ClaimedJob, heartbeat: _Heartbeat) -> None:
+        from sdfleet.worker.training import TrainingRun
+
+        TrainingRun(client=self.client, cache=self.cache, device=self.options.device, job=job, heartbeat=heartbeat,
+                    should_stop=lambda: self._should_stop(heartbeat)).run()
 
     def _run_job(self, job: ClaimedJob, heartbeat: _Heartbeat) -> None:
         from sdfleet.engine.events import Cancelled, Progress
@@ -324,8 +338,7 @@ class WorkerLoop:
                 heartbeat.progress(event.value, event.max, event.node_id, event.preview_png)
 
         def should_cancel() -> bool:
-            draining = self._drain_deadline is not None and time.monotonic() > self._drain_deadline
-            return heartbeat.cancel_requested or heartbeat.lease_lost or draining
+            return self._should_stop(heartbeat)
 
         started = time.perf_counter()
         try:

@@ -77,6 +77,7 @@ async def claim(body: ClaimRequest, worker: CurrentWorker, services: ServicesDep
                 lease_seconds=services.workers.lease_seconds, graph=spec["graph"],
                 models=[ModelToFetch(**m, url=f"/api/v1/worker/models/{m['sha256']}") for m in spec.get("models", [])],
                 inputs=spec.get("inputs", []), extra=spec.get("extra", {}),
+                kind=lease.job.kind.value, training=spec.get("training"),
             )
         remaining = deadline - time.monotonic()
         if remaining <= 0 or await request.is_disconnected():
@@ -89,7 +90,7 @@ def heartbeat(job_id: str, body: HeartbeatRequest, worker: CurrentWorker, servic
     """Extend the lease, report progress (and a preview); answers whether the owner asked to cancel."""
     progress = None
     if body.value is not None and body.max is not None:
-        progress = JobProgress(value=body.value, max=body.max, node_id=body.node_id)
+        progress = JobProgress(value=body.value, max=body.max, node_id=body.node_id, metrics=body.metrics)
     preview = None
     if body.preview_png_base64:
         try:

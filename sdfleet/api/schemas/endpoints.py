@@ -24,7 +24,9 @@ class EndpointCreate(Strict):
     idle_seconds: StrictFloat = Field(default=300, ge=0, le=604_800)
     preload: Names = Field(default_factory=list, max_length=32, description="sha256s of models to keep loaded.")
     allowed_roles: Names = Field(default_factory=lambda: ["*"], max_length=64, description='"*" for everyone.')
-    kinds: list[Literal["inference"]] = Field(default_factory=lambda: ["inference"], max_length=4)
+    kinds: list[Literal["inference", "train"]] = Field(
+        default_factory=lambda: ["inference"], max_length=4,
+        description='Job kinds its workers run; "train" lets them train LoRAs.')
 
     def config(self) -> EndpointConfig:
         return EndpointConfig(launcher=self.launcher, devices=tuple(self.devices), min_replicas=self.min_replicas,
@@ -41,7 +43,7 @@ class EndpointUpdate(Strict):
     idle_seconds: StrictFloat | None = Field(default=None, ge=0, le=604_800)
     preload: Names | None = Field(default=None, max_length=32)
     allowed_roles: Names | None = Field(default=None, max_length=64)
-    kinds: list[Literal["inference"]] | None = Field(default=None, max_length=4)
+    kinds: list[Literal["inference", "train"]] | None = Field(default=None, max_length=4)
 
     def change(self) -> EndpointChange:
         return EndpointChange(devices=self.devices, min_replicas=self.min_replicas, max_replicas=self.max_replicas,

@@ -130,6 +130,9 @@ class ClaimedJob(BaseModel):
     models: list[ModelToFetch]
     inputs: list[dict[str, str]]
     extra: dict[str, Any]
+    kind: str = "inference"
+    #: a `train` job's base model, dataset manifest, parameters and LoRA name
+    training: dict[str, Any] | None = None
 
 
 class HeartbeatRequest(Strict):
@@ -137,6 +140,8 @@ class HeartbeatRequest(Strict):
     value: StrictInt | None = Field(default=None, ge=0)
     max: StrictInt | None = Field(default=None, ge=0)
     node_id: StrictStr | None = Field(default=None, max_length=64)
+    metrics: dict[StrictStr, StrictFloat | StrictInt] | None = Field(
+        default=None, max_length=16, description="A training's loss, lr, steps_per_second, eta_seconds, epoch.")
     preview_png_base64: StrictStr | None = Field(default=None, max_length=8_000_000)
 
 

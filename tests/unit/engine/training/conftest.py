@@ -11,7 +11,10 @@ from PIL import Image
 
 from sdfleet.engine.checkpoints import export_checkpoint
 from sdfleet.engine.tiny import tiny_sd1_pipeline, tiny_sdxl_pipeline
-from sdfleet.engine.training import ImageSet, Trainer, TrainingConfig, TrainingItem, load_base_model
+from sdfleet.engine.training.base_model import load_base_model
+from sdfleet.engine.training.config import TrainingConfig
+from sdfleet.engine.training.data import ImageSet, TrainingItem
+from sdfleet.engine.training.trainer import Trainer
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from sdfleet.engine.training import TrainingConfig, TrainingConfigError
 from sdfleet.engine.training.buckets import BatchSchedule, make_buckets, nearest_bucket, place
+from sdfleet.engine.training.config import TrainingConfig, TrainingConfigError
 
 
 def test_buckets_match_kohya():

@@ -15,16 +15,12 @@ from safetensors import safe_open
 
 from sdfleet.engine.executor import Engine
 from sdfleet.engine.files import DictModelFiles, ModelFile
-from sdfleet.engine.training import (
-    Lineage,
-    TrainingConfig,
-    TrainingHooks,
-    kohya_metadata,
-    load_base_model,
-    read_state,
-    write_state,
-)
+from sdfleet.engine.training.base_model import load_base_model
+from sdfleet.engine.training.config import TrainingConfig
+from sdfleet.engine.training.metadata import Lineage, kohya_metadata
 from sdfleet.engine.training.sampling import evaluation_grid, pipeline_of, sample_images
+from sdfleet.engine.training.state import read_state, write_state
+from sdfleet.engine.training.trainer import TrainingHooks
 from tests.unit.engine.conftest import txt2img_graph
 from tests.unit.engine.training.conftest import make_trainer
 
