@@ -22,7 +22,7 @@ class RecordingClient:
         self.failures = failures
         self.lock = threading.Lock()
 
-    def heartbeat(self, job, *, value=None, maximum=None, node_id=None, preview_png=None) -> bool:
+    def heartbeat(self, job, *, value=None, maximum=None, node_id=None, preview_png=None, metrics=None) -> bool:
         with self.lock:
             self.calls += 1
             if self.calls in self.failures:
