@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass
 
 from sdfleet.fleet.launcher import ReplicaSpec, ReplicaState
+from sdfleet.fleet.worker_env import worker_environment
 
 __all__ = ["LocalLauncher", "ReplicaSpec"]
 
@@ -88,7 +89,7 @@ class LocalLauncher:
 
     def _spawn(self, replica: _Replica) -> None:
         spec = replica.spec
-        env = {**os.environ, "SDFLEET_WORKER_TOKEN": spec.token, **spec.extra_env}
+        env = worker_environment(os.environ, token=spec.token, extra=spec.extra_env)
         cmd = [sys.executable, "-m", "sdfleet.cli", "worker", "--server", spec.server_url, "--device", spec.device,
                "--cache-dir", str(spec.cache_dir), "--name", spec.name,
                # a `kill -9`'d server runs no clean-up: the replica watches for its parent's death itself
