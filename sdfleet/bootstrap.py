@@ -177,11 +177,14 @@ def build_a1111(*, database: Database, checkpoints, inference, notifier, clock: 
                 max_image_pixels: int):
     """The A1111 adapter behind /sdapi/v1."""
     from sdfleet.services.a1111 import A1111Service
+    from sdfleet.services.styles import StyleService
+    from sdfleet.store.styles import SqlStyleStore
     from sdfleet.store.workers import SqlWorkerRegistry
 
     options = build_user_options(database=database, checkpoints=checkpoints, clock=clock)
     return A1111Service(inference=inference, options=options, notifier=notifier,
-                        workers=SqlWorkerRegistry(database).list, clock=clock, max_image_pixels=max_image_pixels)
+                        workers=SqlWorkerRegistry(database).list, clock=clock, max_image_pixels=max_image_pixels,
+                        styles=StyleService(store=SqlStyleStore(database), clock=clock))
 
 
 def build_endpoints(settings: Settings, *, database: Database, checkpoints, clock: Callable[[], datetime]):

@@ -8,28 +8,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from sdfleet.engine.a1111_fields import InvalidField, UnsupportedField, apply_infotext, check_fields, mask_blur
 from sdfleet.engine.a1111_limits import A1111_LIMITS
 from sdfleet.engine.prompt_schedule import prompt_schedule
 from sdfleet.engine.prompt_weights import PromptSyntaxError, parse_a1111_emphasis
 from sdfleet.engine.sampler_names import UnknownSamplerName, prompt_schedule_steps, resolve
 
 LORA_TAG = re.compile(r"<lora:([^:>]+)((?::[^:>]*)*)>")
-
-
-class UnsupportedField(ValueError):
-    """A payload field the engine cannot honour; `name` is the field."""
-
-    def __init__(self, name: str, message: str | None = None) -> None:
-        super().__init__(message or f"{name} is not supported by this engine")
-        self.name = name
-
-
-class InvalidField(ValueError):
-    """A payload field with a bad value; `name` is the field."""
-
-    def __init__(self, name: str, message: str) -> None:
-        super().__init__(message)
-        self.name = name
 
 
 @dataclass(frozen=True)
@@ -50,30 +35,6 @@ class CompiledA1111:
     params: dict[str, Any]
     all_seeds: list[int] = field(default_factory=list)
     all_subseeds: list[int] = field(default_factory=list)
-
-
-# Fields honoured, and fields accepted only at the value that means "off".
-_HONOURED = {
-    "prompt", "negative_prompt", "seed", "sampler_name", "sampler_index", "scheduler", "steps", "cfg_scale",
-    "width", "height", "batch_size", "n_iter", "denoising_strength", "init_images", "mask", "mask_blur",
-    "inpainting_fill", "inpainting_mask_invert", "override_settings", "override_settings_restore_afterwards",
-    "send_images", "save_images", "do_not_save_samples", "do_not_save_grid", "force_task_id", "infotext",
-    "subseed", "subseed_strength", "seed_resize_from_h", "seed_resize_from_w", "eta", "s_churn", "s_tmin",
-    "s_tmax", "s_noise",
-}
-_NEUTRAL: dict[str, tuple[Any, ...]] = {
-    "styles": (None, []), "restore_faces": (None, False),
-    "tiling": (None, False), "enable_hr": (None, False), "script_name": (None, ""), "script_args": (None, []),
-    "alwayson_scripts": (None, {}), "s_min_uncond": (None, 0, 0.0), "refiner_checkpoint": (None, ""),
-    "refiner_switch_at": (None,), "disable_extra_networks": (None, False), "comments": (None, {}),
-    "include_init_images": (None, False), "resize_mode": (None, 0), "image_cfg_scale": (None,),
-    "initial_noise_multiplier": (None, 1, 1.0), "latent_mask": (None,), "inpaint_full_res_padding": None,
-    "firstphase_width": (None, 0), "firstphase_height": (None, 0), "hr_scale": None, "hr_upscaler": None,
-    "hr_second_pass_steps": None, "hr_resize_x": None, "hr_resize_y": None, "hr_checkpoint_name": None,
-    "hr_sampler_name": None, "hr_scheduler": None, "hr_prompt": None, "hr_negative_prompt": None,
-    "denoising_strength_hr": None, "user": None, "sampler_index_hr": None,
-}
-_OVERRIDES = {"sd_model_checkpoint", "sd_vae", "CLIP_stop_at_last_layers"}
 
 
 def parse_lora_tags(prompt: str) -> tuple[str, list[LoraTag]]:
@@ -100,32 +61,6 @@ def _check_prompt(name: str, text: str, steps: int) -> None:
             parse_a1111_emphasis(scheduled.text)
         except PromptSyntaxError as exc:
             raise InvalidField(name, str(exc).replace("prompt:", f"{name}:", 1)) from None
-
-
-def _check_fields(task: str, params: Mapping[str, Any]) -> None:
-    for name, value in params.items():
-        if name in _HONOURED:
-            continue
-        if name in ("inpaint_full_res",) and task == "img2img":
-            if value and params.get("mask"):
-                raise UnsupportedField(name, "inpaint_full_res (inpaint only the masked area) is not supported; "
-                                             "send inpaint_full_res: false")
-            continue
-        if name in _NEUTRAL:
-            neutral = _NEUTRAL[name]
-            if neutral is None or value in neutral:
-                continue
-            raise UnsupportedField(name, f"{name}={value!r} is not supported; expected one of {list(neutral)}")
-        raise UnsupportedField(name, f"{name} is not a supported {task} field")
-    overrides = params.get("override_settings") or {}
-    if not isinstance(overrides, Mapping):
-        raise InvalidField("override_settings", "override_settings must be an object")
-    for key in overrides:
-        if key not in _OVERRIDES:
-            raise UnsupportedField(f"override_settings.{key}",
-                                   f"override_settings.{key} is not supported; supported: {sorted(_OVERRIDES)}")
-    if params.get("enable_hr") and task == "txt2img":
-        raise UnsupportedField("enable_hr")
 
 
 def _int(params: Mapping[str, Any], name: str, default: int | None = None, *, low: int | None = None,
@@ -178,9 +113,14 @@ def compile_a1111(task: str, params: Mapping[str, Any], *, default_checkpoint: s
     # 1. Check inputs
     if task not in ("txt2img", "img2img"):
         raise InvalidField("task", f"task must be txt2img or img2img, got {task!r}")
-    _check_fields(task, params)
+    params = apply_infotext(task, params)
+    check_fields(task, params)
+    if params.get("enable_hr") and task == "txt2img":
+        raise UnsupportedField("enable_hr", "enable_hr (hires fix) is not supported yet")
     overrides = params.get("override_settings") or {}
     prompt, loras = parse_lora_tags(str(params.get("prompt") or ""))
+    if params.get("disable_extra_networks"):
+        loras = []  # A1111 still removes the tags from the prompt
     negative = str(params.get("negative_prompt") or "")
     steps = _int(params, "steps")
     cfg = _float(params, "cfg_scale")
@@ -194,7 +134,8 @@ def compile_a1111(task: str, params: Mapping[str, Any], *, default_checkpoint: s
     seed = _int(params, "seed")
     if seed == -1:
         seed = random.randrange(2**32)
-    sampler_name = params.get("sampler_name") or params.get("sampler_index") or "Euler a"
+    # A1111's API: sampler_name, else sampler_index (its /docs default "Euler")
+    sampler_name = params.get("sampler_name") or params.get("sampler_index") or "Euler"
     try:
         sampler, scheduler = resolve(str(sampler_name), params.get("scheduler"))
     except UnknownSamplerName as exc:
@@ -236,6 +177,9 @@ def compile_a1111(task: str, params: Mapping[str, Any], *, default_checkpoint: s
                            "inputs": {"width": width, "height": height, "batch_size": batch_size}}
     else:
         denoise = _float(params, "denoising_strength")
+        multiplier = _float(params, "initial_noise_multiplier")
+        if multiplier != 1.0:
+            variation["noise_multiplier"] = multiplier
         _img2img_latent(graph, params, vae=vae, width=width, height=height, batch_size=batch_size,
                         input_images=input_images, mask_image=mask_image)
 
@@ -302,8 +246,13 @@ def _img2img_latent(graph: dict[str, Any], params: Mapping[str, Any], *, vae: li
     if len(input_images) != 1:
         raise InvalidField("init_images", f"init_images must hold exactly one image, got {len(input_images)}")
     graph["image"] = {"class_type": "LoadImage", "inputs": {"image": input_images[0]}}
+    resize_mode = _int(params, "resize_mode", 0, low=0, high=3)
+    if resize_mode > 1:
+        raise UnsupportedField("resize_mode", f"resize_mode {resize_mode} is not supported; supported: 0 (just "
+                                              "resize), 1 (crop and resize)")
     graph["resized"] = {"class_type": "ImageScale", "inputs": {
-        "image": ["image", 0], "upscale_method": "bilinear", "width": width, "height": height, "crop": "disabled"}}
+        "image": ["image", 0], "upscale_method": "bilinear", "width": width, "height": height,
+        "crop": "center" if resize_mode == 1 else "disabled"}}
     pixels = ["resized", 0]
     has_mask = mask_image is not None or bool(params.get("mask"))
     if not has_mask:
@@ -316,7 +265,7 @@ def _img2img_latent(graph: dict[str, Any], params: Mapping[str, Any], *, vae: li
         if params.get("inpainting_mask_invert"):
             graph["mask_inverted"] = {"class_type": "InvertMask", "inputs": {"mask": mask}}
             mask = ["mask_inverted", 0]
-        blur = _int(params, "mask_blur")
+        blur = _int({"mask_blur": mask_blur(params)}, "mask_blur")
         if blur:
             graph["mask_blurred"] = {"class_type": "MaskBlur", "inputs": {"mask": mask, "blur_radius": blur}}
             mask = ["mask_blurred", 0]

@@ -35,4 +35,5 @@ A1111_LIMITS: dict[str, FieldLimit] = {
     "s_tmin": FieldLimit(0.0, 100.0, 0.0, integer=False),
     "s_tmax": FieldLimit(0.0, 1000.0, 0.0, integer=False),  # 0: no upper limit, as A1111
     "s_noise": FieldLimit(0.0, 10.0, 1.0, integer=False),
+    "initial_noise_multiplier": FieldLimit(0.0, 10.0, 1.0, integer=False),
 }

@@ -32,6 +32,8 @@ class A1111Plan:
     denoise: float = 1.0
     opts: SolverOptions = SolverOptions(denoise_last=False)
     model_type: str = "SD1"
+    #: img2img's initial_noise_multiplier: scales the starting noise only (A1111's `x *= multiplier`)
+    noise_multiplier: float = 1.0
 
 
 def a1111_sigmas(ms: ModelSampling, plan: A1111Plan) -> torch.Tensor:
@@ -57,6 +59,8 @@ def sample_a1111(guidance: Guidance, latent: torch.Tensor, plan: A1111Plan, *, n
     guidance = replace(guidance, quantize_timesteps=plan.sampler == "ddim")
     rng = noises.A1111Noise(tuple(latent.shape[1:]), plan.seeds)
     noise = rng.initial().to(device)
+    if plan.noise_multiplier != 1.0:
+        noise = noise * plan.noise_multiplier
     inpaint = None
     if noise_mask is not None:
         inpaint = InpaintBlend(latent, prepare_mask(noise_mask, latent.shape).to(device))

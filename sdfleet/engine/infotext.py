@@ -196,6 +196,8 @@ def infotext_for(graph: Mapping[str, Any], save_node_id: str, *, files: ModelFil
         params["Model"] = ckpt_name.rsplit(".", 1)[0]
     if isinstance(inputs.get("denoise"), (int, float)) and inputs["denoise"] < 1:
         params["Denoising strength"] = inputs["denoise"]
+    if isinstance(inputs.get("noise_multiplier"), (int, float)) and inputs["noise_multiplier"] != 1:
+        params["Noise multiplier"] = inputs["noise_multiplier"]
     clip_layer = _find_upstream(graph, _clip_link(graph, inputs.get("positive")), ("CLIPSetLastLayer",),
                                 ("clip",))
     if clip_layer and isinstance(clip_layer["inputs"].get("stop_at_clip_layer"), int):

@@ -26,6 +26,7 @@ from sdfleet.services.endpoints import worker_memory
 from sdfleet.services.inference import InferenceService, Submission
 from sdfleet.services.inputs import check_image, decode_base64_image, rejected
 from sdfleet.services.notifier import Notifier
+from sdfleet.services.styles import apply_styles
 from sdfleet.services.user_options import UserOptionsService, model_title
 
 VERSION = "sdfleet"
@@ -73,20 +74,6 @@ class WaitPolicy:
     recheck_seconds: float = 2.0
 
 
-#: A1111 fields the engine does not know, dropped at the edge while they hold A1111's default (clients send them)
-EDGE_DEFAULTS: dict[str, Any] = {"mask_blur_x": 4, "mask_blur_y": 4, "mask_round": True, "firstpass_image": None}
-
-
-def _refuse_scripts(payload: Mapping[str, Any]) -> None:
-    scripts = payload.get("alwayson_scripts")
-    if isinstance(scripts, Mapping) and scripts:
-        names = sorted(str(k) for k in scripts)
-        raise InvalidInput(f"alwayson_scripts {', '.join(names)} not supported: sdfleet runs no A1111 scripts "
-                           "or extensions", field="alwayson_scripts", details={"unsupported": names})
-    name = payload.get("script_name")
-    if isinstance(name, str) and name:
-        raise InvalidInput(f"script_name {name[:100]!r} is not supported: sdfleet runs no A1111 scripts",
-                           field="script_name", details={"unsupported": ["script_name"]})
 
 
 def all_seeds(seed: int, *, batch_size: int, n_iter: int) -> list[int]:
@@ -99,8 +86,9 @@ class A1111Service:
 
     def __init__(self, *, inference: InferenceService, options: UserOptionsService, notifier: Notifier,
                  workers: Callable[[], list], clock: Callable[[], datetime], wait: WaitPolicy | None = None,
-                 max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> None:
+                 max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS, styles: Any = None) -> None:
         self._inference = inference
+        self._styles = styles  # StyleService: `styles` by name
         self._max_image_pixels = max_image_pixels
         self._options = options
         self._notifier = notifier
@@ -112,8 +100,8 @@ class A1111Service:
     def submit(self, principal: Principal, *, task: str, params: Mapping[str, Any]) -> Job:
         """Queue an A1111 payload, the user's VAE and CLIP-skip options filling unset `override_settings`."""
         authorize(principal, Permission.INFERENCE_ALL)
-        payload = {k: v for k, v in params.items() if not (k in EDGE_DEFAULTS and v == EDGE_DEFAULTS[k])}
-        _refuse_scripts(payload)
+        payload = dict(params)  # the engine's field table judges every field (engine/a1111_fields.py)
+        self._apply_styles(principal, payload)
         overrides = payload.get("override_settings") or {}
         if isinstance(overrides, Mapping):
             merged = {**self._options.overrides(principal), **overrides}
@@ -130,6 +118,25 @@ class A1111Service:
                 name = exc.field.removeprefix("params.")
                 raise InvalidInput(exc.message, field=name, details={**exc.details, "field": name}) from None
             raise
+
+    def _apply_styles(self, principal: Principal, payload: dict[str, Any]) -> None:
+        """A1111 applies `styles` to the prompts (and the hires prompts) before anything else."""
+        names = payload.pop("styles", None)
+        if not names:
+            return
+        if self._styles is None:
+            raise InvalidInput("styles are not available on this server", field="styles")
+        styles = self._styles.resolve(principal, names)
+        prompt, negative = apply_styles(str(payload.get("prompt") or ""), str(payload.get("negative_prompt") or ""),
+                                        styles)
+        if payload.get("enable_hr"):
+            # A1111 fills an empty hires prompt with the plain one before styling both
+            hr_prompt, hr_negative = apply_styles(str(payload.get("hr_prompt") or payload.get("prompt") or ""),
+                                                  str(payload.get("hr_negative_prompt")
+                                                      or payload.get("negative_prompt") or ""), styles)
+            payload.update(hr_prompt=hr_prompt, hr_negative_prompt=hr_negative)
+        payload.update(prompt=prompt, negative_prompt=negative)
+        payload["styles_applied"] = list(names)
 
     async def generate(self, principal: Principal, *, task: str, params: Mapping[str, Any],
                        disconnected: Callable[[], Awaitable[bool]] | None = None) -> Generation:
@@ -193,7 +200,7 @@ class A1111Service:
             "sd_vae_name": overrides.get("sd_vae"), "sd_vae_hash": None,
             "seed_resize_from_w": -1, "seed_resize_from_h": -1,
             "denoising_strength": params.get("denoising_strength"), "extra_generation_params": {},
-            "index_of_first_image": 0, "infotexts": infotexts, "styles": [],
+            "index_of_first_image": 0, "infotexts": infotexts, "styles": list(params.get("styles_applied") or []),
             "job_timestamp": started.strftime("%Y%m%d%H%M%S"),
             "clip_skip": int(overrides.get("CLIP_stop_at_last_layers") or 1),
             "is_using_inpainting_conditioning": False, "version": VERSION,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import torch
@@ -108,7 +109,7 @@ def ksampler_a1111(ctx: NodeContext, *, model: ModelRef, seed: int, subseed: int
                    seed_resize_from_h: int, seed_resize_from_w: int, steps: int, cfg: float, sampler_name: str,
                    scheduler: str, positive: list[CondEntry], negative: list[CondEntry], latent_image: dict,
                    denoise: float, eta: float = 1.0, s_churn: float = 0.0, s_tmin: float = 0.0,
-                   s_tmax: float = 0.0, s_noise: float = 1.0) -> tuple[Any, ...]:
+                   s_tmax: float = 0.0, s_noise: float = 1.0, noise_multiplier: float = 1.0) -> tuple[Any, ...]:
     """KSamplerA1111: sample a batch as A1111 does (image i: seed + i; img2img: int(steps × denoise) steps)."""
     guidance, ckpt = prepare_guidance(ctx, model, positive, negative, cfg, quantize=False)
     latent = latent_image["samples"]
@@ -118,7 +119,7 @@ def ksampler_a1111(ctx: NodeContext, *, model: ModelRef, seed: int, subseed: int
     opts = SolverOptions(eta=eta, s_noise=s_noise, s_churn=s_churn, s_tmin=s_tmin,
                          s_tmax=s_tmax if s_tmax > 0 else float("inf"), denoise_last=False)
     plan = A1111Plan(sampler_name, scheduler, steps, seeds, denoise=denoise, opts=opts,
-                     model_type="SDXL" if ckpt.family.startswith("sdxl") else "SD1")
+                     model_type="SDXL" if ckpt.family.startswith("sdxl") else "SD1", noise_multiplier=noise_multiplier)
     ctx.check_cancel()
     with unet_patched(guidance.unet, model.patches):
         samples = sample_a1111(guidance, latent, plan, noise_mask=latent_image.get("noise_mask"),
@@ -186,7 +187,8 @@ NODES = [
          float_input("eta", default=1.0, min=0.0, max=10.0), float_input("s_churn", default=0.0, min=0.0, max=100.0),
          float_input("s_tmin", default=0.0, min=0.0, max=100.0), float_input("s_tmax", default=0.0, min=0.0,
                                                                             max=1000.0),
-         float_input("s_noise", default=1.0, min=0.0, max=10.0)),
+         float_input("s_noise", default=1.0, min=0.0, max=10.0),
+         replace(float_input("noise_multiplier", default=1.0, min=0.0, max=10.0), optional=True)),
         (OutputSpec("LATENT", "LATENT"),), "sampling",
         "KSampler (A1111)", description="Samples a batch as AUTOMATIC1111 does: image i gets seed + i, "
         "variation seeds, A1111's schedules and img2img step count."), ksampler_a1111),

@@ -114,3 +114,27 @@ def test_textual_inversion_by_name_reaches_the_worker(fleet, tmp_path):
     as_pixels = [np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).astype(int) for png in (literal,
                                                                                                  with_embedding)]
     assert np.abs(as_pixels[0] - as_pixels[1]).max() > 2
+
+
+def test_the_complete_default_request_with_a_style(fleet):
+    """A client that sends every field of A1111's schema at its default gets an image; `styles` are applied."""
+    from tests.fixtures.a1111_payloads import FAST, TXT2IMG_DEFAULTS
+
+    admin = fleet.login()
+    headers = _user(fleet, admin)
+    bearer = {"Authorization": headers["Authorization"]}
+    r = httpx.post(f"{fleet.url}/api/v1/styles", headers=bearer,
+                   json={"name": "glossy", "prompt": "{prompt}, glossy", "negative_prompt": "matte"})
+    assert r.status_code == 201, r.text
+    fleet.start_worker("a")
+    payload = {**TXT2IMG_DEFAULTS, **FAST, "prompt": "a cube", "negative_prompt": "blurry", "seed": 11,
+               "styles": ["glossy"]}
+    r = httpx.post(f"{fleet.url}/sdapi/v1/txt2img", headers=headers, json=payload, timeout=120)
+    assert r.status_code == 200, r.text
+    info = json.loads(r.json()["info"])
+    assert info["styles"] == ["glossy"] and info["all_seeds"] == [11]
+    text = Image.open(io.BytesIO(base64.b64decode(r.json()["images"][0]))).info["parameters"]
+    assert text.startswith("a cube, glossy\nNegative prompt: blurry, matte\n")
+    assert "Sampler: Euler," in text and "Steps: 3" in text  # sampler_index "Euler" is A1111's default
+    r = httpx.post(f"{fleet.url}/sdapi/v1/txt2img", headers=headers, json={**payload, "styles": ["nope"]})
+    assert r.status_code == 422 and r.json()["error"]["details"]["field"] == "styles"

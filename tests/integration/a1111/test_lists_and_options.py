@@ -105,7 +105,7 @@ def test_unsupported_fields_are_422_naming_them(demo_api):
     _, headers = _artist(api)
     cases = [
         ({"script_name": "x/y/z plot"}, "script_name"),
-        ({"alwayson_scripts": {"controlnet": {"args": []}}}, "alwayson_scripts"),
+        ({"alwayson_scripts": {"controlnet": {"args": [{"enabled": True}]}}}, "alwayson_scripts"),
         ({"enable_hr": True}, "enable_hr"),
         ({"restore_faces": True}, "restore_faces"),
         ({"sampler_name": "Nope"}, "sampler_name"),
@@ -116,7 +116,7 @@ def test_unsupported_fields_are_422_naming_them(demo_api):
         r = api.client.post("/sdapi/v1/txt2img", headers=headers, json={"prompt": "x", "steps": 2, **extra})
         assert r.status_code == 422, (extra, r.text)
         assert r.json()["error"]["details"]["field"] == field, (extra, r.json())
-    r = api.client.post("/sdapi/v1/txt2img", headers=headers, json={"alwayson_scripts": {"controlnet": {}}})
+    r = api.client.post("/sdapi/v1/txt2img", headers=headers, json={"alwayson_scripts": {"controlnet": {"args": [1]}}})
     assert "controlnet" in r.json()["error"]["message"]
     r = api.client.post("/sdapi/v1/img2img", headers=headers, json={"prompt": "x", "init_images": []})
     assert r.status_code == 422 and r.json()["error"]["details"]["field"] == "init_images"
@@ -161,3 +161,19 @@ def test_skip_refuses_a_multi_image_job_and_interrupt_stops_it(demo_api):
     assert api.client.get(f"/api/v1/inferences/{job}", headers=alice).json()["status"] == "cancelled"
     assert api.client.post("/sdapi/v1/interrupt", headers=alice).json() == {"job_id": None}
     assert api.client.get("/sdapi/v1/progress", headers=alice).json()["state"]["job"] == ""
+
+
+def test_start_up_routes_answer_in_a1111_shapes(demo_api, tmp_path):
+    api = demo_api
+    _, headers = _artist(api)
+    get = lambda path: api.client.get(f"/sdapi/v1/{path}", headers=headers)  # noqa: E731
+    assert get("scripts").json() == {"txt2img": [], "img2img": []}
+    assert get("script-info").json() == []
+    flags = get("cmd-flags").json()
+    assert flags["api"] is True and flags["medvram"] is False and "ckpt_dir" in flags
+    assert get("face-restorers").json() == [] and get("hypernetworks").json() == []
+    assert get("extensions").json() == []
+    assert get("realesrgan-models").json() == []
+    assert get("sd-modules").status_code == 404  # Forge's route, not A1111's
+    for path in ("scripts", "cmd-flags", "face-restorers", "realesrgan-models", "hypernetworks", "extensions"):
+        assert api.client.get(f"/sdapi/v1/{path}").status_code == 401
