@@ -18,6 +18,7 @@ from sdfleet.services.container import Services
 from sdfleet.services.credentials import HashingCost, PasswordHasher, generate_password
 from sdfleet.services.health import HealthService
 from sdfleet.services.roles import RoleService
+from sdfleet.services.socket_cap import SocketCap
 from sdfleet.services.users import UserService
 from sdfleet.settings import Settings
 from sdfleet.store import migrate
@@ -355,6 +356,7 @@ def build_services(
         users=UserService(database=database, hasher=hasher, limiter=limiter, audit=audit, clock=clock),
         roles=RoleService(database=database, audit=audit, clock=clock),
         audit=audit,
+        socket_cap=SocketCap(per_user=settings.comfy_sockets_per_user),
         health=HealthService({"database": database.check, "objects": objects.check}),
         objects=objects,
         notifications=notifications,

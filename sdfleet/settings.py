@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     lease_seconds: float = Field(default=30.0, ge=1.0, le=3600.0, description="A worker's lease on a job.")
     max_attempts: int = Field(default=3, ge=1, le=20, description="Tries of a job whose worker stops answering.")
     max_queued_per_user: int = Field(default=200, ge=1, description="Queued jobs one user may have.")
+    comfy_sockets_per_user: int = Field(
+        default=16, ge=1, le=10_000,
+        description="ComfyUI WebSockets one user may hold open (both listeners); the oldest is closed past it.")
     max_running_per_user: int | None = Field(
         default=None, ge=1, description="Jobs of one user running at once (unset: as many as there are workers)."
     )

@@ -46,5 +46,6 @@ class Services:
     gallery: Any = None  # GalleryService (search, stars, boards, bulk zip/delete, team browsing)
     model_notes: Any = None  # ModelNotesService (trigger words, notes, previews of models)
     queue_view: Any = None  # QueueViewService (places in line; everyone's jobs for queue:all)
+    socket_cap: Any = None  # SocketCap (ComfyUI WebSockets per user, across both listeners)
     public_url: str = "http://127.0.0.1:8080"
     extra: dict[str, Any] = field(default_factory=dict)

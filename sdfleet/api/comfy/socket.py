@@ -50,16 +50,25 @@ async def comfy_socket(websocket: WebSocket) -> None:
                                 client_id=client_id, connected_at=_now(), clock=_now)
     await websocket.accept()
     reader = asyncio.create_task(_read(websocket, session))
+    # Past the user's cap the oldest socket is closed, whichever listener's loop (thread) it runs in.
+    evicted = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    ticket = services.socket_cap.admit(principal.user_id, lambda: loop.call_soon_threadsafe(evicted.set))
     notifier = services.notifier
     try:
         await websocket.send_json(await run_in_threadpool(session.status))
         while not reader.done():
+            if evicted.is_set():
+                await websocket.close(code=1008, reason=f"more than {services.socket_cap.per_user} "
+                                                        "sockets open for this user: the oldest is closed")
+                break
             for message in await run_in_threadpool(session.poll):
                 if isinstance(message, bytes):
                     await websocket.send_bytes(message)
                 else:
                     await websocket.send_json(message)
             waits = [asyncio.create_task(notifier.wait(t, RECHECK_SECONDS)) for t in session.topics()]
+            waits.append(asyncio.create_task(evicted.wait()))
             done, _ = await asyncio.wait([*waits, reader], return_when=asyncio.FIRST_COMPLETED)
             for task in waits:
                 task.cancel()
@@ -67,3 +76,4 @@ async def comfy_socket(websocket: WebSocket) -> None:
         pass
     finally:
         reader.cancel()
+        services.socket_cap.release(ticket)
