@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -12,6 +13,7 @@ from sdfleet.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
 from sdfleet.domain.ids import new_id
 from sdfleet.domain.pagination import Page, PageRequest
 from sdfleet.domain.permissions import ADMIN_ROLE, Permission
+from sdfleet.domain.trainings import training_prefix
 from sdfleet.domain.validation import (
     check_password,
     check_role_name,
@@ -19,14 +21,24 @@ from sdfleet.domain.validation import (
     is_storable,
     is_valid_username,
 )
+from sdfleet.objects.base import ObjectStore
 from sdfleet.services.audit import AuditLog
 from sdfleet.services.authorization import authorize, authorize_grant, authorize_over, is_self_or
 from sdfleet.services.credentials import PasswordHasher
 from sdfleet.services.login_limiter import LoginLimiter
 from sdfleet.store.accounts import AccountRepository
 from sdfleet.store.database import Database
+from sdfleet.store.user_data import OwnedIds, UserDataRepository
 
 MAX_ROLES_PER_USER = 32
+log = logging.getLogger("sdfleet.users")
+
+
+def user_object_prefixes(user_id: str, owned: OwnedIds) -> list[str]:
+    """The object-store prefixes holding a user's data."""
+    return [f"inputs/{user_id}/",
+            *(prefix for job_id in owned.job_ids for prefix in (f"outputs/{job_id}/", training_prefix(job_id))),
+            *(f"datasets/{dataset_id}/" for dataset_id in owned.dataset_ids)]
 
 
 @dataclass(frozen=True)
@@ -72,8 +84,9 @@ class UserService:
     """User management; who may see or change whom is decided here."""
 
     def __init__(self, *, database: Database, hasher: PasswordHasher, limiter: LoginLimiter, audit: AuditLog,
-                 clock: Callable[[], datetime]) -> None:
+                 clock: Callable[[], datetime], objects: ObjectStore | None = None) -> None:
         self._db = database
+        self._objects = objects
         self._hasher = hasher
         self._limiter = limiter
         self._audit = audit
@@ -216,7 +229,8 @@ class UserService:
             raise Forbidden("current_password is wrong", details={"field": "current_password"})
 
     def delete(self, principal: Principal | None, username: str) -> None:
-        """Delete a user and everything they own in the accounts tables."""
+        """Delete a user, their rows, and their objects: input images, job outputs and training artifacts,
+        dataset images. Models they registered stay in the team's registry (README, "Security")."""
         if principal is not None:
             authorize(principal, Permission.USER_ALL)
         target = self.get(principal, username)
@@ -229,9 +243,22 @@ class UserService:
                 authorize_over(principal, _held(repo, target), target=f"user {target.username!r}")
             if ADMIN_ROLE in target.roles and not target.disabled and repo.users_with_role(ADMIN_ROLE) <= 1:
                 raise Conflict("cannot delete the last active admin")
+            prefixes = user_object_prefixes(target.id, UserDataRepository(s).owned_ids(target.id))
             repo.delete_user(target.id)
             self._audit.record(AuditAction.USER_DELETE, actor=principal, target=_target(target),
-                               changes=field_changes(_audited(target), {}), session=s)
+                               changes=field_changes(_audited(target), {}),
+                               details={"object_prefixes": len(prefixes)}, session=s)
+        self._delete_objects(prefixes)
+
+    def _delete_objects(self, prefixes: list[str]) -> None:
+        """After the rows are gone (nothing reaches these objects any more): a failure leaves orphans, logged."""
+        if self._objects is None:
+            return
+        for prefix in prefixes:
+            try:
+                self._objects.delete_prefix(prefix)
+            except Exception:
+                log.exception("could not delete the objects under %s of a deleted user", prefix)
 
     @staticmethod
     def _current(repo: AccountRepository, target: User) -> User:
