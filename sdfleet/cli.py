@@ -30,6 +30,9 @@ app.add_typer(notifications_app, name="notifications")
 from sdfleet.cli_datasets import datasets_app  # noqa: E402
 
 app.add_typer(datasets_app, name="datasets")
+from sdfleet.cli_train import train_app  # noqa: E402
+
+app.add_typer(train_app, name="train")
 workers_app = typer.Typer(help="Worker identities for `sdfleet worker` on other hosts.", no_args_is_help=True)
 app.add_typer(workers_app, name="workers")
 console = Console(stderr=True, soft_wrap=True)

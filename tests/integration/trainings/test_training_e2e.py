@@ -11,11 +11,12 @@ import httpx
 import numpy as np
 from PIL import Image
 from safetensors import safe_open
+from typer.testing import CliRunner
 
+from sdfleet.cli import app
 from tests.integration.a1111.a1111_client import TXT2IMG
 from tests.integration.trainings.training_fleet import (
     BASE,
-    TINY,
     allow_training,
     events,
     make_dataset,
@@ -54,12 +55,17 @@ def test_train_a_lora_and_use_it_in_a1111_and_comfyui(fleet):
     admin = fleet.login()
     allow_training(fleet.url, admin)
     dataset = make_dataset(fleet.url, admin)
-    body = {"name": "sks", "base_model": "demo-sd15.safetensors", "dataset_id": dataset["id"], **TINY,
-            "sample_every_n_steps": 3, "samples": {"prompts": ["sks thing"], "steps": 2, "seed": 1}}
-    r = httpx.post(f"{fleet.url}{BASE}", headers=admin, json=body)
-    assert r.status_code == 202, r.text
-    job_id = r.json()["id"]
+    # `sdfleet train start` queues it and follows it with a progress bar until the LoRA is registered.
+    token = admin["Authorization"].removeprefix("Bearer ")
+    args = ["train", "start", "--server", fleet.url, "--token", token, "--dataset", dataset["name"],
+            "--base-model", "demo-sd15.safetensors", "--name", "sks", "--steps", "6", "--rank", "4", "--alpha", "4",
+            "--unet-lr", "0.05", "--save-every", "2", "--sample-every", "3", "--sample-prompt", "sks thing",
+            "--seed", "7", "--set", "samples={\"prompts\": [\"sks thing\"], \"steps\": 2, \"seed\": 1}"]
     fleet.start_worker("t")
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, (result.output, _logs(fleet)())
+    job_id = result.stdout.split()[0]
+    assert "LoRA sks.safetensors registered" in result.output and "<lora:sks:1>" in result.output
     job = wait_training(fleet.url, admin, job_id, logs=_logs(fleet))
     assert job["status"] == "succeeded", (job, _logs(fleet)())
     # 1. The job: steps, the loss curve, the LoRA it registered.
