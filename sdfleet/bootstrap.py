@@ -99,7 +99,7 @@ def open_objects(settings: Settings, *, secret_key: bytes):
     return store
 
 
-def build_registry(settings: Settings, *, database: Database, objects, clock: Callable[[], datetime]):
+def build_registry(settings: Settings, *, database: Database, objects, clock: Callable[[], datetime], audit=None):
     """The model registry's services: checkpoints, resumable uploads, URL imports."""
     from sdfleet.services.checkpoints import CheckpointService
     from sdfleet.services.imports import ImportService
@@ -108,7 +108,7 @@ def build_registry(settings: Settings, *, database: Database, objects, clock: Ca
     from sdfleet.services.url_fetch import FetchPolicy
 
     intake = ModelIntake(objects=objects, scratch_dir=settings.data_dir / "tmp" / "registry")
-    checkpoints = CheckpointService(database=database, objects=objects, intake=intake, clock=clock)
+    checkpoints = CheckpointService(database=database, objects=objects, intake=intake, clock=clock, audit=audit)
     upload_policy = UploadPolicy(
         part_size=settings.upload_part_size,
         expiry=timedelta(seconds=settings.upload_expiry_seconds),
@@ -322,7 +322,8 @@ def build_services(
     hasher = PasswordHasher(hashing)
     policy = LoginPolicy(session_ttl=timedelta(seconds=settings.session_ttl_seconds))
     audit, limiter = build_security(settings, database=database, clock=clock)
-    checkpoints, uploads, imports = build_registry(settings, database=database, objects=objects, clock=clock)
+    checkpoints, uploads, imports = build_registry(settings, database=database, objects=objects, clock=clock,
+                                                   audit=audit)
     endpoints = build_endpoints(settings, database=database, checkpoints=checkpoints, clock=clock)
     notifications, delivery_worker = build_notifications(
         settings, database=database, objects=objects, secret_key=secret_key or secrets.token_bytes(32), clock=clock,

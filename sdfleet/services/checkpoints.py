@@ -12,6 +12,7 @@ from pathlib import Path
 from sqlalchemy.exc import IntegrityError
 
 from sdfleet.domain.accounts import Principal
+from sdfleet.domain.audit import AuditAction, AuditTarget, field_changes
 from sdfleet.domain.checkpoints import (
     EVERYONE,
     SAFE_EXTENSIONS,
@@ -27,6 +28,7 @@ from sdfleet.domain.ids import is_valid_id, new_id
 from sdfleet.domain.pagination import Page, PageRequest
 from sdfleet.domain.permissions import ADMIN_ROLE, Permission
 from sdfleet.domain.validation import check_role_name
+from sdfleet.services.audit import AuditLog
 from sdfleet.services.authorization import authorize
 from sdfleet.services.model_intake import Intake, ModelIntake, blob_key
 from sdfleet.store.accounts import AccountRepository
@@ -67,11 +69,29 @@ def is_admin(principal: Principal) -> bool:
 
 
 def may_see(principal: Principal, checkpoint: Checkpoint) -> bool:
-    """A model is visible to admins and to holders of one of its allowed roles ("*": everyone)."""
-    if is_admin(principal):
+    """A model is visible to admins, to its uploader, and to holders of one of its allowed roles ("*": everyone).
+    So no re-scoping hides a model from whoever registered it or from an admin."""
+    if is_admin(principal) or (checkpoint.created_by is not None and checkpoint.created_by == principal.user_id):
         return True
     allowed = set(checkpoint.allowed_roles)
     return EVERYONE in allowed or bool(allowed & set(principal.user.roles))
+
+
+def _visibility(principal: Principal) -> dict:
+    """The list filter matching `may_see`: no filter for admins, else their roles, "*" and their own models."""
+    if is_admin(principal):
+        return {"roles": None, "owner": None}
+    return {"roles": (*principal.user.roles, EVERYONE), "owner": principal.user_id}
+
+
+def _audit_target(checkpoint: Checkpoint) -> AuditTarget:
+    return AuditTarget("model", checkpoint.id, checkpoint.name)
+
+
+def _ownership(principal: Principal | None, checkpoint: Checkpoint) -> dict:
+    """Audit details saying whose model was changed: a change to someone else's model stands out."""
+    return {"model_type": checkpoint.model_type.value, "uploader_id": checkpoint.created_by,
+            "by_uploader": principal is not None and checkpoint.created_by == principal.user_id}
 
 
 @dataclass
@@ -84,6 +104,8 @@ class CheckpointService:
     clock: Callable[[], datetime]
     #: hooks consulted by delete; the endpoint and workflow features append theirs
     pinned_by: list[PinCheck] = field(default_factory=list)
+    #: model create/rename/visibility/delete events (AuditLog); None records nothing
+    audit: AuditLog | None = None
 
     # 1. Lookups for other features (jobs, workers, A1111/ComfyUI adapters)
 
@@ -121,9 +143,9 @@ class CheckpointService:
 
     def visible_names_by_type(self, principal: Principal) -> dict[str, list[str]]:
         """Every active model name the principal may see, by type, sorted — one query."""
-        roles = None if is_admin(principal) else (*principal.user.roles, EVERYONE)
         with self.database.session() as s:
-            pairs = CheckpointRepository(s).names_by_type(status=CheckpointStatus.ACTIVE.value, roles=roles)
+            pairs = CheckpointRepository(s).names_by_type(status=CheckpointStatus.ACTIVE.value,
+                                                          **_visibility(principal))
         names: dict[str, list[str]] = {}
         for kind, name in pairs:
             names.setdefault(kind, []).append(name)
@@ -143,7 +165,7 @@ class CheckpointService:
             status=_parse_status(query.status) if query.status is not None else None,
             architecture=_check_filter(query.architecture, field="architecture"),
             name=_check_filter(query.name, field="name"),
-            roles=None if is_admin(principal) else (*principal.user.roles, EVERYONE),
+            **_visibility(principal),
         )
         with self.database.session() as s:
             return CheckpointRepository(s).list(page, where)
@@ -176,7 +198,8 @@ class CheckpointService:
         self, principal: Principal, checkpoint_id: str, *, name: str | None = None,
         allowed_roles: list[str] | None = None,
     ) -> Checkpoint:
-        """Rename a checkpoint or change who may see it (`checkpoint:all`)."""
+        """Rename a checkpoint or change who may see it (`checkpoint:all`); both are audited, with whose model
+        it is. Its uploader and admins keep seeing it whatever `allowed_roles` says."""
         authorize(principal, Permission.CHECKPOINT_ALL)
         current = self.get(principal, checkpoint_id)
         if name is not None:
@@ -190,7 +213,9 @@ class CheckpointService:
                 repo = CheckpointRepository(s)
                 if name is not None and name != current.name:
                     self._check_name_free(repo, current.model_type, name)
-                return repo.update(checkpoint_id, name=name, allowed_roles=roles, now=self.clock())
+                updated = repo.update(checkpoint_id, name=name, allowed_roles=roles, now=self.clock())
+                self._record_update(principal, current, updated, session=s)
+                return updated
         except IntegrityError:
             raise _name_taken(current.model_type, name or current.name) from None
 
@@ -210,6 +235,9 @@ class CheckpointService:
             repo = CheckpointRepository(s)
             repo.delete(checkpoint.id)
             orphaned = repo.count_by_sha256(checkpoint.sha256) == 0
+            self._record(AuditAction.MODEL_DELETE, principal, checkpoint, session=s,
+                         changes=field_changes({"name": checkpoint.name, "allowed_roles": list(checkpoint.allowed_roles)},
+                                               {}), details={"forced": bool(reasons), "pinned_by": reasons})
         if orphaned:
             self.objects.delete(self.blob_key(checkpoint.sha256))
 
@@ -229,9 +257,11 @@ class CheckpointService:
 
     def register(
         self, intake: Intake, *, name: str, model_type: ModelType, allowed_roles: tuple[str, ...],
-        created_by: str | None, source: str,
+        created_by: str | None, source: str, actor: Principal | None = None,
     ) -> Checkpoint:
-        """Place the inspected file's blob and add the checkpoint; nothing is left behind when that fails."""
+        """Place the inspected file's blob and add the checkpoint; nothing is left behind when that fails.
+        `actor`: the signed-in caller (an upload); None when the server registers on a user's behalf (an import,
+        a training) or for the operator (CLI, demo models)."""
         name = safetensors_name(name) if intake.converted else name
         self.check_name_free(model_type, name)
         created = self.intake.place(intake)
@@ -248,7 +278,11 @@ class CheckpointService:
             with self.database.session(write_lock=True) as s:
                 repo = CheckpointRepository(s)
                 self._check_name_free(repo, model_type, name)
-                return repo.add(checkpoint)
+                added = repo.add(checkpoint)
+                self._record(AuditAction.MODEL_CREATE, actor, added, session=s,
+                             changes=field_changes({}, {"name": added.name, "allowed_roles": list(allowed_roles)}),
+                             details={"source": source, "sha256": info.sha256})
+                return added
         except BaseException as exc:
             if created:
                 self._delete_blob_if_unused(info.sha256)
@@ -272,6 +306,21 @@ class CheckpointService:
             self.intake.discard(intake)
 
     # Internals
+
+    def _record(self, action: AuditAction, principal: Principal | None, checkpoint: Checkpoint, *, session,
+                changes: dict, details: dict | None = None) -> None:
+        if self.audit is not None:
+            self.audit.record(action, actor=principal, target=_audit_target(checkpoint), changes=changes,
+                              details={**_ownership(principal, checkpoint), **(details or {})}, session=session)
+
+    def _record_update(self, principal: Principal, before: Checkpoint, after: Checkpoint, *, session) -> None:
+        if before.name != after.name:
+            self._record(AuditAction.MODEL_RENAME, principal, after, session=session,
+                         changes=field_changes({"name": before.name}, {"name": after.name}))
+        if set(before.allowed_roles) != set(after.allowed_roles):
+            self._record(AuditAction.MODEL_VISIBILITY, principal, after, session=session,
+                         changes=field_changes({"allowed_roles": sorted(before.allowed_roles)},
+                                               {"allowed_roles": sorted(after.allowed_roles)}))
 
     def _delete_blob_if_unused(self, sha256: str) -> None:
         with self.database.session() as s:

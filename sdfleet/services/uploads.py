@@ -359,7 +359,7 @@ class UploadService:
                 )
             return self._checkpoints.register(
                 intake, name=upload.name, model_type=upload.model_type, allowed_roles=upload.allowed_roles,
-                created_by=principal.user_id, source="upload",
+                created_by=principal.user_id, source="upload", actor=principal,
             )
         finally:
             self._checkpoints.intake.discard(intake)

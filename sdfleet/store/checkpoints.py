@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, exists, func, select, update
+from sqlalchemy import delete, exists, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from sdfleet.domain.checkpoints import (
@@ -34,6 +34,15 @@ class CheckpointFilter:
     name: str | None = None
     #: only checkpoints one of these roles may see; None means no visibility filter (admin)
     roles: tuple[str, ...] | None = None
+    #: with `roles`: also the checkpoints this user registered (an uploader always sees their model)
+    owner: str | None = None
+
+
+def _visible_to(roles: tuple[str, ...], owner: str | None):
+    """SQL condition: one of `roles` may see the checkpoint, or `owner` registered it."""
+    by_role = exists().where(CheckpointRoleRow.checkpoint_id == CheckpointRow.id,
+                             CheckpointRoleRow.role_name.in_(roles))
+    return or_(by_role, CheckpointRow.created_by == owner) if owner is not None else by_role
 
 
 def _checkpoint(row: CheckpointRow) -> Checkpoint:
@@ -156,12 +165,12 @@ class CheckpointRepository:
     def count(self) -> int:
         return self._s.scalar(select(func.count()).select_from(CheckpointRow))
 
-    def names_by_type(self, *, status: str, roles: tuple[str, ...] | None) -> list[tuple[str, str]]:
-        """(type, name) of every checkpoint in `status` visible to `roles` (None: all), in one query."""
+    def names_by_type(self, *, status: str, roles: tuple[str, ...] | None, owner: str | None = None
+                      ) -> list[tuple[str, str]]:
+        """(type, name) of every checkpoint in `status` visible to `roles` or `owner` (None: all), in one query."""
         stmt = select(CheckpointRow.model_type, CheckpointRow.name).where(CheckpointRow.status == status)
         if roles is not None:
-            stmt = stmt.where(exists().where(CheckpointRoleRow.checkpoint_id == CheckpointRow.id,
-                                             CheckpointRoleRow.role_name.in_(roles)))
+            stmt = stmt.where(_visible_to(roles, owner))
         return [(t, n) for t, n in self._s.execute(stmt)]
 
     def list(self, page: PageRequest, where: CheckpointFilter) -> Page[Checkpoint]:
@@ -177,12 +186,7 @@ class CheckpointRepository:
         if where.name is not None:
             stmt = stmt.where(CheckpointRow.name.contains(where.name, autoescape=True))
         if where.roles is not None:
-            stmt = stmt.where(
-                exists().where(
-                    CheckpointRoleRow.checkpoint_id == CheckpointRow.id,
-                    CheckpointRoleRow.role_name.in_(where.roles),
-                )
-            )
+            stmt = stmt.where(_visible_to(where.roles, where.owner))
         rows = [_checkpoint(r) for r in self._s.scalars(stmt)]
         return page_from_rows(rows, limit=page.limit, key=lambda c: [c.id])
 

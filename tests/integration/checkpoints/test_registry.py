@@ -37,8 +37,8 @@ def test_visibility_follows_allowed_roles(api, admin, lead):
                          json={"allowed_roles": ["artist"], "name": "renamed.safetensors"})
     assert r.status_code == 200 and r.json()["name"] == "renamed.safetensors"
     assert names(artist) == ["renamed.safetensors", "shared.safetensors"]
-    # The lead shared it away from their own role: they no longer see it; an admin still does.
-    assert api.client.get(f"/api/v1/checkpoints/{mine['id']}", headers=lead).status_code == 404
+    # The lead shared it away from their own role: as its uploader they still see it (issue 11, item 8).
+    assert api.client.get(f"/api/v1/checkpoints/{mine['id']}", headers=lead).status_code == 200
     r = api.client.patch(f"/api/v1/checkpoints/{mine['id']}", headers=admin, json={"name": "shared.safetensors"})
     assert r.status_code == 409
     assert api.client.patch(f"/api/v1/checkpoints/{mine['id']}", headers=admin,
