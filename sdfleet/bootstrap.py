@@ -188,14 +188,15 @@ def build_a1111(*, database: Database, checkpoints, inference, notifier, clock: 
                         styles=StyleService(store=SqlStyleStore(database), clock=clock))
 
 
-def build_endpoints(settings: Settings, *, database: Database, checkpoints, clock: Callable[[], datetime]):
+def build_endpoints(settings: Settings, *, database: Database, checkpoints, clock: Callable[[], datetime],
+                    audit=None):
     """Endpoints (CRUD, replicas, events); their `preload` pins models in the registry."""
     from sdfleet.services.endpoints import EndpointService
     from sdfleet.store.jobs import SqlJobQueue
     from sdfleet.store.workers import SqlWorkerRegistry
 
     endpoints = EndpointService(database=database, queue=SqlJobQueue(database), workers=SqlWorkerRegistry(database),
-                                clock=clock, lost_after_seconds=max(60.0, settings.lease_seconds * 3))
+                                clock=clock, lost_after_seconds=max(60.0, settings.lease_seconds * 3), audit=audit)
     checkpoints.pinned_by.append(endpoints.pinned_by)
     return endpoints
 
@@ -231,7 +232,7 @@ def build_jobs(settings: Settings, *, database: Database, objects, checkpoints, 
 
 
 def build_comfy(*, database: Database, objects, checkpoints, inference, graphs, notifier,
-                clock: Callable[[], datetime], max_image_pixels: int) -> dict:
+                clock: Callable[[], datetime], max_image_pixels: int, audit=None) -> dict:
     """ComfyUI's server API, per-user ComfyUI data, sdfleet's templates and published workflows."""
     from sdfleet.services.comfy import ComfyService
     from sdfleet.services.comfy_apps import ComfyApps
@@ -249,7 +250,7 @@ def build_comfy(*, database: Database, objects, checkpoints, inference, graphs, 
                 for w in registry.list() if w.revoked_at is None and w.status != "gone"]
 
     workflows = WorkflowService(store=SqlWorkflowStore(database), graphs=graphs, catalog=checkpoints,
-                                inference=inference, clock=clock)
+                                inference=inference, clock=clock, audit=audit)
     return {
         "comfy": ComfyService(inference=inference, catalog=checkpoints, graphs=graphs, notifier=notifier,
                               objects=objects, devices=devices, clock=clock, max_image_pixels=max_image_pixels,
@@ -324,7 +325,7 @@ def build_services(
     audit, limiter = build_security(settings, database=database, clock=clock)
     checkpoints, uploads, imports = build_registry(settings, database=database, objects=objects, clock=clock,
                                                    audit=audit)
-    endpoints = build_endpoints(settings, database=database, checkpoints=checkpoints, clock=clock)
+    endpoints = build_endpoints(settings, database=database, checkpoints=checkpoints, clock=clock, audit=audit)
     notifications, delivery_worker = build_notifications(
         settings, database=database, objects=objects, secret_key=secret_key or secrets.token_bytes(32), clock=clock,
         endpoint_names=lambda: [e.name for e in endpoints.store.list()])
@@ -346,7 +347,8 @@ def build_services(
         **build_web(settings, database=database, objects=objects, inference=inference, notifier=notifier,
                     checkpoints=checkpoints, clock=clock),
         **build_comfy(database=database, objects=objects, checkpoints=checkpoints, inference=inference,
-                      graphs=graphs, notifier=notifier, clock=clock, max_image_pixels=settings.max_image_pixels),
+                      graphs=graphs, notifier=notifier, clock=clock, max_image_pixels=settings.max_image_pixels,
+                      audit=audit),
         a1111=build_a1111(database=database, checkpoints=checkpoints, inference=inference, notifier=notifier,
                           clock=clock, max_image_pixels=settings.max_image_pixels),
         checkpoints=checkpoints,

@@ -32,7 +32,7 @@ class AuditAction(enum.StrEnum):
     MODEL_VISIBILITY = "model.visibility"  #: a model's allowed roles changed
     MODEL_DELETE = "model.delete"  #: a model was deleted
     WORKFLOW_PUBLISH = "workflow.publish"  #: a workflow version was published
-    WORKFLOW_UNPUBLISH = "workflow.unpublish"  #: a workflow version was withdrawn (or published again)
+    WORKFLOW_UNPUBLISH = "workflow.unpublish"  #: a workflow version was withdrawn (publishing it again: publish)
     ENDPOINT_CREATE = "endpoint.create"  #: an endpoint was created
     ENDPOINT_UPDATE = "endpoint.update"  #: an endpoint was scaled or reconfigured
     ENDPOINT_DELETE = "endpoint.delete"  #: an endpoint was deleted

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from sdfleet.domain.accounts import Principal
+from sdfleet.domain.audit import AuditAction, AuditTarget, field_changes
 from sdfleet.domain.endpoints import (
     EVERYONE,
     Endpoint,
@@ -26,6 +27,7 @@ from sdfleet.domain.jobs import JobStatus
 from sdfleet.domain.permissions import ADMIN_ROLE, Permission
 from sdfleet.domain.validation import check_role_name
 from sdfleet.domain.workers import WorkerRecord
+from sdfleet.services.audit import AuditLog
 from sdfleet.services.authorization import authorize
 from sdfleet.store.accounts import AccountRepository
 from sdfleet.store.checkpoints import CheckpointRepository
@@ -59,6 +61,12 @@ def _manages(principal: Principal) -> bool:
     return principal.can(Permission.ENDPOINT_ALL)
 
 
+def _audited(config: EndpointConfig) -> dict:
+    """An endpoint's settings as the audit log records them (replica counts: a scale)."""
+    return {f.name: list(v) if isinstance(v := getattr(config, f.name), tuple) else v
+            for f in dataclasses.fields(config)}
+
+
 def _may_use(principal: Principal, endpoint: Endpoint) -> bool:
     return may_use(roles=principal.user.roles, is_admin=ADMIN_ROLE in principal.user.roles, config=endpoint.config)
 
@@ -67,8 +75,10 @@ class EndpointService:
     """Endpoint use cases; `endpoint:all` manages, other users see the endpoints their roles may use."""
 
     def __init__(self, *, database: Database, queue: SqlJobQueue, workers: SqlWorkerRegistry,
-                 clock: Callable[[], datetime], lost_after_seconds: float = 60.0) -> None:
+                 clock: Callable[[], datetime], lost_after_seconds: float = 60.0, audit: AuditLog | None = None
+                 ) -> None:
         self._db = database
+        self._audit = audit
         self.store = SqlEndpointStore(database)
         self._queue = queue
         self._workers = workers
@@ -131,6 +141,7 @@ class EndpointService:
         endpoint = self.store.add(name, config, now=self._clock())
         if endpoint is None:
             raise Conflict(f"endpoint {name!r} already exists", details={"field": "name"})
+        self._record(AuditAction.ENDPOINT_CREATE, principal, name, changes=field_changes({}, _audited(config)))
         return endpoint
 
     def update(self, principal: Principal, name: str, change: EndpointChange) -> Endpoint:
@@ -145,7 +156,11 @@ class EndpointService:
             if key in values:
                 values[key] = tuple(values[key])
         config = self._checked(dataclasses.replace(endpoint.config, **values))
-        return self.store.update_config(name, config, now=self._clock())
+        updated = self.store.update_config(name, config, now=self._clock())
+        changes = field_changes(_audited(endpoint.config), _audited(config))
+        if changes:
+            self._record(AuditAction.ENDPOINT_UPDATE, principal, name, changes=changes)
+        return updated
 
     def delete(self, principal: Principal, name: str, *, force: bool = False) -> Endpoint:
         """Drain and remove an endpoint; 409 while it runs jobs unless `force` (running jobs still finish,
@@ -164,7 +179,15 @@ class EndpointService:
         cancelled = [self._queue.cancel(job_id, now=self._clock()).id for job_id in self.store.queued_jobs(name)]
         if cancelled:
             self.store.record(name, "jobs_cancelled", {"count": len(cancelled)}, now=self._clock())
+        self._record(AuditAction.ENDPOINT_DELETE, principal, name, changes=field_changes(_audited(endpoint.config), {}),
+                     details={"force": force, "running": running, "jobs_cancelled": len(cancelled)})
         return deleting
+
+    def _record(self, action: AuditAction, principal: Principal, name: str, *, changes: dict,
+                details: dict | None = None) -> None:
+        if self._audit is not None:
+            self._audit.record(action, actor=principal, target=AuditTarget("endpoint", name, name), changes=changes,
+                               details=details)
 
     def ensure_default(self, *, replicas: int, device: str) -> Endpoint | None:
         """On first start, create the `default` endpoint open to everyone with `replicas` local replicas."""

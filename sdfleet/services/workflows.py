@@ -10,11 +10,13 @@ from datetime import datetime
 from typing import Any
 
 from sdfleet.domain.accounts import Principal
+from sdfleet.domain.audit import AuditAction, AuditTarget, field_changes
 from sdfleet.domain.errors import Conflict, InvalidInput, NotFound
 from sdfleet.domain.jobs import Job
 from sdfleet.domain.permissions import Permission
 from sdfleet.domain.workflows import COMFY_TYPE_NAMES, InputType, WorkflowInput, WorkflowVersion
 from sdfleet.services.app_inputs import InputHint, hint_of, inputs_from_linear_data, linear_data
+from sdfleet.services.audit import AuditLog
 from sdfleet.services.authorization import authorize
 from sdfleet.services.comfy_apps import without_marker
 from sdfleet.services.graphs import FOLDER_TYPES, GraphTools, ModelReference
@@ -147,8 +149,9 @@ class WorkflowService:
     """Publish, list, unpublish and run workflows."""
 
     def __init__(self, *, store: SqlWorkflowStore, graphs: GraphTools, catalog: ModelCatalog,
-                 inference: InferenceService, clock: Callable[[], datetime]) -> None:
+                 inference: InferenceService, clock: Callable[[], datetime], audit: AuditLog | None = None) -> None:
         self._store = store
+        self._audit = audit
         self._graphs = graphs
         self._catalog = catalog
         self._inference = inference
@@ -190,7 +193,11 @@ class WorkflowService:
                                   inputs=exposed, allowed_roles=tuple(dict.fromkeys(allowed_roles)),
                                   models=tuple(models), published=True, created_by=principal.user_id,
                                   created_at=self._clock())
-        return self._store.publish(version, now=self._clock())
+        published = self._store.publish(version, now=self._clock())
+        self._record(AuditAction.WORKFLOW_PUBLISH, principal, published, changes=field_changes(
+            {}, {"published": True, "allowed_roles": list(published.allowed_roles)}),
+            details={"models": [m["sha256"] for m in published.models], "inputs": len(published.inputs)})
+        return published
 
     def _choice_references(self, graph: Mapping[str, Any], exposed: tuple[WorkflowInput, ...]) -> list[ModelReference]:
         """The models an exposed choice of a model input (a checkpoint picker) lets artists pick."""
@@ -219,10 +226,22 @@ class WorkflowService:
     def set_published(self, principal: Principal, name: str, version: int, *, published: bool) -> WorkflowVersion:
         """Unpublish a version, or publish it again as the current one."""
         authorize(principal, Permission.WORKFLOW_ALL)
+        before = next((v for v in self._store.versions(name) if v.version == version), None)
         result = self._store.set_published(name, version, published=published, now=self._clock())
         if result is None:
             raise NotFound(f"workflow {name!r} has no version {version}")
+        if before is None or before.published != published:
+            action = AuditAction.WORKFLOW_PUBLISH if published else AuditAction.WORKFLOW_UNPUBLISH
+            self._record(action, principal, result, changes=field_changes(
+                {"published": before.published if before else None}, {"published": published}),
+                details={"republished": published})
         return result
+
+    def _record(self, action: AuditAction, principal: Principal, version: WorkflowVersion, *, changes: dict,
+                details: dict) -> None:
+        if self._audit is not None:
+            self._audit.record(action, actor=principal, changes=changes, details={"version": version.version, **details},
+                               target=AuditTarget("workflow", f"{version.name}@{version.version}", version.name))
 
     def versions(self, principal: Principal, name: str) -> list[WorkflowVersion]:
         """Every version, published or not (lead artists)."""
