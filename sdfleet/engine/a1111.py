@@ -9,7 +9,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sdfleet.engine.a1111_fields import InvalidField, UnsupportedField, apply_infotext, check_fields, mask_blur
-from sdfleet.engine.a1111_limits import A1111_LIMITS
+from sdfleet.engine.a1111_hires import HiresPlan, plan_hires
+from sdfleet.engine.a1111_limits import read_float as _float
+from sdfleet.engine.a1111_limits import read_int as _int
 from sdfleet.engine.prompt_schedule import prompt_schedule
 from sdfleet.engine.prompt_weights import PromptSyntaxError, parse_a1111_emphasis
 from sdfleet.engine.sampler_names import UnknownSamplerName, prompt_schedule_steps, resolve
@@ -63,36 +65,6 @@ def _check_prompt(name: str, text: str, steps: int) -> None:
             raise InvalidField(name, str(exc).replace("prompt:", f"{name}:", 1)) from None
 
 
-def _int(params: Mapping[str, Any], name: str, default: int | None = None, *, low: int | None = None,
-         high: int | None = None) -> int:
-    limit = A1111_LIMITS.get(name)
-    if limit is not None:
-        default = int(limit.default) if default is None else default
-        low = int(limit.low) if low is None else low
-        high = int(limit.high) if high is None else high
-    value = params.get(name, default)
-    if value is None:
-        value = default
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value:
-        raise InvalidField(name, f"{name} must be an integer, got {value!r}")
-    if not low <= value <= high:
-        raise InvalidField(name, f"{name} must be between {low} and {high}, got {value}")
-    return int(value)
-
-
-def _float(params: Mapping[str, Any], name: str, *, default: float | None = None) -> float:
-    limit = A1111_LIMITS[name]
-    default, low, high = limit.default if default is None else default, limit.low, limit.high
-    value = params.get(name, default)
-    if value is None:
-        value = default
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise InvalidField(name, f"{name} must be a number, got {value!r}")
-    if not low <= value <= high:
-        raise InvalidField(name, f"{name} must be between {low} and {high}, got {value}")
-    return float(value)
-
-
 def _model_name(title: str) -> str:
     return re.sub(r"\s*\[[0-9a-fA-F]{8,64}\]$", "", title).strip()
 
@@ -108,15 +80,14 @@ def _lora_file(name: str, lora_names: Sequence[str] | None) -> str:
 
 def compile_a1111(task: str, params: Mapping[str, Any], *, default_checkpoint: str | None,
                   input_images: Sequence[str], mask_image: str | None,
-                  lora_names: Sequence[str] | None = None) -> CompiledA1111:
+                  lora_names: Sequence[str] | None = None,
+                  upscaler_names: Sequence[str] | None = None) -> CompiledA1111:
     """Compile an A1111 txt2img/img2img payload to a graph; unsupported fields raise UnsupportedField."""
     # 1. Check inputs
     if task not in ("txt2img", "img2img"):
         raise InvalidField("task", f"task must be txt2img or img2img, got {task!r}")
     params = apply_infotext(task, params)
     check_fields(task, params)
-    if params.get("enable_hr") and task == "txt2img":
-        raise UnsupportedField("enable_hr", "enable_hr (hires fix) is not supported yet")
     overrides = params.get("override_settings") or {}
     prompt, loras = parse_lora_tags(str(params.get("prompt") or ""))
     if params.get("disable_extra_networks"):
@@ -147,28 +118,25 @@ def compile_a1111(task: str, params: Mapping[str, Any], *, default_checkpoint: s
     checkpoint = _model_name(str(checkpoint))
     clip_skip = _int(overrides, "CLIP_stop_at_last_layers", 1, low=1, high=12)
 
+    hires = None
+    if task == "txt2img" and params.get("enable_hr"):
+        hires = plan_hires(params, width=width, height=height, steps=steps, sampler_label=str(sampler_name),
+                           sampler=sampler, scheduler=scheduler, upscaler_models=upscaler_names)
+    fix_steps = task == "img2img" and bool(overrides.get("img2img_fix_steps"))
+
     # 2. Loaders, LoRAs, text encoding
-    graph: dict[str, Any] = {"ckpt": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": checkpoint}}}
-    model, clip, vae = ["ckpt", 0], ["ckpt", 1], ["ckpt", 2]
-    for i, tag in enumerate(loras):
-        node_id = f"lora{i}"
-        graph[node_id] = {"class_type": "LoraLoader", "inputs": {
-            "model": model, "clip": clip, "lora_name": _lora_file(tag.name, lora_names),
-            "strength_model": tag.unet, "strength_clip": tag.text_encoder}}
-        model, clip = [node_id, 0], [node_id, 1]
-    if clip_skip > 1:
-        graph["clipskip"] = {"class_type": "CLIPSetLastLayer", "inputs": {"clip": clip,
-                                                                         "stop_at_clip_layer": -clip_skip}}
-        clip = ["clipskip", 0]
-    sd_vae = overrides.get("sd_vae")
-    if sd_vae and str(sd_vae) not in ("Automatic", "None"):
-        graph["vae"] = {"class_type": "VAELoader", "inputs": {"vae_name": _model_name(str(sd_vae))}}
-        vae = ["vae", 0]
+    graph: dict[str, Any] = {}
+    chain = _ModelChain(clip_skip=clip_skip, sd_vae=overrides.get("sd_vae"), lora_names=lora_names)
+    model, clip, vae = chain.build(graph, "", checkpoint, loras)
     schedule_steps = prompt_schedule_steps(sampler, steps)
     for name, text in (("prompt", prompt), ("negative_prompt", negative)):
         _check_prompt(name, text, schedule_steps)
     graph["prompt"] = {"class_type": "A1111Prompt", "inputs": {
         "clip": clip, "prompt": prompt, "negative_prompt": negative, "steps": schedule_steps}}
+    if hires is not None:
+        hr_model, hr_vae = _hires_conditioning(graph, hires, chain, checkpoint=checkpoint, loras=loras,
+                                               first=(model, clip, vae), schedule_steps=schedule_steps,
+                                               disable_loras=bool(params.get("disable_extra_networks")))
 
     # 3. Starting latent
     denoise = 1.0
@@ -177,6 +145,10 @@ def compile_a1111(task: str, params: Mapping[str, Any], *, default_checkpoint: s
                            "inputs": {"width": width, "height": height, "batch_size": batch_size}}
     else:
         denoise = _float(params, "denoising_strength")
+        if fix_steps:
+            if denoise <= 0:
+                raise InvalidField("denoising_strength", "denoising_strength must be above 0 with img2img_fix_steps")
+            variation["img2img_fix_steps"] = True
         multiplier = _float(params, "initial_noise_multiplier")
         if multiplier != 1.0:
             variation["noise_multiplier"] = multiplier
@@ -199,7 +171,12 @@ def compile_a1111(task: str, params: Mapping[str, Any], *, default_checkpoint: s
             "model": model, "steps": steps, "cfg": cfg, "sampler_name": sampler, "scheduler": scheduler,
             "positive": ["prompt", 0], "negative": ["prompt", 1], "latent_image": ["latent", 0],
             "denoise": denoise, **variation, "seed": chain_seed, "subseed": chain_subseed}}
-        graph[f"decode{k}"] = {"class_type": "VAEDecode", "inputs": {"samples": [f"sample{k}", 0], "vae": vae}}
+        final, final_vae = [f"sample{k}", 0], vae
+        if hires is not None:
+            final = _hires_pass(graph, hires, k, first=final, vae=vae, hr_vae=hr_vae, sampler_inputs={
+                "model": hr_model, "cfg": cfg, **variation, "seed": chain_seed, "subseed": chain_subseed})
+            final_vae = hr_vae
+        graph[f"decode{k}"] = {"class_type": "VAEDecode", "inputs": {"samples": final, "vae": final_vae}}
         images = [f"decode{k}", 0]
         if overlay is not None:
             graph[f"overlay{k}"] = {"class_type": "ImageCompositeMasked", "inputs": {
@@ -213,7 +190,88 @@ def compile_a1111(task: str, params: Mapping[str, Any], *, default_checkpoint: s
                      sd_model_checkpoint=checkpoint, subseed=variation["subseed"], subseed_strength=strength)
     if task == "img2img":
         effective["denoising_strength"] = denoise
+    if hires is not None:
+        effective.update(hr_upscaler=hires.upscaler, hr_second_pass_steps=hires.steps, hr_resize_x=hires.width,
+                         hr_resize_y=hires.height, denoising_strength=hires.denoise)
     return CompiledA1111(graph=graph, seed=seed, params=effective, all_seeds=all_seeds, all_subseeds=all_subseeds)
+
+
+@dataclass(frozen=True)
+class _ModelChain:
+    """Checkpoint → LoRAs → CLIP skip (→ VAE override): the loaders of one pass."""
+
+    clip_skip: int
+    sd_vae: Any
+    lora_names: Sequence[str] | None
+
+    def build(self, graph: dict[str, Any], prefix: str, checkpoint: str, loras: Sequence[LoraTag]) -> tuple:
+        """Add the loader nodes (ids start with `prefix`); return the MODEL, CLIP and VAE links."""
+        graph[f"{prefix}ckpt"] = {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": checkpoint}}
+        model, clip, vae = [f"{prefix}ckpt", 0], [f"{prefix}ckpt", 1], [f"{prefix}ckpt", 2]
+        for i, tag in enumerate(loras):
+            node_id = f"{prefix}lora{i}"
+            graph[node_id] = {"class_type": "LoraLoader", "inputs": {
+                "model": model, "clip": clip, "lora_name": _lora_file(tag.name, self.lora_names),
+                "strength_model": tag.unet, "strength_clip": tag.text_encoder}}
+            model, clip = [node_id, 0], [node_id, 1]
+        if self.clip_skip > 1:
+            graph[f"{prefix}clipskip"] = {"class_type": "CLIPSetLastLayer", "inputs": {
+                "clip": clip, "stop_at_clip_layer": -self.clip_skip}}
+            clip = [f"{prefix}clipskip", 0]
+        if self.sd_vae and str(self.sd_vae) not in ("Automatic", "None"):
+            graph["vae"] = {"class_type": "VAELoader", "inputs": {"vae_name": _model_name(str(self.sd_vae))}}
+            vae = ["vae", 0]
+        return model, clip, vae
+
+
+def _hires_conditioning(graph: dict[str, Any], hires: HiresPlan, chain: _ModelChain, *, checkpoint: str,
+                        loras: Sequence[LoraTag], first: tuple, schedule_steps: int,
+                        disable_loras: bool) -> tuple[list, list]:
+    """The second pass's model (its checkpoint, the hires prompt's LoRAs) and prompts; returns MODEL and VAE."""
+    hr_prompt, hr_loras = parse_lora_tags(hires.prompt)
+    if disable_loras:
+        hr_loras = []
+    hr_checkpoint = _model_name(hires.checkpoint) if hires.checkpoint else checkpoint
+    if hr_checkpoint == checkpoint and hr_loras == list(loras):
+        model, clip, vae = first
+    else:
+        model, clip, vae = chain.build(graph, "hr_", hr_checkpoint, hr_loras)
+    hr_steps = prompt_schedule_steps(hires.sampler, hires.steps)
+    for name, text in (("hr_prompt", hr_prompt), ("hr_negative_prompt", hires.negative_prompt)):
+        _check_prompt(name, text, schedule_steps + hr_steps)
+    graph["hr_prompt"] = {"class_type": "A1111Prompt", "inputs": {
+        "clip": clip, "prompt": hr_prompt, "negative_prompt": hires.negative_prompt, "steps": schedule_steps,
+        "hires_steps": hr_steps}}
+    return model, vae
+
+
+def _hires_pass(graph: dict[str, Any], hires: HiresPlan, k: int, *, first: list, vae: list, hr_vae: list,
+                sampler_inputs: dict[str, Any]) -> list:
+    """Upscale iteration k's first pass (latent or pixels), crop as A1111 truncates, and sample it again."""
+    if hires.latent:
+        graph[f"hr_upscale{k}"] = {"class_type": "LatentUpscaleA1111", "inputs": {
+            "samples": first, "upscale_method": hires.upscaler, "width": hires.width, "height": hires.height}}
+        latent = [f"hr_upscale{k}", 0]
+    else:
+        graph[f"lowres{k}"] = {"class_type": "VAEDecode", "inputs": {"samples": first, "vae": vae}}
+        upscale: dict[str, Any] = {"image": [f"lowres{k}", 0], "upscaler": hires.upscaler, "width": hires.width,
+                                   "height": hires.height}
+        graph[f"hr_upscale{k}"] = {"class_type": "ImageUpscaleA1111", "inputs": upscale}
+        graph[f"hr_encode{k}"] = {"class_type": "VAEEncode", "inputs": {"pixels": [f"hr_upscale{k}", 0],
+                                                                         "vae": hr_vae}}
+        latent = [f"hr_encode{k}", 0]
+    if hires.crop_x or hires.crop_y:
+        columns, rows = hires.width // 8 - hires.crop_x, hires.height // 8 - hires.crop_y
+        graph[f"hr_crop{k}"] = {"class_type": "LatentCrop", "inputs": {
+            "samples": latent, "x": hires.crop_x // 2 * 8, "y": hires.crop_y // 2 * 8, "width": columns * 8,
+            "height": rows * 8}}
+        latent = [f"hr_crop{k}", 0]
+    graph[f"hr_sample{k}"] = {"class_type": "KSamplerA1111", "inputs": {
+        **sampler_inputs, "steps": hires.steps, "sampler_name": hires.sampler, "scheduler": hires.scheduler,
+        "positive": ["hr_prompt", 0], "negative": ["hr_prompt", 1], "latent_image": latent, "denoise": hires.denoise,
+        "img2img_fix_steps": True},
+        "_meta": {"title": "Hires fix", "infotext": {k_: str(v) for k_, v in hires.infotext.items()}}}
+    return [f"hr_sample{k}", 0]
 
 
 def _variation(params: Mapping[str, Any], sampler: str) -> dict[str, Any]:

@@ -73,12 +73,12 @@ NEUTRAL: dict[str, Callable[[Any], bool]] = {
 }
 
 #: `override_settings` keys the compiler reads
-OVERRIDES = frozenset({"sd_model_checkpoint", "sd_vae", "CLIP_stop_at_last_layers"})
+OVERRIDES = frozenset({"sd_model_checkpoint", "sd_vae", "CLIP_stop_at_last_layers", "img2img_fix_steps"})
 #: `override_settings` keys accepted at A1111's default value (they change nothing then)
 OVERRIDE_DEFAULTS: dict[str, tuple[Any, ...]] = {
     "eta_noise_seed_delta": (0,), "samples_format": ("png",), "sd_vae_decode_method": ("Full",),
     "sd_vae_encode_method": ("Full",), "randn_source": ("CPU",), "enable_pnginfo": (True,),
-    "img2img_fix_steps": (False,), "s_min_uncond": (0, 0.0), "token_merging_ratio": (0, 0.0),
+    "s_min_uncond": (0, 0.0), "token_merging_ratio": (0, 0.0),
     "token_merging_ratio_hr": (0, 0.0), "hires_fix_use_firstpass_conds": (False,),
     "upcast_attn": (False,), "use_old_hires_fix_width_height": (False,), "initial_noise_multiplier": (1, 1.0),
     "img2img_extra_noise": (0, 0.0), "always_discard_next_to_last_sigma": (False,),

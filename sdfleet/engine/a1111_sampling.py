@@ -34,6 +34,8 @@ class A1111Plan:
     model_type: str = "SD1"
     #: img2img's initial_noise_multiplier: scales the starting noise only (A1111's `x *= multiplier`)
     noise_multiplier: float = 1.0
+    #: img2img steps run, when fixed (A1111's img2img_fix_steps); None: int(min(denoise, 0.999) × steps)
+    t_enc: int | None = None
 
 
 def a1111_sigmas(ms: ModelSampling, plan: A1111Plan) -> torch.Tensor:
@@ -46,7 +48,17 @@ def a1111_sigmas(ms: ModelSampling, plan: A1111Plan) -> torch.Tensor:
 
 def encode_steps(plan: A1111Plan) -> int:
     """img2img runs int(min(strength, 0.999) × steps) steps (txt2img: all of them)."""
+    if plan.t_enc is not None:
+        return plan.t_enc
     return int(min(plan.denoise, 0.999) * plan.steps)
+
+
+def fixed_steps(plan: A1111Plan) -> A1111Plan:
+    """A1111's `setup_img2img_steps` with fixed steps (its hires pass): `steps` steps, the last ones of an
+    int(steps / min(strength, 0.999))-step schedule."""
+    if plan.denoise <= 0:
+        raise ValueError("img2img with fixed steps needs a denoise above 0")
+    return replace(plan, steps=int(plan.steps / min(plan.denoise, 0.999)), t_enc=plan.steps - 1)
 
 
 def sample_a1111(guidance: Guidance, latent: torch.Tensor, plan: A1111Plan, *, noise_mask: torch.Tensor | None,

@@ -25,6 +25,7 @@ from sdfleet.engine.nodes import (
     conditioning,
     conditioning_edit,
     custom_sampling,
+    hires,
     image,
     image_transform,
     latent,
@@ -47,7 +48,7 @@ def node_registry() -> NodeRegistry:
     return NodeRegistry([*loaders.NODES, *conditioning.NODES, *latent.NODES, *sampling.NODES, *image.NODES,
                          *mask.NODES, *custom_sampling.NODES, *patches.NODES, *composite.NODES,
                          *image_transform.NODES, *latent_transform.NODES, *primitives.NODES,
-                         *conditioning_edit.NODES])
+                         *conditioning_edit.NODES, *hires.NODES])
 
 
 def object_info(model_names: Mapping[str, Sequence[str]] | None = None) -> dict[str, Any]:

@@ -157,8 +157,17 @@ def infotext_for(graph: Mapping[str, Any], save_node_id: str, *, files: ModelFil
     sampler = _sampler_of(graph, save_node_id)
     if sampler is None:
         return None
-    inputs = sampler["inputs"]
     is_a1111 = sampler.get("class_type") == "KSamplerA1111"
+    hires = _hires_infotext(sampler) if is_a1111 else {}
+    if hires:
+        # a hires-fix second pass: the infotext describes the first pass and adds A1111's Hires keys
+        first = _find_upstream(graph, sampler["inputs"].get("latent_image"), ("KSamplerA1111",), _UPSTREAM)
+        empty = first and _find_upstream(graph, first["inputs"].get("latent_image"), ("EmptyLatentImage",),
+                                         _UPSTREAM)
+        if empty:
+            sampler = first
+            width, height = empty["inputs"].get("width", width), empty["inputs"].get("height", height)
+    inputs = sampler["inputs"]
     labels = a1111_labels if is_a1111 else to_a1111
     name, schedule = labels(str(inputs.get("sampler_name")), str(inputs.get("scheduler")))
     params: dict[str, Any] = {
@@ -196,12 +205,15 @@ def infotext_for(graph: Mapping[str, Any], save_node_id: str, *, files: ModelFil
         params["Model"] = ckpt_name.rsplit(".", 1)[0]
     if isinstance(inputs.get("denoise"), (int, float)) and inputs["denoise"] < 1:
         params["Denoising strength"] = inputs["denoise"]
+    if "Denoising strength" in hires:
+        params["Denoising strength"] = hires["Denoising strength"]
     if isinstance(inputs.get("noise_multiplier"), (int, float)) and inputs["noise_multiplier"] != 1:
         params["Noise multiplier"] = inputs["noise_multiplier"]
     clip_layer = _find_upstream(graph, _clip_link(graph, inputs.get("positive")), ("CLIPSetLastLayer",),
                                 ("clip",))
     if clip_layer and isinstance(clip_layer["inputs"].get("stop_at_clip_layer"), int):
         params["Clip skip"] = -clip_layer["inputs"]["stop_at_clip_layer"]
+    params.update({k: v for k, v in hires.items() if k != "Denoising strength"})
     if loras:
         stems = [(n.rsplit(".", 1)[0], w) for n, w in reversed(loras)]
         prompt = prompt + "".join(f" <lora:{stem}:{w:g}>" for stem, w in stems)
@@ -216,6 +228,15 @@ def infotext_for(graph: Mapping[str, Any], save_node_id: str, *, files: ModelFil
                 params["Lora hashes"] = ", ".join(hashes)
     params["Version"] = VERSION
     return Infotext(prompt.strip(), negative, {k: str(v) for k, v in params.items() if v is not None}).render()
+
+
+def _hires_infotext(sampler: Mapping[str, Any]) -> dict[str, str]:
+    """The Hires keys the A1111 compiler recorded on a second-pass sampler (`_meta.infotext`)."""
+    meta = sampler.get("_meta")
+    found = meta.get("infotext") if isinstance(meta, Mapping) else None
+    if not isinstance(found, Mapping):
+        return {}
+    return {str(k): str(v) for k, v in found.items() if isinstance(v, (str, int, float))}
 
 
 def _variation_params(inputs: Mapping[str, Any], index: int) -> dict[str, Any]:

@@ -181,7 +181,7 @@ _SOURCE_INPUT = {"VAEDecode": "samples", "SetLatentNoiseMask": "samples", "KSamp
                  "ImagePadForOutpaint": "image", "ImageScaleToTotalPixels": "image", "ImageToMask": "image",
                  "MaskToImage": "mask", "GrowMask": "mask", "FeatherMask": "mask", "CropMask": "mask",
                  "LatentFromBatch": "samples", "LatentCrop": "samples", "LatentFlip": "samples",
-                 "LatentRotate": "samples"}
+                 "LatentRotate": "samples", "LatentUpscaleA1111": "samples", "ImageUpscaleA1111": "image"}
 _SAME_SHAPE = ("VAEDecode", "SetLatentNoiseMask", "KSampler", "KSamplerAdvanced", "KSamplerA1111", "InvertMask",
                "MaskBlur", "LatentComposite", "LatentBlend", "ImageBlend", "ImageInvert", "ImageToMask",
                "MaskToImage", "GrowMask", "FeatherMask", "LatentFlip")
@@ -263,6 +263,10 @@ def _outputs(class_type: str, inputs: Mapping[str, Any], shapes: Mapping[tuple[s
         width, height = latent_upscale_size(source.width // 8, source.height // 8, _int(inputs.get("width"), 0),
                                             _int(inputs.get("height"), 0))
         return {0: Shape(width // 8 * 8, height // 8 * 8, source.batch)}
+    if class_type in ("LatentUpscaleA1111", "ImageUpscaleA1111"):  # A1111's hires fix: an exact size
+        width, height = max(_int(inputs.get("width"), 8), 8), max(_int(inputs.get("height"), 8), 8)
+        latent = class_type == "LatentUpscaleA1111"
+        return {0: Shape(width // 8 * 8 if latent else width, height // 8 * 8 if latent else height, source.batch)}
     if class_type == "ImageScaleBy":
         scale = _number(inputs.get("scale_by"), 1.0)
         return {0: Shape(round(source.width * scale), round(source.height * scale), source.batch)}

@@ -30,7 +30,8 @@ from sdfleet.services.styles import apply_styles
 from sdfleet.services.user_options import UserOptionsService, model_title
 
 VERSION = "sdfleet"
-_SAMPLER_NODE = re.compile(r"^sample(\d+)$")  # the engine's A1111 compiler names iteration k's sampler so
+#: the engine's A1111 compiler names iteration k's sampler so (and its hires-fix second pass hr_sample{k})
+_SAMPLER_NODE = re.compile(r"^(hr_)?sample(\d+)$")
 
 
 class GenerationFailed(DomainError):
@@ -228,10 +229,11 @@ class A1111Service:
         if job is None:
             return ProgressReport(state=_state(job=None))
         params = job.summary.get("params") or {}
-        n_iter = max(1, int(params.get("n_iter") or 1))
+        passes = 2 if params.get("enable_hr") else 1  # A1111 counts a hires pass as a job of its own
+        n_iter = max(1, int(params.get("n_iter") or 1)) * passes
         value, maximum = job.progress.value, job.progress.max
         match = _SAMPLER_NODE.match(job.progress.node_id or "")
-        job_no = int(match.group(1)) if match else 0
+        job_no = int(match.group(2)) * passes + (1 if match.group(1) else 0) if match else 0
         fraction = min(1.0, (job_no + (value / maximum if maximum else 0.0)) / n_iter)
         eta = 0.0
         if job.started_at is not None and fraction > 0:

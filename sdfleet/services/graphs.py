@@ -119,13 +119,14 @@ class GraphTools:
 
     def compile_a1111(self, task: str, params: Mapping[str, Any], *, default_checkpoint: str | None,
                       input_images: Sequence[str], mask_image: str | None,
-                      lora_names: Sequence[str]) -> CompiledRequest:
+                      lora_names: Sequence[str], upscaler_names: Sequence[str] = ()) -> CompiledRequest:
         """Compile an A1111 payload; bad or unsupported fields become InvalidInput naming them."""
         from sdfleet.engine.a1111 import InvalidField, UnsupportedField, compile_a1111
 
         try:
             compiled = compile_a1111(task, params, default_checkpoint=default_checkpoint, input_images=input_images,
-                                     mask_image=mask_image, lora_names=lora_names)
+                                     mask_image=mask_image, lora_names=lora_names,
+                                     upscaler_names=list(upscaler_names))
         except UnsupportedField as exc:
             raise InvalidInput(str(exc), field=f"params.{exc.name}", details={"unsupported": [exc.name]}) from None
         except InvalidField as exc:

@@ -195,6 +195,7 @@ class InferenceService:
             submission.task, params, default_checkpoint=default,
             input_images=images, mask_image=mask,
             lora_names=visible.get(ModelType.LORA.value, []),
+            upscaler_names=visible.get(ModelType.UPSCALER.value, []),
         )
         public = {k: v for k, v in compiled.params.items() if k not in ("init_images", "mask")}
         summary = {"task": submission.task, "seed": compiled.seed, "params": public,

@@ -13,6 +13,7 @@ from sdfleet.api.a1111.schemas import (
     EmbeddingsResponse,
     GenerationResponse,
     Img2ImgRequest,
+    LatentUpscaleModeItem,
     LoraItem,
     PngInfoRequest,
     PngInfoResponse,
@@ -27,6 +28,7 @@ from sdfleet.api.a1111.schemas import (
 from sdfleet.api.deps import CurrentPrincipal, ServicesDep
 from sdfleet.api.errors import error_response
 from sdfleet.domain.checkpoints import ModelType
+from sdfleet.engine.a1111_hires import LATENT_MODES, PIXEL_UPSCALERS
 from sdfleet.engine.sampler_names import A1111_ALIASES, A1111_SAMPLERS, A1111_SCHEDULERS
 from sdfleet.services.a1111 import GenerationFailed, GenerationTimedOut
 
@@ -147,11 +149,20 @@ def schedulers(principal: CurrentPrincipal) -> list[SchedulerItem]:
 
 @router.get("/upscalers", response_model=list[UpscalerItem])
 def upscalers(principal: CurrentPrincipal, services: ServicesDep) -> list[UpscalerItem]:
-    """"None" (hires fix is not supported) and the upscaler models you may see."""
+    """Upscalers for `hr_upscaler` and the extras routes: A1111's built-in None, Lanczos and Nearest, then the
+    upscaler models you may see (the latent modes are listed by `latent-upscale-modes`)."""
     models = services.a1111.models(principal, ModelType.UPSCALER)
-    return [UpscalerItem(name="None", model_name=None, model_path=None, model_url=None, scale=1)] + [
+    builtin = [UpscalerItem(name=name, model_name=None, model_path=None, model_url=None, scale=4)
+               for name in PIXEL_UPSCALERS]
+    return builtin + [
         UpscalerItem(name=Path(m.name).stem, model_name=m.name, model_path=m.name, model_url=None, scale=None)
         for m in models]
+
+
+@router.get("/latent-upscale-modes", response_model=list[LatentUpscaleModeItem])
+def latent_upscale_modes(principal: CurrentPrincipal) -> list[LatentUpscaleModeItem]:
+    """A1111's latent upscale modes for `hr_upscaler` (no `hr_upscaler`: "Latent")."""
+    return [LatentUpscaleModeItem(name=name) for name in LATENT_MODES]
 
 
 @router.get("/embeddings", response_model=EmbeddingsResponse)

@@ -149,6 +149,10 @@ class UpscalerItem(BaseModel):
     scale: float | None
 
 
+class LatentUpscaleModeItem(BaseModel):
+    name: str
+
+
 class EmbeddingsResponse(BaseModel):
     loaded: dict[str, dict[str, Any]]
     skipped: dict[str, dict[str, Any]]

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 
 from sdfleet.engine import samplers, schedules
-from sdfleet.engine.a1111_sampling import A1111Plan, sample_a1111
+from sdfleet.engine.a1111_sampling import A1111Plan, fixed_steps, sample_a1111
 from sdfleet.engine.denoising import Guidance
 from sdfleet.engine.k_solvers import SolverOptions
 from sdfleet.engine.ksampler import NoisePlan, StepPlan, comfy_sigmas, run_sampler
@@ -16,6 +16,7 @@ from sdfleet.engine.model_loader import Checkpoint, ModelRef
 from sdfleet.engine.model_patches import cfg_function_for, model_sampling_for, unet_patched
 from sdfleet.engine.model_sampling import ModelSampling
 from sdfleet.engine.node_registry import (
+    InputSpec,
     NodeDefinition,
     NodeSpec,
     OutputSpec,
@@ -109,8 +110,10 @@ def ksampler_a1111(ctx: NodeContext, *, model: ModelRef, seed: int, subseed: int
                    seed_resize_from_h: int, seed_resize_from_w: int, steps: int, cfg: float, sampler_name: str,
                    scheduler: str, positive: list[CondEntry], negative: list[CondEntry], latent_image: dict,
                    denoise: float, eta: float = 1.0, s_churn: float = 0.0, s_tmin: float = 0.0,
-                   s_tmax: float = 0.0, s_noise: float = 1.0, noise_multiplier: float = 1.0) -> tuple[Any, ...]:
-    """KSamplerA1111: sample a batch as A1111 does (image i: seed + i; img2img: int(steps × denoise) steps)."""
+                   s_tmax: float = 0.0, s_noise: float = 1.0, noise_multiplier: float = 1.0,
+                   img2img_fix_steps: bool = False) -> tuple[Any, ...]:
+    """KSamplerA1111: sample a batch as A1111 does (image i: seed + i; img2img: int(steps × denoise) steps, or
+    with `img2img_fix_steps` — A1111's hires pass — `steps` steps of an int(steps / denoise)-step schedule)."""
     guidance, ckpt = prepare_guidance(ctx, model, positive, negative, cfg, quantize=False)
     latent = latent_image["samples"]
     seeds = A1111Seeds.for_batch(seed=seed, batch_size=latent.shape[0], subseed=subseed,
@@ -120,6 +123,8 @@ def ksampler_a1111(ctx: NodeContext, *, model: ModelRef, seed: int, subseed: int
                          s_tmax=s_tmax if s_tmax > 0 else float("inf"), denoise_last=False)
     plan = A1111Plan(sampler_name, scheduler, steps, seeds, denoise=denoise, opts=opts,
                      model_type="SDXL" if ckpt.family.startswith("sdxl") else "SD1", noise_multiplier=noise_multiplier)
+    if img2img_fix_steps:
+        plan = fixed_steps(plan)
     ctx.check_cancel()
     with unet_patched(guidance.unet, model.patches):
         samples = sample_a1111(guidance, latent, plan, noise_mask=latent_image.get("noise_mask"),
@@ -188,7 +193,9 @@ NODES = [
          float_input("s_tmin", default=0.0, min=0.0, max=100.0), float_input("s_tmax", default=0.0, min=0.0,
                                                                             max=1000.0),
          float_input("s_noise", default=1.0, min=0.0, max=10.0),
-         replace(float_input("noise_multiplier", default=1.0, min=0.0, max=10.0), optional=True)),
+         replace(float_input("noise_multiplier", default=1.0, min=0.0, max=10.0), optional=True),
+         InputSpec("img2img_fix_steps", "BOOLEAN", default=False, optional=True,
+                   tooltip="A1111's hires pass and img2img_fix_steps option: exactly `steps` steps")),
         (OutputSpec("LATENT", "LATENT"),), "sampling",
         "KSampler (A1111)", description="Samples a batch as AUTOMATIC1111 does: image i gets seed + i, "
         "variation seeds, A1111's schedules and img2img step count."), ksampler_a1111),

@@ -138,3 +138,10 @@ def test_the_complete_default_request_with_a_style(fleet):
     assert "Sampler: Euler," in text and "Steps: 3" in text  # sampler_index "Euler" is A1111's default
     r = httpx.post(f"{fleet.url}/sdapi/v1/txt2img", headers=headers, json={**payload, "styles": ["nope"]})
     assert r.status_code == 422 and r.json()["error"]["details"]["field"] == "styles"
+    # hires fix with A1111's defaults (hr_scale 2, the "Latent" mode, the first pass's steps)
+    r = httpx.post(f"{fleet.url}/sdapi/v1/txt2img", headers=headers, timeout=120,
+                   json={**payload, "enable_hr": True, "denoising_strength": 0.5})
+    assert r.status_code == 200, r.text
+    image = Image.open(io.BytesIO(base64.b64decode(r.json()["images"][0])))
+    assert image.size == (128, 128)
+    assert "Size: 64x64" in image.info["parameters"] and "Hires upscale: 2," in image.info["parameters"]

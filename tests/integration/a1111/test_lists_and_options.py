@@ -106,7 +106,7 @@ def test_unsupported_fields_are_422_naming_them(demo_api):
     cases = [
         ({"script_name": "x/y/z plot"}, "script_name"),
         ({"alwayson_scripts": {"controlnet": {"args": [{"enabled": True}]}}}, "alwayson_scripts"),
-        ({"enable_hr": True}, "enable_hr"),
+        ({"enable_hr": True, "hr_upscaler": "ESRGAN_4x"}, "hr_upscaler"),
         ({"restore_faces": True}, "restore_faces"),
         ({"sampler_name": "Nope"}, "sampler_name"),
         ({"override_settings": {"sd_model_checkpoint": "missing.safetensors"}}, "graph"),
@@ -175,5 +175,7 @@ def test_start_up_routes_answer_in_a1111_shapes(demo_api, tmp_path):
     assert get("extensions").json() == []
     assert get("realesrgan-models").json() == []
     assert get("sd-modules").status_code == 404  # Forge's route, not A1111's
+    assert [m["name"] for m in get("latent-upscale-modes").json()][:2] == ["Latent", "Latent (antialiased)"]
+    assert [u["name"] for u in get("upscalers").json()] == ["None", "Lanczos", "Nearest"]
     for path in ("scripts", "cmd-flags", "face-restorers", "realesrgan-models", "hypernetworks", "extensions"):
         assert api.client.get(f"/sdapi/v1/{path}").status_code == 401

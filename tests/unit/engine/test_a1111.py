@@ -59,7 +59,7 @@ def test_txt2img_compiles_with_lora_clip_skip_and_resolved_seed() -> None:
 
 
 @pytest.mark.parametrize(("field", "value"), [
-    ("enable_hr", True), ("styles", ["x"]), ("restore_faces", True),
+    ("firstphase_width", 256), ("styles", ["x"]), ("restore_faces", True),
     ("alwayson_scripts", {"controlnet": {"args": [{"enabled": True}]}}), ("frobnicate", 1),
 ])
 def test_unsupported_fields_are_rejected_by_name(field, value) -> None:

@@ -86,6 +86,7 @@ TXT2IMG_VARIED: list[tuple[str, Any, Check]] = [
     ("disable_extra_networks", True, lambda g: "lora0" not in g),
     ("firstpass_image", "base64", lambda g: True),  # read by hires fix only
     ("comments", {"note": 1}, lambda g: True),
+    ("enable_hr", True, lambda g: g["hr_sample0"]["inputs"]["latent_image"] == ["hr_upscale0", 0]),
     ("firstphase_width", 256, REFUSED),
     ("firstphase_height", 256, REFUSED),
     ("hr_scale", 1.5, lambda g: "sample0" in g),  # hires fields do nothing without enable_hr
