@@ -84,6 +84,17 @@ def _visibility(principal: Principal) -> dict:
     return {"roles": (*principal.user.roles, EVERYONE), "owner": principal.user_id}
 
 
+_EVERY_MODEL = {"roles": None, "owner": None}
+
+
+def _scope_of(session, user_id: str | None) -> dict:
+    """The models a registering user sees (the name check at registration); the operator sees all."""
+    user = AccountRepository(session).get_user(user_id) if user_id is not None else None
+    if user is None or ADMIN_ROLE in user.roles:
+        return _EVERY_MODEL
+    return {"roles": (*user.roles, EVERYONE), "owner": user.id}
+
+
 def _audit_target(checkpoint: Checkpoint) -> AuditTarget:
     return AuditTarget("model", checkpoint.id, checkpoint.name)
 
@@ -131,7 +142,7 @@ class CheckpointService:
         found = None
         if isinstance(name, str) and 0 < len(name) <= 255:
             with self.database.session() as s:
-                found = CheckpointRepository(s).get_by_name(kind.value, name)
+                found = CheckpointRepository(s).find_by_name(kind.value, name, **_visibility(principal))
         if found is None or found.status is not CheckpointStatus.ACTIVE or not may_see(principal, found):
             raise NotFound(f"{kind.value} model {name!r} not found", details={"type": kind.value, "name": name})
         return found
@@ -147,7 +158,7 @@ class CheckpointService:
             pairs = CheckpointRepository(s).names_by_type(status=CheckpointStatus.ACTIVE.value,
                                                           **_visibility(principal))
         names: dict[str, list[str]] = {}
-        for kind, name in pairs:
+        for kind, name in sorted(set(pairs)):  # a name held by two visible models is offered once
             names.setdefault(kind, []).append(name)
         return {kind: sorted(values, key=str.lower) for kind, values in names.items()}
 
@@ -212,7 +223,7 @@ class CheckpointService:
             with self.database.session(write_lock=True) as s:
                 repo = CheckpointRepository(s)
                 if name is not None and name != current.name:
-                    self._check_name_free(repo, current.model_type, name)
+                    self._check_name_free(repo, current.model_type, name, _visibility(principal))
                 updated = repo.update(checkpoint_id, name=name, allowed_roles=roles, now=self.clock())
                 self._record_update(principal, current, updated, session=s)
                 return updated
@@ -250,10 +261,13 @@ class CheckpointService:
             return tuple(self._check_roles(allowed_roles))
         return (EVERYONE,)
 
-    def check_name_free(self, model_type: ModelType, name: str) -> None:
-        """Fail early with 409 when a model of this type already has this name."""
+    def check_name_free(self, model_type: ModelType, name: str, principal: Principal | None = None) -> None:
+        """Fail early with 409 when a model of this type that `principal` can see already has this name (None:
+        the operator, who sees every model). A model the caller cannot see never makes a name taken: the answer
+        would tell them it exists (issue 11, item 7; docs/decisions.md)."""
+        scope = _visibility(principal) if principal is not None else _EVERY_MODEL
         with self.database.session() as s:
-            self._check_name_free(CheckpointRepository(s), model_type, name)
+            self._check_name_free(CheckpointRepository(s), model_type, name, scope)
 
     def register(
         self, intake: Intake, *, name: str, model_type: ModelType, allowed_roles: tuple[str, ...],
@@ -263,7 +277,8 @@ class CheckpointService:
         `actor`: the signed-in caller (an upload); None when the server registers on a user's behalf (an import,
         a training) or for the operator (CLI, demo models)."""
         name = safetensors_name(name) if intake.converted else name
-        self.check_name_free(model_type, name)
+        with self.database.session() as s:
+            self._check_name_free(CheckpointRepository(s), model_type, name, _scope_of(s, created_by))
         created = self.intake.place(intake)
         now = self.clock()
         info = intake.inspection
@@ -277,7 +292,7 @@ class CheckpointService:
         try:
             with self.database.session(write_lock=True) as s:
                 repo = CheckpointRepository(s)
-                self._check_name_free(repo, model_type, name)
+                self._check_name_free(repo, model_type, name, _scope_of(s, created_by))
                 added = repo.add(checkpoint)
                 self._record(AuditAction.MODEL_CREATE, actor, added, session=s,
                              changes=field_changes({}, {"name": added.name, "allowed_roles": list(allowed_roles)}),
@@ -330,8 +345,8 @@ class CheckpointService:
                 self.objects.delete(self.blob_key(sha256))
 
     @staticmethod
-    def _check_name_free(repo: CheckpointRepository, model_type: ModelType, name: str) -> None:
-        if repo.get_by_name(model_type.value, name) is not None:
+    def _check_name_free(repo: CheckpointRepository, model_type: ModelType, name: str, scope: dict) -> None:
+        if repo.find_by_name(model_type.value, name, **scope) is not None:
             raise _name_taken(model_type, name)
 
     def _check_roles(self, roles: list[str]) -> list[str]:

@@ -73,7 +73,7 @@ class ImportService:
         model_type = parse_model_type(request.model_type)
         if request.name is not None:
             check_model_name(request.name)
-            self._checkpoints.check_name_free(model_type, safetensors_name(request.name))
+            self._checkpoints.check_name_free(model_type, safetensors_name(request.name), principal)
         self._precheck(request.url)
         roles = self._checkpoints.default_roles(principal, request.allowed_roles)
         now = self._clock()

@@ -82,7 +82,7 @@ class TrainingService:
         # 1. The LoRA's name and who may see it.
         name = request.name if request.name.lower().endswith(SAFE_EXTENSIONS) else f"{request.name}.safetensors"
         check_model_name(name)
-        self.checkpoints.check_name_free(ModelType.LORA, name)
+        self.checkpoints.check_name_free(ModelType.LORA, name, principal)
         roles = list(self.checkpoints.default_roles(principal, request.allowed_roles))
         # 2. The dataset (another user's private one is not found) and the base model.
         manifest = self.datasets.manifest(principal, request.dataset_id)

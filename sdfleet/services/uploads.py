@@ -208,7 +208,7 @@ class UploadService:
                                field="size")
         declared = check_sha256(request.sha256, field="sha256")
         roles = self._checkpoints.default_roles(principal, request.allowed_roles)
-        self._checkpoints.check_name_free(model_type, safetensors_name(name))
+        self._checkpoints.check_name_free(model_type, safetensors_name(name), principal)
         self.expire_abandoned()
         # 2. Pick a part size S3 accepts: at least 5 MiB, at most 10,000 parts
         part_size = max(self._policy.part_size, MIN_PART_SIZE, -(-request.size // MAX_PART_NUMBER))

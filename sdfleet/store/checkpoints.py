@@ -147,10 +147,14 @@ class CheckpointRepository:
         row = self._s.get(CheckpointRow, checkpoint_id)
         return _checkpoint(row) if row else None
 
-    def get_by_name(self, model_type: str, name: str) -> Checkpoint | None:
-        row = self._s.scalars(
-            select(CheckpointRow).where(CheckpointRow.model_type == model_type, CheckpointRow.name == name)
-        ).first()
+    def find_by_name(self, model_type: str, name: str, *, roles: tuple[str, ...] | None, owner: str | None = None
+                     ) -> Checkpoint | None:
+        """The oldest checkpoint of this type and name visible to `roles` or `owner` (roles None: any).
+        Names are unique per viewer, not globally (docs/decisions.md): the first registered one wins."""
+        stmt = select(CheckpointRow).where(CheckpointRow.model_type == model_type, CheckpointRow.name == name)
+        if roles is not None:
+            stmt = stmt.where(_visible_to(roles, owner))
+        row = self._s.scalars(stmt.order_by(CheckpointRow.created_at, CheckpointRow.id)).first()
         return _checkpoint(row) if row else None
 
     def get_by_sha256(self, sha256: str) -> Checkpoint | None:

@@ -195,7 +195,8 @@ class CheckpointRow(Base):
         cascade="all, delete-orphan", lazy="selectin", order_by="CheckpointRoleRow.role_name"
     )
 
-    __table_args__ = (UniqueConstraint("model_type", "name", name="uq_checkpoints_type_name"),)
+    # Not unique: names are unique per viewer (docs/decisions.md, "Model names").
+    __table_args__ = (Index("ix_checkpoints_type_name", "model_type", "name"),)
 
 
 class CheckpointRoleRow(Base):
