@@ -10,7 +10,9 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sdfleet.api.deps import SESSION_COOKIE, ServicesDep
 from sdfleet.api.web.templating import NAV, page_context, templates
 from sdfleet.domain.accounts import Principal
+from sdfleet.domain.audit import AuditAction
 from sdfleet.domain.errors import Unauthenticated
+from sdfleet.domain.permissions import Permission
 from sdfleet.engine.sampler_names import A1111_SAMPLERS, A1111_SCHEDULERS
 
 router = APIRouter(include_in_schema=False)
@@ -82,5 +84,11 @@ def endpoints_page(request: Request, services: ServicesDep) -> Response:
 
 @router.get("/settings", response_class=HTMLResponse)
 def settings_page(request: Request, services: ServicesDep) -> Response:
-    """API keys for everyone; users and roles for `user:all` / `role:all`."""
-    return _render(request, services, "/settings")
+    """API keys for everyone; users and roles for `user:all` / `role:all`; the audit log for admins."""
+    principal = _principal(request, services)
+    # The audit log is read by holders of every permission (services.audit.list says so again).
+    auditor = principal is not None and frozenset(Permission) <= principal.permissions
+    groups: dict[str, list[str]] = {}
+    for action in AuditAction:
+        groups.setdefault(action.value.split(".", 1)[0], []).append(action.value)
+    return _render(request, services, "/settings", auditor=auditor, audit_actions=list(groups.items()))
