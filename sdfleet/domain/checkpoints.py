@@ -19,6 +19,8 @@ class ModelType(enum.StrEnum):
     CONTROLNET = "ControlNet"  #: a ControlNet
     EMBEDDING = "embeddings"  #: a textual-inversion embedding
     UPSCALER = "upscaler"  #: an ESRGAN-style upscaler
+    DIFFUSION_MODEL = "diffusion_models"  #: a UNet alone (ComfyUI's UNETLoader)
+    TEXT_ENCODER = "text_encoders"  #: a CLIP text encoder alone (ComfyUI's CLIPLoader / DualCLIPLoader)
 
 
 class CheckpointStatus(enum.StrEnum):

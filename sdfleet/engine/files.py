@@ -6,7 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-MODEL_FOLDERS = ("checkpoints", "loras", "vae", "controlnet", "embeddings", "upscale_models")
+MODEL_FOLDERS = ("checkpoints", "loras", "vae", "controlnet", "embeddings", "upscale_models", "diffusion_models",
+                 "text_encoders")
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,16 +43,34 @@ class LoraApplication:
 class ModelRef:
     """A MODEL value: a checkpoint's UNet plus the LoRAs patched onto it and model patches (model_patches.py)."""
 
-    checkpoint: ModelFile
+    checkpoint: ModelFile | ComponentFiles
     loras: tuple[LoraApplication, ...] = ()
     patches: tuple[Any, ...] = ()
+
+
+@dataclass(frozen=True)
+class ComponentFiles:
+    """Separate files standing in for a checkpoint: a UNet file (UNETLoader, `kind` "unet") or text-encoder
+    files (CLIPLoader "stable_diffusion", DualCLIPLoader "sdxl"). Handled like a checkpoint ModelFile."""
+
+    kind: str
+    files: tuple[ModelFile, ...]
+
+    @property
+    def sha256(self) -> str:
+        """One cache key for the set."""
+        return hashlib.sha256("|".join([self.kind, *(f.sha256 for f in self.files)]).encode()).hexdigest()
+
+    @property
+    def path(self) -> Path:
+        return self.files[0].path
 
 
 @dataclass(frozen=True)
 class ClipRef:
     """A CLIP value: a checkpoint's text encoders, their LoRAs and the last layer used (None = family default)."""
 
-    checkpoint: ModelFile
+    checkpoint: ModelFile | ComponentFiles
     loras: tuple[LoraApplication, ...] = ()
     stop_at_layer: int | None = None
 
@@ -76,8 +95,8 @@ class Checkpoint:
     """A loaded checkpoint: diffusers components, its family and scheduler config, and loaded LoRA adapters."""
 
     family: str
-    unet: UNet2DConditionModel
-    vae: AutoencoderKL
+    unet: UNet2DConditionModel | None  # None: text encoders only (CLIPLoader)
+    vae: AutoencoderKL | None  # None: a UNet or text-encoder file
     text_encoder: CLIPTextModel | None
     tokenizer: CLIPTokenizer | None
     text_encoder_2: CLIPTextModelWithProjection | None
@@ -133,9 +152,29 @@ class ModelLoader:
         self.device = device
         self.dtype = dtype
 
-    def checkpoint(self, file: ModelFile) -> Checkpoint:
-        """The loaded checkpoint for `file` (from cache, or loaded now)."""
+    def checkpoint(self, file: ModelFile | ComponentFiles) -> Checkpoint:
+        """The loaded checkpoint for `file` (from cache, or loaded now); component files give a checkpoint
+        with only their parts (a UNet, or text encoders)."""
+        if isinstance(file, ComponentFiles):
+            return self.cache.get_or_load(f"{file.kind}:{file.sha256}", lambda: self._load_components(file))
         return self.cache.get_or_load(f"checkpoint:{file.sha256}", lambda: self._load_checkpoint(file.path))
+
+    def _load_components(self, files: ComponentFiles) -> Checkpoint:
+        from sdfleet.engine.component_files import load_text_encoder_files, load_unet_file
+
+        with torch.inference_mode(False):
+            if files.kind == "unet":
+                loaded = load_unet_file(files.path, device=self.device, dtype=self.dtype)
+                ckpt = Checkpoint(loaded.family, loaded.unet, None, None, None, None, None, loaded.scheduler_config)
+            else:
+                encoders = load_text_encoder_files([f.path for f in files.files], kind=files.kind,
+                                                   device=self.device, dtype=self.dtype)
+                ckpt = Checkpoint(encoders.family, None, None, encoders.text_encoder, encoders.tokenizer,
+                                  encoders.text_encoder_2, encoders.tokenizer_2, {})
+        for module in (ckpt.unet, ckpt.text_encoder, ckpt.text_encoder_2):
+            if module is not None:
+                module.eval().requires_grad_(False)
+        return ckpt
 
     def _load_checkpoint(self, path: Path) -> Checkpoint:
         loader = _load_folder if path.is_dir() else _load_file

@@ -64,6 +64,7 @@ def detect_architecture(shapes: Shapes) -> Detection | None:
         _detect_controlnet,
         _detect_checkpoint,
         _detect_vae,
+        _detect_text_encoder,
         _detect_embedding,
         _detect_upscaler,
     ):
@@ -225,6 +226,35 @@ def _detect_vae(shapes: Shapes, names: list[str]) -> Detection | None:
     # Diagonal-Gaussian encoders emit mean and log-variance: twice the latent channels.
     latent = conv_out[0] // 2 if conv_out else None
     return Detection(ModelType.VAE, "sd" if latent == 4 else "vae", layout)
+
+
+# -- Text encoders alone --------------------------------------------------------------------------
+
+#: a lone text encoder's width → the family it belongs to (CLIP-L: SD 1.x and SDXL's first encoder)
+TEXT_ENCODER_WIDTHS = {768: SD1, 1024: SD2, 1280: SDXL}
+
+
+def _detect_text_encoder(shapes: Shapes, names: list[str]) -> Detection | None:
+    prefix = "text_model." if "text_model.embeddings.token_embedding.weight" in shapes else ""
+    embedding = shapes.get(f"{prefix}embeddings.token_embedding.weight")
+    if embedding is None or len(embedding) != 2 or not _any_prefix(names, f"{prefix}encoder.layers."):
+        return None
+    return Detection(ModelType.TEXT_ENCODER, TEXT_ENCODER_WIDTHS.get(embedding[1], UNKNOWN), "transformers")
+
+
+def unet_only(shapes: Shapes) -> bool:
+    """True for a file holding a UNet and nothing else (no VAE, no text encoder): a diffusion-model file."""
+    names = list(shapes)
+    return not _any_prefix(names, "first_stage_model.", "cond_stage_model.", "conditioner.", "vae.",
+                           "text_encoder.", "text_encoder_2.")
+
+
+def as_declared(detection: Detection, shapes: Shapes, declared: str) -> Detection:
+    """A UNet-only file is detected as a checkpoint; declared as a diffusion model, it is one."""
+    if (declared == ModelType.DIFFUSION_MODEL.value and detection.model_type is ModelType.CHECKPOINT
+            and unet_only(shapes)):
+        return Detection(ModelType.DIFFUSION_MODEL, detection.architecture, detection.layout)
+    return detection
 
 
 # -- Textual-inversion embeddings ----------------------------------------------------------------

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-from sdfleet.modelfiles.architecture import Detection, detect_architecture
+from sdfleet.modelfiles.architecture import Detection, as_declared, detect_architecture
 from sdfleet.modelfiles.errors import ModelFileError
 from sdfleet.modelfiles.safetensors_header import SafetensorsHeader, read_safetensors_header
 from sdfleet.modelfiles.types import ModelType, parse_model_type
@@ -105,6 +105,7 @@ def _detect(header: SafetensorsHeader, *, declared: ModelType) -> Detection:
             "not_a_model",
             f"tensor names match no known model type ({', '.join(t.value for t in ModelType)}); first names: {sample}",
         )
+    detection = as_declared(detection, header.shapes(), declared.value)
     if detection.model_type is not declared:
         raise ModelFileError(
             "wrong_type",

@@ -22,6 +22,10 @@ class ModelType(StrEnum):
     EMBEDDING = "embeddings"
     #: an ESRGAN-style image upscaler
     UPSCALER = "upscaler"
+    #: a UNet alone (ComfyUI's UNETLoader)
+    DIFFUSION_MODEL = "diffusion_models"
+    #: a CLIP text encoder alone (ComfyUI's CLIPLoader / DualCLIPLoader)
+    TEXT_ENCODER = "text_encoders"
 
 
 #: the folder name the engine (ComfyUI's vocabulary) files each type under
@@ -32,6 +36,8 @@ ENGINE_FOLDERS: dict[ModelType, str] = {
     ModelType.CONTROLNET: "controlnet",
     ModelType.EMBEDDING: "embeddings",
     ModelType.UPSCALER: "upscale_models",
+    ModelType.DIFFUSION_MODEL: "diffusion_models",
+    ModelType.TEXT_ENCODER: "text_encoders",
 }
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from sdfleet.domain.checkpoints import ModelType
 from sdfleet.domain.errors import InvalidInput
-from sdfleet.modelfiles.architecture import detect_architecture
+from sdfleet.modelfiles.architecture import as_declared, detect_architecture
 from sdfleet.modelfiles.convert import convert_pickle_to_safetensors
 from sdfleet.modelfiles.errors import ModelFileError
 from sdfleet.modelfiles.inspect import ModelInspection, describe_precision, inspect_model_file
@@ -103,6 +103,7 @@ def _detect(header: SafetensorsHeader, *, declared: ModelType) -> tuple[FileMode
             field="file",
             details={"reason": "not_a_model"},
         )
+    detection = as_declared(detection, header.shapes(), declared.value)
     if detection.model_type.value != declared.value:
         raise InvalidInput(
             f"declared type is {declared.value!r} but the file is a {detection.model_type.value!r} model "

@@ -6,7 +6,7 @@ from dataclasses import replace
 from typing import Any
 
 from sdfleet.engine.files import ModelFiles
-from sdfleet.engine.model_loader import ClipRef, ControlNetRef, LoraApplication, ModelRef, VaeRef
+from sdfleet.engine.model_loader import ClipRef, ComponentFiles, ControlNetRef, LoraApplication, ModelRef, VaeRef
 from sdfleet.engine.model_patches import SamplingPatch
 from sdfleet.engine.node_registry import (
     InputSpec,
@@ -59,6 +59,39 @@ def load_checkpoint_with_config(ctx: NodeContext, *, config_name: str, ckpt_name
     return model, replace(clip, stop_at_layer=layer) if layer is not None else clip, vae
 
 
+#: ComfyUI's UNETLoader weight types; the engine runs every model in its own dtype (fp16 on CUDA, fp32 on CPU)
+WEIGHT_DTYPES = ("default", "fp8_e4m3fn", "fp8_e4m3fn_fast", "fp8_e5m2")
+
+
+def load_unet(ctx: NodeContext, *, unet_name: str, weight_dtype: str) -> tuple[Any, ...]:
+    """UNETLoader: a diffusion-model (UNet-only) file as a MODEL."""
+    files = ComponentFiles("unet", (ctx.files.model_path("diffusion_models", unet_name),))
+    ctx.models.checkpoint(files)
+    return (ModelRef(files),)
+
+
+def load_clip(ctx: NodeContext, *, clip_name: str, type: str, device: str = "default") -> tuple[Any, ...]:
+    """CLIPLoader: one text-encoder file (CLIP-L for SD 1.x, OpenCLIP-H for SD 2.x) as a CLIP."""
+    files = ComponentFiles(type, (ctx.files.model_path("text_encoders", clip_name),))
+    ctx.models.checkpoint(files)
+    return (ClipRef(files),)
+
+
+def load_dual_clip(ctx: NodeContext, *, clip_name1: str, clip_name2: str, type: str,
+                   device: str = "default") -> tuple[Any, ...]:
+    """DualCLIPLoader: SDXL's CLIP-L and OpenCLIP-G files (either order) as one CLIP."""
+    files = ComponentFiles(type, (ctx.files.model_path("text_encoders", clip_name1),
+                                  ctx.files.model_path("text_encoders", clip_name2)))
+    ctx.models.checkpoint(files)
+    return (ClipRef(files),)
+
+
+def _shas(folder: str, *names: str) -> Any:
+    def fingerprint(files: ModelFiles, inputs: dict[str, Any]) -> list[str]:
+        return [files.model_path(folder, inputs[name]).sha256 for name in names]
+    return fingerprint
+
+
 def load_vae(ctx: NodeContext, *, vae_name: str) -> tuple[Any, ...]:
     """VAELoader."""
     ref = VaeRef(ctx.files.model_path("vae", vae_name), standalone=True)
@@ -105,6 +138,24 @@ NODES = [
         (OutputSpec("MODEL", "MODEL"), OutputSpec("CLIP", "CLIP"), OutputSpec("VAE", "VAE")),
         "advanced/loaders", "Load Checkpoint With Config (DEPRECATED)"),
         load_checkpoint_with_config, _sha("checkpoints", "ckpt_name")),
+    NodeDefinition(NodeSpec(
+        "UNETLoader",
+        (model_input("unet_name", "diffusion_models"), combo_input("weight_dtype", WEIGHT_DTYPES)),
+        (OutputSpec("MODEL", "MODEL"),), "advanced/loaders", "Load Diffusion Model"),
+        load_unet, _sha("diffusion_models", "unet_name")),
+    NodeDefinition(NodeSpec(
+        "CLIPLoader",
+        (model_input("clip_name", "text_encoders"), combo_input("type", ("stable_diffusion",)),
+         InputSpec("device", "COMBO", default="default", choices=("default", "cpu"), optional=True)),
+        (OutputSpec("CLIP", "CLIP"),), "advanced/loaders", "Load CLIP"),
+        load_clip, _sha("text_encoders", "clip_name")),
+    NodeDefinition(NodeSpec(
+        "DualCLIPLoader",
+        (model_input("clip_name1", "text_encoders"), model_input("clip_name2", "text_encoders"),
+         combo_input("type", ("sdxl",)),
+         InputSpec("device", "COMBO", default="default", choices=("default", "cpu"), optional=True)),
+        (OutputSpec("CLIP", "CLIP"),), "advanced/loaders", "DualCLIPLoader"),
+        load_dual_clip, _shas("text_encoders", "clip_name1", "clip_name2")),
     NodeDefinition(NodeSpec(
         "VAELoader", (model_input("vae_name", "vae"),), (OutputSpec("VAE", "VAE"),), "loaders", "Load VAE"),
         load_vae, _sha("vae", "vae_name")),

@@ -97,4 +97,25 @@ def test_type_names_and_engine_folders() -> None:
     assert engine_folder(ModelType.UPSCALER) == "upscale_models"
     assert engine_folder(ModelType.CHECKPOINT) == "checkpoints"
     assert set(ENGINE_FOLDERS) == set(ModelType)
-    assert [t.value for t in ModelType] == ["Stable-diffusion", "Lora", "VAE", "ControlNet", "embeddings", "upscaler"]
+    assert [t.value for t in ModelType] == ["Stable-diffusion", "Lora", "VAE", "ControlNet", "embeddings", "upscaler",
+                                            "diffusion_models", "text_encoders"]
+
+
+UNET_ONLY = {"model.diffusion_model.input_blocks.0.0.weight": (32, 4, 3, 3),
+             "model.diffusion_model.input_blocks.1.1.transformer_blocks.0.attn2.to_k.weight": (32, 2048),
+             "model.diffusion_model.label_emb.0.0.weight": (64, 2816)}
+CLIP_G = {"text_model.embeddings.token_embedding.weight": (49408, 1280),
+          "text_model.encoder.layers.0.self_attn.q_proj.weight": (1280, 1280), "text_projection.weight": (1280, 1280)}
+CLIP_L = {"embeddings.token_embedding.weight": (49408, 768), "encoder.layers.0.self_attn.q_proj.weight": (768, 768)}
+
+
+def test_component_files_are_diffusion_models_and_text_encoders(write_model: Callable[..., Path]) -> None:
+    unet = write_model(UNET_ONLY)
+    assert inspect_model_file(unet, declared_type="diffusion_models").architecture == "sdxl"
+    assert inspect_model_file(unet, declared_type="Stable-diffusion").model_type.value == "Stable-diffusion"
+    assert inspect_model_file(write_model(CLIP_G), declared_type="text_encoders").architecture == "sdxl"
+    assert inspect_model_file(write_model(CLIP_L), declared_type="text_encoders").architecture == "sd1"
+    whole = write_model({**UNET_ONLY, "first_stage_model.decoder.conv_out.weight": (3, 8, 3, 3),
+                         "first_stage_model.encoder.conv_out.weight": (8, 8, 3, 3)})
+    assert _refused(whole, "diffusion_models").code == "wrong_type", "a whole checkpoint is not a UNet file"
+    assert _refused(write_model(CLIP_L), "Stable-diffusion").code == "wrong_type"

@@ -6,7 +6,8 @@ import { EVERYONE, RolePicker } from "./roles.js";
 import { pendingUploads, uploadModel } from "./upload.js";
 
 const $ = (id) => document.getElementById(id);
-const TYPES = ["Stable-diffusion", "Lora", "VAE", "ControlNet", "embeddings", "upscaler"];
+const TYPES = ["Stable-diffusion", "Lora", "VAE", "ControlNet", "embeddings", "upscaler", "diffusion_models",
+  "text_encoders"];
 
 for (const select of document.querySelectorAll(".model-types")) {
   select.append(...TYPES.map((t) => h("option", { value: t }, t)));
