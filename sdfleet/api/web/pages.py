@@ -17,6 +17,7 @@ from sdfleet.engine.sampler_names import A1111_SAMPLERS, A1111_SCHEDULERS
 
 router = APIRouter(include_in_schema=False)
 TEMPLATES = {"/": "generate.html", "/gallery": "gallery.html", "/queue": "queue.html", "/workflows": "workflows.html", "/models": "models.html",
+             "/train": "train.html",
              "/endpoints": "endpoints.html", "/settings": "settings.html"}
 
 
@@ -92,3 +93,9 @@ def settings_page(request: Request, services: ServicesDep) -> Response:
     for action in AuditAction:
         groups.setdefault(action.value.split(".", 1)[0], []).append(action.value)
     return _render(request, services, "/settings", auditor=auditor, audit_actions=list(groups.items()))
+
+
+@router.get("/train", response_class=HTMLResponse)
+def train_page(request: Request, services: ServicesDep) -> Response:
+    """Datasets, LoRA trainings with a live loss curve, samples and the resulting LoRA (`train:all`)."""
+    return _render(request, services, "/train")

@@ -31,6 +31,7 @@ NAV: tuple[NavItem, ...] = (
     NavItem("/queue", "Queue", Permission.INFERENCE_ALL),
     NavItem("/workflows", "Workflows", Permission.INFERENCE_ALL),
     NavItem("/models", "Models", Permission.CHECKPOINT_ALL),
+    NavItem("/train", "Train", Permission.TRAIN_ALL),
     NavItem("/endpoints", "Endpoints", Permission.ENDPOINT_ALL),
     NavItem("/settings", "API & settings", None),
 )

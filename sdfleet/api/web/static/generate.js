@@ -284,6 +284,11 @@ async function pollQueue() {
 
 async function fromAddress() {
   const params = new URLSearchParams(location.search);
+  if (params.get("prompt")) { // "try it" links (a trained LoRA on the Train page)
+    form.prompt.value = params.get("prompt");
+    history.replaceState(null, "", location.pathname);
+    return;
+  }
   const id = params.get("reuse") || params.get("send");
   if (!id) return;
   history.replaceState(null, "", location.pathname);
