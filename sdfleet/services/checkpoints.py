@@ -294,9 +294,12 @@ class CheckpointService:
                 repo = CheckpointRepository(s)
                 self._check_name_free(repo, model_type, name, _scope_of(s, created_by))
                 added = repo.add(checkpoint)
+                # An import or a training registers on its owner's behalf: the event names them.
+                owner = AccountRepository(s).get_user(created_by) if actor is None and created_by else None
                 self._record(AuditAction.MODEL_CREATE, actor, added, session=s,
                              changes=field_changes({}, {"name": added.name, "allowed_roles": list(allowed_roles)}),
-                             details={"source": source, "sha256": info.sha256})
+                             details={"source": source, "sha256": info.sha256},
+                             actor_name=owner.username if owner is not None else None)
                 return added
         except BaseException as exc:
             if created:
@@ -323,10 +326,13 @@ class CheckpointService:
     # Internals
 
     def _record(self, action: AuditAction, principal: Principal | None, checkpoint: Checkpoint, *, session,
-                changes: dict, details: dict | None = None) -> None:
+                changes: dict, details: dict | None = None, actor_name: str | None = None) -> None:
         if self.audit is not None:
+            ownership = _ownership(principal, checkpoint)
+            if actor_name is not None:
+                ownership["by_uploader"] = True
             self.audit.record(action, actor=principal, target=_audit_target(checkpoint), changes=changes,
-                              details={**_ownership(principal, checkpoint), **(details or {})}, session=session)
+                              details={**ownership, **(details or {})}, session=session, actor_name=actor_name)
 
     def _record_update(self, principal: Principal, before: Checkpoint, after: Checkpoint, *, session) -> None:
         if before.name != after.name:

@@ -59,6 +59,27 @@ def test_rescoping_never_hides_a_model_from_its_uploader_or_admins_and_is_audite
     assert delete["target"]["name"] == "taken-over.safetensors"
 
 
+def test_a_model_registered_on_a_users_behalf_names_them(api, tmp_path):
+    """Imports and trainings finish in the server, without the user's request: the event names the owner."""
+    from sdfleet.domain.checkpoints import ModelType
+
+    owner = api.make_user(roles=[api.make_role(permissions=["checkpoint:all"])])
+    owner_id = api.runtime.services.users.get(None, owner["username"]).id
+    path = tmp_path / "imported.safetensors"
+    path.write_bytes(lora_bytes())
+    service = api.runtime.services.checkpoints
+    intake = service.intake.inspect_file(path, declared=ModelType.LORA)
+    try:
+        checkpoint = service.register(intake, name="imported.safetensors", model_type=ModelType.LORA,
+                                      allowed_roles=("*",), created_by=owner_id, source="import")
+    finally:
+        service.intake.discard(intake)
+    (event,) = [e for e in _audit(api, action="model.create") if e["target"]["id"] == checkpoint.id]
+    assert event["actor_name"] == owner["username"] and event["credential"] is None
+    assert event["details"]["source"] == "import" and event["details"]["uploader_id"] == owner_id
+    assert [e["target"]["id"] for e in _audit(api, actor=owner["username"], action="model.create")] == [checkpoint.id]
+
+
 def test_models_the_operator_registers_are_audited(api, admin, tmp_path):
     path = tmp_path / "cli.safetensors"
     path.write_bytes(lora_bytes())
