@@ -32,7 +32,7 @@ def main() -> None:
 
     from sdfleet.bootstrap import build_app
     from sdfleet.domain.ids import new_id
-    from sdfleet.domain.jobs import JobKind
+    from sdfleet.jobs.spec import GenerateSpec, JobSummary
     from sdfleet.services.webhook_sender import WebhookPolicy, WebhookSender
     from sdfleet.store.jobs import NewJob, SqlJobQueue
     from sdfleet.store.types import utcnow
@@ -61,8 +61,8 @@ def main() -> None:
                         json={"channel": "webhook", "url": receiver.url("/outbox")}).raise_for_status()
             outbox = []
             for n in range(args.events + 5):
-                job = queue.submit(NewJob(id=new_id(), user_id=me, kind=JobKind.INFERENCE, endpoint="default",
-                                          spec={}, summary={"prompt": "bench"}, max_attempts=1, idempotency_key=None,
+                job = queue.submit(NewJob(id=new_id(), user_id=me, endpoint="default",
+                                          spec=GenerateSpec(graph={}), summary=JobSummary(prompt="bench"), max_attempts=1, idempotency_key=None,
                                           request_hash=None), now=utcnow())
                 lease = queue.claim(worker_id="w", endpoints=["default"], now=utcnow(), lease_seconds=30)
                 queue.complete(job.id, token=lease.fencing_token, outputs=[], now=utcnow())

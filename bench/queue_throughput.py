@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sdfleet.domain.accounts import User
 from sdfleet.domain.ids import new_id
-from sdfleet.domain.jobs import JobKind
+from sdfleet.jobs.spec import GenerateSpec, JobSummary
 from sdfleet.store import migrate
 from sdfleet.store.accounts import AccountRepository
 from sdfleet.store.database import Database
@@ -38,8 +38,8 @@ def raw_commit_rate(db: Database, n: int = 400) -> float:
 
 def drain(queue: SqlJobQueue, workers: int) -> float:
     for i in range(JOBS):
-        queue.submit(NewJob(id=new_id(), user_id=f"u{i % 4}", kind=JobKind.INFERENCE, endpoint="default",
-                            spec={"graph": {}}, summary={}, max_attempts=3, idempotency_key=None, request_hash=None),
+        queue.submit(NewJob(id=new_id(), user_id=f"u{i % 4}", endpoint="default",
+                            spec=GenerateSpec(graph={}), summary=JobSummary(), max_attempts=3, idempotency_key=None, request_hash=None),
                      now=utcnow())
     done = []
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sdfleet.domain.jobs import Job, JobStatus
+from sdfleet.jobs.records import Job, JobStatus
 
 
 @dataclass(frozen=True)

@@ -1,115 +1,12 @@
-"""Jobs: the unit of work the fleet runs, and its life cycle."""
+"""Moved to `sdfleet.jobs.records` (the job contract); kept as a re-export while in-flight branches land."""
 
-from __future__ import annotations
-
-import enum
-from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any
-
-
-class JobStatus(enum.StrEnum):
-    """Where a job is in its life. `queued → running → succeeded | failed | cancelled`;
-    a running job whose lease expires goes back to `queued` with its attempt count raised."""
-
-    QUEUED = "queued"  #: waiting for a worker
-    RUNNING = "running"  #: claimed by a worker holding a lease
-    SUCCEEDED = "succeeded"  #: finished; outputs recorded
-    FAILED = "failed"  #: finished with an error (bad graph at run time, attempts exhausted …)
-    CANCELLED = "cancelled"  #: stopped on the owner's request
-
-    @property
-    def finished(self) -> bool:
-        return self in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
-
-
-class JobKind(enum.StrEnum):
-    """What a job does."""
-
-    INFERENCE = "inference"  #: run a graph, produce images
-    TRAIN = "train"  #: train a LoRA on a dataset, register it in the model registry
-
-
-class EventType(enum.StrEnum):
-    """Events a job emits, in order; clients receive them over SSE and WebSocket."""
-
-    QUEUED = "queued"
-    STARTED = "started"
-    PROGRESS = "progress"
-    OUTPUT = "output"
-    REQUEUED = "requeued"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-
-
-@dataclass(frozen=True)
-class JobOutput:
-    """One stored output image."""
-
-    index: int
-    key: str
-    node_id: str
-    width: int
-    height: int
-    size: int
-    content_type: str = "image/png"
-
-
-@dataclass(frozen=True)
-class JobProgress:
-    """The last reported sampler progress."""
-
-    value: int = 0
-    max: int = 0
-    node_id: str | None = None
-    #: what a training reports with its step (loss, lr, steps_per_second, eta_seconds, epoch); carried by the
-    #: progress event, not stored in the row
-    metrics: dict[str, float] | None = None
-
-
-@dataclass(frozen=True)
-class Job:
-    """A job as the services see it."""
-
-    id: str
-    user_id: str
-    kind: JobKind
-    status: JobStatus
-    endpoint: str | None
-    spec: dict[str, Any]
-    attempts: int
-    max_attempts: int
-    queued_at: datetime
-    started_at: datetime | None = None
-    finished_at: datetime | None = None
-    progress: JobProgress = field(default_factory=JobProgress)
-    cancel_requested: bool = False
-    error: dict[str, Any] | None = None
-    outputs: tuple[JobOutput, ...] = ()
-    worker_id: str | None = None
-    fencing_token: int = 0
-    lease_expires_at: datetime | None = None
-    request_hash: str | None = None
-    idempotency_key: str | None = None
-    summary: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class JobEvent:
-    """A persisted event; `seq` is its SSE id, increasing per job."""
-
-    job_id: str
-    seq: int
-    type: EventType
-    data: dict[str, Any]
-    created_at: datetime
-
-
-@dataclass(frozen=True)
-class Lease:
-    """What a claim grants: the job, the fencing token to present, and when the lease ends."""
-
-    job: Job
-    fencing_token: int
-    expires_at: datetime
+from sdfleet.jobs.records import (  # noqa: F401
+    EventType,
+    Job,
+    JobEvent,
+    JobKind,
+    JobOutput,
+    JobProgress,
+    JobStatus,
+    Lease,
+)

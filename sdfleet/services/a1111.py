@@ -17,10 +17,10 @@ from typing import Any
 from sdfleet.domain.accounts import Principal
 from sdfleet.domain.checkpoints import Checkpoint, ModelType
 from sdfleet.domain.errors import Conflict, DomainError, InvalidInput
-from sdfleet.domain.jobs import Job, JobStatus
 from sdfleet.domain.pagination import PageRequest
 from sdfleet.domain.permissions import Permission
 from sdfleet.engine.image_admission import DEFAULT_MAX_IMAGE_PIXELS, ImageRejected, read_png_text
+from sdfleet.jobs.records import Job, JobStatus
 from sdfleet.services.authorization import authorize
 from sdfleet.services.endpoints import worker_memory
 from sdfleet.services.inference import InferenceService, Submission
@@ -75,11 +75,6 @@ class WaitPolicy:
     recheck_seconds: float = 2.0
 
 
-
-
-def all_seeds(seed: int, *, batch_size: int, n_iter: int) -> list[int]:
-    """The seeds of every image, as A1111 numbers them (one more per image)."""
-    return [seed + i for i in range(batch_size * n_iter)]
 
 
 class A1111Service:
@@ -172,25 +167,27 @@ class A1111Service:
             _, chunks = self._inference.open_output(principal, job.id, output.index)
             pngs.append(b"".join(chunks))
         infotexts = [read_png_text(png).get("parameters", "") for png in pngs]
-        send = (job.summary.get("params") or {}).get("send_images", True) is not False
+        send = (job.summary.params or {}).get("send_images", True) is not False
         return Generation(job_id=job.id, images=[base64.b64encode(p).decode() for p in pngs] if send else [],
                           info=self._info(principal, job, infotexts),
                           interrupted=job.status is JobStatus.CANCELLED)
 
     def _info(self, principal: Principal, job: Job, infotexts: list[str]) -> dict[str, Any]:
-        params = job.summary.get("params") or {}
+        params = job.summary.params or {}
         batch_size, n_iter = int(params.get("batch_size") or 1), int(params.get("n_iter") or 1)
-        seed = int(job.summary.get("seed") or params.get("seed") or 0)
+        seed = int(job.summary.seed or params.get("seed") or 0)
         count = batch_size * n_iter
+        # the compiler's seeds (jobs queued before it recorded them: A1111's numbering, one more per image)
+        seeds = list(job.summary.all_seeds) or [seed + i for i in range(count)]
         prompt, negative = str(params.get("prompt") or ""), str(params.get("negative_prompt") or "")
-        model_name = job.summary.get("model")
+        model_name = job.summary.model
         model = self._checkpoint(principal, model_name)
         overrides = params.get("override_settings") or {}
         started = job.started_at or job.queued_at
         return {
             "prompt": prompt, "all_prompts": [prompt] * count,
             "negative_prompt": negative, "all_negative_prompts": [negative] * count,
-            "seed": seed, "all_seeds": all_seeds(seed, batch_size=batch_size, n_iter=n_iter),
+            "seed": seed, "all_seeds": seeds,
             "subseed": -1, "all_subseeds": [-1] * count, "subseed_strength": 0,
             "width": params.get("width"), "height": params.get("height"),
             "sampler_name": params.get("sampler_name"), "scheduler": params.get("scheduler"),
@@ -228,7 +225,7 @@ class A1111Service:
         job = self.current_job(principal)
         if job is None:
             return ProgressReport(state=_state(job=None))
-        params = job.summary.get("params") or {}
+        params = job.summary.params or {}
         passes = 2 if params.get("enable_hr") else 1  # A1111 counts a hires pass as a job of its own
         n_iter = max(1, int(params.get("n_iter") or 1)) * passes
         value, maximum = job.progress.value, job.progress.max
@@ -258,7 +255,7 @@ class A1111Service:
         job = self.current_job(principal)
         if job is None:
             return None
-        params = job.summary.get("params") or {}
+        params = job.summary.params or {}
         images = int(params.get("batch_size") or 1) * int(params.get("n_iter") or 1)
         if images > 1:
             raise Conflict(f"skip stops a single-image job; job {job.id} makes {images} images and sdfleet cannot "

@@ -16,10 +16,11 @@ from typing import Any
 
 from sdfleet.domain.accounts import Principal
 from sdfleet.domain.errors import Conflict, InvalidInput, NotFound
-from sdfleet.domain.jobs import Job, JobStatus
 from sdfleet.domain.pagination import PageRequest
 from sdfleet.domain.permissions import Permission
 from sdfleet.engine.image_admission import DEFAULT_MAX_IMAGE_PIXELS, ImageRejected, open_admitted
+from sdfleet.jobs.records import Job, JobStatus
+from sdfleet.jobs.spec import extra_of, graph_of
 from sdfleet.services.authorization import authorize
 from sdfleet.services.comfy_apps import app_marker
 from sdfleet.services.comfy_outcomes import error_data, interrupted_data
@@ -65,7 +66,7 @@ def output_filename(job_id: str, index: int) -> str:
 
 def prompt_id_of(job: Job) -> str:
     """The id ComfyUI clients know the job by: theirs when they sent one, else the job id."""
-    return str((job.spec.get("extra") or {}).get("prompt_id") or job.id)
+    return str(extra_of(job.spec).get("prompt_id") or job.id)
 
 
 def number_of(job: Job) -> int:
@@ -201,12 +202,12 @@ class ComfyService:
     # Queue
     def queue_item(self, job: Job) -> list[Any]:
         """ComfyUI's `[number, prompt_id, prompt, extra_data, outputs_to_execute]`."""
-        extra = job.spec.get("extra") or {}
+        extra = extra_of(job.spec)
         extra_data = {"client_id": extra.get("client_id")}
         if extra.get("extra_pnginfo"):
             extra_data["extra_pnginfo"] = extra["extra_pnginfo"]
-        outputs = extra.get("outputs_to_execute") or self.output_nodes(job.spec.get("graph") or {})
-        return [number_of(job), prompt_id_of(job), job.spec.get("graph") or {}, extra_data, outputs]
+        outputs = extra.get("outputs_to_execute") or self.output_nodes(graph_of(job.spec))
+        return [number_of(job), prompt_id_of(job), dict(graph_of(job.spec)), extra_data, outputs]
 
     def queue(self, principal: Principal) -> dict[str, list]:
         """GET /queue: the caller's running and pending prompts."""
@@ -338,7 +339,7 @@ class ComfyService:
         if job.status is JobStatus.FAILED and job.error:
             item["execution_error"] = {"node_id": job.error.get("node_id"),
                                        "exception_message": job.error.get("message", "")}
-        workflow = ((job.spec.get("extra") or {}).get("extra_pnginfo") or {}).get("workflow")
+        workflow = (extra_of(job.spec).get("extra_pnginfo") or {}).get("workflow")
         if isinstance(workflow, Mapping) and isinstance(workflow.get("id"), str):
             item["workflow_id"] = workflow["id"]
         return item
@@ -364,9 +365,9 @@ class ComfyService:
         """GET /jobs/{id}: the summary plus outputs and the workflow."""
         job = self.find(principal, prompt_id)
         item = self.job_summary(job)
-        extra = job.spec.get("extra") or {}
+        extra = extra_of(job.spec)
         extra_data = {"extra_pnginfo": extra["extra_pnginfo"]} if extra.get("extra_pnginfo") else {}
-        item.update(outputs=images_by_node(job), workflow={"prompt": job.spec.get("graph"), "extra_data": extra_data})
+        item.update(outputs=images_by_node(job), workflow={"prompt": dict(graph_of(job.spec)), "extra_data": extra_data})
         return item
 
     # Files

@@ -15,7 +15,8 @@ from typing import Any
 
 from sdfleet.domain.accounts import Principal
 from sdfleet.domain.errors import NotFound
-from sdfleet.domain.jobs import EventType, Job, JobEvent
+from sdfleet.jobs.records import EventType, Job, JobEvent
+from sdfleet.jobs.spec import GenerateSpec
 from sdfleet.services.comfy import ComfyService, images_by_node, prompt_id_of
 from sdfleet.services.comfy_outcomes import error_data, interrupted_data
 from sdfleet.services.inference import InferenceService
@@ -71,8 +72,9 @@ class ComfyEventSession:
                                            "sid": self.client_id}}
 
     def _mine(self, job: Job) -> bool:
-        extra = job.spec.get("extra") or {}
-        source, client_id = job.spec.get("source"), extra.get("client_id")
+        if not isinstance(job.spec, GenerateSpec):
+            return False
+        source, client_id = job.spec.source, job.spec.extra.get("client_id")
         if source == "workflow" and client_id is None:  # a run from the API or the web UI, not from an app
             return False
         if source not in ("comfy", "workflow") or client_id not in (None, self.client_id):
@@ -173,7 +175,7 @@ class ComfyEventSession:
 
     def _succeeded(self, job: Job, followed: _Followed) -> list[dict[str, Any]]:
         pid = followed.prompt_id
-        info = job.summary.get("info") or {}
+        info = job.summary.info or {}
         messages: list[dict[str, Any]] = []
         if not followed.started:
             followed.started = True

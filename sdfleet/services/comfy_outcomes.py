@@ -9,7 +9,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from sdfleet.domain.jobs import Job
+from sdfleet.jobs.records import Job
+from sdfleet.jobs.spec import graph_of
 
 TYPED_MESSAGE = re.compile(r"^(?P<type>[A-Za-z_][\w.]*): (?P<message>.*)$", re.DOTALL)
 
@@ -39,14 +40,14 @@ def _node_type(graph: Mapping[str, Any], node_id: str | None) -> str | None:
 
 def interrupted_data(job: Job, *, prompt_id: str, node_id: str | None) -> dict[str, Any]:
     """`execution_interrupted` data: the node running when the job was stopped."""
-    graph = job.spec.get("graph") or {}
+    graph = graph_of(job.spec)
     return {"prompt_id": prompt_id, "node_id": node_id, "node_type": _node_type(graph, node_id),
             "executed": ancestors(graph, node_id)}
 
 
 def error_data(job: Job, *, prompt_id: str) -> dict[str, Any]:
     """`execution_error` data from the worker's error report and the prompt."""
-    graph = job.spec.get("graph") or {}
+    graph = graph_of(job.spec)
     error = job.error or {}
     node_id = error.get("node_id")
     message = str(error.get("message") or "the job failed")

@@ -23,10 +23,10 @@ from sdfleet.domain.endpoints import (
     may_use,
 )
 from sdfleet.domain.errors import Conflict, InvalidInput, NotFound
-from sdfleet.domain.jobs import JobStatus
 from sdfleet.domain.permissions import ADMIN_ROLE, Permission
 from sdfleet.domain.validation import check_role_name
 from sdfleet.domain.workers import WorkerRecord
+from sdfleet.jobs.records import JobStatus
 from sdfleet.services.audit import AuditLog
 from sdfleet.services.authorization import authorize
 from sdfleet.store.accounts import AccountRepository

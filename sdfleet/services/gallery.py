@@ -13,9 +13,9 @@ from sdfleet.domain.accounts import Principal
 from sdfleet.domain.errors import Forbidden, InvalidInput, NotFound
 from sdfleet.domain.gallery import Board, GalleryItem, GalleryQuery
 from sdfleet.domain.ids import is_valid_id
-from sdfleet.domain.jobs import Job, JobOutput
 from sdfleet.domain.pagination import Page, PageRequest
 from sdfleet.domain.permissions import Permission
+from sdfleet.jobs.records import Job, JobOutput
 from sdfleet.services.styles import check_name
 from sdfleet.store.gallery import SqlGallery
 

@@ -42,6 +42,8 @@ class CompiledRequest:
     graph: dict[str, Any]
     seed: int
     params: dict[str, Any]
+    #: every image's seed, as the compiler assigned them
+    all_seeds: list[int]
 
 
 class GraphTools:
@@ -131,7 +133,8 @@ class GraphTools:
             raise InvalidInput(str(exc), field=f"params.{exc.name}", details={"unsupported": [exc.name]}) from None
         except InvalidField as exc:
             raise InvalidInput(str(exc), field=f"params.{exc.name}") from None
-        return CompiledRequest(graph=compiled.graph, seed=compiled.seed, params=compiled.params)
+        return CompiledRequest(graph=compiled.graph, seed=compiled.seed, params=compiled.params,
+                               all_seeds=compiled.all_seeds)
 
     def object_info(self, model_names: Mapping[str, Sequence[str]]) -> dict[str, Any]:
         """ComfyUI's /object_info for these model lists."""

@@ -5,24 +5,25 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Protocol
 
 from sdfleet.domain.accounts import Principal
 from sdfleet.domain.errors import Conflict, InvalidInput, NotFound, QuotaExceeded
 from sdfleet.domain.ids import is_valid_id, new_id
-from sdfleet.domain.jobs import Job, JobEvent, JobKind, JobStatus
 from sdfleet.domain.pagination import Page, PageRequest
 from sdfleet.domain.permissions import Permission
 from sdfleet.engine.image_admission import DEFAULT_MAX_IMAGE_PIXELS
 from sdfleet.engine.work_estimate import estimate_work
+from sdfleet.jobs.records import Job, JobEvent, JobKind, JobStatus, NewJob
+from sdfleet.jobs.spec import GenerateSpec, InputImage, JobSummary, ModelPin
 from sdfleet.modelfiles.types import ModelType
 from sdfleet.services.authorization import authorize
 from sdfleet.services.graphs import FOLDER_TYPES, GraphTools
 from sdfleet.services.inputs import InputImages, decode_base64_image
 from sdfleet.services.notifier import Notifier, PreviewStore
-from sdfleet.store.jobs import DuplicateSubmission, NewJob, SqlJobQueue
+from sdfleet.store.jobs import DuplicateSubmission, SqlJobQueue
 
 
 class ModelCatalog(Protocol):
@@ -122,24 +123,24 @@ class InferenceService:
             raise InvalidInput("give either task (with params) or graph", field="task")
         if submission.graph is not None and submission.params is not None:
             raise InvalidInput("params go with task; a graph carries its own values", field="params")
-        inputs: list[dict[str, str]] = []
-        summary: dict[str, Any] = {"source": submission.source}
+        inputs: list[InputImage] = []
+        webhook = None
         if submission.webhook is not None:
             if self._check_webhook is None:
                 raise InvalidInput("this server does not send job webhooks", field="webhook")
-            summary["webhook"] = self._check_webhook(submission.webhook, field="webhook")
+            webhook = self._check_webhook(submission.webhook, field="webhook")
         visible = self._catalog.visible_names_by_type(principal)
+        summary = JobSummary(source=submission.source, webhook=webhook)
         if submission.task is not None:
-            graph, summary_extra = self._compile_task(principal, submission, inputs, visible)
-            summary.update(summary_extra)
+            graph, summary = self._compile_task(principal, submission, inputs, visible, summary)
         else:
             graph = submission.graph
             if not isinstance(graph, dict) or not graph:
                 raise InvalidInput("graph must be a non-empty object of nodes", field="graph")
         # 3. Validate against the node registry, the models this user may see and their input images.
-        inputs += self._graph_inputs(principal, graph, known={i["name"] for i in inputs})
+        inputs += self._graph_inputs(principal, graph, known={i.name for i in inputs})
         model_names = {folder: visible.get(t.value, []) for folder, t in FOLDER_TYPES.items()}
-        model_names["input"] = [i["name"] for i in inputs]
+        model_names["input"] = [i.name for i in inputs]
         self._graphs.validate(graph, model_names=model_names)
         models = self._pin_models(principal, graph, embeddings=visible.get(ModelType.EMBEDDING.value, []))
         # 4. Limits before queueing.
@@ -148,13 +149,12 @@ class InferenceService:
         if queued >= self._limits.max_queued_per_user:
             raise QuotaExceeded(f"you have {queued} queued jobs; the limit is {self._limits.max_queued_per_user}")
         endpoint = self._router.route(principal, requested=submission.endpoint,
-                                      model_sha256s=[m["sha256"] for m in models])
-        summary.setdefault("model", next((m["name"] for m in models if m["folder"] == "checkpoints"), None))
-        spec = {"graph": graph, "models": models, "inputs": inputs, "source": submission.source,
-                "extra": submission.extra}
-        if submission.task is not None:
-            spec.update(task=submission.task, params=summary.get("params", {}))
-        new = NewJob(id=new_id(), user_id=principal.user_id, kind=JobKind.INFERENCE, endpoint=endpoint, spec=spec,
+                                      model_sha256s=[m.sha256 for m in models])
+        if summary.model is None:
+            summary = replace(summary, model=next((m.name for m in models if m.folder == "checkpoints"), None))
+        spec = GenerateSpec(graph=graph, models=tuple(models), inputs=tuple(inputs), source=submission.source,
+                            extra=submission.extra)
+        new = NewJob(id=new_id(), user_id=principal.user_id, endpoint=endpoint, spec=spec,
                      summary=summary, max_attempts=self._limits.max_attempts,
                      idempotency_key=submission.idempotency_key, request_hash=body_hash)
         try:
@@ -167,8 +167,8 @@ class InferenceService:
         self._notifier.notify(f"queue:{endpoint}")
         return job
 
-    def _compile_task(self, principal: Principal, submission: Submission, inputs: list[dict[str, str]],
-                      visible: dict[str, list[str]]) -> tuple[dict, dict]:
+    def _compile_task(self, principal: Principal, submission: Submission, inputs: list[InputImage],
+                      visible: dict[str, list[str]], summary: JobSummary) -> tuple[dict, JobSummary]:
         params = submission.params or {}
         if not isinstance(params, dict):
             raise InvalidInput("params must be an object of A1111 fields", field="params")
@@ -177,14 +177,14 @@ class InferenceService:
             stored = self._inputs.store(user_id=principal.user_id,
                                         data=decode_base64_image(value, field=f"params.init_images[{i}]"),
                                         field=f"params.init_images[{i}]")
-            inputs.append({"name": stored.name, "key": stored.key})
+            inputs.append(InputImage(name=stored.name, key=stored.key))
             images.append(stored.name)
         mask = None
         if params.get("mask"):
             stored = self._inputs.store(user_id=principal.user_id,
                                         data=decode_base64_image(params["mask"], field="params.mask"),
                                         field="params.mask")
-            inputs.append({"name": stored.name, "key": stored.key})
+            inputs.append(InputImage(name=stored.name, key=stored.key))
             mask = stored.name
         if submission.task == "img2img" and not images:
             raise InvalidInput("img2img needs at least one image in init_images", field="params.init_images")
@@ -198,14 +198,14 @@ class InferenceService:
             upscaler_names=visible.get(ModelType.UPSCALER.value, []),
         )
         public = {k: v for k, v in compiled.params.items() if k not in ("init_images", "mask")}
-        summary = {"task": submission.task, "seed": compiled.seed, "params": public,
-                   "prompt": str(params.get("prompt") or "")[:500],
-                   "width": compiled.params.get("width"), "height": compiled.params.get("height")}
-        return compiled.graph, summary
+        return compiled.graph, replace(
+            summary, task=submission.task, seed=compiled.seed, all_seeds=tuple(compiled.all_seeds), params=public,
+            prompt=str(params.get("prompt") or "")[:500],
+            width=compiled.params.get("width"), height=compiled.params.get("height"))
 
-    def _check_work(self, graph: Mapping[str, Any], inputs: list[dict[str, str]], *, field: str) -> None:
+    def _check_work(self, graph: Mapping[str, Any], inputs: list[InputImage], *, field: str) -> None:
         """Refuse a graph whose samplers and VAE passes, at their propagated sizes, exceed the work limit."""
-        keys = {i["name"]: i["key"] for i in inputs}
+        keys = {i.name: i.key for i in inputs}
         side = int(self._limits.max_image_pixels ** 0.5)
         estimate = estimate_work(graph, image_size=lambda name: self._inputs.size(keys[name]) if name in keys
                                  else (side, side))
@@ -220,9 +220,9 @@ class InferenceService:
                      "limit": limit, "nodes": {n.node_id: n.work for n in estimate.nodes}})
 
     def _pin_models(self, principal: Principal, graph: Mapping[str, Any], *,
-                    embeddings: Sequence[str] = ()) -> list[dict[str, Any]]:
+                    embeddings: Sequence[str] = ()) -> list[ModelPin]:
         """Pin every model the graph names, and the textual-inversion embeddings its prompts name."""
-        pinned: dict[tuple[str, str], dict[str, Any]] = {}
+        pinned: dict[tuple[str, str], ModelPin] = {}
         refs = self._graphs.model_references(graph) + self._graphs.embedding_references(graph, embeddings)
         for ref in refs:
             if (ref.folder, ref.name) in pinned:
@@ -235,11 +235,11 @@ class InferenceService:
             except NotFound:
                 raise InvalidInput(f"node {ref.node_id}: {ref.input_name} {ref.name!r} is not a model you may use",
                                    field="graph") from None
-            pinned[(ref.folder, ref.name)] = {"folder": ref.folder, "name": ref.name, "sha256": record.sha256,
-                                             "size": record.size}
+            pinned[(ref.folder, ref.name)] = ModelPin(folder=ref.folder, name=ref.name, sha256=record.sha256,
+                                                      size=record.size)
         return list(pinned.values())
 
-    def _graph_inputs(self, principal: Principal, graph: Mapping[str, Any], *, known: set[str]) -> list[dict]:
+    def _graph_inputs(self, principal: Principal, graph: Mapping[str, Any], *, known: set[str]) -> list[InputImage]:
         found = []
         for node_id, node in graph.items():
             if not isinstance(node, Mapping) or node.get("class_type") not in ("LoadImage", "LoadImageMask"):
@@ -250,7 +250,7 @@ class InferenceService:
             key = self._inputs.key_for(user_id=principal.user_id, name=name)
             if key is None:
                 raise InvalidInput(f"node {node_id}: image {name!r} was not uploaded", field="graph")
-            found.append({"name": name, "key": key})
+            found.append(InputImage(name=name, key=key))
             known.add(name)
         return found
 

@@ -12,7 +12,8 @@ from PIL import Image
 
 from sdfleet.domain.accounts import Principal
 from sdfleet.domain.errors import NotFound
-from sdfleet.domain.jobs import Job
+from sdfleet.jobs.records import Job
+from sdfleet.jobs.spec import graph_of
 
 THUMBNAIL_SIZE = 320  #: longest side, in pixels (a 2x gallery tile)
 THUMBNAIL_TYPE = "image/webp"
@@ -55,9 +56,9 @@ def make_thumbnail(png: bytes, *, size: int = THUMBNAIL_SIZE) -> bytes:
 
 def job_inputs(job: Job) -> list[JobInput]:
     """The input images a job's graph loads, in graph order, with their object keys."""
-    keys = {item["name"]: item["key"] for item in job.spec.get("inputs") or []}
+    keys = {item.name: item.key for item in job.spec.inputs}
     found: list[JobInput] = []
-    for node in (job.spec.get("graph") or {}).values():
+    for node in graph_of(job.spec).values():
         if not isinstance(node, Mapping):
             continue
         kind = INPUT_KINDS.get(node.get("class_type"))

@@ -11,9 +11,9 @@ from typing import Any
 from sdfleet.domain.accounts import Principal
 from sdfleet.domain.checkpoints import Checkpoint
 from sdfleet.domain.errors import InvalidInput, NotFound
-from sdfleet.domain.jobs import Job
 from sdfleet.domain.pagination import MAX_LIMIT, PageRequest
 from sdfleet.domain.permissions import Permission
+from sdfleet.jobs.records import Job
 from sdfleet.services.authorization import authorize
 from sdfleet.services.checkpoints import CheckpointQuery
 from sdfleet.services.job_media import make_thumbnail

@@ -12,8 +12,8 @@ from sdfleet.domain.accounts import Principal
 from sdfleet.domain.errors import Forbidden, NotFound
 from sdfleet.domain.gallery import QueueEntry
 from sdfleet.domain.ids import is_valid_id
-from sdfleet.domain.jobs import Job
 from sdfleet.domain.permissions import Permission
+from sdfleet.jobs.records import Job
 from sdfleet.store.gallery import SqlGallery
 
 MAX_ENTRIES = 500

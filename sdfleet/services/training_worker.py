@@ -15,9 +15,10 @@ from typing import Any, BinaryIO
 from sdfleet.domain.checkpoints import ModelType
 from sdfleet.domain.datasets import image_key
 from sdfleet.domain.errors import Conflict, Gone, InvalidInput, NotFound
-from sdfleet.domain.jobs import Job, JobKind
 from sdfleet.domain.trainings import artifact_key, checkpoint_key, training_prefix
 from sdfleet.domain.workers import WorkerRecord
+from sdfleet.jobs.records import Job, JobKind
+from sdfleet.jobs.spec import training_of
 from sdfleet.store.jobs import SqlJobQueue, StaleLease
 
 log = logging.getLogger("sdfleet.trainings")
@@ -55,7 +56,7 @@ class TrainingWorkerService:
     def open_dataset_image(self, worker: WorkerRecord, job_id: str, *, token: int, sha256: str) -> Iterator[bytes]:
         """An image the held training pinned (by hash)."""
         job = self._training(worker, job_id, token)
-        dataset = job.spec["training"]["dataset"]
+        dataset = training_of(job.spec)["dataset"]
         if sha256 not in {i["sha256"] for i in dataset["images"]}:
             raise NotFound(f"training {job_id} has no image {sha256}")
         try:
@@ -103,7 +104,7 @@ class TrainingWorkerService:
         key = artifact_key(job.id, "lora.safetensors")
         if not self.objects.exists(key):
             raise InvalidInput("upload lora.safetensors before completing", field="artifacts")
-        wanted = job.spec["training"]["lora"]
+        wanted = training_of(job.spec)["lora"]
         intake = self.checkpoints.intake.inspect_object(key, declared=ModelType.LORA)
         name = wanted["name"]
         try:

@@ -12,7 +12,6 @@ from sdfleet.domain.accounts import Principal
 from sdfleet.domain.checkpoints import SAFE_EXTENSIONS, ModelType, check_model_name
 from sdfleet.domain.errors import Conflict, InvalidInput, NotFound, QuotaExceeded
 from sdfleet.domain.ids import is_valid_id, new_id
-from sdfleet.domain.jobs import EventType, Job, JobEvent, JobKind, JobStatus
 from sdfleet.domain.pagination import Page, PageRequest
 from sdfleet.domain.permissions import Permission
 from sdfleet.domain.trainings import (
@@ -22,8 +21,10 @@ from sdfleet.domain.trainings import (
     training_prefix,
 )
 from sdfleet.engine.training.config import TrainingConfig, TrainingConfigError
+from sdfleet.jobs.records import EventType, Job, JobEvent, JobKind, JobStatus, NewJob
+from sdfleet.jobs.spec import JobSummary, ModelPin, TrainSpec, training_of
 from sdfleet.services.authorization import authorize
-from sdfleet.store.jobs import DuplicateSubmission, NewJob, SqlJobQueue
+from sdfleet.store.jobs import DuplicateSubmission, SqlJobQueue
 
 CHECKPOINTS = "checkpoints/"
 
@@ -125,11 +126,11 @@ class TrainingService:
             "config": config.to_dict(),
             "lora": {"name": name, "allowed_roles": roles},
         }
-        spec = {"graph": {}, "inputs": [], "training": training,
-                "models": [{"folder": "checkpoints", "name": base.name, "sha256": base.sha256, "size": base.size}]}
-        summary = {"source": "api", "name": name, "model": base.name, "dataset_id": dataset.id,
-                   "dataset_name": dataset.name, "max_train_steps": config.max_train_steps, "epochs": config.epochs}
-        new = NewJob(id=new_id(), user_id=principal.user_id, kind=JobKind.TRAIN, endpoint=endpoint, spec=spec,
+        spec = TrainSpec(models=(ModelPin(folder="checkpoints", name=base.name, sha256=base.sha256, size=base.size),),
+                         training=training)
+        summary = JobSummary(source="api", name=name, model=base.name, dataset_id=dataset.id,
+                             dataset_name=dataset.name, max_train_steps=config.max_train_steps, epochs=config.epochs)
+        new = NewJob(id=new_id(), user_id=principal.user_id, endpoint=endpoint, spec=spec,
                      summary=summary, max_attempts=self.limits.max_attempts,
                      idempotency_key=request.idempotency_key, request_hash=body_hash)
         try:
@@ -220,7 +221,7 @@ class TrainingService:
     def datasets_pinned(self, dataset_id: str) -> list[str]:
         """Why a dataset may not be deleted: the trainings that use it."""
         return [f"training {j.id} ({j.status.value}) uses it" for j in self.unfinished()
-                if j.spec.get("training", {}).get("dataset", {}).get("id") == dataset_id]
+                if training_of(j.spec).get("dataset", {}).get("id") == dataset_id]
 
     def checkpoints_pinned(self, checkpoint_id: str) -> list[str]:
         """Why a base checkpoint may not be deleted: the trainings that train on it."""
@@ -228,7 +229,7 @@ class TrainingService:
         if checkpoint is None:
             return []
         return [f"training {j.id} ({j.status.value}) trains on it" for j in self.unfinished()
-                if j.spec.get("training", {}).get("base", {}).get("sha256") == checkpoint.sha256]
+                if training_of(j.spec).get("base", {}).get("sha256") == checkpoint.sha256]
 
 
 def _check_samples(samples: object) -> None:
@@ -260,4 +261,4 @@ def _check_samples(samples: object) -> None:
 
 def lora_record(job: Job) -> dict[str, Any] | None:
     """The LoRA a finished training registered ({id, name, sha256}), from its summary."""
-    return ((job.summary or {}).get("info") or {}).get("lora")
+    return (job.summary.info or {}).get("lora")

@@ -15,8 +15,9 @@ from PIL import Image, UnidentifiedImageError
 from sdfleet.domain.checkpoints import CheckpointStatus
 from sdfleet.domain.errors import Conflict, Gone, InvalidInput, NotFound, Unauthenticated
 from sdfleet.domain.ids import is_valid_id, new_id
-from sdfleet.domain.jobs import Job, JobOutput, JobProgress, Lease
 from sdfleet.domain.workers import WorkerRecord
+from sdfleet.jobs.records import Job, JobOutput, JobProgress, Lease
+from sdfleet.jobs.spec import ModelPin
 from sdfleet.modelfiles.types import ENGINE_FOLDERS
 from sdfleet.services.credentials import WORKER_TOKEN_PREFIX, new_token, token_hash
 from sdfleet.services.notifier import Notifier, PreviewStore
@@ -44,21 +45,12 @@ class OutputReport:
 
 
 @dataclass(frozen=True)
-class PreloadModel:
-    """A model a worker's endpoint preloads: the worker downloads it and loads it before its first job."""
-
-    sha256: str
-    size: int
-    folder: str
-    name: str
-
-
-@dataclass(frozen=True)
 class Assignment:
     """What the server asks of a worker: its endpoint and the models to have loaded."""
 
     endpoint: str
-    preload: list[PreloadModel]
+    #: the models the endpoint preloads: the worker downloads and loads them before its first job
+    preload: list[ModelPin]
 
 
 class StaleLeaseError(Conflict):
@@ -108,7 +100,7 @@ class WorkerService:
 
     def assignment(self, worker: WorkerRecord) -> Assignment:
         """The worker's endpoint and the active models its `preload` names."""
-        models = [PreloadModel(sha256=c.sha256, size=c.size, folder=ENGINE_FOLDERS[c.model_type], name=c.name)
+        models = [ModelPin(sha256=c.sha256, size=c.size, folder=ENGINE_FOLDERS[c.model_type], name=c.name)
                   for c in self._registry.preloaded(worker.endpoint)
                   if c.status is CheckpointStatus.ACTIVE and c.model_type in ENGINE_FOLDERS]
         return Assignment(endpoint=worker.endpoint, preload=models)
@@ -254,11 +246,11 @@ class WorkerService:
     def open_input(self, worker: WorkerRecord, job_id: str, *, token: int, name: str) -> Iterator[bytes]:
         """Stream an input image of a held job."""
         job = self._held(worker, job_id, token)
-        entry = next((i for i in job.spec.get("inputs", []) if i["name"] == name), None)
+        entry = next((i for i in job.spec.inputs if i.name == name), None)
         if entry is None:
             raise NotFound(f"job {job_id} has no input {name!r}")
         try:
-            return self._objects.open_range(entry["key"])
+            return self._objects.open_range(entry.key)
         except KeyError:  # ObjectNotFound: deleted after the job was queued
             raise Gone(f"input image {name!r} of job {job_id} is no longer stored") from None
 

@@ -12,9 +12,9 @@ from typing import Any
 from sdfleet.domain.accounts import Principal
 from sdfleet.domain.audit import AuditAction, AuditTarget, field_changes
 from sdfleet.domain.errors import Conflict, InvalidInput, NotFound
-from sdfleet.domain.jobs import Job
 from sdfleet.domain.permissions import Permission
 from sdfleet.domain.workflows import COMFY_TYPE_NAMES, InputType, WorkflowInput, WorkflowVersion
+from sdfleet.jobs.records import Job
 from sdfleet.services.app_inputs import InputHint, hint_of, inputs_from_linear_data, linear_data
 from sdfleet.services.audit import AuditLog
 from sdfleet.services.authorization import authorize

@@ -8,8 +8,8 @@ from typing import Any
 from sqlalchemy import delete, select
 
 from sdfleet.domain.endpoints import Endpoint, EndpointConfig, EndpointEvent, EndpointStatus
-from sdfleet.domain.jobs import JobStatus
 from sdfleet.domain.notifications import EventType
+from sdfleet.jobs.records import JobStatus
 from sdfleet.store.database import Database
 from sdfleet.store.outbox import emit
 from sdfleet.store.tables import EndpointEventRow, EndpointRow, JobRow

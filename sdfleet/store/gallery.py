@@ -14,8 +14,8 @@ from sqlalchemy.types import Text
 from sdfleet.domain.errors import Conflict
 from sdfleet.domain.gallery import Board, GalleryItem, GalleryQuery, QueueEntry
 from sdfleet.domain.ids import new_id
-from sdfleet.domain.jobs import JobKind, JobStatus
 from sdfleet.domain.pagination import Page, PageRequest, page_from_rows
+from sdfleet.jobs.records import JobKind, JobStatus
 from sdfleet.store.database import Database
 from sdfleet.store.jobs import _job as job_record  # one row → record mapping for the jobs table
 from sdfleet.store.tables import BoardItemRow, BoardRow, JobRow, JobStarRow, UserRow

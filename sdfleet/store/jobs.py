@@ -8,7 +8,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import and_, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 
-from sdfleet.domain.jobs import (
+from sdfleet.domain.pagination import Page, PageRequest, page_from_rows
+from sdfleet.jobs.records import (
     EventType,
     Job,
     JobEvent,
@@ -17,8 +18,9 @@ from sdfleet.domain.jobs import (
     JobProgress,
     JobStatus,
     Lease,
+    NewJob,
 )
-from sdfleet.domain.pagination import Page, PageRequest, page_from_rows
+from sdfleet.jobs.spec import JobSummary, spec_from_json
 from sdfleet.store.database import Database
 from sdfleet.store.outbox import record_job_outcome
 from sdfleet.store.tables import JobEventRow, JobOutputRow, JobRow
@@ -37,21 +39,6 @@ class DuplicateSubmission(Exception):
 
 
 @dataclass(frozen=True)
-class NewJob:
-    """What a submission stores."""
-
-    id: str
-    user_id: str
-    kind: JobKind
-    endpoint: str | None
-    spec: dict
-    summary: dict
-    max_attempts: int
-    idempotency_key: str | None
-    request_hash: str | None
-
-
-@dataclass(frozen=True)
 class ReapResult:
     """Jobs whose leases had expired: requeued, or failed after their last attempt."""
 
@@ -66,8 +53,8 @@ def _job(row: JobRow) -> Job:
         kind=JobKind(row.kind),
         status=JobStatus(row.status),
         endpoint=row.endpoint,
-        spec=row.spec,
-        summary=row.summary,
+        spec=spec_from_json(JobKind(row.kind), row.spec),
+        summary=JobSummary.from_json(row.summary),
         attempts=row.attempts,
         max_attempts=row.max_attempts,
         queued_at=row.queued_at,
@@ -106,8 +93,8 @@ class SqlJobQueue:
                     if existing is not None:
                         raise DuplicateSubmission(_job(existing))
                 row = JobRow(
-                    id=new.id, user_id=new.user_id, kind=new.kind.value, status=JobStatus.QUEUED.value,
-                    endpoint=new.endpoint, spec=new.spec, summary=new.summary,
+                    id=new.id, user_id=new.user_id, kind=new.spec.kind.value, status=JobStatus.QUEUED.value,
+                    endpoint=new.endpoint, spec=new.spec.to_json(), summary=new.summary.to_json(),
                     fair_rank=self._fair_rank(s, new.user_id), attempts=0, max_attempts=new.max_attempts,
                     fencing_token=0, cancel_requested=False, progress_value=0, progress_max=0,
                     idempotency_key=new.idempotency_key, request_hash=new.request_hash, event_seq=0,
@@ -360,7 +347,7 @@ class SqlJobQueue:
 
     def holds_model(self, worker_id: str, sha256: str) -> bool:
         """Whether a job this worker runs references the model (workers reach only their jobs' files)."""
-        return any(sha256 in {m.get("sha256") for m in j.spec.get("models", [])}
+        return any(sha256 in {m.sha256 for m in j.spec.models}
                    for j in self.running_for_worker(worker_id))
 
     # Internals

@@ -18,8 +18,8 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from sdfleet.domain.ids import new_id
-from sdfleet.domain.jobs import Job
 from sdfleet.domain.notifications import JOB_EVENTS, EventType, NotificationEvent
+from sdfleet.jobs.records import Job
 from sdfleet.store.database import Database
 from sdfleet.store.tables import NotificationEventRow
 
@@ -49,21 +49,21 @@ def emit(session: Session, type_: EventType, *, now: datetime, user_id: str | No
 
 def job_event_data(job: Job) -> dict[str, Any]:
     """What a job event carries: identity, prompt, status, timing, outputs (object keys) and error."""
-    summary = job.summary or {}
+    summary = job.summary
     return {
         "job_id": job.id,
         "kind": job.kind.value,
         "status": job.status.value,
         "endpoint": job.endpoint,
-        "prompt": summary.get("prompt"),
-        "model": summary.get("model"),
-        "task": summary.get("task"),
+        "prompt": summary.prompt,
+        "model": summary.model,
+        "task": summary.task,
         "queued_at": job.queued_at.isoformat(),
         "finished_at": job.finished_at.isoformat() if job.finished_at else None,
         "outputs": [{"index": o.index, "key": o.key, "width": o.width, "height": o.height,
                      "content_type": o.content_type} for o in job.outputs],
         "error": job.error,
-        "webhook": summary.get("webhook"),
+        "webhook": summary.webhook,
     }
 
 

@@ -4,12 +4,24 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
+from pydantic import BaseModel
 
 from sdfleet import __version__
+from sdfleet.jobs.wire import (
+    ClaimedJob,
+    ClaimRequest,
+    CompleteRequest,
+    FailRequest,
+    HeartbeatAnswer,
+    HeartbeatRequest,
+    OutputDescription,
+    TokenRequest,
+    WorkerAssignment,
+    WorkerReport,
+)
 
 
 class LeaseLost(Exception):
@@ -30,21 +42,6 @@ class ServerError(Exception):
 
 class TokenRefused(Exception):
     """The server refused the worker token (401): it was revoked, or the worker deleted. Retrying cannot help."""
-
-
-@dataclass(frozen=True)
-class ClaimedJob:
-    """A job this worker holds, as the server sent it."""
-
-    id: str
-    fencing_token: int
-    lease_seconds: float
-    graph: dict[str, Any]
-    models: list[dict[str, Any]]
-    inputs: list[dict[str, str]]
-    extra: dict[str, Any]
-    kind: str = "inference"
-    training: dict[str, Any] | None = None  #: a `train` job's base, dataset manifest, parameters, LoRA name
 
 
 class WorkerClient:
@@ -72,56 +69,52 @@ class WorkerClient:
                               f"{response.status_code} {response.text[:300]}")
         return response
 
-    def report(self, *, status: str, device: str, loaded_models: list[str], info: dict) -> None:
-        self._check(self._http.post("/report", json={"status": status, "device": device,
-                                                     "loaded_models": loaded_models, "info": info}))
+    def _post(self, path: str, message: BaseModel, **kwargs: Any) -> httpx.Response:
+        return self._check(self._http.post(path, json=message.model_dump(mode="json", exclude_none=True), **kwargs))
 
-    def assignment(self) -> dict[str, Any]:
-        """`{endpoint, preload: [{folder, name, sha256, size, url}]}`: the models to load before claiming."""
-        return self._check(self._http.get("/assignment")).json()
+    def report(self, *, status: str, device: str, loaded_models: list[str], info: dict) -> None:
+        self._post("/report", WorkerReport(status=status, device=device, loaded_models=loaded_models, info=info))
+
+    def assignment(self) -> WorkerAssignment:
+        """The worker's endpoint and the models to load before claiming."""
+        return WorkerAssignment.model_validate(self._check(self._http.get("/assignment")).json())
 
     def claim(self, *, wait_seconds: float) -> ClaimedJob | None:
-        r = self._check(self._http.post("/claim", json={"wait_seconds": wait_seconds},
-                                        timeout=wait_seconds + 30))
+        r = self._post("/claim", ClaimRequest(wait_seconds=wait_seconds), timeout=wait_seconds + 30)
         if r.status_code == 204:
             return None
-        d = r.json()
-        return ClaimedJob(id=d["id"], fencing_token=d["fencing_token"], lease_seconds=d["lease_seconds"],
-                          graph=d["graph"], models=d["models"], inputs=d["inputs"], extra=d.get("extra") or {},
-                          kind=d.get("kind") or "inference", training=d.get("training"))
+        return ClaimedJob.model_validate(r.json())
 
     def heartbeat(self, job: ClaimedJob, *, value: int | None = None, maximum: int | None = None,
                   node_id: str | None = None, preview_png: bytes | None = None,
                   metrics: dict[str, float] | None = None) -> bool:
         """Extend the lease; True when the owner asked to cancel."""
-        body: dict[str, Any] = {"fencing_token": job.fencing_token}
+        body = HeartbeatRequest(fencing_token=job.fencing_token)
         if value is not None and maximum is not None:
-            body.update(value=value, max=maximum, node_id=node_id)
-            if metrics:
-                body["metrics"] = metrics
+            body = body.model_copy(update={"value": value, "max": maximum, "node_id": node_id,
+                                           "metrics": metrics or None})
         if preview_png:
-            body["preview_png_base64"] = base64.b64encode(preview_png).decode()
-        r = self._check(self._http.post(f"/jobs/{job.id}/heartbeat", json=body))
-        return bool(r.json()["cancel_requested"])
+            body = body.model_copy(update={"preview_png_base64": base64.b64encode(preview_png).decode()})
+        r = self._post(f"/jobs/{job.id}/heartbeat", body)
+        return HeartbeatAnswer.model_validate(r.json()).cancel_requested
 
     def upload_output(self, job: ClaimedJob, index: int, png: bytes) -> None:
         self._check(self._http.put(f"/jobs/{job.id}/outputs/{index}", params={"fencing_token": job.fencing_token},
                                    content=png, headers={"Content-Type": "image/png"}))
 
-    def complete(self, job: ClaimedJob, *, outputs: list[dict[str, Any]], info: dict) -> None:
-        self._check(self._http.post(f"/jobs/{job.id}/complete",
-                                    json={"fencing_token": job.fencing_token, "outputs": outputs, "info": info}))
+    def complete(self, job: ClaimedJob, *, outputs: list[OutputDescription], info: dict) -> None:
+        self._post(f"/jobs/{job.id}/complete", CompleteRequest(fencing_token=job.fencing_token, outputs=outputs,
+                                                               info=info))
 
     def fail(self, job: ClaimedJob, *, code: str, message: str, node_id: str | None = None) -> None:
-        self._check(self._http.post(f"/jobs/{job.id}/fail", json={
-            "fencing_token": job.fencing_token, "code": code[:64], "message": message[:4000], "node_id": node_id}))
+        self._post(f"/jobs/{job.id}/fail", FailRequest(fencing_token=job.fencing_token, code=code[:64],
+                                                       message=message[:4000], node_id=node_id))
 
     def cancelled(self, job: ClaimedJob) -> None:
-        self._check(self._http.post(f"/jobs/{job.id}/cancelled", json={"fencing_token": job.fencing_token}))
+        self._post(f"/jobs/{job.id}/cancelled", TokenRequest(fencing_token=job.fencing_token))
 
     def release(self, job: ClaimedJob, *, reason: str) -> None:
-        self._check(self._http.post(f"/jobs/{job.id}/release",
-                                    json={"fencing_token": job.fencing_token, "reason": reason[:200]}))
+        self._post(f"/jobs/{job.id}/release", TokenRequest(fencing_token=job.fencing_token, reason=reason[:200]))
 
     def input_image(self, job: ClaimedJob, name: str) -> bytes:
         r = self._http.get(f"/jobs/{job.id}/inputs/{name}", params={"fencing_token": job.fencing_token})

@@ -18,7 +18,8 @@ from typing import Any
 
 import httpx
 
-from sdfleet.worker.client import ClaimedJob, InputMissing, LeaseLost, ServerError, TokenRefused, WorkerClient
+from sdfleet.jobs.wire import ClaimedJob, OutputDescription
+from sdfleet.worker.client import InputMissing, LeaseLost, ServerError, TokenRefused, WorkerClient
 from sdfleet.worker.memory import memory_report
 from sdfleet.worker.model_cache import HashMismatch, ModelFileCache
 
@@ -232,7 +233,7 @@ class WorkerLoop:
 
         A model that fails to download or load is logged and skipped: jobs still run (and fetch it then)."""
         try:
-            models = self.client.assignment().get("preload") or []
+            models = self.client.assignment().preload
         except (httpx.HTTPError, ServerError) as exc:
             log.warning("assignment failed: %s; starting without preloading", exc)
             return []
@@ -242,19 +243,19 @@ class WorkerLoop:
                 break
             started = time.perf_counter()
             try:
-                path = self.cache.ensure(m["sha256"], size=m["size"],
-                                         fetch=lambda offset, sha=m["sha256"]: self.client.stream_model(sha,
-                                                                                                        offset=offset))
-                if m["folder"] == "checkpoints":
+                path = self.cache.ensure(m.sha256, size=m.size,
+                                         fetch=lambda offset, sha=m.sha256: self.client.stream_model(sha,
+                                                                                                     offset=offset))
+                if m.folder == "checkpoints":
                     from sdfleet.engine.files import ModelFile
 
-                    self.engine.loader.checkpoint(ModelFile(path=path, sha256=m["sha256"]))
+                    self.engine.loader.checkpoint(ModelFile(path=path, sha256=m.sha256))
                     self.engine.models.unpin_all()  # loaded, but evictable when a job needs the room
             except (httpx.HTTPError, ServerError, LeaseLost, HashMismatch, OSError, ValueError, RuntimeError) as exc:
-                log.warning("preload of %s (%s) failed: %s", m.get("name"), str(m.get("sha256"))[:12], exc)
+                log.warning("preload of %s (%s) failed: %s", m.name, m.sha256[:12], exc)
                 continue
-            done.append(m["sha256"])
-            log.info("preloaded %s (%s) in %.2f s", m["name"], m["sha256"][:12], time.perf_counter() - started)
+            done.append(m.sha256)
+            log.info("preloaded %s (%s) in %.2f s", m.name, m.sha256[:12], time.perf_counter() - started)
         return done
 
     def run(self) -> None:
@@ -371,7 +372,7 @@ class WorkerLoop:
         outputs = []
         for index, image in enumerate(result.images):
             self.client.upload_output(job, index, image.png)
-            outputs.append({"index": index, "node_id": image.node_id})
+            outputs.append(OutputDescription(index=index, node_id=image.node_id))
         info = {"seconds": round(time.perf_counter() - started, 3), "device": self.options.device,
                 "executed": result.executed, "cached": result.cached}
         self.client.complete(job, outputs=outputs, info=info)
@@ -380,13 +381,13 @@ class WorkerLoop:
     def _fetch_files(self, job: ClaimedJob) -> JobFiles:
         models = {}
         for m in job.models:
-            path = self.cache.ensure(m["sha256"], size=m["size"],
-                                     fetch=lambda offset, sha=m["sha256"]: self.client.stream_model(sha, offset=offset))
-            models[(m["folder"], m["name"])] = (path, m["sha256"])
+            path = self.cache.ensure(m.sha256, size=m.size,
+                                     fetch=lambda offset, sha=m.sha256: self.client.stream_model(sha, offset=offset))
+            models[(m.folder, m.name)] = (path, m.sha256)
         images = {}
         for item in job.inputs:
-            path = self._inputs_dir / item["name"]
+            path = self._inputs_dir / item.name
             if not path.exists():
-                path.write_bytes(self.client.input_image(job, item["name"]))
-            images[item["name"]] = path
+                path.write_bytes(self.client.input_image(job, item.name))
+            images[item.name] = path
         return JobFiles(models, images)

@@ -74,17 +74,17 @@ class TrainingRun:
         from sdfleet.engine.training.base_model import UnsupportedBaseModel
         from sdfleet.engine.training.config import TrainingConfigError
 
-        spec = self.job.training or {}
+        training = self.job.training or {}
         # 1. Files: the base model (model cache, by sha256) and the dataset's images.
         try:
-            base_path, items = self._fetch(spec)
+            base_path, items = self._fetch(training)
         except HashMismatch as exc:
             return self._fail("model_hash_mismatch", str(exc))
         except InputMissing as exc:
             return self._fail("dataset_image_missing", str(exc))
         # 2. The trainer, resumed from the last checkpoint when an earlier attempt stored one.
         try:
-            trainer, resumed_from = self._trainer(spec, base_path, items)
+            trainer, resumed_from = self._trainer(training, base_path, items)
         except TrainingConfigError as exc:
             return self._fail("invalid_parameters", f"{exc.field}: {exc}")
         except (UnsupportedBaseModel, ValueError, OSError) as exc:
@@ -99,7 +99,7 @@ class TrainingRun:
             log.exception("training %s failed", self.job.id)
             return self._fail("training_error", f"{type(exc).__name__}: {exc}")
         if not finished:
-            return self._stopped(trainer, spec)
+            return self._stopped(trainer, training)
         # 4. Results: the evaluation grid, the LoRA, then completion (the server registers the LoRA).
         try:
             if trainer.config.samples.prompts:
@@ -108,7 +108,7 @@ class TrainingRun:
                 grid = evaluation_grid(trainer, list(trainer.config.samples.prompts))
                 self.client.put_training_artifact(self.job, "grid.png", _png(grid))
             self.client.put_training_artifact(self.job, "lora.safetensors",
-                                              self._lora_bytes(trainer, spec, started_at=started_at))
+                                              self._lora_bytes(trainer, training, started_at=started_at))
         except LeaseLost:
             raise
         except Exception as exc:
@@ -123,16 +123,16 @@ class TrainingRun:
         log.info("training %s: done, %d steps (%d this attempt) in %.1f s", self.job.id, trainer.step,
                  trainer.step - resumed_from, info["seconds"])
 
-    def _fetch(self, spec: dict):
+    def _fetch(self, training: dict):
         from sdfleet.engine.training.data import TrainingItem
 
-        base = spec["base"]
+        base = training["base"]
         base_path = self.cache.ensure(base["sha256"], size=base["size"],
                                       fetch=lambda offset: self.client.stream_model(base["sha256"], offset=offset))
         items = []
         images = self.workdir / "images"
         images.mkdir(parents=True, exist_ok=True)
-        for entry in spec["dataset"]["images"]:
+        for entry in training["dataset"]["images"]:
             path = images / entry["sha256"]
             with path.open("wb") as handle:
                 for chunk in self.client.training_image(self.job, entry["sha256"]):
@@ -140,14 +140,14 @@ class TrainingRun:
             items.append(TrainingItem(path=path, caption=entry["caption"], repeats=entry["repeats"]))
         return base_path, items
 
-    def _trainer(self, spec: dict, base_path: Path, items: list):
+    def _trainer(self, training: dict, base_path: Path, items: list):
         from sdfleet.engine.training.base_model import load_base_model
         from sdfleet.engine.training.config import TrainingConfig
         from sdfleet.engine.training.data import ImageSet
         from sdfleet.engine.training.state import read_state
         from sdfleet.engine.training.trainer import DTYPES, Trainer, precision_for
 
-        config = TrainingConfig.from_dict(spec["config"])
+        config = TrainingConfig.from_dict(training["config"])
         base = load_base_model(base_path, device=self.device, dtype=DTYPES[precision_for(config, self.device)])
         images = ImageSet(items, resolution=config.resolution, enable_bucket=config.enable_bucket,
                           bucket_range=config.bucket_range)
@@ -183,7 +183,7 @@ class TrainingRun:
         return TrainingHooks(on_progress=on_progress, should_stop=self.should_stop, on_checkpoint=on_checkpoint,
                              on_samples=on_samples)
 
-    def _stopped(self, trainer, spec: dict) -> None:
+    def _stopped(self, trainer, training: dict) -> None:
         """Cancelled, lease lost or shutting down: keep what was trained, then say so."""
         from sdfleet.engine.training.state import dump_state
 
@@ -193,17 +193,17 @@ class TrainingRun:
             self.client.put_training_checkpoint(self.job, trainer.step, dump_state(trainer.state()))
         if self.heartbeat.cancel_requested:
             if trainer.step > 0:
-                self.client.put_training_artifact(self.job, "lora.safetensors", self._lora_bytes(trainer, spec))
+                self.client.put_training_artifact(self.job, "lora.safetensors", self._lora_bytes(trainer, training))
             self.client.cancelled(self.job)
             log.info("training %s: cancelled at step %d", self.job.id, trainer.step)
         else:
             self.client.release(self.job, reason=f"worker shutting down at step {trainer.step}")
             log.info("training %s: handed back at step %d (shutdown)", self.job.id, trainer.step)
 
-    def _lora_bytes(self, trainer, spec: dict, *, started_at: datetime | None = None) -> bytes:
+    def _lora_bytes(self, trainer, training: dict, *, started_at: datetime | None = None) -> bytes:
         from sdfleet.engine.training.metadata import Lineage, kohya_metadata
 
-        base, dataset, lora = spec["base"], spec["dataset"], spec["lora"]
+        base, dataset, lora = training["base"], training["dataset"], training["lora"]
         lineage = Lineage(base_sha256=base["sha256"], base_name=base["name"], dataset_id=dataset["id"],
                           dataset_hash=dataset["content_hash"], job_id=self.job.id)
         metadata = kohya_metadata(

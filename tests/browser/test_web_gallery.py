@@ -255,7 +255,7 @@ def test_published_workflow_runs_from_a_form(web, admin_page, admin_headers):
     job_id = card.get_attribute("data-job-id")
     runtime = web.server.runtime
     principal = runtime.services.auth.authenticate(admin_headers["Authorization"].split()[1])
-    graph_run = runtime.services.inference.get(principal, job_id).spec["graph"]
+    graph_run = runtime.services.inference.get(principal, job_id).spec.graph
     assert graph_run["6"]["inputs"]["text"] == "a blue heron" and graph_run["3"]["inputs"]["seed"] == 99
     ScriptedWorker(web, "app").run_next()
     expect(card).to_have_attribute("data-status", "succeeded")

@@ -17,8 +17,8 @@ from sdfleet.api.schemas.base import ListPage, Strict
 from sdfleet.api.schemas.inference import InferencePublic
 from sdfleet.domain.accounts import Principal
 from sdfleet.domain.gallery import Board, GalleryItem, GalleryQuery, QueueEntry
-from sdfleet.domain.jobs import JobStatus
 from sdfleet.domain.permissions import Permission
+from sdfleet.jobs.records import JobStatus
 
 router = APIRouter(tags=["gallery"])
 JobIds = Annotated[list[StrictStr], Field(min_length=1, max_length=500)]

@@ -12,7 +12,7 @@ from sdfleet.api.deps import CurrentPrincipal, PageDep, ServicesDep
 from sdfleet.api.schemas.base import ListPage
 from sdfleet.api.schemas.inference import InferenceAccepted, InferenceCreate, InferencePublic, InputImagePublic
 from sdfleet.api.streaming import sse_frame
-from sdfleet.domain.jobs import EventType, JobStatus
+from sdfleet.jobs.records import EventType, JobStatus
 from sdfleet.services.inference import Submission, request_hash
 
 router = APIRouter(tags=["inferences"])

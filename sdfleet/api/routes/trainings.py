@@ -12,7 +12,7 @@ from sdfleet.api.deps import CurrentPrincipal, PageDep, ServicesDep
 from sdfleet.api.schemas.base import ListPage
 from sdfleet.api.schemas.trainings import ArtifactPublic, TrainingAccepted, TrainingCreate, TrainingPublic
 from sdfleet.api.streaming import sse_frame
-from sdfleet.domain.jobs import EventType, JobStatus
+from sdfleet.jobs.records import EventType, JobStatus
 from sdfleet.services.inference import request_hash
 from sdfleet.services.trainings import TrainingRequest
 

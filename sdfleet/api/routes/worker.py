@@ -6,6 +6,7 @@ import base64
 import binascii
 import io
 import time
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
@@ -13,23 +14,24 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 
 from sdfleet.api.deps import ServicesDep
-from sdfleet.api.schemas.inference import (
+from sdfleet.api.streaming import ranged_response
+from sdfleet.domain.errors import InvalidInput, Unauthenticated
+from sdfleet.domain.workers import WorkerRecord
+from sdfleet.jobs.records import JobProgress
+from sdfleet.jobs.spec import GenerateSpec, JobSpec
+from sdfleet.jobs.wire import (
     ClaimedJob,
     ClaimRequest,
     CompleteRequest,
     FailRequest,
     HeartbeatAnswer,
     HeartbeatRequest,
+    InputToFetch,
     ModelToFetch,
-    PreloadModelPublic,
     TokenRequest,
     WorkerAssignment,
     WorkerReport,
 )
-from sdfleet.api.streaming import ranged_response
-from sdfleet.domain.errors import InvalidInput, Unauthenticated
-from sdfleet.domain.jobs import JobProgress
-from sdfleet.domain.workers import WorkerRecord
 from sdfleet.services.workers import OutputReport
 
 router = APIRouter(prefix="/worker", tags=["worker"])
@@ -59,9 +61,7 @@ def report(body: WorkerReport, worker: CurrentWorker, services: ServicesDep) -> 
 def assignment(worker: CurrentWorker, services: ServicesDep) -> WorkerAssignment:
     """The worker's endpoint and the models its `preload` names (download and load them before claiming)."""
     found = services.workers.assignment(worker)
-    return WorkerAssignment(endpoint=found.endpoint, preload=[
-        PreloadModelPublic(folder=m.folder, name=m.name, sha256=m.sha256, size=m.size,
-                           url=f"/api/v1/worker/models/{m.sha256}") for m in found.preload])
+    return WorkerAssignment(endpoint=found.endpoint, preload=[ModelToFetch.of(m) for m in found.preload])
 
 
 @router.post("/claim", response_model=ClaimedJob, responses={204: {"description": "no job within wait_seconds"}})
@@ -71,18 +71,22 @@ async def claim(body: ClaimRequest, worker: CurrentWorker, services: ServicesDep
     while True:
         lease = await run_in_threadpool(services.workers.claim, worker)
         if lease is not None:
-            spec = lease.job.spec
-            return ClaimedJob(
-                id=lease.job.id, fencing_token=lease.fencing_token, lease_expires_at=lease.expires_at,
-                lease_seconds=services.workers.lease_seconds, graph=spec["graph"],
-                models=[ModelToFetch(**m, url=f"/api/v1/worker/models/{m['sha256']}") for m in spec.get("models", [])],
-                inputs=spec.get("inputs", []), extra=spec.get("extra", {}),
-                kind=lease.job.kind.value, training=spec.get("training"),
-            )
+            return _claimed(lease.job.id, lease.job.spec, token=lease.fencing_token,
+                            expires_at=lease.expires_at, lease_seconds=services.workers.lease_seconds)
         remaining = deadline - time.monotonic()
         if remaining <= 0 or await request.is_disconnected():
             return Response(status_code=204)
         await services.notifier.wait(f"queue:{worker.endpoint}", min(remaining, QUEUE_RECHECK_SECONDS))
+
+
+def _claimed(job_id: str, spec: JobSpec, *, token: int, expires_at: datetime, lease_seconds: float) -> ClaimedJob:
+    """The claim answer: the lease, the pinned models and inputs, and the kind's payload."""
+    claimed = ClaimedJob(id=job_id, kind=spec.kind, fencing_token=token, lease_expires_at=expires_at,
+                         lease_seconds=lease_seconds, models=[ModelToFetch.of(m) for m in spec.models],
+                         inputs=[InputToFetch.of(i) for i in spec.inputs])
+    if isinstance(spec, GenerateSpec):
+        return claimed.model_copy(update={"graph": dict(spec.graph), "extra": dict(spec.extra)})
+    return claimed.model_copy(update={"training": dict(spec.training)})
 
 
 @router.post("/jobs/{job_id}/heartbeat", response_model=HeartbeatAnswer)
@@ -124,9 +128,7 @@ def complete(job_id: str, body: CompleteRequest, worker: CurrentWorker, services
 @router.post("/jobs/{job_id}/fail", status_code=204)
 def fail(job_id: str, body: FailRequest, worker: CurrentWorker, services: ServicesDep) -> Response:
     """Finish a held job as failed."""
-    error = {"code": body.code, "message": body.message, **({"node_id": body.node_id} if body.node_id else {}),
-             **({"details": body.details} if body.details else {})}
-    services.workers.fail(worker, job_id, token=body.fencing_token, error=error)
+    services.workers.fail(worker, job_id, token=body.fencing_token, error=body.error())
     return Response(status_code=204)
 
 

@@ -1,14 +1,14 @@
-"""Schemas for inference jobs and the worker protocol."""
+"""Schemas for inference jobs (the worker protocol's are `sdfleet.jobs.wire`)."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, StrictFloat, StrictInt, StrictStr
+from pydantic import BaseModel, Field, StrictStr
 
 from sdfleet.api.schemas.base import Strict
-from sdfleet.domain.jobs import Job
+from sdfleet.jobs.records import Job
 
 
 class InferenceCreate(Strict):
@@ -68,15 +68,15 @@ class InferencePublic(BaseModel):
         s = job.summary
         p = job.progress
         return cls(
-            id=job.id, status=job.status.value, endpoint=job.endpoint, task=s.get("task"), source=s.get("source"),
-            model=s.get("model"), seed=s.get("seed"), prompt=s.get("prompt"), params=s.get("params"),
+            id=job.id, status=job.status.value, endpoint=job.endpoint, task=s.task, source=s.source,
+            model=s.model, seed=s.seed, prompt=s.prompt, params=dict(s.params) if s.params is not None else None,
             progress=ProgressPublic(value=p.value, max=p.max, node_id=p.node_id,
                                     fraction=1.0 if job.status.value == "succeeded" else (p.value / p.max if p.max else 0.0)),
             attempts=job.attempts, cancel_requested=job.cancel_requested, queued_at=job.queued_at,
             started_at=job.started_at, finished_at=job.finished_at,
             outputs=[OutputPublic(index=o.index, url=f"/api/v1/inferences/{job.id}/outputs/{o.index}", width=o.width,
                                   height=o.height, size=o.size, node_id=o.node_id) for o in job.outputs],
-            error=job.error, info=s.get("info"),
+            error=job.error, info=dict(s.info) if s.info is not None else None,
         )
 
 
@@ -84,91 +84,3 @@ class InputImagePublic(BaseModel):
     name: str
     width: int
     height: int
-
-
-# Worker protocol
-class WorkerReport(Strict):
-    status: Literal["starting", "idle", "busy", "draining"] = "idle"
-    device: StrictStr | None = Field(default=None, max_length=64)
-    loaded_models: list[StrictStr] = Field(default_factory=list, max_length=64)
-    info: dict[str, Any] = Field(default_factory=dict)
-
-
-class ClaimRequest(Strict):
-    wait_seconds: StrictFloat | StrictInt = Field(default=20, ge=0, le=60)
-
-
-class ModelToFetch(BaseModel):
-    folder: str
-    name: str
-    sha256: str
-    size: int
-    url: str
-
-
-class PreloadModelPublic(BaseModel):
-    folder: str
-    name: str
-    sha256: str
-    size: int
-    url: str
-
-
-class WorkerAssignment(BaseModel):
-    """The worker's endpoint and the models it should download and load before its first job."""
-
-    endpoint: str
-    preload: list[PreloadModelPublic]
-
-
-class ClaimedJob(BaseModel):
-    id: str
-    fencing_token: int
-    lease_expires_at: datetime
-    lease_seconds: float
-    graph: dict[str, Any]
-    models: list[ModelToFetch]
-    inputs: list[dict[str, str]]
-    extra: dict[str, Any]
-    kind: str = "inference"
-    #: a `train` job's base model, dataset manifest, parameters and LoRA name
-    training: dict[str, Any] | None = None
-
-
-class HeartbeatRequest(Strict):
-    fencing_token: StrictInt
-    value: StrictInt | None = Field(default=None, ge=0)
-    max: StrictInt | None = Field(default=None, ge=0)
-    node_id: StrictStr | None = Field(default=None, max_length=64)
-    metrics: dict[StrictStr, StrictFloat | StrictInt] | None = Field(
-        default=None, max_length=16, description="A training's loss, lr, steps_per_second, eta_seconds, epoch.")
-    preview_png_base64: StrictStr | None = Field(default=None, max_length=8_000_000)
-
-
-class HeartbeatAnswer(BaseModel):
-    cancel_requested: bool
-    lease_expires_at: datetime | None
-
-
-class OutputDescription(Strict):
-    index: StrictInt = Field(ge=0)
-    node_id: StrictStr = Field(max_length=64)
-
-
-class CompleteRequest(Strict):
-    fencing_token: StrictInt
-    outputs: list[OutputDescription] = Field(default_factory=list, max_length=256)
-    info: dict[str, Any] | None = None
-
-
-class FailRequest(Strict):
-    fencing_token: StrictInt
-    code: StrictStr = Field(max_length=64)
-    message: StrictStr = Field(max_length=4000)
-    node_id: StrictStr | None = Field(default=None, max_length=64)
-    details: dict[str, Any] = Field(default_factory=dict)
-
-
-class TokenRequest(Strict):
-    fencing_token: StrictInt
-    reason: StrictStr = Field(default="", max_length=200)

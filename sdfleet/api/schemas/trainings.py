@@ -8,7 +8,8 @@ from typing import Any
 from pydantic import BaseModel, Field, StrictBool, StrictFloat, StrictInt, StrictStr
 
 from sdfleet.api.schemas.base import Strict
-from sdfleet.domain.jobs import Job
+from sdfleet.jobs.records import Job
+from sdfleet.jobs.spec import training_of
 
 Number = StrictFloat | StrictInt
 
@@ -128,9 +129,9 @@ class TrainingPublic(BaseModel):
 
     @classmethod
     def of(cls, job: Job, *, metrics: dict[str, float] | None = None) -> TrainingPublic:
-        training = job.spec.get("training", {})
+        training = training_of(job.spec)
         base, dataset = training.get("base", {}), training.get("dataset", {})
-        info = dict((job.summary or {}).get("info") or {}) or None
+        info = dict(job.summary.info or {}) or None
         lora = info.pop("lora", None) if info else None
         progress = job.progress
         metrics = metrics or {}

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from sdfleet.domain.endpoints import EndpointConfig, ReplicaStatus
 from sdfleet.domain.ids import new_id
-from sdfleet.domain.jobs import JobKind
 from sdfleet.fleet.launcher import ReplicaSpec, ReplicaState
 from sdfleet.fleet.manager import FleetManager
+from sdfleet.jobs.spec import GenerateSpec, JobSummary
 from sdfleet.store.jobs import NewJob, SqlJobQueue
 from sdfleet.store.types import utcnow
 
@@ -63,8 +63,8 @@ def queue_jobs(runtime, endpoint: str, n: int) -> list[str]:
     queue = SqlJobQueue(runtime.database)
     ids = []
     for _ in range(n):
-        job = queue.submit(NewJob(id=new_id(), user_id=admin.id, kind=JobKind.INFERENCE, endpoint=endpoint, spec={},
-                                  summary={}, max_attempts=1, idempotency_key=None, request_hash=None), now=utcnow())
+        job = queue.submit(NewJob(id=new_id(), user_id=admin.id, endpoint=endpoint, spec=GenerateSpec(graph={}),
+                                  summary=JobSummary(), max_attempts=1, idempotency_key=None, request_hash=None), now=utcnow())
         ids.append(job.id)
     return ids
 

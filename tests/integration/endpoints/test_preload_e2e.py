@@ -9,7 +9,7 @@ import time
 import httpx
 import pytest
 
-from sdfleet.domain.jobs import JobStatus
+from sdfleet.jobs.records import JobStatus
 from sdfleet.store.jobs import SqlJobQueue
 from tests.fixtures.live import start_fleet
 from tests.integration.endpoints.test_autoscaling_e2e import endpoint, until, worker_pids

@@ -14,8 +14,8 @@ import httpx
 import pytest
 
 from sdfleet.domain.ids import new_id
-from sdfleet.domain.jobs import JobKind
 from sdfleet.domain.notifications import DeliveryStatus
+from sdfleet.jobs.spec import GenerateSpec, JobSummary
 from sdfleet.store.database import Database
 from sdfleet.store.jobs import NewJob, SqlJobQueue
 from sdfleet.store.notification_deliveries import SqlDeliveries
@@ -69,8 +69,8 @@ class Server:
 
 def finish_job(database: Database, user_id: str) -> None:
     queue = SqlJobQueue(database)
-    job = queue.submit(NewJob(id=new_id(), user_id=user_id, kind=JobKind.INFERENCE, endpoint="default", spec={},
-                              summary={"prompt": "restart"}, max_attempts=1, idempotency_key=None,
+    job = queue.submit(NewJob(id=new_id(), user_id=user_id, endpoint="default", spec=GenerateSpec(graph={}),
+                              summary=JobSummary(prompt="restart"), max_attempts=1, idempotency_key=None,
                               request_hash=None), now=utcnow())
     lease = queue.claim(worker_id="w", endpoints=["default"], now=utcnow(), lease_seconds=30)
     queue.complete(job.id, token=lease.fencing_token, outputs=[], now=utcnow())

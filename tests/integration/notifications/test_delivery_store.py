@@ -8,7 +8,6 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from sdfleet.domain.ids import new_id
-from sdfleet.domain.jobs import JobKind, JobOutput
 from sdfleet.domain.notifications import (
     Channel,
     DeliveryStatus,
@@ -21,6 +20,8 @@ from sdfleet.domain.notifications import (
     generate_secret,
 )
 from sdfleet.domain.pagination import PageRequest
+from sdfleet.jobs.records import JobOutput
+from sdfleet.jobs.spec import GenerateSpec, JobSummary
 from sdfleet.store import migrate
 from sdfleet.store.accounts import AccountRepository
 from sdfleet.store.database import Database
@@ -60,8 +61,8 @@ def webhook(user_id: str, *, scope: Scope = Scope.OWN, events=frozenset(), min_d
 def finished_job(db: Database, user_id: str, *, fail: bool = False, webhook_url: str | None = None) -> str:
     queue = SqlJobQueue(db)
     summary = {"prompt": "a red cube", **({"webhook": webhook_url} if webhook_url else {})}
-    job = queue.submit(NewJob(id=new_id(), user_id=user_id, kind=JobKind.INFERENCE, endpoint="default", spec={},
-                              summary=summary, max_attempts=1, idempotency_key=None, request_hash=None), now=T0)
+    job = queue.submit(NewJob(id=new_id(), user_id=user_id, endpoint="default", spec=GenerateSpec(graph={}),
+                              summary=JobSummary(**summary), max_attempts=1, idempotency_key=None, request_hash=None), now=T0)
     lease = queue.claim(worker_id="w", endpoints=["default"], now=T0, lease_seconds=30)
     end = T0 + timedelta(seconds=12)
     if fail:
@@ -94,8 +95,8 @@ def test_job_outcome_is_one_event_committed_with_it(db):
 def test_a_rolled_back_change_writes_no_event(db):
     user = make_user(db)
     queue = SqlJobQueue(db)
-    job = queue.submit(NewJob(id=new_id(), user_id=user, kind=JobKind.INFERENCE, endpoint="default", spec={},
-                              summary={}, max_attempts=1, idempotency_key=None, request_hash=None), now=T0)
+    job = queue.submit(NewJob(id=new_id(), user_id=user, endpoint="default", spec=GenerateSpec(graph={}),
+                              summary=JobSummary(), max_attempts=1, idempotency_key=None, request_hash=None), now=T0)
     queue.claim(worker_id="w", endpoints=["default"], now=T0, lease_seconds=30)
     with pytest.raises(Exception):  # noqa: B017 - the stale token makes the transaction roll back
         queue.fail(job.id, token=999, error={"code": "x"}, now=T0)

@@ -17,7 +17,8 @@ from PIL import Image
 
 from sdfleet.bootstrap import build_app
 from sdfleet.domain.ids import new_id
-from sdfleet.domain.jobs import JobKind, JobOutput
+from sdfleet.jobs.records import JobOutput
+from sdfleet.jobs.spec import GenerateSpec, JobSummary
 from sdfleet.store.jobs import NewJob, SqlJobQueue
 from sdfleet.store.notification_deliveries import SqlDeliveries
 from sdfleet.store.types import utcnow
@@ -48,8 +49,8 @@ class World:
         runtime = self.api.runtime
         queue = SqlJobQueue(runtime.database)
         summary = {"prompt": prompt, "model": "demo-sd15.safetensors", **({"webhook": webhook} if webhook else {})}
-        job = queue.submit(NewJob(id=new_id(), user_id=user_id, kind=JobKind.INFERENCE, endpoint="default", spec={},
-                                  summary=summary, max_attempts=1, idempotency_key=None, request_hash=None),
+        job = queue.submit(NewJob(id=new_id(), user_id=user_id, endpoint="default", spec=GenerateSpec(graph={}),
+                                  summary=JobSummary(**summary), max_attempts=1, idempotency_key=None, request_hash=None),
                            now=utcnow())
         lease = queue.claim(worker_id="w", endpoints=["default"], now=job.queued_at, lease_seconds=30)
         if fail:

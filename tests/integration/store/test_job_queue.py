@@ -8,7 +8,8 @@ import pytest
 
 from sdfleet.domain.accounts import User
 from sdfleet.domain.ids import new_id
-from sdfleet.domain.jobs import EventType, JobKind, JobOutput, JobProgress, JobStatus
+from sdfleet.jobs.records import EventType, JobOutput, JobProgress, JobStatus
+from sdfleet.jobs.spec import GenerateSpec, JobSummary
 from sdfleet.store import migrate
 from sdfleet.store.accounts import AccountRepository
 from sdfleet.store.database import Database
@@ -34,8 +35,8 @@ def queue(db):
 
 
 def submit(queue, user="ann", *, key=None, endpoint="default", max_attempts=3, at=T0):
-    return queue.submit(NewJob(id=new_id(), user_id=user, kind=JobKind.INFERENCE, endpoint=endpoint,
-                               spec={"graph": {}}, summary={}, max_attempts=max_attempts,
+    return queue.submit(NewJob(id=new_id(), user_id=user, endpoint=endpoint,
+                               spec=GenerateSpec(graph={}), summary=JobSummary(), max_attempts=max_attempts,
                                idempotency_key=key, request_hash="h" if key else None), now=at)
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sdfleet.domain.jobs import Job, JobKind, JobStatus
+from sdfleet.jobs.records import Job, JobKind, JobStatus
+from sdfleet.jobs.spec import GenerateSpec
 from sdfleet.services.comfy_outcomes import ancestors, error_data, interrupted_data
 
 GRAPH = {
@@ -20,7 +21,7 @@ GRAPH = {
 
 def _job(error: dict | None, status: JobStatus = JobStatus.FAILED) -> Job:
     return Job(id="j1", user_id="u1", kind=JobKind.INFERENCE, status=status, endpoint="default",
-               spec={"graph": GRAPH}, attempts=1, max_attempts=3, queued_at=datetime(2026, 1, 1, tzinfo=UTC),
+               spec=GenerateSpec(graph=GRAPH), attempts=1, max_attempts=3, queued_at=datetime(2026, 1, 1, tzinfo=UTC),
                error=error)
 
 
