@@ -4,13 +4,16 @@ job completes, however the throttle falls; the steps between are throttled."""
 from __future__ import annotations
 
 import threading
+from datetime import UTC, datetime
 
 import httpx
 
-from sdfleet.worker.client import ClaimedJob, ServerError
+from sdfleet.jobs.wire import ClaimedJob
+from sdfleet.worker.client import ServerError
 from sdfleet.worker.runner import _Heartbeat
 
-JOB = ClaimedJob(id="j1", fencing_token=1, lease_seconds=30.0, graph={}, models=[], inputs=[], extra={})
+JOB = ClaimedJob(id="j1", fencing_token=1, lease_expires_at=datetime(2026, 1, 1, tzinfo=UTC), lease_seconds=30.0,
+                 graph={}, models=[], inputs=[], extra={})
 
 
 class RecordingClient:

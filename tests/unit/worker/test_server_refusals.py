@@ -9,6 +9,7 @@ import threading
 import httpx
 import pytest
 
+from sdfleet.jobs.wire import WorkerAssignment
 from sdfleet.worker.client import ServerError, TokenRefused
 from sdfleet.worker.parent_watch import watch_parent
 from sdfleet.worker.runner import WorkerLoop, WorkerOptions
@@ -25,8 +26,8 @@ class ScriptedClient:
     def report(self, **_kwargs) -> None:
         pass
 
-    def assignment(self) -> dict:
-        return {"preload": []}
+    def assignment(self) -> WorkerAssignment:
+        return WorkerAssignment(endpoint="default", preload=[])
 
     def claim(self, *, wait_seconds: float):
         self.calls += 1
