@@ -9,6 +9,9 @@ OPENCLIP := open-clip-torch==3.3.0
 # The sampler oracle of the tests; its package imports torchvision (which would pull a CUDA torch), so it is
 # installed without dependencies and the tests load only its sampling code (torchdiffeq is in the dev extra).
 KDIFFUSION := k-diffusion==0.1.1.post1
+# Upscaler architectures (ESRGAN, SwinIR, …), as ComfyUI loads them; without its dependencies: its torchvision
+# would pull a CUDA torch (sdfleet/engine/upscale_models.py stands in for the two imports it makes).
+SPANDREL := spandrel==0.4.2
 
 .PHONY: serve test install install-dev lint unit integration browser bench clean help
 
@@ -22,6 +25,7 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install -q $(TORCH)
 	$(BIN)/python -m pip install -q -e .
 	$(BIN)/python -m pip install -q --no-deps $(OPENCLIP)
+	$(BIN)/python -m pip install -q --no-deps $(SPANDREL)
 	touch $@
 
 $(VENV)/.installed-dev: $(VENV)/.installed pyproject.toml

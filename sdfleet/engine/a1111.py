@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sdfleet.engine.a1111_fields import InvalidField, UnsupportedField, apply_infotext, check_fields, mask_blur
-from sdfleet.engine.a1111_hires import HiresPlan, plan_hires
+from sdfleet.engine.a1111_hires import PIXEL_UPSCALERS, HiresPlan, plan_hires
 from sdfleet.engine.a1111_limits import read_float as _float
 from sdfleet.engine.a1111_limits import read_int as _int
 from sdfleet.engine.prompt_schedule import prompt_schedule
@@ -256,6 +256,9 @@ def _hires_pass(graph: dict[str, Any], hires: HiresPlan, k: int, *, first: list,
         graph[f"lowres{k}"] = {"class_type": "VAEDecode", "inputs": {"samples": first, "vae": vae}}
         upscale: dict[str, Any] = {"image": [f"lowres{k}", 0], "upscaler": hires.upscaler, "width": hires.width,
                                    "height": hires.height}
+        if hires.upscaler not in PIXEL_UPSCALERS:  # an upscaler model of the registry
+            graph["hr_upscaler"] = {"class_type": "UpscaleModelLoader", "inputs": {"model_name": hires.upscaler}}
+            upscale.update(upscaler="model", upscale_model=["hr_upscaler", 0])
         graph[f"hr_upscale{k}"] = {"class_type": "ImageUpscaleA1111", "inputs": upscale}
         graph[f"hr_encode{k}"] = {"class_type": "VAEEncode", "inputs": {"pixels": [f"hr_upscale{k}", 0],
                                                                          "vae": hr_vae}}

@@ -35,6 +35,7 @@ from sdfleet.engine.nodes import (
     patches,
     primitives,
     sampling,
+    upscale_models,
 )
 from sdfleet.engine.nodes.context import NodeContext
 from sdfleet.engine.preview import latent_preview_png
@@ -48,7 +49,7 @@ def node_registry() -> NodeRegistry:
     return NodeRegistry([*loaders.NODES, *conditioning.NODES, *latent.NODES, *sampling.NODES, *image.NODES,
                          *mask.NODES, *custom_sampling.NODES, *patches.NODES, *composite.NODES,
                          *image_transform.NODES, *latent_transform.NODES, *primitives.NODES,
-                         *conditioning_edit.NODES, *hires.NODES])
+                         *conditioning_edit.NODES, *hires.NODES, *upscale_models.NODES])
 
 
 def object_info(model_names: Mapping[str, Sequence[str]] | None = None) -> dict[str, Any]:

@@ -181,7 +181,8 @@ _SOURCE_INPUT = {"VAEDecode": "samples", "SetLatentNoiseMask": "samples", "KSamp
                  "ImagePadForOutpaint": "image", "ImageScaleToTotalPixels": "image", "ImageToMask": "image",
                  "MaskToImage": "mask", "GrowMask": "mask", "FeatherMask": "mask", "CropMask": "mask",
                  "LatentFromBatch": "samples", "LatentCrop": "samples", "LatentFlip": "samples",
-                 "LatentRotate": "samples", "LatentUpscaleA1111": "samples", "ImageUpscaleA1111": "image"}
+                 "LatentRotate": "samples", "LatentUpscaleA1111": "samples", "ImageUpscaleA1111": "image",
+                 "ImageUpscaleWithModel": "image"}
 _SAME_SHAPE = ("VAEDecode", "SetLatentNoiseMask", "KSampler", "KSamplerAdvanced", "KSamplerA1111", "InvertMask",
                "MaskBlur", "LatentComposite", "LatentBlend", "ImageBlend", "ImageInvert", "ImageToMask",
                "MaskToImage", "GrowMask", "FeatherMask", "LatentFlip")
@@ -267,6 +268,8 @@ def _outputs(class_type: str, inputs: Mapping[str, Any], shapes: Mapping[tuple[s
         width, height = max(_int(inputs.get("width"), 8), 8), max(_int(inputs.get("height"), 8), 8)
         latent = class_type == "LatentUpscaleA1111"
         return {0: Shape(width // 8 * 8 if latent else width, height // 8 * 8 if latent else height, source.batch)}
+    if class_type == "ImageUpscaleWithModel":  # the model's factor is in the file: count the common 4×
+        return {0: Shape(source.width * 4, source.height * 4, source.batch)}
     if class_type == "ImageScaleBy":
         scale = _number(inputs.get("scale_by"), 1.0)
         return {0: Shape(round(source.width * scale), round(source.height * scale), source.batch)}

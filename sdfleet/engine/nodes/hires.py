@@ -17,6 +17,7 @@ from PIL import Image
 
 from sdfleet.engine.a1111_hires import LATENT_MODES, PIXEL_UPSCALERS
 from sdfleet.engine.node_registry import (
+    InputSpec,
     NodeDefinition,
     NodeSpec,
     OutputSpec,
@@ -91,6 +92,14 @@ def image_upscale_a1111(ctx: NodeContext, *, image: torch.Tensor, upscaler: str,
                         upscale_model: Any = None) -> tuple[Any, ...]:
     """ImageUpscaleA1111: each image through A1111's `resize_image` to width × height."""
     model_step = None
+    if upscaler == "model":
+        if upscale_model is None:
+            raise ValueError("upscaler 'model' needs the upscale_model input")
+        from sdfleet.engine.upscale_models import upscale_pil  # spandrel only when a model is used
+
+        def model_step(im: Image.Image) -> Image.Image:
+            ctx.check_cancel()
+            return upscale_pil(upscale_model, im)
     out = [from_pil(resize_image(to_pil(one), width, height, upscaler, model_step)) for one in image]
     return (torch.stack(out),)
 
@@ -107,8 +116,9 @@ NODES = [
         latent_upscale_a1111),
     NodeDefinition(NodeSpec(
         "ImageUpscaleA1111",
-        (link_input("image", "IMAGE"), combo_input("upscaler", PIXEL_UPSCALERS),
-         int_input("width", default=1024, **_SIZE), int_input("height", default=1024, **_SIZE)),
+        (link_input("image", "IMAGE"), combo_input("upscaler", (*PIXEL_UPSCALERS, "model")),
+         int_input("width", default=1024, **_SIZE), int_input("height", default=1024, **_SIZE),
+         InputSpec("upscale_model", "UPSCALE_MODEL", optional=True)),
         (OutputSpec("IMAGE", "IMAGE"),), "image/upscaling", "Upscale Image (A1111)",
         description="A1111's resize_image: the upscaler (Lanczos, Nearest or a model, up to three passes), "
                     "then a Lanczos resize to the exact size."), image_upscale_a1111),

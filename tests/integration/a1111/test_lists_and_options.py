@@ -179,3 +179,29 @@ def test_start_up_routes_answer_in_a1111_shapes(demo_api, tmp_path):
     assert [u["name"] for u in get("upscalers").json()] == ["None", "Lanczos", "Nearest"]
     for path in ("scripts", "cmd-flags", "face-restorers", "realesrgan-models", "hypernetworks", "extensions"):
         assert api.client.get(f"/sdapi/v1/{path}").status_code == 401
+
+
+def test_registered_upscaler_models_are_listed_and_named_in_hires(demo_api, tmp_path):
+    import torch
+
+    from sdfleet.engine.tensor_file import save_safetensors
+    from sdfleet.engine.upscale_models import _spandrel
+
+    _spandrel()
+    from spandrel.architectures.ESRGAN import ESRGAN
+
+    api = demo_api
+    _, headers = _artist(api)
+    torch.manual_seed(0)
+    state = ESRGAN(num_filters=8, num_blocks=1, scale=4).state_dict()
+    path = save_safetensors({k: v.contiguous() for k, v in state.items()}, tmp_path / "tiny.safetensors",
+                            metadata={})
+    api.runtime.services.checkpoints.register_file(path, name="4x-tiny.safetensors", model_type="upscaler")
+    names = [u["name"] for u in api.client.get("/sdapi/v1/upscalers", headers=headers).json()]
+    assert names == ["None", "Lanczos", "Nearest", "4x-tiny"]
+    assert api.client.get("/sdapi/v1/realesrgan-models", headers=headers).json() == [
+        {"name": "4x-tiny", "path": "4x-tiny.safetensors", "scale": None}]
+    r = api.client.post("/sdapi/v1/txt2img", headers=headers,
+                        json={"prompt": "x", "steps": 2, "enable_hr": True, "hr_upscaler": "4x-nope"})
+    assert r.status_code == 422 and r.json()["error"]["details"]["field"] == "hr_upscaler"
+    assert "4x-tiny" in r.json()["error"]["message"]
