@@ -223,6 +223,7 @@ class CheckpointService:
             with self.database.session(write_lock=True) as s:
                 repo = CheckpointRepository(s)
                 if name is not None and name != current.name:
+                    repo.lock_name(current.model_type.value, name)
                     self._check_name_free(repo, current.model_type, name, _visibility(principal))
                 updated = repo.update(checkpoint_id, name=name, allowed_roles=roles, now=self.clock())
                 self._record_update(principal, current, updated, session=s)
@@ -292,6 +293,7 @@ class CheckpointService:
         try:
             with self.database.session(write_lock=True) as s:
                 repo = CheckpointRepository(s)
+                repo.lock_name(model_type.value, name)
                 self._check_name_free(repo, model_type, name, _scope_of(s, created_by))
                 added = repo.add(checkpoint)
                 # An import or a training registers on its owner's behalf: the event names them.

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, exists, func, or_, select, update
+from sqlalchemy import delete, exists, func, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from sdfleet.domain.checkpoints import (
@@ -146,6 +146,13 @@ class CheckpointRepository:
     def get(self, checkpoint_id: str) -> Checkpoint | None:
         row = self._s.get(CheckpointRow, checkpoint_id)
         return _checkpoint(row) if row else None
+
+    def lock_name(self, model_type: str, name: str) -> None:
+        """Serialise registrations of one (type, name) until this transaction ends (names have no unique
+        constraint any more). SQLite's write lock already does; PostgreSQL takes a transaction advisory lock."""
+        if self._s.get_bind().dialect.name == "postgresql":
+            self._s.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
+                            {"key": f"checkpoint-name:{model_type}:{name}"})
 
     def find_by_name(self, model_type: str, name: str, *, roles: tuple[str, ...] | None, owner: str | None = None
                      ) -> Checkpoint | None:

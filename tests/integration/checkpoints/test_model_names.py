@@ -55,3 +55,46 @@ def test_a_hidden_models_name_is_free_and_the_answer_reveals_nothing(api, admin)
 
 def never_used_model(api, headers) -> str:
     return upload_file(api, headers, lora_bytes(), filename="renamable.safetensors").json()["id"]
+
+
+def test_registrations_of_one_name_are_serialised(backend_api, tmp_path):
+    """Without a unique constraint, the name check and the insert are one critical section: a registration
+    waits for another transaction holding the name's lock, then sees its model (409), on SQLite and PostgreSQL."""
+    import dataclasses
+    import threading
+    import time
+
+    from sdfleet.domain.checkpoints import ModelType
+    from sdfleet.domain.errors import Conflict
+    from sdfleet.domain.ids import new_id
+    from sdfleet.store.checkpoints import CheckpointRepository
+
+    service = backend_api.runtime.services.checkpoints
+    first, second = tmp_path / "first.safetensors", tmp_path / "second.safetensors"
+    first.write_bytes(lora_bytes())
+    second.write_bytes(lora_bytes())
+    base = service.register_file(first, name="base.safetensors", model_type="Lora")
+    intake = service.intake.inspect_file(second, declared=ModelType.LORA)
+    locked, outcome = threading.Event(), {}
+
+    def register() -> None:
+        locked.wait(timeout=60)
+        try:
+            outcome["result"] = service.register(intake, name="race.safetensors", model_type=ModelType.LORA,
+                                                 allowed_roles=("*",), created_by=None, source="cli")
+        except Conflict as exc:
+            outcome["result"] = exc
+
+    thread = threading.Thread(target=register)
+    thread.start()
+    try:
+        with service.database.session(write_lock=True) as s:
+            repo = CheckpointRepository(s)
+            repo.lock_name("Lora", "race.safetensors")
+            repo.add(dataclasses.replace(base, id=new_id(), name="race.safetensors"))
+            locked.set()
+            time.sleep(1.0)  # the other registration reaches the lock meanwhile (if it does not, it sees the row)
+        thread.join(timeout=120)
+    finally:
+        service.intake.discard(intake)
+    assert isinstance(outcome.get("result"), Conflict), outcome
