@@ -173,6 +173,9 @@ def _detect_controlnet(shapes: Shapes, names: list[str]) -> Detection | None:
 def _detect_checkpoint(shapes: Shapes, names: list[str]) -> Detection | None:
     if _any_prefix(names, "model.diffusion_model.input_blocks."):
         return Detection(ModelType.CHECKPOINT, _ldm_checkpoint_family(shapes, names), "ldm")
+    if _any_prefix(names, "input_blocks.") and _any_prefix(names, "output_blocks.", "out."):
+        # a bare LDM UNet (ComfyUI's diffusion-model files): the size embedding, then the context width
+        return Detection(ModelType.CHECKPOINT, _adm_family(shapes) or _context_family(shapes) or SD1, "ldm")
     unet_prefix = "unet." if _any_prefix(names, "unet.conv_in.") else ""
     if f"{unet_prefix}conv_in.weight" in shapes and _any_prefix(names, f"{unet_prefix}time_embedding."):
         return Detection(ModelType.CHECKPOINT, _diffusers_checkpoint_family(shapes, names, unet_prefix), "diffusers")

@@ -119,3 +119,6 @@ def test_component_files_are_diffusion_models_and_text_encoders(write_model: Cal
                          "first_stage_model.encoder.conv_out.weight": (8, 8, 3, 3)})
     assert _refused(whole, "diffusion_models").code == "wrong_type", "a whole checkpoint is not a UNet file"
     assert _refused(write_model(CLIP_L), "Stable-diffusion").code == "wrong_type"
+    bare = write_model({k.removeprefix("model.diffusion_model."): v for k, v in UNET_ONLY.items()}
+                       | {"out.2.weight": (4, 32, 3, 3)})
+    assert inspect_model_file(bare, declared_type="diffusion_models").architecture == "sdxl"
