@@ -198,6 +198,12 @@ def model_folder(folder: str, principal: ComfyPrincipal, services: ServicesDep) 
     return services.comfy.models(principal, folder)
 
 
+@router.get("/internal/folder_paths")
+def folder_paths(principal: ComfyPrincipal, services: ServicesDep) -> dict:
+    """Where each model folder's files live (the frontend shows it for a workflow's missing models)."""
+    return {folder: [f"sdfleet model registry: {folder}"] for folder in services.comfy.models(principal)}
+
+
 @router.get("/system_stats")
 def system_stats(principal: ComfyPrincipal, services: ServicesDep) -> dict:
     return services.comfy.system_stats(principal)

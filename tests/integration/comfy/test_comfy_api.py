@@ -160,3 +160,12 @@ def test_comfy_port_app_serves_the_api_at_the_root_with_basic_auth(api):
         with client.websocket_connect("/ws?clientId=abc", headers=basic) as ws:
             assert ws.receive_json() == {"type": "status", "data": {"status": {"exec_info": {"queue_remaining": 0}},
                                                                      "sid": "abc"}}
+
+
+def test_internal_folder_paths_name_every_model_folder(api):
+    h = api.make_user(roles=["artist"])["headers"]
+    folders = api.client.get("/comfy/api/models", headers=h).json()
+    paths = api.client.get("/comfy/internal/folder_paths", headers=h).json()
+    assert set(paths) == set(folders) and {"checkpoints", "diffusion_models", "text_encoders"} <= set(paths)
+    assert all(isinstance(v, list) and len(v) == 1 for v in paths.values())
+    assert api.client.get("/comfy/internal/folder_paths").status_code == 401
