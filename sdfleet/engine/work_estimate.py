@@ -182,7 +182,7 @@ _SOURCE_INPUT = {"VAEDecode": "samples", "SetLatentNoiseMask": "samples", "KSamp
                  "MaskToImage": "mask", "GrowMask": "mask", "FeatherMask": "mask", "CropMask": "mask",
                  "LatentFromBatch": "samples", "LatentCrop": "samples", "LatentFlip": "samples",
                  "LatentRotate": "samples", "LatentUpscaleA1111": "samples", "ImageUpscaleA1111": "image",
-                 "ImageUpscaleWithModel": "image"}
+                 "ImageUpscaleWithModel": "image", "ExtrasUpscaleA1111": "image"}
 _SAME_SHAPE = ("VAEDecode", "SetLatentNoiseMask", "KSampler", "KSamplerAdvanced", "KSamplerA1111", "InvertMask",
                "MaskBlur", "LatentComposite", "LatentBlend", "ImageBlend", "ImageInvert", "ImageToMask",
                "MaskToImage", "GrowMask", "FeatherMask", "LatentFlip")
@@ -268,6 +268,15 @@ def _outputs(class_type: str, inputs: Mapping[str, Any], shapes: Mapping[tuple[s
         width, height = max(_int(inputs.get("width"), 8), 8), max(_int(inputs.get("height"), 8), 8)
         latent = class_type == "LatentUpscaleA1111"
         return {0: Shape(width // 8 * 8 if latent else width, height // 8 * 8 if latent else height, source.batch)}
+    if class_type == "ExtrasUpscaleA1111":
+        width, height = max(_int(inputs.get("width"), 1), 1), max(_int(inputs.get("height"), 1), 1)
+        if inputs.get("upscaler") == "None":
+            return {0: source}
+        if inputs.get("resize_mode") == 1 and inputs.get("crop") is not False:
+            return {0: Shape(width, height, source.batch)}
+        scale = (max(width / max(source.width, 1), height / max(source.height, 1)) if inputs.get("resize_mode") == 1
+                 else _number(inputs.get("upscaling_resize"), 2.0))
+        return {0: Shape(int(source.width * scale) // 8 * 8, int(source.height * scale) // 8 * 8, source.batch)}
     if class_type == "ImageUpscaleWithModel":  # the model's factor is in the file: count the common 4×
         return {0: Shape(source.width * 4, source.height * 4, source.batch)}
     if class_type == "ImageScaleBy":

@@ -145,6 +145,51 @@ class A1111Service:
                                    details={"job_id": job.id, "error": error})
         return await asyncio.to_thread(self._result, principal, job)
 
+    async def extras(self, principal: Principal, *, images: list[Any], params: Mapping[str, Any],
+                     disconnected: Callable[[], Awaitable[bool]] | None = None) -> tuple[list[str], str]:
+        """A1111's extras upscale of base64 images, as one job on the fleet; returns (base64 PNGs, info)."""
+        job, info = await asyncio.to_thread(self._submit_extras, principal, images, params)
+        job = await self._await(principal, job, disconnected)
+        if job.status is JobStatus.FAILED:
+            error = job.error or {}
+            raise GenerationFailed(f"upscale failed: {error.get('message') or 'unknown error'}",
+                                   details={"job_id": job.id, "error": error})
+        pngs = await asyncio.to_thread(self._output_pngs, principal, job)
+        return [base64.b64encode(p).decode() for p in pngs], info
+
+    def _submit_extras(self, principal: Principal, images: list[Any], params: Mapping[str, Any]) -> tuple[Job, str]:
+        from sdfleet.engine.a1111_extras import ExtrasInput, compile_extras
+        from sdfleet.engine.a1111_fields import InvalidField, UnsupportedField
+
+        authorize(principal, Permission.INFERENCE_ALL)
+        field = "imageList" if params.get("imageList") else "image"
+        params = {k: v for k, v in params.items() if k != "imageList"}
+        stored = []
+        for i, value in enumerate(images):
+            name = f"{field}[{i}].data" if field == "imageList" else field
+            data = decode_base64_image(value, field=name)
+            try:
+                upload = self._inference.upload_input(principal, data)
+            except InvalidInput as exc:
+                raise InvalidInput(exc.message, field=name, details={**exc.details, "field": name}) from None
+            stored.append(ExtrasInput(upload["name"], upload["width"], upload["height"]))
+        upscalers = [m.name for m in self._options.visible_models(principal, ModelType.UPSCALER)]
+        try:
+            compiled = compile_extras(params, stored, upscaler_names=upscalers)
+        except UnsupportedField as exc:
+            raise InvalidInput(str(exc), field=exc.name, details={"unsupported": [exc.name]}) from None
+        except InvalidField as exc:
+            raise InvalidInput(str(exc), field=exc.name) from None
+        job = self._inference.submit(principal, Submission(graph=compiled.graph, source="a1111"))
+        return job, compiled.info
+
+    def _output_pngs(self, principal: Principal, job: Job) -> list[bytes]:
+        pngs = []
+        for output in sorted(job.outputs, key=lambda o: o.index):
+            _, chunks = self._inference.open_output(principal, job.id, output.index)
+            pngs.append(b"".join(chunks))
+        return pngs
+
     async def _await(self, principal: Principal, job: Job, disconnected) -> Job:
         deadline = time.monotonic() + self._wait.timeout_seconds
         while not job.status.finished:

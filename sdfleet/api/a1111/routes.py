@@ -11,6 +11,11 @@ from fastapi.concurrency import run_in_threadpool
 
 from sdfleet.api.a1111.schemas import (
     EmbeddingsResponse,
+    ExtrasBase,
+    ExtrasBatchImagesRequest,
+    ExtrasBatchImagesResponse,
+    ExtrasSingleImageRequest,
+    ExtrasSingleImageResponse,
     GenerationResponse,
     Img2ImgRequest,
     LatentUpscaleModeItem,
@@ -177,6 +182,39 @@ def embeddings(principal: CurrentPrincipal, services: ServicesDep) -> Embeddings
 def refresh_checkpoints(principal: CurrentPrincipal) -> None:
     """Nothing to do: the registry is always current (kept for A1111 clients)."""
     return None
+
+
+async def _extras(body: ExtrasBase, images: list[str], request: Request, principal, services) -> Any:
+    params = body.model_dump(exclude={"image", "imageList"})
+    if isinstance(body, ExtrasBatchImagesRequest):
+        params["imageList"] = True
+    try:
+        return await services.a1111.extras(principal, images=images, params=params,
+                                           disconnected=request.is_disconnected)
+    except (GenerationFailed, GenerationTimedOut) as exc:
+        return error_response(_FAILURE_STATUS[type(exc)], exc.code, exc.message, exc.details)
+
+
+@router.post("/extra-single-image", response_model=ExtrasSingleImageResponse, responses=_GENERATION_ERRORS)
+async def extra_single_image(body: ExtrasSingleImageRequest, request: Request, principal: CurrentPrincipal,
+                             services: ServicesDep) -> Any:
+    """Upscale one image with an upscaler (Lanczos, Nearest or an upscaler model), as a job on the fleet."""
+    result = await _extras(body, [body.image], request, principal, services)
+    if not isinstance(result, tuple):
+        return result
+    images, info = result
+    return ExtrasSingleImageResponse(html_info=info, image=images[0] if body.show_extras_results is not False else None)
+
+
+@router.post("/extra-batch-images", response_model=ExtrasBatchImagesResponse, responses=_GENERATION_ERRORS)
+async def extra_batch_images(body: ExtrasBatchImagesRequest, request: Request, principal: CurrentPrincipal,
+                             services: ServicesDep) -> Any:
+    """Upscale several images (answered in the order sent), as one job on the fleet."""
+    result = await _extras(body, [f.data for f in body.imageList], request, principal, services)
+    if not isinstance(result, tuple):
+        return result
+    images, info = result
+    return ExtrasBatchImagesResponse(html_info=info, images=images if body.show_extras_results is not False else [])
 
 
 @router.post("/png-info", response_model=PngInfoResponse)

@@ -166,3 +166,44 @@ class PngInfoResponse(BaseModel):
     info: str
     items: dict[str, Any]
     parameters: dict[str, Any]
+
+
+class ExtrasBase(Strict):
+    """A1111's extras request: one upscaler, by a factor (resize_mode 0) or to a size (1)."""
+
+    resize_mode: int | None = Field(default=0, description="0: by upscaling_resize; 1: to upscaling_resize_w × _h.")
+    show_extras_results: StrictBool | None = True
+    gfpgan_visibility: float | None = 0
+    codeformer_visibility: float | None = 0
+    codeformer_weight: float | None = 0
+    upscaling_resize: float | None = 2
+    upscaling_resize_w: int | None = 512
+    upscaling_resize_h: int | None = 512
+    upscaling_crop: StrictBool | None = True
+    upscaler_1: Text = Field(default="None", max_length=300)
+    upscaler_2: Text = Field(default="None", max_length=300)
+    extras_upscaler_2_visibility: float | None = 0
+    upscale_first: StrictBool | None = False
+
+
+class ExtrasSingleImageRequest(ExtrasBase):
+    image: StrictStr = Field(default="", description="A base64 image.")
+
+
+class ExtrasFile(Strict):
+    data: StrictStr
+    name: StrictStr = Field(default="", max_length=300)
+
+
+class ExtrasBatchImagesRequest(ExtrasBase):
+    imageList: list[ExtrasFile] = Field(max_length=100)
+
+
+class ExtrasSingleImageResponse(BaseModel):
+    html_info: str
+    image: str | None
+
+
+class ExtrasBatchImagesResponse(BaseModel):
+    html_info: str
+    images: list[str]

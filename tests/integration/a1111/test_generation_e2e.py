@@ -145,3 +145,29 @@ def test_the_complete_default_request_with_a_style(fleet):
     image = Image.open(io.BytesIO(base64.b64decode(r.json()["images"][0])))
     assert image.size == (128, 128)
     assert "Size: 64x64" in image.info["parameters"] and "Hires upscale: 2," in image.info["parameters"]
+
+
+def test_extras_upscale_single_and_batch(fleet):
+    admin = fleet.login()
+    headers = _user(fleet, admin)
+    fleet.start_worker("a")
+    r = httpx.post(f"{fleet.url}/sdapi/v1/extra-single-image", headers=headers, timeout=120,
+                   json={"image": png_b64("red", size=(40, 24)), "upscaler_1": "Lanczos", "upscaling_resize": 2})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["html_info"] == "Postprocess upscale by: 2, Postprocess upscaler: Lanczos"
+    image = Image.open(io.BytesIO(base64.b64decode(body["image"]))).convert("RGB")
+    assert image.size == (80, 48) and image.getpixel((40, 24)) == (255, 0, 0)
+    images = [{"data": png_b64("blue", size=(16, 16)), "name": "a.png"},
+              {"data": png_b64("green", size=(32, 8)), "name": "b.png"}]
+    r = httpx.post(f"{fleet.url}/sdapi/v1/extra-batch-images", headers=headers, timeout=120,
+                   json={"imageList": images, "upscaler_1": "Nearest", "upscaling_resize": 3})
+    assert r.status_code == 200, r.text
+    sizes = [Image.open(io.BytesIO(base64.b64decode(b))).size for b in r.json()["images"]]
+    assert sizes == [(48, 48), (96, 24)]  # A1111 rounds the target down to a multiple of 8
+    r = httpx.post(f"{fleet.url}/sdapi/v1/extra-single-image", headers=headers,
+                   json={"image": png_b64("red"), "upscaler_1": "Lanczos", "gfpgan_visibility": 0.5})
+    assert r.status_code == 422 and r.json()["error"]["details"]["field"] == "gfpgan_visibility"
+    r = httpx.post(f"{fleet.url}/sdapi/v1/extra-batch-images", headers=headers,
+                   json={"imageList": [{"data": "bm90IGFuIGltYWdl", "name": "x"}], "upscaler_1": "Lanczos"})
+    assert r.status_code == 422 and r.json()["error"]["details"]["field"] == "imageList[0].data"

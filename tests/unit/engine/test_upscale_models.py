@@ -129,3 +129,50 @@ def test_hires_fix_with_an_upscaler_model(files, esrgan) -> None:
     assert (out.width, out.height) == (128, 128)
     info = parse_infotext(read_png_text(out.png)["parameters"])
     assert info.params["Hires upscaler"] == "tiny-esrgan" and info.params["Size"] == "64x64"
+
+
+def test_extras_upscale_as_a1111(files, esrgan, tmp_path) -> None:
+    """/extra-single-image: Lanczos by 2 (one Lanczos pass), and a model to cover 100×80 centred on that canvas."""
+    from sdfleet.engine.a1111_extras import ExtrasInput, compile_extras
+
+    module, paths = esrgan
+    _files(files, paths)
+    image = _image(4, 32)
+    image.save(tmp_path / "in.png")
+    files.images["in.png"] = tmp_path / "in.png"
+    inputs = [ExtrasInput("in.png", 32, 32)]
+    compiled = compile_extras({"upscaler_1": "Lanczos", "upscaling_resize": 2}, inputs)
+    assert compiled.info == "Postprocess upscale by: 2, Postprocess upscaler: Lanczos"
+    out = Engine().run(compiled.graph, files=files).images[0]
+    reference = image.resize((64, 64), Image.Resampling.LANCZOS)
+    assert np.abs(_pixels_of(out.png) - np.asarray(reference).astype(int)).max() <= 1
+    compiled = compile_extras({"upscaler_1": "tiny-esrgan", "resize_mode": 1, "upscaling_resize_w": 100,
+                               "upscaling_resize_h": 80}, inputs, upscaler_names=["tiny-esrgan.safetensors"])
+    out = Engine().run(compiled.graph, files=files).images[0]
+    # scale max(100/32, 80/32) = 3.125: one 4× pass (128), Lanczos to 96 (= 100 // 8 * 8), pasted at (2, -8)
+    model = load_upscale_model(paths["safetensors"])
+    big = upscale_pil(model, image).resize((96, 96), Image.Resampling.LANCZOS)
+    canvas = Image.new("RGB", (100, 80))
+    canvas.paste(big, box=(2, -8))
+    assert (out.width, out.height) == (100, 80)
+    assert np.abs(_pixels_of(out.png) - np.asarray(canvas).astype(int)).max() <= 1
+    assert compile_extras({"upscaler_1": "None"}, inputs).info == ""
+
+
+def _pixels_of(png: bytes) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).astype(int)
+
+
+@pytest.mark.parametrize(("fields", "name"), [
+    ({"gfpgan_visibility": 0.5}, "gfpgan_visibility"), ({"codeformer_visibility": 1}, "codeformer_visibility"),
+    ({"upscaler_2": "Lanczos", "extras_upscaler_2_visibility": 0.3}, "extras_upscaler_2_visibility"),
+    ({"upscaler_1": "SwinIR_4x"}, "upscaler_1"), ({"resize_mode": 2}, "resize_mode"),
+    ({"upscaler_1": "Lanczos", "upscaling_resize": 16, "resize_mode": 0}, "upscaling_resize"),
+])
+def test_extras_fields_refused_by_name(fields, name) -> None:
+    from sdfleet.engine.a1111_extras import ExtrasInput, compile_extras
+    from sdfleet.engine.a1111_fields import InvalidField, UnsupportedField
+
+    with pytest.raises((InvalidField, UnsupportedField)) as info:
+        compile_extras(fields, [ExtrasInput("in.png", 2048, 2048)])
+    assert info.value.name == name
