@@ -22,7 +22,8 @@ DEFAULT_SETTINGS: dict[str, Any] = {
 # Files the frontend reads on every open (index.html links `api/userdata/user.css`; the node templates
 # dialog loads `comfy.templates.json`): a fresh user gets upstream's empty meaning instead of a 404,
 # which the browser would report as a console error.
-DEFAULT_FILES: dict[str, bytes] = {"user.css": b"", "comfy.templates.json": b"[]"}
+DEFAULT_FILES: dict[str, bytes] = {"user.css": b"", "comfy.templates.json": b"[]",
+                                   "workflows/.index.json": b'{"favorites": []}'}  # the sidebars' bookmarks
 MAX_FILE_BYTES = 16 * 1024 * 1024
 MAX_SETTINGS_BYTES = 1024 * 1024
 

@@ -72,6 +72,6 @@ def frontend_router(*, base: str, login_url: str) -> APIRouter:
     return router
 
 
-def static_files() -> StaticFiles:
+def static_files(*, subdirectory: str = "") -> StaticFiles:
     """The frontend's assets (public files of the package: no user data)."""
-    return StaticFiles(directory=frontend_dir())
+    return StaticFiles(directory=frontend_dir() / subdirectory)

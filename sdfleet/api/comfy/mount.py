@@ -23,6 +23,10 @@ def mount_comfy(app: FastAPI, *, prefix: str = "/comfy", login_url: str = "/logi
     app.include_router(frontend.frontend_router(base=prefix, login_url=login_url))
     app.include_router(routes.router, prefix=prefix)
     app.mount(prefix, frontend.static_files(), name=f"comfy-static{prefix.replace('/', '-')}")
+    if prefix:
+        # The frontend asks for a few images at the site root whatever its base path (App Mode's landing
+        # image, the favicon's progress frames): its public images, served there too.
+        app.mount("/assets/images", frontend.static_files(subdirectory="assets/images"), name="comfy-root-images")
 
 
 def create_comfy_app(services: Services, *, login_url: str) -> FastAPI:

@@ -237,3 +237,14 @@ def test_roles_hide_apps_and_refuse_their_runs(api, lead, comfy):
     r = api.client.post("/api/v1/workflows", headers=lead, json={"name": "Team app 2", "graph": GRAPH,
                                                                   "ui_graph": document})
     assert "sdfleet" not in r.json()["ui_graph"]["extra"]
+
+
+def test_what_the_apps_sidebar_and_app_mode_fetch_exists(api, comfy):
+    client, base = comfy
+    artist = api.make_user(roles=["artist"])["headers"]
+    # the sidebars' bookmarks, before the user has any
+    r = client.get(f"{base}/userdata/workflows%2F.index.json", headers=artist)
+    assert r.status_code == 200 and r.json() == {"favorites": []}
+    # App Mode's landing image is asked for at the site root, whatever the frontend's base path
+    r = client.get("/assets/images/app-mode-landing.png")
+    assert r.status_code == 200 and r.headers["content-type"] == "image/png"
