@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import secrets
 from collections.abc import Callable
@@ -13,6 +14,7 @@ from fastapi import FastAPI
 
 from sdfleet.api.app import create_app
 from sdfleet.bootstrap_notifications import build_notifications, smtp_config
+from sdfleet.fleet.launcher import RoutingLauncher
 from sdfleet.services.auth import AuthService, LoginPolicy
 from sdfleet.services.container import Services
 from sdfleet.services.credentials import HashingCost, PasswordHasher, generate_password
@@ -406,9 +408,26 @@ def ensure_admin(runtime: Runtime) -> AdminBootstrap | None:
     return AdminBootstrap(username=user.username, generated_password=None if given else password)
 
 
+def _launchers(settings: Settings) -> RoutingLauncher:
+    """`local` always; `ray` when SDFLEET_RAY_ADDRESS names a cluster (actors in this install's namespace)."""
+    from sdfleet.fleet.local_launcher import LocalLauncher
+
+    launchers: dict = {"local": LocalLauncher()}
+    if not settings.ray_address:
+        return RoutingLauncher(launchers, missing={
+            "ray": "the ray launcher needs SDFLEET_RAY_ADDRESS on the server (and `pip install 'sdfleet[ray]'`)"})
+    from sdfleet.fleet.ray_launcher import RayLauncher
+
+    namespace = settings.ray_namespace or "sdfleet-" + hashlib.sha256(
+        settings.resolved_database_url().encode()).hexdigest()[:12]
+    # Ray replicas run on other machines: they call the server back on its public URL when one is set.
+    launchers["ray"] = RayLauncher(address=settings.ray_address, namespace=namespace,
+                                   server_url=settings.public_url.rstrip("/") if settings.public_url else None)
+    return RoutingLauncher(launchers)
+
+
 def build_app(runtime: Runtime, *, local_workers: int | None = None, server_url: str | None = None) -> FastAPI:
     """The HTTP application of a runtime, with its lease reaper and (for `serve`) local workers."""
-    from sdfleet.fleet.local_launcher import LocalLauncher
     from sdfleet.fleet.manager import FleetManager
     from sdfleet.fleet.reaper import LeaseReaper
 
@@ -434,9 +453,10 @@ def build_app(runtime: Runtime, *, local_workers: int | None = None, server_url:
     if settings.worker_threads:
         worker_env["SDFLEET_WORKER_THREADS"] = str(settings.worker_threads)
     background.append(FleetManager(
-        endpoints=services.endpoints, register=register, revoke=services.workers.revoke, launcher=LocalLauncher(),
-        server_url=server_url or f"http://127.0.0.1:{settings.port}", cache_dir=settings.data_dir / "worker-cache",
-        clock=utcnow, interval=0.5, worker_env=worker_env,
+        endpoints=services.endpoints, register=register, revoke=services.workers.revoke,
+        launcher=_launchers(settings), server_url=server_url or f"http://127.0.0.1:{settings.port}",
+        cache_dir=settings.data_dir / "worker-cache", clock=utcnow, interval=0.5, worker_env=worker_env,
+        pending_timeout=settings.ray_pending_seconds,
     ))
     return create_app(
         services,

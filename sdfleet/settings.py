@@ -65,6 +65,13 @@ class Settings(BaseSettings):
     )
     local_workers: int = Field(default=1, ge=0, le=64, description="Worker processes `serve` starts on this host.")
     worker_device: str = Field(default="auto", description="Device of the local workers: auto, cpu or cuda:N.")
+    # Ray launcher (`launcher: "ray"` endpoints; `pip install 'sdfleet[ray]'`)
+    ray_address: str | None = Field(
+        default=None, description="Ray cluster for `ray` endpoints: ray://head:10001, host:6379 or auto; unset: none.")
+    ray_namespace: str | None = Field(
+        default=None, description="Ray namespace of this install's replica actors; default from the database URL.")
+    ray_pending_seconds: float = Field(
+        default=300.0, gt=0, description="A replica waiting this long for Ray resources is an endpoint event.")
     worker_threads: int | None = Field(
         default=None, ge=1, le=256,
         description="CPU threads each local worker gives torch (default: torch's own choice, one per core).",

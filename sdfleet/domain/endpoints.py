@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -12,7 +12,10 @@ from sdfleet.domain.errors import InvalidInput
 
 EVERYONE = "*"
 MAX_REPLICAS = 64
-LAUNCHERS = ("local",)
+LAUNCHERS = ("local", "ray")
+#: resources a `ray` endpoint asks for each replica (any other name is a custom Ray resource)
+RAY_BUILTIN_RESOURCES = ("num_cpus", "num_gpus", "memory")
+_RESOURCE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_:.\-]{0,63}")
 KINDS = ("inference", "train")  #: job kinds an endpoint may run; "train" lets its workers train LoRAs
 _NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 _DEVICE = re.compile(r"cpu|auto|cuda(:\d{1,2})?|mps")
@@ -57,6 +60,8 @@ class EndpointConfig:
     preload: tuple[str, ...] = ()
     allowed_roles: tuple[str, ...] = (EVERYONE,)
     kinds: tuple[str, ...] = ("inference",)
+    #: what each `ray` replica asks Ray for: num_cpus, num_gpus, memory (bytes) and custom resources
+    resources: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -141,8 +146,10 @@ def check_config(config: EndpointConfig) -> EndpointConfig:
     if config.min_replicas > config.max_replicas:
         raise InvalidInput(f"min_replicas ({config.min_replicas}) must not exceed max_replicas "
                            f"({config.max_replicas})", field="min_replicas")
+    _check_resources(config)
     accelerators = [d for d in config.devices if d.startswith("cuda")]
-    if accelerators and config.max_replicas > len(config.devices):
+    # a `ray` replica sees only the GPUs Ray gives it: its devices are not this host's
+    if config.launcher == "local" and accelerators and config.max_replicas > len(config.devices):
         raise InvalidInput(f"max_replicas ({config.max_replicas}) must not exceed the number of GPU devices "
                            f"({len(config.devices)}): one replica per device", field="max_replicas")
     if len(set(config.devices)) != len(config.devices):
@@ -163,6 +170,21 @@ def check_config(config: EndpointConfig) -> EndpointConfig:
     if not config.allowed_roles or len(config.allowed_roles) > 64:
         raise InvalidInput("allowed_roles must list 1-64 role names (or \"*\" for everyone)", field="allowed_roles")
     return config
+
+
+def _check_resources(config: EndpointConfig) -> None:
+    if config.resources and config.launcher != "ray":
+        raise InvalidInput(f"resources apply to the ray launcher only, got launcher {config.launcher!r}",
+                           field="resources")
+    if len(config.resources) > 16:
+        raise InvalidInput("resources lists at most 16 entries", field="resources")
+    for name, amount in config.resources.items():
+        if not isinstance(name, str) or not _RESOURCE.fullmatch(name):
+            raise InvalidInput("resources: names are 1-64 letters, digits, '_', ':', '.' or '-', got "
+                               f"{name!r}", field="resources")
+        if isinstance(amount, bool) or not isinstance(amount, int | float) or not 0 <= amount <= 1e15:
+            raise InvalidInput(f"resources: {name} must be a number from 0 to 1e15, got {amount!r}",
+                               field="resources")
 
 
 def may_use(*, roles: tuple[str, ...], is_admin: bool, config: EndpointConfig) -> bool:

@@ -1,7 +1,7 @@
 """The launcher interface: how the fleet starts, keeps alive and drains endpoint replicas.
 
-`local` runs subprocesses on this host; a Ray launcher (actors with `num_gpus=1`) implements the same
-protocol without touching the fleet manager or the autoscaler."""
+`local` runs subprocesses on this host; `ray` (ray_launcher.py) runs each replica as a named Ray actor on
+whichever node Ray picks. `RoutingLauncher` sends each endpoint's replicas to the launcher it names."""
 
 from __future__ import annotations
 
@@ -22,6 +22,8 @@ class ReplicaSpec:
     extra_env: dict[str, str] = field(default_factory=dict)
     endpoint: str = ""
     worker_id: str = ""
+    launcher: str = "local"  #: which launcher runs it (the endpoint's `launcher`)
+    resources: dict[str, float] = field(default_factory=dict)  #: what a `ray` replica asks Ray for
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,8 @@ class ReplicaState:
     running: bool  #: a process (or actor) is alive now
     restarts: int  #: times it was restarted after exiting on its own
     draining: bool  #: asked to finish its job and exit; it is not restarted
+    pending_seconds: float | None = None  #: waiting this long for a place to run (Ray: for resources)
+    outlives_server: bool = False  #: keeps running when the server stops; the next server re-attaches to it
 
 
 class Launcher(Protocol):
@@ -54,3 +58,39 @@ class Launcher(Protocol):
 
     def stop(self) -> None:
         """Stop every replica (draining them within a timeout) and stop watching."""
+
+
+class RoutingLauncher:
+    """One launcher per `launcher` name; each replica goes to the one its spec names.
+
+    A name with no launcher configured (`ray` without SDFLEET_RAY_ADDRESS) fails the launch with OSError,
+    which the fleet manager records as the endpoint's failure reason."""
+
+    def __init__(self, launchers: dict[str, Launcher], *, missing: dict[str, str] | None = None) -> None:
+        self._launchers = launchers
+        self._missing = dict(missing or {})  #: launcher name → why it is not available
+
+    def start(self) -> None:
+        for launcher in self._launchers.values():
+            launcher.start()
+
+    def launch(self, spec: ReplicaSpec) -> None:
+        launcher = self._launchers.get(spec.launcher)
+        if launcher is None:
+            raise OSError(self._missing.get(spec.launcher, f"no launcher {spec.launcher!r} on this server"))
+        launcher.launch(spec)
+
+    def drain(self, name: str) -> None:
+        for launcher in self._launchers.values():
+            if name in launcher.replicas():
+                launcher.drain(name)
+
+    def replicas(self) -> dict[str, ReplicaState]:
+        return {name: state for launcher in self._launchers.values() for name, state in launcher.replicas().items()}
+
+    def drained(self) -> list[ReplicaSpec]:
+        return [spec for launcher in self._launchers.values() for spec in launcher.drained()]
+
+    def stop(self) -> None:
+        for launcher in self._launchers.values():
+            launcher.stop()

@@ -30,7 +30,7 @@ class FleetManager:
     def __init__(self, *, endpoints: EndpointService, register: Callable[[str, str], tuple[str, str]],
                  revoke: Callable[[str], None], launcher: Launcher, server_url: str, cache_dir: Path,
                  clock: Callable[[], datetime], autoscaler: Autoscaler | None = None, interval: float = 1.0,
-                 worker_env: dict[str, str] | None = None) -> None:
+                 worker_env: dict[str, str] | None = None, pending_timeout: float = 300.0) -> None:
         self._endpoints = endpoints
         self._worker_env = dict(worker_env or {})  #: settings replicas share with the server (image limit …)
         self._register = register
@@ -42,17 +42,21 @@ class FleetManager:
         self._autoscaler = autoscaler or Autoscaler()
         self._interval = interval
         self._restarts: dict[str, int] = {}
+        self._pending_timeout = pending_timeout
+        self._reported_pending: set[str] = set()  #: replicas whose long wait for resources is recorded
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     # 1. Life cycle
     def start(self) -> None:
-        """Revoke replica identities left by a previous server run, then start reconciling."""
+        """Re-attach to replicas that outlived a previous server run (Ray actors), revoke the identities of
+        the others it left, then start reconciling."""
+        self._launcher.start()
+        adopted = {state.spec.worker_id for state in self._launcher.replicas().values()}
         for endpoint in self._endpoints.store.list(include_deleted=True):
             for replica in self._endpoints.replicas_of(endpoint.name):
-                if replica.managed:
+                if replica.managed and replica.worker_id not in adopted:
                     self._safe_revoke(replica.worker_id)
-        self._launcher.start()
         self._thread = threading.Thread(target=self._run, name="fleet-manager", daemon=True)
         self._thread.start()
 
@@ -63,7 +67,8 @@ class FleetManager:
             self._thread.join(timeout=10)
         states = self._launcher.replicas()
         self._launcher.stop()
-        for spec in [s.spec for s in states.values()] + self._launcher.drained():
+        # replicas that outlive the server keep their identities: the next server re-attaches to them
+        for spec in [s.spec for s in states.values() if not s.outlives_server] + self._launcher.drained():
             self._safe_revoke(spec.worker_id)
 
     def _run(self) -> None:
@@ -79,6 +84,7 @@ class FleetManager:
         for spec in self._launcher.drained():
             self._safe_revoke(spec.worker_id)
             self._restarts.pop(spec.name, None)
+            self._reported_pending.discard(spec.name)
             self._record(spec.endpoint, "replica_stopped", {"replica": spec.name})
         states = self._launcher.replicas()
         for endpoint in self._endpoints.store.list():
@@ -91,6 +97,13 @@ class FleetManager:
 
     def _note_restarts(self, endpoint: str, mine: dict[str, ReplicaState]) -> None:
         for name, state in mine.items():
+            if state.pending_seconds is None:
+                self._reported_pending.discard(name)
+            elif state.pending_seconds > self._pending_timeout and name not in self._reported_pending:
+                self._reported_pending.add(name)
+                self._record(endpoint, "replica_pending", {
+                    "replica": name, "seconds": round(state.pending_seconds), "resources": state.spec.resources,
+                    "reason": "no node has the resources it asks for (waiting for the cluster's autoscaler)"})
             if state.restarts > self._restarts.get(name, 0):
                 self._restarts[name] = state.restarts
                 self._record(endpoint, "replica_restarted", {"replica": name, "restarts": state.restarts,
@@ -156,7 +169,8 @@ class FleetManager:
         worker_id, token = self._register(name, endpoint.name)
         spec = ReplicaSpec(name=name, server_url=self._server_url, token=token, device=devices[index % len(devices)],
                            cache_dir=self._cache_dir / f"{endpoint.name}-{index}", endpoint=endpoint.name,
-                           worker_id=worker_id, extra_env=dict(self._worker_env))
+                           worker_id=worker_id, extra_env=dict(self._worker_env), launcher=endpoint.config.launcher,
+                           resources=dict(endpoint.config.resources))
         try:
             self._launcher.launch(spec)
         except OSError:

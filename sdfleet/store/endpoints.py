@@ -24,7 +24,7 @@ def _endpoint(row: EndpointRow) -> Endpoint:
         launcher=row.launcher, devices=tuple(row.devices), min_replicas=row.min_replicas,
         max_replicas=row.max_replicas, target_queue_per_replica=row.target_queue_per_replica,
         idle_seconds=row.idle_seconds, preload=tuple(row.preload), allowed_roles=tuple(row.allowed_roles),
-        kinds=tuple(row.kinds),
+        kinds=tuple(row.kinds), resources=dict(row.resources or {}),
     )
     return Endpoint(name=row.name, config=config, status=EndpointStatus(row.status), reason=row.reason,
                     desired_replicas=row.desired_replicas, created_at=row.created_at, updated_at=row.updated_at)
@@ -40,6 +40,7 @@ def _apply(row: EndpointRow, config: EndpointConfig) -> None:
     row.preload = list(config.preload)
     row.allowed_roles = list(config.allowed_roles)
     row.kinds = list(config.kinds)
+    row.resources = dict(config.resources)
 
 
 class SqlEndpointStore:

@@ -278,6 +278,7 @@ class EndpointRow(Base):
     preload: Mapped[list] = mapped_column(JsonText)
     allowed_roles: Mapped[list] = mapped_column(JsonText)
     kinds: Mapped[list] = mapped_column(JsonText)
+    resources: Mapped[dict] = mapped_column(JsonText, default=dict)  #: 0012_endpoint_resources
     status: Mapped[str] = mapped_column(String(16))
     reason: Mapped[str | None] = mapped_column(String(2000), nullable=True)
     desired_replicas: Mapped[int] = mapped_column(Integer, default=0)

@@ -16,7 +16,7 @@ Names = list[StrictStr]
 
 class EndpointCreate(Strict):
     name: StrictStr = Field(max_length=64, description="Lowercase letters, digits, '_' and '-'.")
-    launcher: Literal["local"] = "local"
+    launcher: Literal["local", "ray"] = "local"
     devices: Names = Field(default_factory=lambda: ["cpu"], max_length=64, description='e.g. ["cuda:0","cuda:1"].')
     min_replicas: Count = Field(default=0, ge=0, le=64)
     max_replicas: Count = Field(default=1, ge=0, le=64)
@@ -27,12 +27,17 @@ class EndpointCreate(Strict):
     kinds: list[Literal["inference", "train"]] = Field(
         default_factory=lambda: ["inference"], max_length=4,
         description='Job kinds its workers run; "train" lets them train LoRAs.')
+    resources: dict[StrictStr, StrictFloat | StrictInt] = Field(
+        default_factory=dict, max_length=16,
+        description='ray launcher only: what each replica asks Ray for, e.g. {"num_gpus": 1, "memory": 8e9, '
+                    '"accelerator_type:H100": 1}.')
 
     def config(self) -> EndpointConfig:
         return EndpointConfig(launcher=self.launcher, devices=tuple(self.devices), min_replicas=self.min_replicas,
                               max_replicas=self.max_replicas, target_queue_per_replica=self.target_queue_per_replica,
                               idle_seconds=float(self.idle_seconds), preload=tuple(self.preload),
-                              allowed_roles=tuple(self.allowed_roles), kinds=tuple(self.kinds))
+                              allowed_roles=tuple(self.allowed_roles), kinds=tuple(self.kinds),
+                              resources={k: float(v) for k, v in self.resources.items()})
 
 
 class EndpointUpdate(Strict):
@@ -80,6 +85,7 @@ class EndpointPublic(BaseModel):
     preload: list[str]
     allowed_roles: list[str]
     kinds: list[str]
+    resources: dict[str, float]
     status: str
     reason: str | None
     desired_replicas: int
@@ -93,7 +99,8 @@ class EndpointPublic(BaseModel):
         return cls(name=endpoint.name, launcher=c.launcher, devices=list(c.devices), min_replicas=c.min_replicas,
                    max_replicas=c.max_replicas, target_queue_per_replica=c.target_queue_per_replica,
                    idle_seconds=c.idle_seconds, preload=list(c.preload), allowed_roles=list(c.allowed_roles),
-                   kinds=list(c.kinds), status=endpoint.status.value, reason=endpoint.reason,
+                   kinds=list(c.kinds), resources=dict(c.resources), status=endpoint.status.value,
+                   reason=endpoint.reason,
                    desired_replicas=endpoint.desired_replicas, replicas=[ReplicaPublic.of(r) for r in replicas],
                    created_at=endpoint.created_at, updated_at=endpoint.updated_at)
 

@@ -49,7 +49,12 @@ def test_bad_values_name_the_field(api):
              ({"name": "a", "devices": ["tpu:0"]}, "devices"),
              ({"name": "a", "devices": ["cuda:0"], "max_replicas": 2}, "max_replicas"),
              ({"name": "a", "preload": ["0" * 64]}, "preload"), ({"name": "a", "preload": ["xyz"]}, "preload"),
-             ({"name": "a", "allowed_roles": ["no-such-role"]}, "allowed_roles")]
+             ({"name": "a", "allowed_roles": ["no-such-role"]}, "allowed_roles"),
+             ({"name": "a", "resources": {"num_gpus": 1}}, "resources"),  # local endpoints take no resources
+             ({"name": "a", "launcher": "ray", "resources": {"num_gpus": -1}}, "resources"),
+             ({"name": "a", "launcher": "ray", "resources": {"bad name": 1}}, "resources"),
+             ({"name": "a", "launcher": "ray", "resources": {"num_gpus": "one"}}, "resources"),
+             ({"name": "a", "launcher": "k8s"}, "launcher")]
     for body, field in cases:
         r = api.client.post("/api/v1/endpoints", headers=admin, json={**BASE, **body})
         assert r.status_code in (400, 422), (body, r.text)
@@ -57,6 +62,18 @@ def test_bad_values_name_the_field(api):
     create(api, admin, "dup")
     r = api.client.post("/api/v1/endpoints", headers=admin, json={"name": "dup", **BASE})
     assert r.status_code == 409 and r.json()["error"]["code"] == "conflict"
+
+
+def test_ray_endpoint_without_a_ray_cluster_fails_naming_the_setting(api):
+    admin = api.admin()
+    made = create(api, admin, "on-ray", launcher="ray", min_replicas=1, max_replicas=1,
+                  resources={"num_gpus": 1, "accelerator_type:H100": 1})
+    assert made["launcher"] == "ray" and made["resources"] == {"num_gpus": 1.0, "accelerator_type:H100": 1.0}
+    deadline = time.monotonic() + 30
+    while (got := api.client.get("/api/v1/endpoints/on-ray", headers=admin).json())["status"] != "failed":
+        assert time.monotonic() < deadline, got
+        time.sleep(0.2)
+    assert "SDFLEET_RAY_ADDRESS" in got["reason"], got
 
 
 def test_roles_decide_who_sees_and_who_routes(api):

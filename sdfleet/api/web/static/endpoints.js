@@ -18,6 +18,7 @@ export function describeEvent(e) {
     case "replica_started": return `Started replica ${d.replica}${d.device ? ` on ${d.device}` : ""}`;
     case "replica_stopped": return `Replica ${d.replica} stopped`;
     case "replica_restarted": return `Restarted replica ${d.replica} (${d.reason}; restart ${d.restarts})`;
+    case "replica_pending": return `Replica ${d.replica} waiting ${d.seconds} s for resources ${JSON.stringify(d.resources || {})}: ${d.reason}`;
     case "replica_draining": return `Draining replica ${d.replica}`;
     case "jobs_cancelled": return `Cancelled ${d.count} queued job(s)`;
     default: {
