@@ -153,7 +153,7 @@ def compile_a1111(task: str, params: Mapping[str, Any], *, default_checkpoint: s
         if multiplier != 1.0:
             variation["noise_multiplier"] = multiplier
         _img2img_latent(graph, params, vae=vae, width=width, height=height, batch_size=batch_size,
-                        input_images=input_images, mask_image=mask_image)
+                        input_images=input_images, mask_image=mask_image, seed=seed)
 
     # Inpainting keeps the original pixels outside the (inverted, blurred) mask, as A1111's apply_overlay.
     overlay = _inpaint_overlay(graph)
@@ -303,7 +303,7 @@ def _inpaint_overlay(graph: dict[str, Any]) -> tuple[list, list] | None:
 
 
 def _img2img_latent(graph: dict[str, Any], params: Mapping[str, Any], *, vae: list, width: int, height: int,
-                    batch_size: int, input_images: Sequence[str], mask_image: str | None) -> None:
+                    batch_size: int, input_images: Sequence[str], mask_image: str | None, seed: int) -> None:
     if len(input_images) != 1:
         raise InvalidField("init_images", f"init_images must hold exactly one image, got {len(input_images)}")
     graph["image"] = {"class_type": "LoadImage", "inputs": {"image": input_images[0]}}
@@ -338,9 +338,18 @@ def _img2img_latent(graph: dict[str, Any], params: Mapping[str, Any], *, vae: li
         elif fill == 0:
             graph["encoded"] = {"class_type": "VAEEncodeForInpaint", "inputs": {
                 "pixels": pixels, "vae": vae, "mask": mask, "grow_mask_by": 0}}
-        else:
-            raise UnsupportedField("inpainting_fill", f"inpainting_fill {fill} is not supported; "
-                                                      "supported: 0 (fill), 1 (original)")
+        else:  # 2: latent noise, 3: latent nothing (A1111 uses the first batch's seeds for every iteration)
+            graph["plain"] = {"class_type": "VAEEncode", "inputs": {"pixels": pixels, "vae": vae}}
+            plain = ["plain", 0]
+            if batch_size > 1:  # each image's noise from its own seed
+                graph["plain_batch"] = {"class_type": "RepeatLatentBatch", "inputs": {"samples": plain,
+                                                                                      "amount": batch_size}}
+                plain, batch_size = ["plain_batch", 0], 1
+            graph["filled"] = {"class_type": "InpaintFillA1111", "inputs": {
+                "samples": plain, "mask": mask, "fill": "latent noise" if fill == 2 else "latent nothing",
+                "seed": seed}}
+            graph["encoded"] = {"class_type": "SetLatentNoiseMask", "inputs": {"samples": ["filled", 0],
+                                                                                "mask": mask}}
     if batch_size > 1:
         graph["latent"] = {"class_type": "RepeatLatentBatch", "inputs": {"samples": ["encoded", 0],
                                                                           "amount": batch_size}}

@@ -28,6 +28,7 @@ from sdfleet.engine.nodes import (
     hires,
     image,
     image_transform,
+    inpaint_a1111,
     latent,
     latent_transform,
     loaders,
@@ -49,7 +50,7 @@ def node_registry() -> NodeRegistry:
     return NodeRegistry([*loaders.NODES, *conditioning.NODES, *latent.NODES, *sampling.NODES, *image.NODES,
                          *mask.NODES, *custom_sampling.NODES, *patches.NODES, *composite.NODES,
                          *image_transform.NODES, *latent_transform.NODES, *primitives.NODES,
-                         *conditioning_edit.NODES, *hires.NODES, *upscale_models.NODES])
+                         *conditioning_edit.NODES, *hires.NODES, *upscale_models.NODES, *inpaint_a1111.NODES])
 
 
 def object_info(model_names: Mapping[str, Sequence[str]] | None = None) -> dict[str, Any]:

@@ -129,6 +129,8 @@ IMG2IMG_VARIED: list[tuple[str, Any, Check]] = [
 # inpainting fields, with a mask
 MASK_VARIED: list[tuple[str, Any, Check]] = [
     ("inpainting_fill", 1, lambda g: g["latent"]["class_type"] == "SetLatentNoiseMask"),
+    ("inpainting_fill", 2, lambda g: g["filled"]["inputs"]["fill"] == "latent noise"),
+    ("inpainting_fill", 3, lambda g: g["filled"]["inputs"]["fill"] == "latent nothing"),
     ("inpainting_mask_invert", 1, lambda g: "mask_inverted" in g),
     ("mask_blur", 6, lambda g: g["mask_blurred"]["inputs"]["blur_radius"] == 6),
     ("mask_blur_x", 4, lambda g: g["mask_blurred"]["inputs"]["blur_radius"] == 4),
