@@ -430,6 +430,8 @@ def build_app(runtime: Runtime, *, local_workers: int | None = None, server_url:
     """The HTTP application of a runtime, with its lease reaper and (for `serve`) local workers."""
     from sdfleet.fleet.manager import FleetManager
     from sdfleet.fleet.reaper import LeaseReaper
+    from sdfleet.objects.local import LocalObjectStore
+    from sdfleet.services.model_intake import MODEL_BLOBS
 
     settings, services = runtime.settings, runtime.services
     background: list = [LeaseReaper(services.workers.reap, interval=max(0.5, settings.lease_seconds / 3)),
@@ -452,6 +454,9 @@ def build_app(runtime: Runtime, *, local_workers: int | None = None, server_url:
     worker_env = {"SDFLEET_MAX_IMAGE_PIXELS": str(settings.max_image_pixels)}
     if settings.worker_threads:
         worker_env["SDFLEET_WORKER_THREADS"] = str(settings.worker_threads)
+    if isinstance(runtime.objects, LocalObjectStore):
+        # Replicas on this host hard-link model blobs from the local object store instead of copying them.
+        worker_env["SDFLEET_WORKER_LINK_MODELS_FROM"] = str(runtime.objects.root / MODEL_BLOBS)
     background.append(FleetManager(
         endpoints=services.endpoints, register=register, revoke=services.workers.revoke,
         launcher=_launchers(settings), server_url=server_url or f"http://127.0.0.1:{settings.port}",

@@ -256,6 +256,10 @@ def worker(
         envvar="SDFLEET_WORKER_THREADS", show_envvar=False, min=1)] = None,
     parent_pid: Annotated[int | None, typer.Option(
         help="Exit as soon as this process (the server that launched the worker) is gone.", hidden=True)] = None,
+    link_models_from: Annotated[Path | None, typer.Option(
+        help="A directory of <sha256> model files on this host (the server's local object store models/): "
+             "hard-link them into the cache instead of downloading. Env: SDFLEET_WORKER_LINK_MODELS_FROM.",
+        envvar="SDFLEET_WORKER_LINK_MODELS_FROM", show_envvar=False)] = None,
 ) -> None:
     """Run jobs from a server over HTTP (this process never touches the database)."""
     from sdfleet.logging_setup import configure_logging
@@ -280,7 +284,8 @@ def worker(
     resolved = resolve_device(device)
     loop = WorkerLoop(
         client=WorkerClient(server, token),
-        cache=ModelFileCache(cache_dir, max_bytes=int(cache_max_gb * 1024**3) if cache_max_gb else None),
+        cache=ModelFileCache(cache_dir, max_bytes=int(cache_max_gb * 1024**3) if cache_max_gb else None,
+                             link_from=link_models_from),
         options=WorkerOptions(device=resolved, once=once, preview=not no_preview, max_image_pixels=max_image_pixels,
                               drain_seconds=drain_seconds),
     )

@@ -22,9 +22,13 @@ from sdfleet.modelfiles.types import ModelType as FileModelType
 CHUNK_BYTES = 1 << 20
 
 
+#: the object-store folder of model blobs, one `<sha256>` object each
+MODEL_BLOBS = "models"
+
+
 def blob_key(sha256: str) -> str:
     """The object key of a model blob."""
-    return f"models/{sha256}"
+    return f"{MODEL_BLOBS}/{sha256}"
 
 
 @dataclass(frozen=True)

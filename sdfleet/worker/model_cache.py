@@ -16,12 +16,18 @@ class HashMismatch(Exception):
 
 
 class ModelFileCache:
-    """`<dir>/<sha256>` files; partial downloads live in `<sha256>.part` and resume."""
+    """`<dir>/<sha256>` files; partial downloads live in `<sha256>.part` and resume.
 
-    def __init__(self, directory: Path, *, max_bytes: int | None = None) -> None:
+    `link_from`: a directory of `<sha256>` files on this host (a local object store's `models/`): a model found
+    there is hard-linked into the cache (no second copy on disk) and verified by sha256 like a download; when
+    the link is impossible (another filesystem, no permission) or the file is not the right one, the model is
+    downloaded as usual."""
+
+    def __init__(self, directory: Path, *, max_bytes: int | None = None, link_from: Path | None = None) -> None:
         self.directory = directory
         self.directory.mkdir(parents=True, exist_ok=True)
         self.max_bytes = max_bytes
+        self.link_from = link_from
 
     def path(self, sha256: str) -> Path:
         return self.directory / sha256
@@ -31,6 +37,8 @@ class ModelFileCache:
         final = self.path(sha256)
         if final.exists() and final.stat().st_size == size:
             os.utime(final)  # LRU by access time
+            return final
+        if self.link_from is not None and self._link(sha256, size=size, final=final):
             return final
         part = final.with_suffix(".part")
         digest = hashlib.sha256()
@@ -55,6 +63,30 @@ class ModelFileCache:
             raise HashMismatch(f"model {sha256[:12]}… hashed to {digest.hexdigest()[:12]}…; discarded")
         part.rename(final)
         return final
+
+    def _link(self, sha256: str, *, size: int, final: Path) -> bool:
+        """Hard-link `link_from/<sha256>` as `final` when it is there, linkable and hashes right."""
+        source = self.link_from / sha256
+        try:
+            if source.stat().st_size != size:
+                return False
+            linked = final.with_suffix(".link")
+            linked.unlink(missing_ok=True)
+            os.link(source, linked)
+        except OSError as exc:  # missing, another filesystem (EXDEV), not permitted: download instead
+            log.info("cannot link %s from %s (%s); downloading it", sha256[:12], self.link_from, exc)
+            return False
+        digest = hashlib.sha256()
+        with linked.open("rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                digest.update(chunk)
+        if digest.hexdigest() != sha256:
+            linked.unlink(missing_ok=True)
+            log.warning("%s in %s hashed to %s…; downloading it", sha256[:12], self.link_from, digest.hexdigest()[:12])
+            return False
+        linked.rename(final)
+        log.info("linked %s from %s", sha256[:12], self.link_from)
+        return True
 
     def _make_room(self, needed: int) -> None:
         if self.max_bytes is None:

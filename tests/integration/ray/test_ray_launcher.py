@@ -67,6 +67,13 @@ def test_ray_endpoint_scales_zero_two_zero_with_real_jobs(ray_live):
     for job_id in burst:
         assert live.wait(admin, job_id, timeout=300)["status"] == "succeeded"
     assert 2 in scale_targets(live, admin, "rayp")
+    # On the server's host its local object store's model blobs are hard-linked into the replicas' caches.
+    runtime = live.server.runtime
+    cached = [f for cache in (runtime.settings.data_dir / "worker-cache").glob("rayp-*") for f in cache.iterdir()
+              if f.is_file() and len(f.name) == 64]
+    assert cached
+    for f in cached:
+        assert f.stat().st_ino == (runtime.objects.root / "models" / f.name).stat().st_ino, f
 
     # → 0: every actor drains and is killed; the replicas' worker tokens are revoked.
     until(lambda: scale_targets(live, admin, "rayp")[-1] == 0, timeout=120, what="scale to zero")
