@@ -62,6 +62,14 @@ class WorkflowVersion:
     created_by: str
     created_at: datetime
     current: bool = False
+    #: held from artists until someone other than its author (or an admin) approves it
+    requires_approval: bool = False
+    approved_by: str | None = None
+    approved_at: datetime | None = None
+
+    @property
+    def awaiting_approval(self) -> bool:
+        return self.requires_approval and self.approved_by is None
 
 
 @dataclass(frozen=True)

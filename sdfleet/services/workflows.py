@@ -11,8 +11,8 @@ from typing import Any
 
 from sdfleet.domain.accounts import Principal
 from sdfleet.domain.audit import AuditAction, AuditTarget, field_changes
-from sdfleet.domain.errors import Conflict, InvalidInput, NotFound
-from sdfleet.domain.permissions import Permission
+from sdfleet.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
+from sdfleet.domain.permissions import ADMIN_ROLE, Permission
 from sdfleet.domain.workflows import COMFY_TYPE_NAMES, InputType, WorkflowInput, WorkflowVersion
 from sdfleet.jobs.records import Job
 from sdfleet.services.app_inputs import InputHint, hint_of, inputs_from_linear_data, linear_data
@@ -159,9 +159,12 @@ class WorkflowService:
 
     # Publishing (workflow:all)
     def publish(self, principal: Principal, *, name: Any, description: Any, graph: Any, ui_graph: Any,
-                allowed_roles: Any, inputs: Any) -> WorkflowVersion:
-        """Validate the graph, pin its models by sha256 and store a new current version."""
+                allowed_roles: Any, inputs: Any, requires_approval: Any = False) -> WorkflowVersion:
+        """Validate the graph, pin its models by sha256 and store a new current version (held until approved
+        when `requires_approval`)."""
         authorize(principal, Permission.WORKFLOW_ALL)
+        if not isinstance(requires_approval, bool):
+            raise InvalidInput("requires_approval must be true or false", field="requires_approval")
         # 1. Check the fields.
         if not isinstance(name, str) or not NAME_PATTERN.match(name):
             raise InvalidInput("name must be 1-128 letters, digits, spaces, '.', '_' or '-', starting with a "
@@ -192,10 +195,11 @@ class WorkflowService:
         version = WorkflowVersion(name=name, version=0, description=description, graph=graph, ui_graph=ui_graph,
                                   inputs=exposed, allowed_roles=tuple(dict.fromkeys(allowed_roles)),
                                   models=tuple(models), published=True, created_by=principal.user_id,
-                                  created_at=self._clock())
+                                  created_at=self._clock(), requires_approval=requires_approval)
         published = self._store.publish(version, now=self._clock())
         self._record(AuditAction.WORKFLOW_PUBLISH, principal, published, changes=field_changes(
-            {}, {"published": True, "allowed_roles": list(published.allowed_roles)}),
+            {}, {"published": True, "allowed_roles": list(published.allowed_roles),
+                 "requires_approval": requires_approval}),
             details={"models": [m["sha256"] for m in published.models], "inputs": len(published.inputs)})
         return published
 
@@ -227,6 +231,9 @@ class WorkflowService:
         """Unpublish a version, or publish it again as the current one."""
         authorize(principal, Permission.WORKFLOW_ALL)
         before = next((v for v in self._store.versions(name) if v.version == version), None)
+        if published and before is not None and before.awaiting_approval:
+            raise Conflict(f"version {version} of {name!r} waits for approval; approving it publishes it",
+                           details={"workflow": name, "version": version})
         result = self._store.set_published(name, version, published=published, now=self._clock())
         if result is None:
             raise NotFound(f"workflow {name!r} has no version {version}")
@@ -236,6 +243,26 @@ class WorkflowService:
                 {"published": before.published if before else None}, {"published": published}),
                 details={"republished": published})
         return result
+
+    def approve(self, principal: Principal, name: str, version: int) -> WorkflowVersion:
+        """Approve a held version: it becomes the current one artists see. An admin, or a workflow:all holder
+        other than its author."""
+        authorize(principal, Permission.WORKFLOW_ALL)
+        found = next((v for v in self._store.versions(name) if v.version == version), None)
+        if found is None:
+            raise NotFound(f"workflow {name!r} has no version {version}")
+        if not found.requires_approval:
+            raise Conflict(f"version {version} of {name!r} was published without needing approval")
+        if found.approved_by is not None:
+            raise Conflict(f"version {version} of {name!r} is already approved", details={"approved_by": found.approved_by})
+        if found.created_by == principal.user_id and ADMIN_ROLE not in principal.user.roles:
+            raise Forbidden("a version is approved by an admin or by another lead artist than its author")
+        approved = self._store.approve(name, version, approver=principal.user_id, now=self._clock())
+        if approved is None:
+            raise NotFound(f"workflow {name!r} has no version {version}")
+        self._record(AuditAction.WORKFLOW_PUBLISH, principal, approved, changes=field_changes(
+            {"approved_by": None}, {"approved_by": principal.user_id}), details={"approved": True})
+        return approved
 
     def _record(self, action: AuditAction, principal: Principal, version: WorkflowVersion, *, changes: dict,
                 details: dict) -> None:

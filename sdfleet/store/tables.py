@@ -9,6 +9,7 @@ from sqlalchemy import (
     Boolean,
     Float,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     LargeBinary,
@@ -626,3 +627,18 @@ class CheckpointNoteRow(Base):
     preview_key: Mapped[str | None] = mapped_column(String(255), nullable=True)
     updated_by: Mapped[str | None] = mapped_column(String(32), nullable=True)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class WorkflowApprovalRow(Base):
+    """A published version held until someone other than its author approves it (0012_workflow_approvals)."""
+
+    __tablename__ = "workflow_approvals"
+
+    workflow_name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    approved_by: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    approved_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+
+    __table_args__ = (ForeignKeyConstraint(["workflow_name", "version"],
+                                           ["workflow_versions.workflow_name", "workflow_versions.version"],
+                                           ondelete="CASCADE"),)

@@ -90,6 +90,8 @@ def build_and_publish(page, *, name: str, role: str) -> None:
     def answer(dialog) -> None:
         if dialog.type == "prompt":
             dialog.accept(next(answers))
+        elif dialog.type == "confirm":  # hold for approval? no: artists get it at once
+            dialog.dismiss()
         else:
             alerts.append(dialog.message)
             dialog.accept()

@@ -350,8 +350,10 @@ async def publish_workflow(request: Request, principal: ComfyPrincipal, services
         raise InvalidInput("the body must be a JSON object", field="body")
     version = await run_in_threadpool(lambda: services.workflows.publish(
         principal, name=body.get("name"), description=body.get("description", ""), graph=body.get("graph"),
-        ui_graph=body.get("ui_graph"), allowed_roles=body.get("allowed_roles", []), inputs=body.get("inputs")))
-    return JSONResponse({"name": version.name, "version": version.version}, status_code=201)
+        ui_graph=body.get("ui_graph"), allowed_roles=body.get("allowed_roles", []), inputs=body.get("inputs"),
+        requires_approval=body.get("requires_approval", False)))
+    return JSONResponse({"name": version.name, "version": version.version,
+                         "approved": not version.awaiting_approval}, status_code=201)
 
 
 # Custom nodes are out of scope: ComfyUI-Manager gets a clear answer instead of a 404 maze.

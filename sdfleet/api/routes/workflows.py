@@ -21,7 +21,7 @@ def publish_workflow(body: WorkflowCreate, principal: CurrentPrincipal, services
     """Publish a graph (needs workflow:all); publishing a name again makes a new current version."""
     version = services.workflows.publish(
         principal, name=body.name, description=body.description, graph=body.graph, ui_graph=body.ui_graph,
-        allowed_roles=body.allowed_roles,
+        allowed_roles=body.allowed_roles, requires_approval=body.requires_approval,
         inputs=None if body.inputs is None else [i.model_dump(exclude_unset=True) for i in body.inputs])
     return WorkflowPublic.of(version, full=True)
 
@@ -65,3 +65,9 @@ def run_workflow(name: Name, body: WorkflowRunCreate, principal: CurrentPrincipa
     job = services.workflows.run(principal, name, inputs=body.inputs, idempotency_key=idempotency_key,
                                  body_hash=request_hash({"workflow": name, **body.model_dump()}))
     return InferenceAccepted(id=job.id, status=job.status.value)
+
+
+@router.post("/workflows/{name}/versions/{version}/approve", response_model=WorkflowPublic)
+def approve_version(name: Name, version: Version, principal: CurrentPrincipal, services: ServicesDep) -> WorkflowPublic:
+    """Approve a held version (an admin, or a workflow:all holder other than its author); it becomes current."""
+    return WorkflowPublic.of(services.workflows.approve(principal, name, version))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, Field, StrictStr
+from pydantic import BaseModel, Field, StrictBool, StrictStr
 
 from sdfleet.api.schemas.base import Strict
 from sdfleet.domain.workflows import WorkflowVersion
@@ -31,6 +31,8 @@ class WorkflowCreate(Strict):
     graph: dict[str, Any] = Field(description="The graph in ComfyUI's API format.")
     ui_graph: dict[str, Any] | None = Field(default=None, description="The frontend's workflow (nodes, links).")
     allowed_roles: list[StrictStr] = Field(default_factory=list, description="[] = every artist.")
+    requires_approval: StrictBool = Field(default=False, description=(
+        "Hold this version from artists until an admin or another workflow:all holder approves it."))
     inputs: list[WorkflowInputSpec] | None = Field(default=None, max_length=64, description=(
         "The exposed inputs; left out: App Mode's selection in ui_graph.extra.linearData (none without one)."))
 
@@ -50,6 +52,9 @@ class WorkflowPublic(BaseModel):
     models: list[dict[str, Any]]
     created_by: str
     created_at: datetime
+    requires_approval: bool = False
+    approved_by: str | None = None
+    approved_at: datetime | None = None
     graph: dict[str, Any] | None = None
     ui_graph: dict[str, Any] | None = None
 
@@ -61,6 +66,8 @@ class WorkflowPublic(BaseModel):
         return cls(name=version.name, version=version.version, current=version.current, published=version.published,
                    description=version.description, inputs=inputs, allowed_roles=list(version.allowed_roles),
                    models=list(version.models), created_by=version.created_by, created_at=version.created_at,
+                   requires_approval=version.requires_approval, approved_by=version.approved_by,
+                   approved_at=version.approved_at,
                    graph=version.graph if full else None, ui_graph=version.ui_graph if full else None)
 
 

@@ -248,3 +248,39 @@ def test_what_the_apps_sidebar_and_app_mode_fetch_exists(api, comfy):
     # App Mode's landing image is asked for at the site root, whatever the frontend's base path
     r = client.get("/assets/images/app-mode-landing.png")
     assert r.status_code == 200 and r.headers["content-type"] == "image/png"
+
+
+def test_a_held_version_reaches_artists_once_someone_else_approves_it(api, lead, comfy):
+    client, base = comfy
+    artist = api.make_user(roles=["artist"])["headers"]
+    other_lead = api.make_user(roles=["lead-artist"])
+    body = {"name": "Held", "graph": GRAPH, "ui_graph": ui_graph([[3, "seed"]])}
+    assert api.client.post("/api/v1/workflows", headers=lead, json=body).status_code == 201
+    r = api.client.post("/api/v1/workflows", headers=lead, json={**body, "requires_approval": True})
+    assert r.status_code == 201 and r.json()["current"] is False
+    assert (r.json()["requires_approval"], r.json()["approved_by"]) == (True, None)
+    path = f"{base}/userdata/workflows%2FPublished%2FHeld.app.json"
+    # Artists keep version 1 until version 2 is approved; it cannot be published around the approval.
+    assert client.get(path, headers=artist).json()["extra"]["sdfleet"]["version"] == 1
+    assert api.client.get("/api/v1/workflows/Held", headers=artist).json()["version"] == 1
+    r = api.client.post("/api/v1/workflows/Held/versions/2/publish", headers=lead)
+    assert r.status_code == 409
+    r = api.client.post("/api/v1/workflows", headers=lead, json={**body, "requires_approval": "yes"})
+    assert r.status_code == 422
+    # Not by its author, nor by an artist; by another lead artist (or an admin)
+    assert api.client.post("/api/v1/workflows/Held/versions/2/approve", headers=lead).status_code == 403
+    assert api.client.post("/api/v1/workflows/Held/versions/2/approve", headers=artist).status_code == 403
+    assert api.client.post("/api/v1/workflows/Held/versions/1/approve", headers=other_lead["headers"]).status_code == 409
+    r = api.client.post("/api/v1/workflows/Held/versions/2/approve", headers=other_lead["headers"])
+    assert r.status_code == 200, r.text
+    approver = api.client.get("/api/v1/me", headers=other_lead["headers"]).json()["id"]
+    assert r.json()["current"] is True and r.json()["approved_by"] == approver and r.json()["approved_at"]
+    assert client.get(path, headers=artist).json()["extra"]["sdfleet"]["version"] == 2
+    versions = api.client.get("/api/v1/workflows/Held/versions", headers=lead).json()["items"]
+    assert [(v["version"], v["requires_approval"], v["approved_by"]) for v in versions] == [
+        (2, True, approver), (1, False, None)]
+    assert api.client.post("/api/v1/workflows/Held/versions/2/approve", headers=api.admin()).status_code == 409
+    # An admin may approve a version of their own
+    admin = api.admin()
+    api.client.post("/api/v1/workflows", headers=admin, json={**body, "requires_approval": True})
+    assert api.client.post("/api/v1/workflows/Held/versions/3/approve", headers=admin).status_code == 200

@@ -52,17 +52,19 @@ async function publish() {
   if (!name) return;
   const description = window.prompt("Description for artists:", "") ?? "";
   const roles = window.prompt("Roles that may run it (comma-separated; empty: every artist):", "") ?? "";
+  const approval = window.confirm("Hold this version until an admin or another lead artist approves it?");
   const { output, workflow } = await app.graphToPrompt();
   const selected = workflow.extra?.linearData?.inputs?.length > 0;
   const response = await api.fetchApi("/sdfleet/workflows", {
     method: "POST",
     headers: { "Content-Type": "application/json" },
-    body: JSON.stringify({ name, description, graph: output, ui_graph: workflow,
+    body: JSON.stringify({ name, description, graph: output, ui_graph: workflow, requires_approval: approval,
       allowed_roles: roles.split(",").map((r) => r.trim()).filter(Boolean),
       ...(selected ? {} : { inputs: exposedInputs(output) }) }),
   });
   const body = await response.json().catch(() => ({}));
   window.alert(response.ok ? `Published ${body.name} version ${body.version}`
+    + (body.approved === false ? " (waiting for approval)" : "")
     : `Not published: ${body.error?.message ?? response.status}`);
 }
 
