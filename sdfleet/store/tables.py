@@ -630,7 +630,7 @@ class CheckpointNoteRow(Base):
 
 
 class WorkflowApprovalRow(Base):
-    """A published version held until someone other than its author approves it (0012_workflow_approvals)."""
+    """A published version held until someone other than its author approves it (0013_workflow_approvals)."""
 
     __tablename__ = "workflow_approvals"
 

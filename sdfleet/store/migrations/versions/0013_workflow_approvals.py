@@ -1,7 +1,7 @@
 """Workflow versions that wait for approval: one row per held version, who approved it and when.
 
-Revision ID: 0012_workflow_approvals
-Revises: 0011_model_names
+Revision ID: 0013_workflow_approvals
+Revises: 0012_endpoint_resources
 """
 
 import sqlalchemy as sa
@@ -9,8 +9,8 @@ from alembic import op
 
 from sdfleet.store.types import UtcDateTime
 
-revision = "0012_workflow_approvals"
-down_revision = "0011_model_names"
+revision = "0013_workflow_approvals"
+down_revision = "0012_endpoint_resources"
 branch_labels = None
 depends_on = None
 
