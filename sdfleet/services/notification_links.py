@@ -94,6 +94,10 @@ class Links:
     def gallery(self, job_id: str | None = None) -> str:
         return f"{self.public_url}/gallery" + (f"?job={quote(job_id)}" if job_id else "")
 
+    def training(self) -> str:
+        """The Train page (a training's samples, grid and LoRA)."""
+        return f"{self.public_url}/train"
+
     def inference(self, job_id: str) -> str:
         return f"{self.public_url}/api/v1/inferences/{quote(job_id)}"
 

@@ -41,7 +41,8 @@ def public_data(event: NotificationEvent, links: Links) -> dict[str, Any]:
     data = {k: v for k, v in event.data.items() if k not in INTERNAL_KEYS}
     if event.type.is_job and "job_id" in data:
         data["duration_seconds"] = event.duration_seconds
-        data["gallery_url"] = links.gallery(data["job_id"])
+        # A training has no images in the gallery: its link opens the Train page.
+        data["gallery_url"] = links.training() if data.get("kind") == "train" else links.gallery(data["job_id"])
         data["outputs"] = [
             {"index": o["index"], "width": o.get("width"), "height": o.get("height"),
              "url": f"{links.inference(data['job_id'])}/outputs/{o['index']}", "download_url": links.image(o["key"])}

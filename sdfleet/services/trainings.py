@@ -253,8 +253,10 @@ def _check_samples(samples: object) -> None:
         value = samples.get(name)
         if value is None:
             continue
-        if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
-            raise InvalidInput(f"samples.{name} must be {low}-{high}, got {value!r}", field=f"samples.{name}")
+        kinds = int | float if name == "cfg_scale" else int
+        if isinstance(value, bool) or not isinstance(value, kinds) or not low <= value <= high:
+            raise InvalidInput(f"samples.{name} must be {'a number' if name == 'cfg_scale' else 'an integer'} "
+                               f"{low}-{high}, got {value!r}", field=f"samples.{name}")
         if name in ("width", "height") and value % 8:
             raise InvalidInput(f"samples.{name} must be a multiple of 8, got {value}", field=f"samples.{name}")
 

@@ -14,17 +14,6 @@ from sdfleet.jobs.spec import training_of
 Number = StrictFloat | StrictInt
 
 
-class SampleBody(Strict):
-    prompts: list[StrictStr] = Field(default_factory=list, max_length=8,
-                                     description="Prompts sampled every `sample_every_n_steps` and in the "
-                                                 "evaluation grid at the end (prompts × LoRA weights 0/0.5/1).")
-    steps: StrictInt | None = Field(default=None, description="1-150 (default 20)")
-    cfg_scale: Number | None = None
-    seed: StrictInt | None = None
-    width: StrictInt | None = None
-    height: StrictInt | None = None
-
-
 #: TrainingConfig's fields as the API takes them; each is checked by the trainer's own rules, naming it
 CONFIG_FIELDS = (
     "network_rank", "network_alpha", "train_text_encoder", "unet_lr", "text_encoder_lr", "optimizer", "weight_decay",
@@ -74,13 +63,16 @@ class TrainingCreate(Strict):
     save_every_n_steps: StrictInt | None = Field(default=None, description="checkpoint period (default 100): a "
                                                                            "retried attempt resumes from the last")
     sample_every_n_steps: StrictInt | None = None
-    samples: SampleBody | None = None
+    samples: dict[StrictStr, Any] | None = Field(
+        default=None, description="Images during training and the evaluation grid (prompts × LoRA weights "
+                                  "0/0.5/1): {prompts: [≤ 8 prompts], steps: 1-150, cfg_scale: 0-30, seed, width, "
+                                  "height: multiples of 8}")
 
     def params(self) -> dict[str, Any]:
         """The trainer's parameters that were given."""
         values = {name: getattr(self, name) for name in CONFIG_FIELDS if getattr(self, name) is not None}
         if self.samples is not None:
-            values["samples"] = {k: v for k, v in self.samples.model_dump().items() if v is not None}
+            values["samples"] = {k: v for k, v in self.samples.items() if v is not None}
         return values
 
 

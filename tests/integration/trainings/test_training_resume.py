@@ -4,10 +4,15 @@ cancel stops at the next step and keeps the last checkpoint (and the LoRA so far
 
 from __future__ import annotations
 
+import json
+
 import httpx
 import torch
 from safetensors.torch import load_file
+from typer.testing import CliRunner
 
+from sdfleet.cli import app
+from sdfleet.engine.training.state import read_state
 from tests.integration.trainings.training_fleet import (
     BASE,
     TINY,
@@ -83,6 +88,14 @@ def test_kill_9_mid_training_resumes_from_the_last_checkpoint_and_cancel_keeps_i
     assert checkpoint["step"] >= 3 and "lora.safetensors" in artifacts
     download = httpx.get(f"{fleet.url}{checkpoint['url']}", headers=admin)
     assert download.status_code == 200 and len(download.content) == checkpoint["size"] > 0
+    # `sdfleet train download --artifact checkpoint` saves it: a training checkpoint at that step.
+    token, out = admin["Authorization"].removeprefix("Bearer "), fleet.tmp / "last.pt"
+    result = CliRunner().invoke(app, ["train", "download", cancelled, "--artifact", "checkpoint", "--out", str(out),
+                                      "--server", fleet.url, "--token", token])
+    assert result.exit_code == 0, result.output
+    assert out.read_bytes() == download.content and read_state(out.read_bytes()).step == checkpoint["step"]
+    result = CliRunner().invoke(app, ["train", "show", cancelled, "--server", fleet.url, "--token", token])
+    assert result.exit_code == 0 and json.loads(result.stdout)["status"] == "cancelled"
     other = _weights(fleet, admin, cancelled)  # another seed, fewer steps: the comparison above can fail
     assert max((a[k].float() - other[k].float()).abs().max().item() for k in a) > 1e-3
     names = [c["name"] for c in httpx.get(f"{fleet.url}/api/v1/checkpoints?type=Lora", headers=admin).json()["items"]]
