@@ -119,6 +119,9 @@ class TrainingRun:
                 "steps_run": trainer.step - resumed_from, "seconds": round(time.perf_counter() - started, 3),
                 "device": self.device, "precision": trainer.precision, "epoch": self.epoch,
                 "final_loss": losses[-1][1] if losses else None, "losses": thin(losses)}
+        self.heartbeat.finish()  # the last step reaches the server (and SSE clients) before the completion
+        if self.heartbeat.lease_lost:
+            raise LeaseLost(self.job.id)
         self.client.complete_training(self.job, info=info)
         log.info("training %s: done, %d steps (%d this attempt) in %.1f s", self.job.id, trainer.step,
                  trainer.step - resumed_from, info["seconds"])

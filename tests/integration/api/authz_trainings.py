@@ -14,6 +14,7 @@ from tests.integration.api.authz_matrix import Actor, Case, Request
 from tests.integration.datasets.images import png
 
 TRAIN = "train:all"
+TRAINERS = "authz-trainers"
 BASE = "/api/v1/trainings"
 
 
@@ -34,6 +35,10 @@ def _prepare(api: Api) -> None:
     checkpoints.register_file(_demo_files()["demo-sd15"], name="demo-sd15.safetensors", model_type="Stable-diffusion")
     r = api.client.patch("/api/v1/endpoints/default", headers=api.admin(), json={"kinds": ["inference", "train"]})
     assert r.status_code == 200, r.text
+    # Worker cases claim from an endpoint of their own: other routes' jobs wait on `default`.
+    r = api.client.post("/api/v1/endpoints", headers=api.admin(),
+                        json={"name": TRAINERS, "kinds": ["train"], "max_replicas": 0})
+    assert r.status_code == 201, r.text
 
 
 def body(api: Api, owner: Actor) -> dict:
@@ -47,8 +52,8 @@ def body(api: Api, owner: Actor) -> dict:
             "max_train_steps": 2}
 
 
-def own_training(api: Api, owner: Actor, *, cancelled: bool = False) -> str:
-    r = api.client.post(BASE, headers=owner.headers, json=body(api, owner))
+def own_training(api: Api, owner: Actor, *, cancelled: bool = False, endpoint: str | None = None) -> str:
+    r = api.client.post(BASE, headers=owner.headers, json={**body(api, owner), "endpoint": endpoint})
     assert r.status_code == 202, r.text
     job_id = r.json()["id"]
     if cancelled:
@@ -63,17 +68,17 @@ def _artifact(api: Api, owner: Actor) -> str:
 
 
 def _worker(api: Api, name: str) -> dict[str, str]:
-    issued = api.runtime.services.workers.register(name=name, endpoint="default")
+    issued = api.runtime.services.workers.register(name=name, endpoint=TRAINERS)
     return {"Authorization": f"Bearer {issued.token}"}
 
 
 def _worker_case(path: str, payload=None, ok=frozenset({204}), content: bytes | None = None,
                  lora: bool = False) -> Case:
     def build(api: Api, owner: Actor) -> Request:
-        job_id = own_training(api, owner)
+        job_id = own_training(api, owner, endpoint=TRAINERS)
         mine, other = _worker(api, "mine"), _worker(api, "other")
         r = api.client.post("/api/v1/worker/claim", headers=mine, json={"wait_seconds": 0})
-        assert r.status_code == 200 and r.json()["kind"] == "train", r.text
+        assert r.status_code == 200 and r.json()["id"] == job_id and r.json()["kind"] == "train", r.text
         token = r.json()["fencing_token"]
         sha = r.json()["training"]["dataset"]["images"][0]["sha256"]
         if lora:
