@@ -204,7 +204,7 @@ def build_endpoints(settings: Settings, *, database: Database, checkpoints, cloc
 
 
 def build_jobs(settings: Settings, *, database: Database, objects, checkpoints, clock: Callable[[], datetime],
-               endpoints=None, check_webhook=None):
+               endpoints=None, check_webhook=None, metrics=None):
     """Inference jobs: the queue, the owner-side and worker-side services."""
     from sdfleet.services.endpoints import EndpointRouting
     from sdfleet.services.graphs import GraphTools
@@ -229,7 +229,8 @@ def build_jobs(settings: Settings, *, database: Database, objects, checkpoints, 
     workers = WorkerService(queue=queue, registry=registry, objects=objects,
                             blob_key=checkpoints.blob_key, notifier=notifier, previews=previews,
                             lease_seconds=settings.lease_seconds, clock=clock,
-                            max_running_per_user=settings.max_running_per_user)
+                            max_running_per_user=settings.max_running_per_user,
+                            on_finished=metrics.job_finished if metrics else None)
     return inference, workers, notifier, graphs
 
 
@@ -298,6 +299,15 @@ def build_web(settings: Settings, *, database: Database, objects, inference, not
     }
 
 
+def build_metrics(settings: Settings, *, database: Database, clock: Callable[[], datetime]):
+    """The Prometheus registry of this server: fleet gauges from the database, this process's histograms."""
+    from sdfleet.services.metrics import FleetMetrics
+    from sdfleet.store.fleet_stats import SqlFleetStats
+
+    token = settings.metrics_token.get_secret_value() if settings.metrics_token else None
+    return FleetMetrics(snapshot=SqlFleetStats(database).snapshot, token=token, clock=clock)
+
+
 def build_security(settings: Settings, *, database: Database, clock: Callable[[], datetime]):
     """The audit log and the login limiter, both in the database (shared by every API server)."""
     from sdfleet.services.audit import AuditLog
@@ -331,9 +341,10 @@ def build_services(
     notifications, delivery_worker = build_notifications(
         settings, database=database, objects=objects, secret_key=secret_key or secrets.token_bytes(32), clock=clock,
         endpoint_names=lambda: [e.name for e in endpoints.store.list()])
+    metrics = build_metrics(settings, database=database, clock=clock)
     inference, workers, notifier, graphs = build_jobs(settings, database=database, objects=objects,
                                                       checkpoints=checkpoints, clock=clock, endpoints=endpoints,
-                                                      check_webhook=notifications.check_url)
+                                                      check_webhook=notifications.check_url, metrics=metrics)
     datasets = build_datasets(settings, database=database, objects=objects, clock=clock)
     trainings, training_worker = build_trainings(settings, database=database, objects=objects,
                                                  checkpoints=checkpoints, datasets=datasets, endpoints=endpoints,
@@ -363,6 +374,7 @@ def build_services(
         roles=RoleService(database=database, audit=audit, clock=clock),
         audit=audit,
         socket_cap=SocketCap(per_user=settings.comfy_sockets_per_user),
+        metrics=metrics,
         health=HealthService({"database": database.check, "objects": objects.check}),
         objects=objects,
         notifications=notifications,

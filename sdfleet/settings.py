@@ -44,6 +44,8 @@ class Settings(BaseSettings):
     trusted_proxies: str = Field(
         default="", description="Comma-separated proxy addresses/networks whose X-Forwarded-For is believed.")
     max_request_bytes: int = Field(default=8 * 1024 * 1024, ge=1024, description="Largest JSON request body.")
+    metrics_token: SecretStr | None = Field(
+        default=None, description="Bearer token that may scrape GET /metrics (admins may always scrape).")
     log_level: str = "INFO"
     log_json: bool = False
     # Jobs and workers

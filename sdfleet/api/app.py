@@ -16,6 +16,7 @@ from sdfleet.api.a1111 import styles as a1111_styles
 from sdfleet.api.comfy.frontend import inline_script_hashes
 from sdfleet.api.comfy.mount import mount_comfy
 from sdfleet.api.errors import install_error_handlers
+from sdfleet.api.metrics_middleware import HttpMetricsMiddleware
 from sdfleet.api.middleware import BodySizeLimitMiddleware, RequestIdMiddleware
 from sdfleet.api.routes import (
     api_keys,
@@ -26,6 +27,7 @@ from sdfleet.api.routes import (
     health,
     inferences,
     job_media,
+    metrics,
     model_notes,
     preferences,
     roles,
@@ -97,6 +99,7 @@ def create_app(services: Services, *, max_request_bytes: int = 8 * 1024 * 1024,
     app.include_router(notification_routes.router, prefix=API_PREFIX)
     app.include_router(object_routes.router, prefix=API_PREFIX)
     app.include_router(dataset_routes.router, prefix=API_PREFIX)
+    app.include_router(metrics.router)
     mount_comfy(app)
     install_web(app, public_url=public_url)
 
@@ -106,6 +109,9 @@ def create_app(services: Services, *, max_request_bytes: int = 8 * 1024 * 1024,
         exempt=tuple(re.compile(p) for p in body_limit_exempt),
         overrides=tuple((re.compile(p), limit) for p, limit in body_limits),
     )
+    if services.metrics is not None:
+        app.add_middleware(HttpMetricsMiddleware, observe=services.metrics.http_request,
+                           templates=lambda: app.openapi()["paths"])
     comfy_policy = comfy_frontend_policy(inline_script_hashes())
     app.add_middleware(SecurityHeadersMiddleware, page_policy=main_app_policy(comfy_policy))
     app.add_middleware(RequestIdMiddleware)

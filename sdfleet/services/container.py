@@ -47,5 +47,6 @@ class Services:
     model_notes: Any = None  # ModelNotesService (trigger words, notes, previews of models)
     queue_view: Any = None  # QueueViewService (places in line; everyone's jobs for queue:all)
     socket_cap: Any = None  # SocketCap (ComfyUI WebSockets per user, across both listeners)
+    metrics: Any = None  # FleetMetrics (GET /metrics: Prometheus)
     public_url: str = "http://127.0.0.1:8080"
     extra: dict[str, Any] = field(default_factory=dict)

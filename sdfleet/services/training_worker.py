@@ -119,7 +119,7 @@ class TrainingWorkerService:
         except StaleLease:
             raise Conflict(f"job {job_id}: fencing token {token} is stale") from None
         log.info("training %s: LoRA %s registered (%s)", job.id, lora.name, lora.sha256[:12])
-        self.workers.finished(worker, job.id)
+        self.workers.finished(worker, job.id, done)
         return done
 
     def _register(self, intake, *, job: Job, name: str, roles: list[str]):

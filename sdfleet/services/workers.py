@@ -64,8 +64,10 @@ class WorkerService:
 
     def __init__(self, *, queue: SqlJobQueue, registry: SqlWorkerRegistry, objects, blob_key: Callable[[str], str],
                  notifier: Notifier, previews: PreviewStore, lease_seconds: float,
-                 clock: Callable[[], datetime], max_running_per_user: int | None = None) -> None:
+                 clock: Callable[[], datetime], max_running_per_user: int | None = None,
+                 on_finished: Callable[[Job], None] | None = None) -> None:
         self._queue = queue
+        self._on_finished = on_finished  # metrics: wait/run times and device-seconds of each finished job
         self._registry = registry
         self._objects = objects
         self._blob_key = blob_key
@@ -123,9 +125,10 @@ class WorkerService:
         """The job, if this worker holds it with this fencing token; else StaleLeaseError (409)."""
         return self._held(worker, job_id, token)
 
-    def finished(self, worker: WorkerRecord, job_id: str) -> None:
-        """After a job ended: drop its preview, mark the worker idle, wake the job's listeners."""
-        self._finished(worker, job_id)
+    def finished(self, worker: WorkerRecord, job_id: str, job: Job | None = None) -> None:
+        """After a job ended: drop its preview, mark the worker idle, wake the job's listeners (and count the
+        finished `job` in the metrics)."""
+        self._finished(worker, job_id, job)
 
     def _held(self, worker: WorkerRecord, job_id: str, token: int) -> Job:
         try:
@@ -189,7 +192,7 @@ class WorkerService:
         except StaleLease:
             raise StaleLeaseError(f"job {job_id}: fencing token {token} is stale") from None
         self._drop_other_attempts(job_id, token)
-        self._finished(worker, job_id)
+        self._finished(worker, job_id, job)
         return job
 
     def fail(self, worker: WorkerRecord, job_id: str, *, token: int, error: dict) -> Job:
@@ -199,14 +202,14 @@ class WorkerService:
             job = self._queue.fail(job_id, token=token, error=error, now=self._clock())
         except StaleLease:
             raise StaleLeaseError(f"job {job_id}: fencing token {token} is stale") from None
-        self._finished(worker, job_id)
+        self._finished(worker, job_id, job)
         return job
 
     def cancelled(self, worker: WorkerRecord, job_id: str, *, token: int) -> Job:
         """The worker stopped the job because its owner cancelled it."""
         self._held(worker, job_id, token)
         job = self._queue.acknowledge_cancel(job_id, token=token, now=self._clock())
-        self._finished(worker, job_id)
+        self._finished(worker, job_id, job)
         return job
 
     def release(self, worker: WorkerRecord, job_id: str, *, token: int, reason: str) -> Job:
@@ -217,7 +220,9 @@ class WorkerService:
         self._notifier.notify(f"queue:{job.endpoint}")
         return job
 
-    def _finished(self, worker: WorkerRecord, job_id: str) -> None:
+    def _finished(self, worker: WorkerRecord, job_id: str, job: Job | None = None) -> None:
+        if job is not None and job.status.finished and self._on_finished is not None:
+            self._on_finished(job)
         self._previews.drop(job_id)
         self._registry.report(worker.id, now=self._clock(), status="idle")
         self._notifier.notify(f"job:{job_id}")
