@@ -26,6 +26,12 @@ CASES = {
     ("POST", "/sdapi/v1/interrupt"): Case(INFER, lambda api, o: Request("/sdapi/v1/interrupt")),
     ("POST", "/sdapi/v1/skip"): Case(INFER, lambda api, o: Request("/sdapi/v1/skip")),
     ("GET", "/sdapi/v1/options"): _get("/sdapi/v1/options"),
+    ("POST", "/sdapi/v1/extra-single-image"): Case(INFER, lambda api, o: Request(
+        "/sdapi/v1/extra-single-image", {"image": png_b64(), "upscaler_1": "no-such-upscaler"},
+        ok=frozenset({422})), notes="no worker: refused after authz"),
+    ("POST", "/sdapi/v1/extra-batch-images"): Case(INFER, lambda api, o: Request(
+        "/sdapi/v1/extra-batch-images", {"imageList": [{"data": png_b64(), "name": "a.png"}],
+                                         "upscaler_1": "no-such-upscaler"}, ok=frozenset({422}))),
     ("POST", "/sdapi/v1/options"): Case(None, lambda api, o: Request(
         "/sdapi/v1/options", {"CLIP_stop_at_last_layers": 2})),
     ("GET", "/sdapi/v1/sd-models"): _get("/sdapi/v1/sd-models"),
