@@ -18,6 +18,7 @@ from sdfleet.api.comfy.mount import mount_comfy
 from sdfleet.api.errors import install_error_handlers
 from sdfleet.api.metrics_middleware import HttpMetricsMiddleware
 from sdfleet.api.middleware import BodySizeLimitMiddleware, RequestIdMiddleware
+from sdfleet.api.openapi_errors import install_error_responses
 from sdfleet.api.routes import (
     api_keys,
     audit,
@@ -86,6 +87,7 @@ def create_app(services: Services, *, max_request_bytes: int = 8 * 1024 * 1024,
     app.state.services = services
     app.state.trusted_proxies = trusted_proxies
     install_error_handlers(app)
+    install_error_responses(app)
     for module in (auth, preferences, styles, gallery, users, roles, api_keys, audit, health, inferences, job_media,
                    model_notes, generation, worker, worker_training, trainings):
         app.include_router(module.router, prefix=API_PREFIX)

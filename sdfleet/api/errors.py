@@ -114,10 +114,19 @@ def install_error_handlers(app: FastAPI) -> None:
         return _validation_response(exc)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = _HTTP_CODES.get(exc.status_code, "error")
         message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
-        return error_response(exc.status_code, code, message, headers=getattr(exc, "headers", None))
+        headers = getattr(exc, "headers", None)
+        if exc.status_code == 405:
+            # Starlette names only the methods of the first route matching the path; a path served by
+            # several routes (GET and POST /users) answers every one of them.
+            from sdfleet.api.openapi_errors import allowed_methods
+
+            allow = allowed_methods(request.app, request.scope) or (headers or {}).get("Allow", "").split(", ")
+            headers = {**(headers or {}), "Allow": ", ".join(m for m in allow if m)}
+            message = f"{request.method} is not allowed here; allowed: {headers['Allow']}"
+        return error_response(exc.status_code, code, message, headers=headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
