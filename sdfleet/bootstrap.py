@@ -177,9 +177,9 @@ def build_user_options(*, database: Database, checkpoints, clock: Callable[[], d
 
 
 def build_a1111(*, database: Database, checkpoints, inference, notifier, clock: Callable[[], datetime],
-                max_image_pixels: int):
+                max_image_pixels: int, wait_seconds: float = 3600.0):
     """The A1111 adapter behind /sdapi/v1."""
-    from sdfleet.services.a1111 import A1111Service
+    from sdfleet.services.a1111 import A1111Service, WaitPolicy
     from sdfleet.services.styles import StyleService
     from sdfleet.store.styles import SqlStyleStore
     from sdfleet.store.workers import SqlWorkerRegistry
@@ -187,7 +187,8 @@ def build_a1111(*, database: Database, checkpoints, inference, notifier, clock: 
     options = build_user_options(database=database, checkpoints=checkpoints, clock=clock)
     return A1111Service(inference=inference, options=options, notifier=notifier,
                         workers=SqlWorkerRegistry(database).list, clock=clock, max_image_pixels=max_image_pixels,
-                        styles=StyleService(store=SqlStyleStore(database), clock=clock))
+                        styles=StyleService(store=SqlStyleStore(database), clock=clock),
+                        wait=WaitPolicy(timeout_seconds=wait_seconds))
 
 
 def build_endpoints(settings: Settings, *, database: Database, checkpoints, clock: Callable[[], datetime],
@@ -363,7 +364,8 @@ def build_services(
                       graphs=graphs, notifier=notifier, clock=clock, max_image_pixels=settings.max_image_pixels,
                       audit=audit),
         a1111=build_a1111(database=database, checkpoints=checkpoints, inference=inference, notifier=notifier,
-                          clock=clock, max_image_pixels=settings.max_image_pixels),
+                          clock=clock, max_image_pixels=settings.max_image_pixels,
+                          wait_seconds=settings.a1111_wait_seconds),
         checkpoints=checkpoints,
         datasets=datasets,
         uploads=uploads,

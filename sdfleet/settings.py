@@ -65,6 +65,9 @@ class Settings(BaseSettings):
         default=4096 * 4096, ge=64 * 64,
         description="Largest input image (width × height), checked from its header before any pixel is decoded.",
     )
+    a1111_wait_seconds: float = Field(
+        default=3600.0, gt=0, description="How long a /sdapi/v1 txt2img/img2img call waits for its job (then 504)."
+    )
     local_workers: int = Field(default=1, ge=0, le=64, description="Worker processes `serve` starts on this host.")
     worker_device: str = Field(default="auto", description="Device of the local workers: auto, cpu or cuda:N.")
     # Ray launcher (`launcher: "ray"` endpoints; `pip install 'sdfleet[ray]'`)

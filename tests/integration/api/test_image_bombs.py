@@ -4,7 +4,9 @@ naming the limit, and the server's peak memory stays flat (a decoded 12000×1200
 from __future__ import annotations
 
 import base64
+import io
 import json
+import zipfile
 
 import httpx
 import pytest
@@ -32,7 +34,14 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
 
-def _routes(server, headers: dict, original: str):
+def _zip(name: str, data: bytes) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+def _routes(server, headers: dict, original: str, dataset_id: str):
     """(name, send(image bytes) → response) for every route that accepts an image, on every listener."""
     main, comfy = server.url, server.comfy_url
 
@@ -60,6 +69,10 @@ def _routes(server, headers: dict, original: str):
                                           files=lambda i: {"image": ("b.png", i, "image/png")})),
         ("comfy port /api/upload/mask", post(f"{comfy}/api/upload/mask", files=lambda i: {
             "image": ("m.png", i, "image/png")}, data=lambda i: {"original_ref": ref})),
+        ("api datasets image", post(f"{main}/api/v1/datasets/{dataset_id}/images",
+                                    files=lambda i: {"file": ("b.png", i, "image/png")})),
+        ("api datasets zip", post(f"{main}/api/v1/datasets/{dataset_id}/images",
+                                  files=lambda i: {"file": ("set.zip", _zip("10_cube/b.png", i), "application/zip")})),
     ]
 
 
@@ -71,7 +84,9 @@ def test_bombs_are_refused_naming_the_limit_and_memory_stays_flat(server, bomb):
     r = httpx.post(f"{server.comfy_url}/upload/image", headers=headers,
                    files={"image": ("a.png", png_image(64, 64, mode="RGBA"), "image/png")})
     assert r.status_code == 200, r.text
-    routes = _routes(server, headers, r.json()["name"])
+    dataset = httpx.post(f"{server.url}/api/v1/datasets", headers=headers, json={"name": "bombs", "resolution": 64})
+    assert dataset.status_code == 201, dataset.text
+    routes = _routes(server, headers, r.json()["name"], dataset.json()["id"])
 
     # 1. Warm every route with an ordinary image (imports, pools, first allocations), then take the peak.
     for name, send in routes:
