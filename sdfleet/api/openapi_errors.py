@@ -61,6 +61,7 @@ EXTRA: dict[tuple[str, str], tuple[int, ...]] = {
     ("POST", "/api/v1/endpoints"): (409,),
     ("POST", "/api/v1/workflows"): (409,),
     ("POST", "/api/v1/datasets"): (409,),
+    ("POST", "/api/v1/trainings"): (404, 409),  # a dataset or base model the caller cannot see
 }
 #: answers every route of a prefix may give
 EXTRA_BY_PREFIX: tuple[tuple[str, tuple[int, ...]], ...] = ()

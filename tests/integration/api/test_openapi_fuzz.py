@@ -47,6 +47,7 @@ def fuzz_app(tmp_path_factory):
     runtime.database.dispose()
 
 
+@pytest.mark.timeout(1800)  # ~85 s of CPU; a box loaded by parallel work stretches the wall time
 def test_whole_api(fuzz_app):
     app, auth = fuzz_app
     schema = schemathesis.openapi.from_asgi("/api/v1/openapi.json", app)
