@@ -26,6 +26,7 @@ ODD_NUMBERS = [-1, 0, -(2**63), 2**64 + 1, 1e308, 0.5, 1e-320]
 WRONG_BODIES = ['{"a":', "not json", "[1,2", "\x00", "[]", '"string"', "7", "null", "true", "[" * 1000 + "]" * 1000,
                 '{"a":' * 1000 + "1" + "}" * 1000, '{"prompt": NaN}', '{"steps": Infinity}']
 POST_ROUTES = ["/sdapi/v1/txt2img", "/sdapi/v1/img2img", "/sdapi/v1/options", "/sdapi/v1/png-info",
+               "/sdapi/v1/extra-single-image", "/sdapi/v1/extra-batch-images",
                "/sdapi/v1/interrupt", "/sdapi/v1/skip", "/sdapi/v1/refresh-checkpoints"]
 GET_ROUTES = ["/sdapi/v1/progress", "/sdapi/v1/options", "/sdapi/v1/sd-models", "/sdapi/v1/sd-vae", "/sdapi/v1/loras",
               "/sdapi/v1/samplers", "/sdapi/v1/schedulers", "/sdapi/v1/upscalers", "/sdapi/v1/embeddings",
@@ -135,13 +136,17 @@ def test_bad_images_name_their_field(a1111):
     for bad in BAD_IMAGES:
         r = _send(api.client, "/sdapi/v1/png-info", {"image": bad}, headers)
         assert_defined(r, ("png-info", bad[:20]))
+        for path, body in (("/sdapi/v1/extra-single-image", {"image": bad}),
+                           ("/sdapi/v1/extra-batch-images", {"imageList": [{"data": bad, "name": "b.png"}]})):
+            r = _send(api.client, path, body, headers)
+            assert_envelope(r, (path, bad[:20]))
     assert _jobs(api, user) == before, "a refused img2img left a job behind"
 
 
 def test_unsupported_a1111_features_are_refused_by_name(a1111):
     api, headers, user = a1111
     before = _jobs(api, user)
-    for field, value in [("enable_hr", True), ("script_name", "x/y/z plot"), ("alwayson_scripts", {"controlnet": {}}),
+    for field, value in [("script_name", "x/y/z plot"), ("alwayson_scripts", {"controlnet": {}}),
                          ("sampler_name", "no such sampler"), ("scheduler", "no such schedule"),
                          ("override_settings", {"sd_model_checkpoint": "no-such-model"}), ("steps", 10**9),
                          ("width", 10**6), ("batch_size", 10**6), ("n_iter", -5), ("cfg_scale", math.nan)]:

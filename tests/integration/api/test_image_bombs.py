@@ -53,6 +53,10 @@ def _routes(server, headers: dict, original: str, dataset_id: str):
     a1111 = {"prompt": "x", "steps": 1, "width": 64, "height": 64, "sampler_name": "no-such-sampler"}
     return [
         ("sdapi png-info", post(f"{main}/sdapi/v1/png-info", json=lambda i: {"image": _b64(i)})),
+        ("sdapi extra-single-image", post(f"{main}/sdapi/v1/extra-single-image", json=lambda i: {
+            "image": _b64(i), "upscaler_1": "no-such-upscaler"})),
+        ("sdapi extra-batch-images", post(f"{main}/sdapi/v1/extra-batch-images", json=lambda i: {
+            "imageList": [{"data": _b64(i), "name": "b.png"}], "upscaler_1": "no-such-upscaler"})),
         ("sdapi img2img init", post(f"{main}/sdapi/v1/img2img", json=lambda i: {**a1111, "init_images": [_b64(i)]})),
         ("sdapi img2img mask", post(f"{main}/sdapi/v1/img2img", json=lambda i: {
             **a1111, "init_images": [_b64(png_image(64, 64))], "mask": _b64(i)})),
