@@ -11,7 +11,6 @@ from tests.integration.api.authz_matrix import Case, Request
 
 INFER = "inference:all"
 NOT_RUNNABLE = {"prompt": "x", "steps": 0, "width": 7}
-NOT_UPSCALABLE = {"upscaler_1": "no-such-upscaler", "gfpgan_visibility": 0.5}
 
 
 def _get(path: str) -> Case:
@@ -53,12 +52,4 @@ CASES = {
     ("GET", "/sdapi/v1/memory"): _get("/sdapi/v1/memory"),
     ("POST", "/sdapi/v1/refresh-checkpoints"): Case(None, lambda api, o: Request("/sdapi/v1/refresh-checkpoints")),
     ("POST", "/sdapi/v1/png-info"): Case(None, lambda api, o: Request("/sdapi/v1/png-info", {"image": png_b64()})),
-    ("POST", "/sdapi/v1/extra-single-image"): Case(INFER, lambda api, o: Request(
-        "/sdapi/v1/extra-single-image", {"image": png_b64(), **NOT_UPSCALABLE}, ok=frozenset({422}))),
-    ("POST", "/sdapi/v1/extra-batch-images"): Case(INFER, lambda api, o: Request(
-        "/sdapi/v1/extra-batch-images", {"imageList": [{"data": png_b64(), "name": "a.png"}], **NOT_UPSCALABLE},
-        ok=frozenset({422}))),
-    **{("GET", f"/sdapi/v1/{path}"): _get(f"/sdapi/v1/{path}") for path in (
-        "scripts", "script-info", "cmd-flags", "face-restorers", "realesrgan-models", "hypernetworks", "extensions",
-        "latent-upscale-modes")},
 }
