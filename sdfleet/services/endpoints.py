@@ -26,6 +26,7 @@ from sdfleet.domain.errors import Conflict, InvalidInput, NotFound
 from sdfleet.domain.permissions import ADMIN_ROLE, Permission
 from sdfleet.domain.validation import check_role_name
 from sdfleet.domain.workers import WorkerRecord
+from sdfleet.jobs.queue import JobQueue
 from sdfleet.jobs.records import JobStatus
 from sdfleet.services.audit import AuditLog
 from sdfleet.services.authorization import authorize
@@ -33,7 +34,6 @@ from sdfleet.store.accounts import AccountRepository
 from sdfleet.store.checkpoints import CheckpointRepository
 from sdfleet.store.database import Database
 from sdfleet.store.endpoints import SqlEndpointStore
-from sdfleet.store.jobs import SqlJobQueue
 from sdfleet.store.workers import SqlWorkerRegistry
 
 DEFAULT_ENDPOINT = "default"
@@ -74,7 +74,7 @@ def _may_use(principal: Principal, endpoint: Endpoint) -> bool:
 class EndpointService:
     """Endpoint use cases; `endpoint:all` manages, other users see the endpoints their roles may use."""
 
-    def __init__(self, *, database: Database, queue: SqlJobQueue, workers: SqlWorkerRegistry,
+    def __init__(self, *, database: Database, queue: JobQueue, workers: SqlWorkerRegistry,
                  clock: Callable[[], datetime], lost_after_seconds: float = 60.0, audit: AuditLog | None = None
                  ) -> None:
         self._db = database
@@ -176,7 +176,8 @@ class EndpointService:
         deleting = self.store.set_state(name, now=self._clock(), status=EndpointStatus.DELETING,
                                         event=("deleting", {"running": running, "force": force}))
         # Nothing will run the jobs still waiting here: cancel them (their owners see `cancelled`).
-        cancelled = [self._queue.cancel(job_id, now=self._clock()).id for job_id in self.store.queued_jobs(name)]
+        cancelled = [job.id for job_id in self.store.queued_jobs(name)
+                     if (job := self._queue.cancel(job_id, now=self._clock())) is not None]  # None: deleted meanwhile
         if cancelled:
             self.store.record(name, "jobs_cancelled", {"count": len(cancelled)}, now=self._clock())
         self._record(AuditAction.ENDPOINT_DELETE, principal, name, changes=field_changes(_audited(endpoint.config), {}),

@@ -16,6 +16,7 @@ from sdfleet.domain.pagination import Page, PageRequest
 from sdfleet.domain.permissions import Permission
 from sdfleet.engine.image_admission import DEFAULT_MAX_IMAGE_PIXELS
 from sdfleet.engine.work_estimate import estimate_work
+from sdfleet.jobs.queue import DuplicateSubmission, JobQueue
 from sdfleet.jobs.records import Job, JobEvent, JobKind, JobStatus, NewJob
 from sdfleet.jobs.spec import GenerateSpec, InputImage, JobSummary, ModelPin
 from sdfleet.modelfiles.types import ModelType
@@ -23,7 +24,6 @@ from sdfleet.services.authorization import authorize
 from sdfleet.services.graphs import FOLDER_TYPES, GraphTools
 from sdfleet.services.inputs import InputImages, decode_base64_image
 from sdfleet.services.notifier import Notifier, PreviewStore
-from sdfleet.store.jobs import DuplicateSubmission, SqlJobQueue
 
 
 class ModelCatalog(Protocol):
@@ -90,7 +90,7 @@ def request_hash(body: Mapping[str, Any]) -> str:
 class InferenceService:
     """Everything a user does with their inference jobs. Another user's job is always 404."""
 
-    def __init__(self, *, queue: SqlJobQueue, objects, catalog: ModelCatalog, graphs: GraphTools,
+    def __init__(self, *, queue: JobQueue, objects, catalog: ModelCatalog, graphs: GraphTools,
                  router: EndpointRouter, notifier: Notifier, previews: PreviewStore, limits: InferenceLimits,
                  clock: Callable[[], datetime],
                  default_checkpoint_for: Callable[[Principal], str | None] | None = None,
@@ -303,6 +303,8 @@ class InferenceService:
         if job.status.finished:
             return job
         job = self._queue.cancel(job_id, now=self._clock())
+        if job is None:  # deleted meanwhile
+            raise NotFound(f"inference {job_id!r} not found")
         self._notifier.notify(f"job:{job_id}")
         return job
 

@@ -17,9 +17,9 @@ from sdfleet.domain.datasets import image_key
 from sdfleet.domain.errors import Conflict, Gone, InvalidInput, NotFound
 from sdfleet.domain.trainings import artifact_key, checkpoint_key, training_prefix
 from sdfleet.domain.workers import WorkerRecord
+from sdfleet.jobs.queue import JobQueue, StaleLease
 from sdfleet.jobs.records import Job, JobKind
 from sdfleet.jobs.spec import training_of
-from sdfleet.store.jobs import SqlJobQueue, StaleLease
 
 log = logging.getLogger("sdfleet.trainings")
 MAX_CHECKPOINT_BYTES = 8 << 30
@@ -39,7 +39,7 @@ class StoredCheckpoint:
 class TrainingWorkerService:
     """Server side of `/api/v1/worker/jobs/{id}/training/…`."""
 
-    queue: SqlJobQueue
+    queue: JobQueue
     objects: Any
     checkpoints: Any  #: CheckpointService: registers the trained LoRA
     workers: Any  #: WorkerService: lease checks and the end-of-job bookkeeping

@@ -21,10 +21,10 @@ from sdfleet.domain.trainings import (
     training_prefix,
 )
 from sdfleet.engine.training.config import TrainingConfig, TrainingConfigError
+from sdfleet.jobs.queue import DuplicateSubmission, JobQueue
 from sdfleet.jobs.records import EventType, Job, JobEvent, JobKind, JobStatus, NewJob
 from sdfleet.jobs.spec import JobSummary, ModelPin, TrainSpec, training_of
 from sdfleet.services.authorization import authorize
-from sdfleet.store.jobs import DuplicateSubmission, SqlJobQueue
 
 CHECKPOINTS = "checkpoints/"
 
@@ -63,7 +63,7 @@ class TrainingLimits:
 class TrainingService:
     """Everything a user does with their trainings. Another user's training is always 404."""
 
-    queue: SqlJobQueue
+    queue: JobQueue
     objects: Any
     checkpoints: Any  #: CheckpointService: resolves the base model, registers the LoRA
     datasets: Any  #: DatasetService: the dataset's manifest

@@ -16,12 +16,12 @@ from sdfleet.domain.checkpoints import CheckpointStatus
 from sdfleet.domain.errors import Conflict, Gone, InvalidInput, NotFound, Unauthenticated
 from sdfleet.domain.ids import is_valid_id, new_id
 from sdfleet.domain.workers import WorkerRecord
+from sdfleet.jobs.queue import JobQueue, StaleLease
 from sdfleet.jobs.records import Job, JobOutput, JobProgress, Lease
 from sdfleet.jobs.spec import ModelPin
 from sdfleet.modelfiles.types import ENGINE_FOLDERS
 from sdfleet.services.credentials import WORKER_TOKEN_PREFIX, new_token, token_hash
 from sdfleet.services.notifier import Notifier, PreviewStore
-from sdfleet.store.jobs import SqlJobQueue, StaleLease
 from sdfleet.store.workers import SqlWorkerRegistry
 
 MAX_OUTPUT_BYTES = 64 * 1024 * 1024
@@ -62,7 +62,7 @@ class StaleLeaseError(Conflict):
 class WorkerService:
     """Server side of `/api/v1/worker/…`."""
 
-    def __init__(self, *, queue: SqlJobQueue, registry: SqlWorkerRegistry, objects, blob_key: Callable[[str], str],
+    def __init__(self, *, queue: JobQueue, registry: SqlWorkerRegistry, objects, blob_key: Callable[[str], str],
                  notifier: Notifier, previews: PreviewStore, lease_seconds: float,
                  clock: Callable[[], datetime], max_running_per_user: int | None = None,
                  on_finished: Callable[[Job], None] | None = None) -> None:
@@ -262,7 +262,7 @@ class WorkerService:
     def reap(self) -> None:
         """Requeue or fail jobs whose leases expired (called by the fleet's reaper)."""
         result = self._queue.reap(now=self._clock())
-        for job_id in result.requeued + result.failed:
+        for job_id in result.requeued + result.failed + result.cancelled:
             self._previews.drop(job_id)
             self._notifier.notify(f"job:{job_id}")
         if result.requeued:

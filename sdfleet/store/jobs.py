@@ -1,14 +1,15 @@
-"""The jobs table as a queue: submit, claim with a fenced lease, heartbeat, complete, reap."""
+"""The jobs table as a queue (`JobQueue` on SQLite and PostgreSQL): submit, claim with a fenced lease,
+heartbeat, complete, reap."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import and_, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from sdfleet.domain.pagination import Page, PageRequest, page_from_rows
+from sdfleet.jobs.queue import DuplicateSubmission, ReapResult, StaleLease
 from sdfleet.jobs.records import (
     EventType,
     Job,
@@ -24,26 +25,6 @@ from sdfleet.jobs.spec import JobSummary, spec_from_json
 from sdfleet.store.database import Database
 from sdfleet.store.outbox import record_job_outcome
 from sdfleet.store.tables import JobEventRow, JobOutputRow, JobRow
-
-
-class StaleLease(Exception):
-    """The caller's fencing token is not the job's current one (or the job is no longer running)."""
-
-
-class DuplicateSubmission(Exception):
-    """An Idempotency-Key was used before; `job` is the job it created."""
-
-    def __init__(self, job: Job) -> None:
-        super().__init__(job.id)
-        self.job = job
-
-
-@dataclass(frozen=True)
-class ReapResult:
-    """Jobs whose leases had expired: requeued, or failed after their last attempt."""
-
-    requeued: list[str]
-    failed: list[str]
 
 
 def _job(row: JobRow) -> Job:
@@ -237,7 +218,7 @@ class SqlJobQueue:
 
     def reap(self, *, now: datetime) -> ReapResult:
         """Return jobs with expired leases to the queue, or fail them after their last attempt."""
-        requeued, failed = [], []
+        requeued, failed, cancelled = [], [], []
         with self._db.session(write_lock=True) as s:
             rows = s.scalars(
                 select(JobRow)
@@ -248,7 +229,7 @@ class SqlJobQueue:
                 if row.cancel_requested:
                     self._finish(s, row, JobStatus.CANCELLED, now)
                     self._event(s, row, EventType.CANCELLED, {"while": "lease expired"}, now)
-                    failed.append(row.id)
+                    cancelled.append(row.id)
                 elif row.attempts >= row.max_attempts:
                     row.error = {"code": "lease_expired",
                                  "message": f"the worker stopped answering {row.attempts} time(s); giving up"}
@@ -262,7 +243,7 @@ class SqlJobQueue:
                     row.updated_at = now
                     self._event(s, row, EventType.REQUEUED, {"reason": "lease expired", "attempts": row.attempts}, now)
                     requeued.append(row.id)
-        return ReapResult(requeued=requeued, failed=failed)
+        return ReapResult(requeued=requeued, failed=failed, cancelled=cancelled)
 
     # Owner side
     def get(self, job_id: str) -> Job | None:
@@ -284,10 +265,12 @@ class SqlJobQueue:
             rows = [_job(r) for r in s.scalars(stmt)]
         return page_from_rows(rows, limit=page.limit, key=lambda j: [j.id])
 
-    def cancel(self, job_id: str, *, now: datetime) -> Job:
-        """Queued: cancelled at once. Running: flagged; the worker stops at its next step."""
+    def cancel(self, job_id: str, *, now: datetime) -> Job | None:
+        """Queued: cancelled at once. Running: flagged; the worker stops at its next step. None when gone."""
         with self._db.session(write_lock=True) as s:
             row = s.get(JobRow, job_id, populate_existing=True, with_for_update=not self._db.is_sqlite)
+            if row is None:
+                return None
             if row.status == JobStatus.QUEUED.value:
                 self._finish(s, row, JobStatus.CANCELLED, now)
                 self._event(s, row, EventType.CANCELLED, {"while": "queued"}, now)

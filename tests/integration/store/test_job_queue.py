@@ -1,4 +1,4 @@
-"""Queue contract tests: the same cases on SQLite and PostgreSQL."""
+"""The JobQueue contract: the same cases on the in-memory fake, SQLite and PostgreSQL."""
 
 import threading
 import uuid
@@ -8,35 +8,47 @@ import pytest
 
 from sdfleet.domain.accounts import User
 from sdfleet.domain.ids import new_id
-from sdfleet.jobs.records import EventType, JobOutput, JobProgress, JobStatus
-from sdfleet.jobs.spec import GenerateSpec, JobSummary
+from sdfleet.domain.pagination import PageRequest
+from sdfleet.jobs.memory import MemoryJobQueue
+from sdfleet.jobs.queue import DuplicateSubmission, JobQueue, StaleLease
+from sdfleet.jobs.records import EventType, JobKind, JobOutput, JobProgress, JobStatus, NewJob
+from sdfleet.jobs.spec import GenerateSpec, JobSummary, ModelPin
 from sdfleet.store import migrate
 from sdfleet.store.accounts import AccountRepository
 from sdfleet.store.database import Database
-from sdfleet.store.jobs import DuplicateSubmission, NewJob, SqlJobQueue, StaleLease
+from sdfleet.store.jobs import SqlJobQueue
+from tests.fixtures.databases import create_pg_database, drop_pg_database
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
-@pytest.fixture
-def db(database_url):
-    database = Database(database_url)
-    migrate.upgrade(database)
-    with database.session() as s:
-        for name in ("ann", "bob", "cid"):
-            AccountRepository(s).add_user(User(id=name, username=name, roles=()), password_hash="h", now=T0)
-    yield database
-    database.dispose()
+@pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def queue(request, tmp_path):
+    if request.param == "memory":
+        yield MemoryJobQueue()
+        return
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'test.db'}"
+    else:
+        request.getfixturevalue("pg_available")
+        url = create_pg_database()
+    database = Database(url)
+    try:
+        migrate.upgrade(database)
+        with database.session() as s:
+            for name in ("ann", "bob", "cid"):
+                AccountRepository(s).add_user(User(id=name, username=name, roles=()), password_hash="h", now=T0)
+        yield SqlJobQueue(database)
+    finally:
+        database.dispose()
+        if request.param == "postgres":
+            drop_pg_database(url)
 
 
-@pytest.fixture
-def queue(db):
-    return SqlJobQueue(db)
-
-
-def submit(queue, user="ann", *, key=None, endpoint="default", max_attempts=3, at=T0):
+def submit(queue: JobQueue, user="ann", *, key=None, endpoint="default", max_attempts=3, at=T0, models=()):
     return queue.submit(NewJob(id=new_id(), user_id=user, endpoint=endpoint,
-                               spec=GenerateSpec(graph={}), summary=JobSummary(), max_attempts=max_attempts,
+                               spec=GenerateSpec(graph={}, models=models), summary=JobSummary(prompt="p", seed=7),
+                               max_attempts=max_attempts,
                                idempotency_key=key, request_hash="h" if key else None), now=at)
 
 
@@ -194,8 +206,8 @@ def test_concurrent_idempotent_submissions_make_one_job(queue):
 def test_listing_is_per_user_newest_first(queue):
     a = [submit(queue, "ann").id for _ in range(3)]
     submit(queue, "bob")
-    page = queue.list_for_user("ann", __import__("sdfleet.domain.pagination", fromlist=["PageRequest"]).PageRequest(limit=2))
-    assert [j.id for j in page.items] == a[::-1][:2] and page.next_cursor
+    page = queue.list_for_user("ann", PageRequest(limit=2))
+    assert [j.id for j in page.items] == sorted(a, reverse=True)[:2] and page.next_cursor  # ids sort by time
 
 
 def test_max_running_per_user_skips_busy_users(queue):
@@ -207,3 +219,85 @@ def test_max_running_per_user_skips_busy_users(queue):
     assert take("w1").job.user_id == "ann"
     assert take("w2").job.user_id == "bob"
     assert take("w3") is None  # ann's second job waits for her first
+
+
+def test_spec_and_summary_round_trip(queue):
+    pin = ModelPin(folder="checkpoints", name="a.safetensors", sha256="ab" * 32, size=12)
+    job = submit(queue, models=(pin,))
+    got = queue.get(job.id)
+    assert got.kind is JobKind.GENERATE and got.spec.models == (pin,)
+    assert got.summary == JobSummary(prompt="p", seed=7)
+    lease = claim(queue)
+    done = queue.complete(job.id, token=lease.fencing_token, outputs=[], now=T0, info={"seconds": 1.5})
+    assert done.summary.info == {"seconds": 1.5} and done.summary.prompt == "p"
+
+
+def test_holds_model_only_while_running(queue):
+    pin = ModelPin(folder="loras", name="l.safetensors", sha256="cd" * 32, size=3)
+    job = submit(queue, models=(pin,))
+    assert not queue.holds_model("w1", pin.sha256)
+    lease = claim(queue)
+    assert queue.holds_model("w1", pin.sha256) and not queue.holds_model("w2", pin.sha256)
+    assert not queue.holds_model("w1", "ef" * 32)
+    assert [j.id for j in queue.running_for_worker("w1")] == [job.id]
+    queue.fail(job.id, token=lease.fencing_token, error={"code": "x", "message": "m"}, now=T0)
+    assert not queue.holds_model("w1", pin.sha256)
+
+
+def test_reap_reports_cancelled_jobs_as_cancelled(queue):
+    asked, lost = submit(queue), submit(queue, max_attempts=1)
+    claim(queue, "w1", lease=1)
+    claim(queue, "w2", lease=1)
+    queue.cancel(asked.id, now=T0)
+    result = queue.reap(now=T0 + timedelta(seconds=2))
+    assert result.cancelled == [asked.id] and result.failed == [lost.id] and result.requeued == []
+    assert queue.get(asked.id).status is JobStatus.CANCELLED
+    assert [e.type for e in queue.events_after(asked.id, 0)][-1] is EventType.CANCELLED
+
+
+def test_cancel_of_a_deleted_job_is_none(queue):
+    job = submit(queue)
+    queue.delete(job.id)
+    assert queue.get(job.id) is None and queue.cancel(job.id, now=T0) is None
+    assert queue.events_after(job.id, 0) == []
+
+
+def test_count_and_filters(queue):
+    a = submit(queue, "ann")
+    submit(queue, "ann", endpoint="other")
+    submit(queue, "bob")
+    claim(queue)
+    assert queue.count(statuses=(JobStatus.QUEUED,)) == 2
+    assert queue.count(user_id="ann", statuses=(JobStatus.QUEUED, JobStatus.RUNNING)) == 2
+    assert queue.count(statuses=(JobStatus.QUEUED,), endpoint="other") == 1
+    running = queue.list_for_user("ann", PageRequest(limit=10), status=JobStatus.RUNNING, kind=JobKind.GENERATE)
+    assert [j.id for j in running.items] == [a.id]
+    assert queue.list_for_user("ann", PageRequest(limit=10), kind=JobKind.TRAIN).items == []
+
+
+def test_events_resume_after_a_sequence_number(queue):
+    job = submit(queue)
+    lease = claim(queue)
+    queue.heartbeat(job.id, token=lease.fencing_token, now=T0, lease_seconds=5,
+                    progress=JobProgress(value=1, max=4, node_id="3"))
+    queue.heartbeat(job.id, token=lease.fencing_token, now=T0, lease_seconds=5,
+                    progress=JobProgress(value=1, max=4, node_id="3"))  # unchanged: no event
+    queue.complete(job.id, token=lease.fencing_token, now=T0, outputs=[
+        JobOutput(index=0, key="outputs/x/0.png", node_id="9", width=8, height=8, size=10)])
+    events = queue.events_after(job.id, 0)
+    assert [e.seq for e in events] == [1, 2, 3, 4, 5]
+    assert [e.type for e in events] == [EventType.QUEUED, EventType.STARTED, EventType.PROGRESS, EventType.OUTPUT,
+                                        EventType.SUCCEEDED]
+    assert [e.seq for e in queue.events_after(job.id, 3)] == [4, 5]
+
+
+def test_progress_metrics_travel_in_events_and_unfinished_by_kind(queue):
+    job = submit(queue)
+    lease = claim(queue)
+    assert queue.last_event(job.id, EventType.PROGRESS) is None
+    queue.heartbeat(job.id, token=lease.fencing_token, now=T0, lease_seconds=5,
+                    progress=JobProgress(value=2, max=10, node_id=None, metrics={"loss": 0.5}))
+    event = queue.last_event(job.id, EventType.PROGRESS)
+    assert event.data["metrics"] == {"loss": 0.5} and queue.get(job.id).progress.value == 2
+    assert [j.id for j in queue.unfinished(kind=JobKind.GENERATE)] == [job.id]
+    assert queue.unfinished(kind=JobKind.TRAIN) == []
