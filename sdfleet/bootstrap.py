@@ -226,7 +226,7 @@ def build_jobs(settings: Settings, *, database: Database, objects, checkpoints, 
                                  router=EndpointRouting(endpoints), notifier=notifier, previews=previews,
                                  limits=limits, clock=clock, check_webhook=check_webhook,
                                  default_checkpoint_for=build_user_options(
-                                     database=database, checkpoints=checkpoints, clock=clock).default_checkpoint)
+                                     database=database, checkpoints=checkpoints, clock=clock).preferred_checkpoint)
     workers = WorkerService(queue=queue, registry=registry, objects=objects,
                             blob_key=checkpoints.blob_key, notifier=notifier, previews=previews,
                             lease_seconds=settings.lease_seconds, clock=clock,

@@ -6,21 +6,11 @@ import enum
 from dataclasses import dataclass, field
 from datetime import datetime
 
+# One ModelType for the whole code base: the model-file layer's (the engine and the worker read it too).
+from sdfleet.modelfiles.types import ModelType
+
 #: an `allowed_roles` entry that lets every signed-in user see a model
 EVERYONE = "*"
-
-
-class ModelType(enum.StrEnum):
-    """A kind of model file, spelled as the seed and A1111 name their folders."""
-
-    CHECKPOINT = "Stable-diffusion"  #: a full checkpoint (UNet + VAE + text encoders)
-    LORA = "Lora"  #: a LoRA / LyCORIS adapter
-    VAE = "VAE"  #: a standalone VAE
-    CONTROLNET = "ControlNet"  #: a ControlNet
-    EMBEDDING = "embeddings"  #: a textual-inversion embedding
-    UPSCALER = "upscaler"  #: an ESRGAN-style upscaler
-    DIFFUSION_MODEL = "diffusion_models"  #: a UNet alone (ComfyUI's UNETLoader)
-    TEXT_ENCODER = "text_encoders"  #: a CLIP text encoder alone (ComfyUI's CLIPLoader / DualCLIPLoader)
 
 
 class CheckpointStatus(enum.StrEnum):

@@ -15,6 +15,7 @@ from sdfleet.engine.a1111_limits import read_int as _int
 from sdfleet.engine.prompt_schedule import prompt_schedule
 from sdfleet.engine.prompt_weights import PromptSyntaxError, parse_a1111_emphasis
 from sdfleet.engine.sampler_names import UnknownSamplerName, prompt_schedule_steps, resolve
+from sdfleet.modelfiles.titles import parse_title
 
 LORA_TAG = re.compile(r"<lora:([^:>]+)((?::[^:>]*)*)>")
 
@@ -66,7 +67,8 @@ def _check_prompt(name: str, text: str, steps: int) -> None:
 
 
 def _model_name(title: str) -> str:
-    return re.sub(r"\s*\[[0-9a-fA-F]{8,64}\]$", "", title).strip()
+    # The server resolved (and hash-checked) the title against the caller's models before compiling.
+    return parse_title(title).name
 
 
 def _lora_file(name: str, lora_names: Sequence[str] | None) -> str:

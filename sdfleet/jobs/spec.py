@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from sdfleet.modelfiles.types import ENGINE_FOLDERS, ModelType
+
 
 class JobKind(StrEnum):
     """What a job does; each kind has its own spec class."""
@@ -28,6 +30,11 @@ class ModelPin:
     name: str  #: the name the graph or payload used
     sha256: str
     size: int
+
+    @property
+    def type(self) -> ModelType:
+        """The model's type, from its engine folder."""
+        return next(t for t, folder in ENGINE_FOLDERS.items() if folder == self.folder)
 
     @property
     def short_hash(self) -> str:

@@ -226,7 +226,7 @@ class A1111Service:
         seeds = list(job.summary.all_seeds) or [seed + i for i in range(count)]
         prompt, negative = str(params.get("prompt") or ""), str(params.get("negative_prompt") or "")
         model_name = job.summary.model
-        model = self._checkpoint(principal, model_name)
+        model = next((m for m in job.spec.models if m.folder == "checkpoints" and m.name == model_name), None)
         overrides = params.get("override_settings") or {}
         started = job.started_at or job.queued_at
         return {
@@ -249,12 +249,6 @@ class A1111Service:
             "is_using_inpainting_conditioning": False, "version": VERSION,
             "job_id": job.id, "interrupted": job.status is JobStatus.CANCELLED,
         }
-
-    def _checkpoint(self, principal: Principal, name: Any) -> Checkpoint | None:
-        if not isinstance(name, str):
-            return None
-        models = self._options.visible_models(principal, ModelType.CHECKPOINT)
-        return next((m for m in models if m.name == name), None)
 
     # 2. The caller's current job
     def current_job(self, principal: Principal) -> Job | None:

@@ -28,6 +28,8 @@ from sdfleet.domain.ids import is_valid_id, new_id
 from sdfleet.domain.pagination import Page, PageRequest
 from sdfleet.domain.permissions import ADMIN_ROLE, Permission
 from sdfleet.domain.validation import check_role_name
+from sdfleet.jobs.spec import ModelPin
+from sdfleet.modelfiles.types import ENGINE_FOLDERS
 from sdfleet.services.audit import AuditLog
 from sdfleet.services.authorization import authorize
 from sdfleet.services.model_intake import Intake, ModelIntake, blob_key
@@ -161,6 +163,13 @@ class CheckpointService:
         for kind, name in sorted(set(pairs)):  # a name held by two visible models is offered once
             names.setdefault(kind, []).append(name)
         return {kind: sorted(values, key=str.lower) for kind, values in names.items()}
+
+    def visible_pins(self, principal: Principal) -> list[ModelPin]:
+        """Every active model the principal may see, as the pins a job would hold, sorted by name — one query."""
+        with self.database.session() as s:
+            rows = CheckpointRepository(s).pins(status=CheckpointStatus.ACTIVE.value, **_visibility(principal))
+        return sorted((ModelPin(folder=ENGINE_FOLDERS[ModelType(kind)], name=name, sha256=sha256, size=size)
+                       for kind, name, sha256, size in rows), key=lambda pin: pin.name.lower())
 
     def is_empty(self) -> bool:
         """Whether nothing is registered (serve registers the demo models then)."""

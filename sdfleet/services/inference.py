@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Protocol
@@ -19,15 +19,18 @@ from sdfleet.engine.work_estimate import estimate_work
 from sdfleet.jobs.queue import DuplicateSubmission, JobQueue
 from sdfleet.jobs.records import Job, JobEvent, JobKind, JobStatus, NewJob
 from sdfleet.jobs.spec import GenerateSpec, InputImage, JobSummary, ModelPin
-from sdfleet.modelfiles.types import ModelType
+from sdfleet.modelfiles.types import ENGINE_FOLDERS, ModelType
 from sdfleet.services.authorization import authorize
-from sdfleet.services.graphs import FOLDER_TYPES, GraphTools
+from sdfleet.services.graphs import GraphTools
 from sdfleet.services.inputs import InputImages, decode_base64_image
+from sdfleet.services.model_resolver import ModelResolver, VisibleModels
 from sdfleet.services.notifier import Notifier, PreviewStore
 
 
 class ModelCatalog(Protocol):
-    """What inference needs from the model registry."""
+    """What inference, ComfyUI and workflows need from the model registry."""
+
+    def visible_pins(self, principal: Principal) -> list[ModelPin]: ...
 
     def resolve(self, principal: Principal, *, model_type: str, name: str): ...
 
@@ -101,7 +104,7 @@ class InferenceService:
         #: the user's own default model (A1111 `options.sd_model_checkpoint`), used when a task names none
         self._default_checkpoint_for = default_checkpoint_for
         self._objects = objects
-        self._catalog = catalog
+        self._models = ModelResolver(catalog)
         self._graphs = graphs
         self._router = router
         self._notifier = notifier
@@ -129,7 +132,7 @@ class InferenceService:
             if self._check_webhook is None:
                 raise InvalidInput("this server does not send job webhooks", field="webhook")
             webhook = self._check_webhook(submission.webhook, field="webhook")
-        visible = self._catalog.visible_names_by_type(principal)
+        visible = self._models.visible(principal)  # the one registry lookup of this submission
         summary = JobSummary(source=submission.source, webhook=webhook)
         if submission.task is not None:
             graph, summary = self._compile_task(principal, submission, inputs, visible, summary)
@@ -139,10 +142,12 @@ class InferenceService:
                 raise InvalidInput("graph must be a non-empty object of nodes", field="graph")
         # 3. Validate against the node registry, the models this user may see and their input images.
         inputs += self._graph_inputs(principal, graph, known={i.name for i in inputs})
-        model_names = {folder: visible.get(t.value, []) for folder, t in FOLDER_TYPES.items()}
+        model_names = visible.names_by_folder()
         model_names["input"] = [i.name for i in inputs]
         self._graphs.validate(graph, model_names=model_names)
-        models = self._pin_models(principal, graph, embeddings=visible.get(ModelType.EMBEDDING.value, []))
+        refs = self._graphs.model_references(graph) + self._graphs.embedding_references(
+            graph, visible.names(ENGINE_FOLDERS[ModelType.EMBEDDING]))
+        models = self._models.pin_references(refs, visible)
         # 4. Limits before queueing.
         self._check_work(graph, inputs, field="params" if submission.task else "graph")
         queued = self._queue.count(user_id=principal.user_id, statuses=(JobStatus.QUEUED,))
@@ -168,7 +173,7 @@ class InferenceService:
         return job
 
     def _compile_task(self, principal: Principal, submission: Submission, inputs: list[InputImage],
-                      visible: dict[str, list[str]], summary: JobSummary) -> tuple[dict, JobSummary]:
+                      visible: VisibleModels, summary: JobSummary) -> tuple[dict, JobSummary]:
         params = submission.params or {}
         if not isinstance(params, dict):
             raise InvalidInput("params must be an object of A1111 fields", field="params")
@@ -188,14 +193,17 @@ class InferenceService:
             mask = stored.name
         if submission.task == "img2img" and not images:
             raise InvalidInput("img2img needs at least one image in init_images", field="params.init_images")
-        checkpoints = visible.get(ModelType.CHECKPOINT.value, [])
+        checkpoints = visible.names(ENGINE_FOLDERS[ModelType.CHECKPOINT])
         preferred = self._default_checkpoint_for(principal) if self._default_checkpoint_for else None
         default = preferred if preferred in checkpoints else (checkpoints[0] if checkpoints else None)
+        overrides = params.get("override_settings")
+        if isinstance(overrides, Mapping):
+            params = {**params, "override_settings": self._models.resolve_titles(overrides, visible)}
         compiled = self._graphs.compile_a1111(
             submission.task, params, default_checkpoint=default,
             input_images=images, mask_image=mask,
-            lora_names=visible.get(ModelType.LORA.value, []),
-            upscaler_names=visible.get(ModelType.UPSCALER.value, []),
+            lora_names=visible.names(ENGINE_FOLDERS[ModelType.LORA]),
+            upscaler_names=visible.names(ENGINE_FOLDERS[ModelType.UPSCALER]),
         )
         public = {k: v for k, v in compiled.params.items() if k not in ("init_images", "mask")}
         return compiled.graph, replace(
@@ -218,26 +226,6 @@ class InferenceService:
             f"{estimate.total}, the limit {limit} (SDFLEET_MAX_WORK_PER_REQUEST)", field=field,
             details={"node_id": largest.node_id, "class_type": largest.class_type, "work": estimate.total,
                      "limit": limit, "nodes": {n.node_id: n.work for n in estimate.nodes}})
-
-    def _pin_models(self, principal: Principal, graph: Mapping[str, Any], *,
-                    embeddings: Sequence[str] = ()) -> list[ModelPin]:
-        """Pin every model the graph names, and the textual-inversion embeddings its prompts name."""
-        pinned: dict[tuple[str, str], ModelPin] = {}
-        refs = self._graphs.model_references(graph) + self._graphs.embedding_references(graph, embeddings)
-        for ref in refs:
-            if (ref.folder, ref.name) in pinned:
-                continue
-            model_type = FOLDER_TYPES.get(ref.folder)
-            if model_type is None:
-                raise InvalidInput(f"node {ref.node_id}: unknown model folder {ref.folder!r}", field="graph")
-            try:
-                record = self._catalog.resolve(principal, model_type=model_type.value, name=ref.name)
-            except NotFound:
-                raise InvalidInput(f"node {ref.node_id}: {ref.input_name} {ref.name!r} is not a model you may use",
-                                   field="graph") from None
-            pinned[(ref.folder, ref.name)] = ModelPin(folder=ref.folder, name=ref.name, sha256=record.sha256,
-                                                      size=record.size)
-        return list(pinned.values())
 
     def _graph_inputs(self, principal: Principal, graph: Mapping[str, Any], *, known: set[str]) -> list[InputImage]:
         found = []

@@ -5,7 +5,6 @@ switches a model for anyone else."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any, Protocol
@@ -14,6 +13,7 @@ from sdfleet.domain.accounts import Principal
 from sdfleet.domain.checkpoints import Checkpoint, CheckpointStatus, ModelType
 from sdfleet.domain.errors import InvalidInput
 from sdfleet.domain.pagination import MAX_LIMIT, Page, PageRequest
+from sdfleet.modelfiles.titles import match_title, title_of
 from sdfleet.services.checkpoints import CheckpointQuery
 from sdfleet.store.user_options import SqlUserOptions
 
@@ -23,7 +23,6 @@ CLIP_SKIP = "CLIP_stop_at_last_layers"
 SUPPORTED = (CHECKPOINT, VAE, CLIP_SKIP)
 #: the VAE choices that mean "the checkpoint's own VAE"
 VAE_BUILTIN = ("Automatic", "None")
-_TITLE_HASH = re.compile(r"\s*\[([0-9a-fA-F]{8,64})\]$")
 
 
 class ModelLister(Protocol):
@@ -34,22 +33,12 @@ class ModelLister(Protocol):
 
 def model_title(checkpoint: Checkpoint) -> str:
     """A1111's checkpoint title: `name.safetensors [shorthash]`."""
-    return f"{checkpoint.name} [{checkpoint.short_hash}]"
+    return title_of(checkpoint.name, checkpoint.sha256)
 
 
 def match_model(models: list[Checkpoint], wanted: str) -> Checkpoint | None:
     """The model a title, name, stem or (short) sha256 designates, as A1111 matches them."""
-    text = wanted.strip()
-    hashed = _TITLE_HASH.search(text)
-    name = _TITLE_HASH.sub("", text).strip()
-    for model in models:
-        if model.name == name or model.name.rsplit(".", 1)[0] == name:
-            if hashed is None or model.sha256.startswith(hashed.group(1).lower()):
-                return model
-    lowered = text.lower()
-    if re.fullmatch(r"[0-9a-f]{8,64}", lowered):
-        return next((m for m in models if m.sha256.startswith(lowered)), None)
-    return None
+    return match_title(models, wanted)
 
 
 class UserOptionsService:
@@ -71,6 +60,12 @@ class UserOptionsService:
             if result.next_cursor is None:
                 return sorted(found, key=lambda c: c.name.lower())
             page = PageRequest.parse(cursor=result.next_cursor, limit=MAX_LIMIT)
+
+    def preferred_checkpoint(self, principal: Principal) -> str | None:
+        """The name the user chose as their default checkpoint, unchecked (a submission checks it against the
+        models it resolved anyway)."""
+        name = self._store.get(principal.user_id, CHECKPOINT)
+        return name if isinstance(name, str) else None
 
     def default_checkpoint(self, principal: Principal) -> str | None:
         """The registry name of the user's default checkpoint while they may still use it, else None."""

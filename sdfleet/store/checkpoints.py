@@ -184,6 +184,16 @@ class CheckpointRepository:
             stmt = stmt.where(_visible_to(roles, owner))
         return [(t, n) for t, n in self._s.execute(stmt)]
 
+    def pins(self, *, status: str, roles: tuple[str, ...] | None, owner: str | None = None
+             ) -> list[tuple[str, str, str, int]]:
+        """(type, name, sha256, size) of every checkpoint in `status` visible to `roles` or `owner` (None: all),
+        in one query."""
+        stmt = select(CheckpointRow.model_type, CheckpointRow.name, CheckpointRow.sha256, CheckpointRow.size).where(
+            CheckpointRow.status == status)
+        if roles is not None:
+            stmt = stmt.where(_visible_to(roles, owner))
+        return [(t, n, h, z) for t, n, h, z in self._s.execute(stmt)]
+
     def list(self, page: PageRequest, where: CheckpointFilter) -> Page[Checkpoint]:
         stmt = select(CheckpointRow).order_by(CheckpointRow.id).limit(page.limit + 1)
         if page.after:

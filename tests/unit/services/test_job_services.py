@@ -17,7 +17,8 @@ from sdfleet.domain.permissions import Permission
 from sdfleet.domain.workers import WorkerRecord
 from sdfleet.jobs.memory import MemoryJobQueue
 from sdfleet.jobs.records import JobKind, JobStatus
-from sdfleet.jobs.spec import GenerateSpec
+from sdfleet.jobs.spec import GenerateSpec, ModelPin
+from sdfleet.modelfiles.types import ENGINE_FOLDERS
 from sdfleet.objects.memory import MemoryObjectStore
 from sdfleet.services.a1111 import A1111Service, WaitPolicy
 from sdfleet.services.comfy import ComfyService, output_filename
@@ -55,8 +56,12 @@ class Catalog:
         self.models = [checkpoint(CKPT, "a"), checkpoint("other.safetensors", "b")]
         self.resolved = 0
 
-    def resolve(self, principal, *, model_type: str, name: str):
+    def visible_pins(self, principal) -> list[ModelPin]:
         self.resolved += 1
+        return sorted((ModelPin(folder=ENGINE_FOLDERS[m.model_type], name=m.name, sha256=m.sha256, size=m.size)
+                       for m in self.models), key=lambda p: p.name.lower())
+
+    def resolve(self, principal, *, model_type: str, name: str):
         found = next((m for m in self.models if m.model_type.value == model_type and m.name == name), None)
         if found is None:
             raise NotFound(f"no model {name!r}")
@@ -123,7 +128,7 @@ def world():
     w = World()
     w.inference = InferenceService(queue=w.queue, objects=w.objects, catalog=w.catalog, graphs=w.graphs,
                                    router=StaticRouter(["default"]), notifier=w.notifier, previews=w.previews,
-                                   limits=InferenceLimits(max_queued_per_user=3), clock=w.clock,
+                                   limits=InferenceLimits(max_queued_per_user=6), clock=w.clock,
                                    default_checkpoint_for=lambda p: None)
     w.workers = WorkerService(queue=w.queue, registry=w.registry, objects=w.objects, blob_key=lambda s: f"models/{s}",
                               notifier=w.notifier, previews=w.previews, lease_seconds=30, clock=w.clock)
@@ -152,7 +157,27 @@ def test_submit_pins_each_model_once_and_keeps_the_graph(world):
     assert job.kind is JobKind.GENERATE and job.status is JobStatus.QUEUED
     assert isinstance(job.spec, GenerateSpec) and dict(job.spec.graph) == GRAPH
     assert [(m.folder, m.name, m.sha256) for m in job.spec.models] == [("checkpoints", CKPT, "a" * 64)]
+    assert job.spec.models[0].type is ModelType.CHECKPOINT and job.spec.models[0].short_hash == "a" * 10
     assert job.summary.model == CKPT and job.summary.source == "comfy"
+    assert world.catalog.resolved == 1, "the registry is asked once per submission"
+
+
+def test_a1111_titles_resolve_with_their_hash_checked(world):
+    def submit(title):
+        return world.inference.submit(principal(), Submission(task="txt2img", source="a1111", params={
+            "prompt": "a cat", "steps": 2, "width": 64, "height": 64,
+            "override_settings": {"sd_model_checkpoint": title}}))
+
+    for title in (f"other.safetensors [{'b' * 10}]", "other", "other.safetensors", "b" * 10):
+        job = submit(title)
+        assert job.summary.model == "other.safetensors", title
+        assert [m.sha256 for m in job.spec.models] == ["b" * 64]
+    with pytest.raises(InvalidInput) as wrong:
+        submit(f"other.safetensors [{'a' * 10}]")
+    assert wrong.value.field == "params.override_settings.sd_model_checkpoint" and "b" * 10 in wrong.value.message
+    with pytest.raises(InvalidInput) as unknown:
+        submit("missing.safetensors")
+    assert unknown.value.field == "graph"
 
 
 def test_a_task_is_compiled_with_its_seeds_in_the_summary(world):
@@ -181,8 +206,8 @@ def test_quota_idempotency_and_owner_only(world):
         first.id
     with pytest.raises(Conflict):
         world.inference.submit(principal(), Submission(graph=GRAPH, idempotency_key="k"), body_hash="h2")
-    world.inference.submit(principal(), Submission(graph=GRAPH))
-    world.inference.submit(principal(), Submission(graph=GRAPH))
+    for _ in range(5):
+        world.inference.submit(principal(), Submission(graph=GRAPH))
     with pytest.raises(QuotaExceeded):
         world.inference.submit(principal(), Submission(graph=GRAPH))
     with pytest.raises(NotFound):
