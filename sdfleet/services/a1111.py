@@ -28,6 +28,7 @@ from sdfleet.services.inputs import check_image, decode_base64_image, rejected
 from sdfleet.services.notifier import Notifier
 from sdfleet.services.styles import apply_styles
 from sdfleet.services.user_options import UserOptionsService, model_title
+from sdfleet.worker.memory import ram_bytes
 
 VERSION = "sdfleet"
 #: the engine's A1111 compiler names iteration k's sampler so (and its hires-fix second pass hr_sample{k})
@@ -372,16 +373,6 @@ def _state(*, job: Job | None, job_count: int = 0, job_no: int = 0, step: int = 
 
 
 def _ram() -> dict[str, int]:
-    try:
-        lines = Path("/proc/meminfo").read_text().splitlines()
-    except OSError:
-        return {"free": 0, "used": 0, "total": 0}
-    values = {}
-    for line in lines:
-        key, _, rest = line.partition(":")
-        parts = rest.split()
-        if parts and parts[0].isascii() and parts[0].isdigit():
-            values[key] = int(parts[0]) * 1024
-    total, free = values.get("MemTotal", 0), values.get("MemAvailable", values.get("MemFree", 0))
+    total, free = ram_bytes()
     return {"free": free, "used": total - free, "total": total}
 

@@ -4,6 +4,7 @@ Everything is per user: a prompt is an inference job of the caller; another user
 
 from __future__ import annotations
 
+import importlib.metadata
 import io
 import platform
 import re
@@ -446,11 +447,9 @@ class ComfyService:
     def system_stats(self, principal: Principal) -> dict[str, Any]:
         """GET /system_stats: this server and the fleet's worker devices."""
         authorize(principal, Permission.INFERENCE_ALL)
-        try:
-            import torch
-
-            torch_version = torch.__version__
-        except ImportError:  # pragma: no cover - torch is a dependency
+        try:  # the installed version, without importing torch into the API process
+            torch_version = importlib.metadata.version("torch")
+        except importlib.metadata.PackageNotFoundError:  # pragma: no cover - torch is a dependency
             torch_version = ""
         devices = []
         for index, device in enumerate(self._devices()):
