@@ -25,7 +25,7 @@ from sdfleet.services.authorization import authorize
 from sdfleet.services.endpoints import worker_memory
 from sdfleet.services.inference import InferenceService, Submission
 from sdfleet.services.inputs import check_image, decode_base64_image, rejected
-from sdfleet.services.notifier import Notifier
+from sdfleet.services.notifier import Notifier, job_topic
 from sdfleet.services.styles import apply_styles
 from sdfleet.services.user_options import UserOptionsService, model_title
 from sdfleet.worker.memory import ram_bytes
@@ -203,7 +203,7 @@ class A1111Service:
                 raise GenerationTimedOut(
                     f"no worker finished job {job.id} within {self._wait.timeout_seconds:g} s; it was cancelled",
                     details={"job_id": job.id})
-            await self._notifier.wait(f"job:{job.id}", min(self._wait.recheck_seconds, left))
+            await self._notifier.wait(job_topic(job.id), min(self._wait.recheck_seconds, left))
             job = await asyncio.to_thread(self._inference.get, principal, job.id)
         return job
 

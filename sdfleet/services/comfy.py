@@ -28,7 +28,7 @@ from sdfleet.services.comfy_outcomes import error_data, interrupted_data
 from sdfleet.services.graphs import FOLDER_TYPES, GraphInvalid, GraphTools
 from sdfleet.services.inference import InferenceService, ModelCatalog, Submission
 from sdfleet.services.inputs import MAX_INPUT_BYTES, InputImages, rejected
-from sdfleet.services.notifier import Notifier
+from sdfleet.services.notifier import Notifier, user_topic
 
 COMFYUI_VERSION = "0.3.60"  # the server API level sdfleet answers as
 OUTPUT_NAME = re.compile(r"^(?P<job>[0-9a-z]{26})_(?P<index>\d{5})_\.png$")
@@ -136,7 +136,7 @@ class ComfyService:
                 raise PromptRejected(exc.message, body=self._node_errors_body(graph, {node_id: [
                     {"type": "value_too_large", "message": exc.message, "input_name": None}]})) from None
             raise self._rejected(exc.message) from None
-        self._notifier.notify(f"user:{principal.user_id}")
+        self._notifier.notify(user_topic(principal.user_id))
         return QueuedPrompt(prompt_id=prompt_id_of(job), number=number_of(job))
 
     def _run_app(self, principal: Principal, extra_data: Mapping[str, Any], *, graph: dict[str, Any],
@@ -236,7 +236,7 @@ class ComfyService:
                 continue
             if job.status is JobStatus.QUEUED:
                 self._inference.delete(principal, job.id)
-        self._notifier.notify(f"user:{principal.user_id}")
+        self._notifier.notify(user_topic(principal.user_id))
 
     @staticmethod
     def _ids(value: Any) -> list[str]:

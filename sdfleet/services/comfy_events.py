@@ -20,6 +20,7 @@ from sdfleet.jobs.spec import GenerateSpec
 from sdfleet.services.comfy import ComfyService, images_by_node, prompt_id_of
 from sdfleet.services.comfy_outcomes import error_data, interrupted_data
 from sdfleet.services.inference import InferenceService
+from sdfleet.services.notifier import job_topic, user_topic
 
 PREVIEW_IMAGE_WITH_METADATA = 4  # upstream's BinaryEventTypes.PREVIEW_IMAGE_WITH_METADATA
 TERMINAL = {EventType.SUCCEEDED, EventType.FAILED, EventType.CANCELLED}
@@ -63,7 +64,7 @@ class ComfyEventSession:
 
     def topics(self) -> list[str]:
         """Notifier topics that mean something may have changed for this client."""
-        return [f"user:{self.principal.user_id}"] + [f"job:{job_id}" for job_id in self._followed]
+        return [user_topic(self.principal.user_id)] + [job_topic(job_id) for job_id in self._followed]
 
     def status(self) -> dict[str, Any]:
         """The `status` message (queue size of this user; `sid` is the client id)."""

@@ -24,7 +24,7 @@ from sdfleet.services.authorization import authorize
 from sdfleet.services.graphs import GraphTools
 from sdfleet.services.inputs import InputImages, decode_base64_image
 from sdfleet.services.model_resolver import ModelResolver, VisibleModels
-from sdfleet.services.notifier import Notifier, PreviewStore
+from sdfleet.services.notifier import Notifier, PreviewStore, job_topic, queue_topic
 
 
 class ModelCatalog(Protocol):
@@ -169,7 +169,7 @@ class InferenceService:
                 raise Conflict("Idempotency-Key was already used with a different request body",
                                details={"field": "Idempotency-Key", "job_id": dup.job.id}) from None
             return dup.job
-        self._notifier.notify(f"queue:{endpoint}")
+        self._notifier.notify(queue_topic(endpoint))
         return job
 
     def _compile_task(self, principal: Principal, submission: Submission, inputs: list[InputImage],
@@ -293,7 +293,7 @@ class InferenceService:
         job = self._queue.cancel(job_id, now=self._clock())
         if job is None:  # deleted meanwhile
             raise NotFound(f"inference {job_id!r} not found")
-        self._notifier.notify(f"job:{job_id}")
+        self._notifier.notify(job_topic(job_id))
         return job
 
     def delete(self, principal: Principal, job_id: str) -> None:
@@ -302,4 +302,4 @@ class InferenceService:
         self._queue.delete(job_id)
         self._objects.delete_prefix(f"outputs/{job.id}/")
         self._previews.drop(job_id)
-        self._notifier.notify(f"job:{job_id}")
+        self._notifier.notify(job_topic(job_id))

@@ -12,6 +12,21 @@ from collections import defaultdict
 from collections.abc import Callable
 
 
+def job_topic(job_id: str) -> str:
+    """Woken when a job changes (progress, outputs, an end, a cancel request)."""
+    return f"job:{job_id}"
+
+
+def queue_topic(endpoint: str | None) -> str:
+    """Woken when a job is queued for (or handed back to) an endpoint: its workers' long polls."""
+    return f"queue:{endpoint}"
+
+
+def user_topic(user_id: str) -> str:
+    """Woken when a user's queue changes (ComfyUI's status messages)."""
+    return f"user:{user_id}"
+
+
 class Notifier:
     """Topics (`job:<id>`, `queue:<endpoint>`) that async waiters sleep on and any thread can wake."""
 

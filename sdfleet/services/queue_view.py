@@ -14,6 +14,7 @@ from sdfleet.domain.gallery import QueueEntry
 from sdfleet.domain.ids import is_valid_id
 from sdfleet.domain.permissions import Permission
 from sdfleet.jobs.records import Job
+from sdfleet.services.notifier import job_topic
 from sdfleet.store.gallery import SqlGallery
 
 MAX_ENTRIES = 500
@@ -56,5 +57,5 @@ class QueueViewService:
         if job.status.finished:
             return job
         job = self._cancel_job(job_id, self._clock())
-        self._notify(f"job:{job_id}")
+        self._notify(job_topic(job_id))
         return job

@@ -25,6 +25,7 @@ from sdfleet.jobs.queue import DuplicateSubmission, JobQueue
 from sdfleet.jobs.records import EventType, Job, JobEvent, JobKind, JobStatus, NewJob
 from sdfleet.jobs.spec import JobSummary, ModelPin, TrainSpec, training_of
 from sdfleet.services.authorization import authorize
+from sdfleet.services.notifier import job_topic, queue_topic
 
 CHECKPOINTS = "checkpoints/"
 
@@ -140,7 +141,7 @@ class TrainingService:
                 raise Conflict("Idempotency-Key was already used with a different request body",
                                details={"field": "Idempotency-Key", "job_id": dup.job.id}) from None
             return dup.job
-        self.notifier.notify(f"queue:{endpoint}")
+        self.notifier.notify(queue_topic(endpoint))
         return job
 
     # 2. Reading
@@ -199,7 +200,7 @@ class TrainingService:
         if job.status.finished:
             return job
         job = self.queue.cancel(job_id, now=self.clock())
-        self.notifier.notify(f"job:{job_id}")
+        self.notifier.notify(job_topic(job_id))
         return job
 
     def delete(self, principal: Principal, job_id: str) -> None:
@@ -210,7 +211,7 @@ class TrainingService:
                            details={"status": job.status.value})
         self.queue.delete(job_id)
         self.objects.delete_prefix(training_prefix(job_id))
-        self.notifier.notify(f"job:{job_id}")
+        self.notifier.notify(job_topic(job_id))
 
     # 4. Pins (hooks of the registry and of datasets)
 

@@ -4,8 +4,10 @@ Workers authenticate with worker tokens (never user keys) and reach only the job
 
 from __future__ import annotations
 
+import asyncio
 import io
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import BinaryIO
@@ -21,11 +23,13 @@ from sdfleet.jobs.records import Job, JobOutput, JobProgress, Lease
 from sdfleet.jobs.spec import ModelPin
 from sdfleet.modelfiles.types import ENGINE_FOLDERS
 from sdfleet.services.credentials import WORKER_TOKEN_PREFIX, new_token, token_hash
-from sdfleet.services.notifier import Notifier, PreviewStore
+from sdfleet.services.notifier import Notifier, PreviewStore, job_topic, queue_topic
 from sdfleet.store.workers import SqlWorkerRegistry
 
 MAX_OUTPUT_BYTES = 64 * 1024 * 1024
 MAX_OUTPUTS = 256
+#: how often a long poll re-checks the queue without a wake-up (another API server's submission)
+QUEUE_RECHECK_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -118,7 +122,7 @@ class WorkerService:
                                   lease_seconds=self.lease_seconds, max_running_per_user=self._max_running_per_user)
         if lease is not None:
             self._registry.report(worker.id, now=self._clock(), status="busy")
-            self._notifier.notify(f"job:{lease.job.id}")
+            self._notifier.notify(job_topic(lease.job.id))
         return lease
 
     def held(self, worker: WorkerRecord, job_id: str, token: int) -> Job:
@@ -129,6 +133,20 @@ class WorkerService:
         """After a job ended: drop its preview, mark the worker idle, wake the job's listeners (and count the
         finished `job` in the metrics)."""
         self._finished(worker, job_id, job)
+
+    async def claim_waiting(self, worker: WorkerRecord, *, wait_seconds: float,
+                            disconnected: Callable[[], Awaitable[bool]] | None = None) -> Lease | None:
+        """Long-poll: the next job of the worker's endpoint, waiting (asleep on the endpoint's queue topic, no
+        thread held) up to `wait_seconds`; None when none arrived or the worker went away."""
+        deadline = time.monotonic() + wait_seconds
+        while True:
+            lease = await asyncio.to_thread(self.claim, worker)
+            if lease is not None:
+                return lease
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or (disconnected is not None and await disconnected()):
+                return None
+            await self._notifier.wait(queue_topic(worker.endpoint), min(remaining, QUEUE_RECHECK_SECONDS))
 
     def _held(self, worker: WorkerRecord, job_id: str, token: int) -> Job:
         try:
@@ -151,7 +169,7 @@ class WorkerService:
         if preview_png:
             self._previews.put(job_id, preview_png)
         self._registry.report(worker.id, now=self._clock())
-        self._notifier.notify(f"job:{job_id}")
+        self._notifier.notify(job_topic(job_id))
         return job
 
     def store_output(self, worker: WorkerRecord, job_id: str, *, token: int, index: int, stream: BinaryIO) -> str:
@@ -217,7 +235,7 @@ class WorkerService:
         self._held(worker, job_id, token)
         job = self._queue.release(job_id, token=token, now=self._clock(), reason=reason[:200])
         self._finished(worker, job_id)
-        self._notifier.notify(f"queue:{job.endpoint}")
+        self._notifier.notify(queue_topic(job.endpoint))
         return job
 
     def _finished(self, worker: WorkerRecord, job_id: str, job: Job | None = None) -> None:
@@ -225,7 +243,7 @@ class WorkerService:
             self._on_finished(job)
         self._previews.drop(job_id)
         self._registry.report(worker.id, now=self._clock(), status="idle")
-        self._notifier.notify(f"job:{job_id}")
+        self._notifier.notify(job_topic(job_id))
 
     def _drop_other_attempts(self, job_id: str, token: int) -> None:
         for info in list(self._objects.list(f"outputs/{job_id}/")):
@@ -240,7 +258,10 @@ class WorkerService:
         if not self._queue.holds_model(worker.id, sha256) and \
                 sha256 not in {m.sha256 for m in self.assignment(worker).preload}:
             raise NotFound("no such model among the jobs this worker holds or its endpoint preloads")
-        return self._objects.head(self._blob_key(sha256)).size
+        try:
+            return self._objects.head(self._blob_key(sha256)).size
+        except KeyError:  # ObjectNotFound: the model was deleted after the job pinned it
+            raise Gone(f"model {sha256} is no longer stored") from None
 
     def open_model(self, worker: WorkerRecord, sha256: str, *, start: int = 0,
                    end: int | None = None) -> Iterator[bytes]:
@@ -264,9 +285,9 @@ class WorkerService:
         result = self._queue.reap(now=self._clock())
         for job_id in result.requeued + result.failed + result.cancelled:
             self._previews.drop(job_id)
-            self._notifier.notify(f"job:{job_id}")
+            self._notifier.notify(job_topic(job_id))
         if result.requeued:
             for job_id in result.requeued:
                 job = self._queue.get(job_id)
                 if job is not None:
-                    self._notifier.notify(f"queue:{job.endpoint}")
+                    self._notifier.notify(queue_topic(job.endpoint))

@@ -40,6 +40,14 @@ class ServerError(Exception):
     """The server answered something unexpected."""
 
 
+class ModelMissing(ServerError):
+    """The server has no such model for this worker (404: not pinned by a job it holds; 410: its file is gone)."""
+
+    def __init__(self, sha256: str, status: int) -> None:
+        super().__init__(f"model {sha256} is not available to this worker ({status})")
+        self.sha256 = sha256
+
+
 class TokenRefused(Exception):
     """The server refused the worker token (401): it was revoked, or the worker deleted. Retrying cannot help."""
 
@@ -128,8 +136,8 @@ class WorkerClient:
         with self._http.stream("GET", f"/models/{sha256}", headers=headers, timeout=httpx.Timeout(300, connect=10)) as r:
             if r.status_code == 401:
                 raise TokenRefused(f"the server refused this worker's token ({r.read()[:200]!r})")
-            if r.status_code == 404:
-                raise LeaseLost(f"model {sha256} is not available to this worker")
+            if r.status_code in (404, 410):
+                raise ModelMissing(sha256, r.status_code)
             if r.status_code not in (200, 206):
                 raise ServerError(f"model download {sha256}: {r.status_code}")
             if offset and r.status_code != 206:

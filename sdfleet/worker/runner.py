@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 
 from sdfleet.jobs.wire import ClaimedJob, OutputDescription
-from sdfleet.worker.client import InputMissing, LeaseLost, ServerError, TokenRefused, WorkerClient
+from sdfleet.worker.client import InputMissing, LeaseLost, ModelMissing, ServerError, TokenRefused, WorkerClient
 from sdfleet.worker.memory import memory_report
 from sdfleet.worker.model_cache import HashMismatch, ModelFileCache
 
@@ -327,6 +327,9 @@ class WorkerLoop:
             files = self._fetch_files(job)
         except HashMismatch as exc:
             self.client.fail(job, code="model_hash_mismatch", message=str(exc))
+            return
+        except ModelMissing as exc:  # deleted since the job was queued (or the lease is gone: fail is then refused)
+            self.client.fail(job, code="model_missing", message=str(exc))
             return
         except InputMissing as exc:
             node_id = next((nid for nid, node in job.graph.items()

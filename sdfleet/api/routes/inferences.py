@@ -14,6 +14,7 @@ from sdfleet.api.schemas.inference import InferenceAccepted, InferenceCreate, In
 from sdfleet.api.streaming import sse_frame
 from sdfleet.jobs.records import EventType, JobStatus
 from sdfleet.services.inference import Submission, request_hash
+from sdfleet.services.notifier import job_topic
 
 router = APIRouter(tags=["inferences"])
 TERMINAL = {EventType.SUCCEEDED, EventType.FAILED, EventType.CANCELLED}
@@ -114,7 +115,7 @@ async def inference_events(
                     return
             if await request.is_disconnected():
                 return
-            if await notifier.wait(f"job:{job_id}", RECHECK_SECONDS):
+            if await notifier.wait(job_topic(job_id), RECHECK_SECONDS):
                 quiet = 0.0
             else:
                 quiet += RECHECK_SECONDS

@@ -14,6 +14,7 @@ from sdfleet.api.schemas.trainings import ArtifactPublic, TrainingAccepted, Trai
 from sdfleet.api.streaming import sse_frame
 from sdfleet.jobs.records import EventType, JobStatus
 from sdfleet.services.inference import request_hash
+from sdfleet.services.notifier import job_topic
 from sdfleet.services.trainings import TrainingRequest
 
 router = APIRouter(prefix="/trainings", tags=["trainings"])
@@ -115,7 +116,7 @@ async def training_events(
                     return
             if await request.is_disconnected():
                 return
-            if await services.notifier.wait(f"job:{job_id}", RECHECK_SECONDS):
+            if await services.notifier.wait(job_topic(job_id), RECHECK_SECONDS):
                 quiet = 0.0
             else:
                 quiet += RECHECK_SECONDS

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import binascii
 import io
-import time
 from datetime import datetime
 from typing import Annotated
 
@@ -35,7 +34,6 @@ from sdfleet.jobs.wire import (
 from sdfleet.services.workers import OutputReport
 
 router = APIRouter(prefix="/worker", tags=["worker"])
-QUEUE_RECHECK_SECONDS = 1.0
 
 
 def current_worker(request: Request, services: ServicesDep) -> WorkerRecord:
@@ -67,16 +65,12 @@ def assignment(worker: CurrentWorker, services: ServicesDep) -> WorkerAssignment
 @router.post("/claim", response_model=ClaimedJob, responses={204: {"description": "no job within wait_seconds"}})
 async def claim(body: ClaimRequest, worker: CurrentWorker, services: ServicesDep, request: Request):
     """Long-poll for the next job of this worker's endpoint (204 when none arrived in `wait_seconds`)."""
-    deadline = time.monotonic() + body.wait_seconds
-    while True:
-        lease = await run_in_threadpool(services.workers.claim, worker)
-        if lease is not None:
-            return _claimed(lease.job.id, lease.job.spec, token=lease.fencing_token,
-                            expires_at=lease.expires_at, lease_seconds=services.workers.lease_seconds)
-        remaining = deadline - time.monotonic()
-        if remaining <= 0 or await request.is_disconnected():
-            return Response(status_code=204)
-        await services.notifier.wait(f"queue:{worker.endpoint}", min(remaining, QUEUE_RECHECK_SECONDS))
+    lease = await services.workers.claim_waiting(worker, wait_seconds=body.wait_seconds,
+                                                 disconnected=request.is_disconnected)
+    if lease is None:
+        return Response(status_code=204)
+    return _claimed(lease.job.id, lease.job.spec, token=lease.fencing_token, expires_at=lease.expires_at,
+                    lease_seconds=services.workers.lease_seconds)
 
 
 def _claimed(job_id: str, spec: JobSpec, *, token: int, expires_at: datetime, lease_seconds: float) -> ClaimedJob:

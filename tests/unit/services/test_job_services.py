@@ -12,7 +12,7 @@ from PIL import Image
 
 from sdfleet.domain.accounts import CredentialKind, Principal, User
 from sdfleet.domain.checkpoints import Checkpoint, CheckpointStatus, ModelType
-from sdfleet.domain.errors import Conflict, InvalidInput, NotFound, QuotaExceeded
+from sdfleet.domain.errors import Conflict, Gone, InvalidInput, NotFound, QuotaExceeded
 from sdfleet.domain.permissions import Permission
 from sdfleet.domain.workers import WorkerRecord
 from sdfleet.jobs.memory import MemoryJobQueue
@@ -226,6 +226,9 @@ def test_worker_fencing_outputs_and_files(world):
     assert world.workers.model_size(world.registry.worker, "a" * 64) == 7  # the worker reaches its job's model …
     with pytest.raises(NotFound):  # … and no other
         world.workers.model_size(world.registry.worker, "b" * 64)
+    world.objects.delete(f"models/{'a' * 64}")
+    with pytest.raises(Gone):  # deleted since the job pinned it: the worker fails the job, not its lease
+        world.workers.model_size(world.registry.worker, "a" * 64)
     with pytest.raises(StaleLeaseError):
         world.workers.heartbeat(world.registry.worker, job.id, token=lease.fencing_token + 1, progress=None,
                                 preview_png=None)
