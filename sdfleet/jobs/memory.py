@@ -173,6 +173,14 @@ class MemoryJobQueue:
                           key=lambda j: j.id, reverse=True)
         return page_from_rows(jobs[:page.limit + 1], limit=page.limit, key=lambda j: [j.id])
 
+    def find_for_user(self, user_id: str, *, kind: JobKind | None = None, statuses: tuple[JobStatus, ...] = (),
+                      offset: int = 0, limit: int = 200, oldest_first: bool = False) -> list[Job]:
+        with self._lock:
+            jobs = sorted((e.job for e in self._jobs.values() if e.job.user_id == user_id
+                           and (kind is None or e.job.kind is kind) and (not statuses or e.job.status in statuses)),
+                          key=lambda j: j.id, reverse=not oldest_first)
+        return jobs[offset:offset + limit]
+
     def cancel(self, job_id: str, *, now: datetime) -> Job | None:
         with self._lock:
             job = self.get(job_id)
@@ -190,10 +198,10 @@ class MemoryJobQueue:
             self._jobs.pop(job_id, None)
 
     def count(self, *, user_id: str | None = None, statuses: tuple[JobStatus, ...],
-              endpoint: str | None = None) -> int:
+              endpoint: str | None = None, kind: JobKind | None = None) -> int:
         with self._lock:
             return sum(1 for e in self._jobs.values() if e.job.status in statuses
-                       and (user_id is None or e.job.user_id == user_id)
+                       and (user_id is None or e.job.user_id == user_id) and (kind is None or e.job.kind is kind)
                        and (endpoint is None or e.job.endpoint == endpoint))
 
     def events_after(self, job_id: str, seq: int, *, limit: int = 500) -> list[JobEvent]:

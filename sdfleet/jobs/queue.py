@@ -87,6 +87,12 @@ class JobQueue(Protocol):
         """The user's jobs, newest first."""
         ...
 
+    def find_for_user(self, user_id: str, *, kind: JobKind | None = None, statuses: tuple[JobStatus, ...] = (),
+                      offset: int = 0, limit: int = 200, oldest_first: bool = False) -> list[Job]:
+        """A window of the user's jobs in submission order (newest first unless `oldest_first`), filtered by
+        kind and statuses (none: all): what ComfyUI's offset-paged lists ask."""
+        ...
+
     def cancel(self, job_id: str, *, now: datetime) -> Job | None:
         """Queued: cancelled at once. Running: flagged. None when the job is gone."""
         ...
@@ -94,7 +100,7 @@ class JobQueue(Protocol):
     def delete(self, job_id: str) -> None: ...
 
     def count(self, *, user_id: str | None = None, statuses: tuple[JobStatus, ...],
-              endpoint: str | None = None) -> int:
+              endpoint: str | None = None, kind: JobKind | None = None) -> int:
         """How many jobs match (quotas, autoscaler)."""
         ...
 

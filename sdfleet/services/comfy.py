@@ -17,7 +17,6 @@ from typing import Any
 
 from sdfleet.domain.accounts import Principal
 from sdfleet.domain.errors import Conflict, InvalidInput, NotFound
-from sdfleet.domain.pagination import PageRequest
 from sdfleet.domain.permissions import Permission
 from sdfleet.engine.image_admission import DEFAULT_MAX_IMAGE_PIXELS, ImageRejected, open_admitted
 from sdfleet.jobs.records import Job, JobStatus
@@ -32,7 +31,9 @@ from sdfleet.services.notifier import Notifier, user_topic
 
 COMFYUI_VERSION = "0.3.60"  # the server API level sdfleet answers as
 OUTPUT_NAME = re.compile(r"^(?P<job>[0-9a-z]{26})_(?P<index>\d{5})_\.png$")
-RECENT_JOBS = 200
+#: jobs read from SQL per query when a list walks all of a user's jobs
+PAGE = 200
+FINISHED = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
 JOB_STATES = {
     JobStatus.QUEUED: "pending",
     JobStatus.RUNNING: "in_progress",
@@ -191,14 +192,26 @@ class ComfyService:
                 return self._inference.get(principal, prompt_id)
             except NotFound:
                 pass
-        for job in self.recent(principal):
+        for job in self.each(principal):
             if prompt_id_of(job) == prompt_id:
                 return job
         raise NotFound(f"prompt {prompt_id!r} not found")
 
-    def recent(self, principal: Principal, *, status: JobStatus | None = None, limit: int = RECENT_JOBS) -> list[Job]:
+    def recent(self, principal: Principal, *, limit: int = PAGE) -> list[Job]:
         """The caller's newest inference jobs."""
-        return self._inference.list(principal, PageRequest(limit=min(limit, 500)), status=status).items
+        return self._inference.window(principal, limit=limit)
+
+    def each(self, principal: Principal, *, statuses: tuple[JobStatus, ...] = (),
+             oldest_first: bool = False) -> Iterator[Job]:
+        """Every one of the caller's jobs in `statuses` (none: all), read from SQL a page at a time."""
+        offset = 0
+        while True:
+            page = self._inference.window(principal, statuses=statuses, offset=offset, limit=PAGE,
+                                          oldest_first=oldest_first)
+            yield from page
+            if len(page) < PAGE:
+                return
+            offset += PAGE
 
     # Queue
     def queue_item(self, job: Job) -> list[Any]:
@@ -212,22 +225,21 @@ class ComfyService:
 
     def queue(self, principal: Principal) -> dict[str, list]:
         """GET /queue: the caller's running and pending prompts."""
-        running = self.recent(principal, status=JobStatus.RUNNING)
-        pending = sorted(self.recent(principal, status=JobStatus.QUEUED), key=lambda j: j.id)
+        running = list(self.each(principal, statuses=(JobStatus.RUNNING,)))
+        pending = list(self.each(principal, statuses=(JobStatus.QUEUED,), oldest_first=True))
         return {"queue_running": [self.queue_item(j) for j in running],
                 "queue_pending": [self.queue_item(j) for j in pending]}
 
     def queue_remaining(self, principal: Principal) -> int:
         """How many of the caller's prompts are queued or running."""
-        return len(self.recent(principal, status=JobStatus.QUEUED)) + len(
-            self.recent(principal, status=JobStatus.RUNNING))
+        return self._inference.count(principal, statuses=(JobStatus.QUEUED, JobStatus.RUNNING))
 
     def change_queue(self, principal: Principal, body: Any) -> None:
         """POST /queue: `{clear: true}` drops the caller's pending prompts; `{delete: [ids]}` drops those."""
         authorize(principal, Permission.INFERENCE_ALL)
         body = body if isinstance(body, Mapping) else {}
         if body.get("clear"):
-            for job in self.recent(principal, status=JobStatus.QUEUED):
+            for job in list(self.each(principal, statuses=(JobStatus.QUEUED,))):
                 self._inference.delete(principal, job.id)
         for prompt_id in self._ids(body.get("delete")):
             try:
@@ -259,7 +271,7 @@ class ComfyService:
             if job.status is JobStatus.RUNNING:
                 self._inference.cancel(principal, job.id)
             return
-        for job in self.recent(principal, status=JobStatus.RUNNING):
+        for job in list(self.each(principal, statuses=(JobStatus.RUNNING,))):
             self._inference.cancel(principal, job.id)
 
     def cancel(self, principal: Principal, prompt_id: str) -> None:
@@ -292,9 +304,10 @@ class ComfyService:
     def history(self, principal: Principal, *, max_items: int | None = None) -> dict[str, Any]:
         """GET /history: the caller's finished prompts, oldest first as upstream."""
         authorize(principal, Permission.INFERENCE_ALL)
-        finished = [j for j in self.recent(principal) if j.status.finished]
-        if max_items is not None:
-            finished = finished[:max(0, max_items)]
+        if max_items is None:
+            finished = list(self.each(principal, statuses=FINISHED))
+        else:
+            finished = self._inference.window(principal, statuses=FINISHED, limit=max(0, max_items))
         return {prompt_id_of(j): self.history_entry(j) for j in reversed(finished)}
 
     def history_of(self, principal: Principal, prompt_id: str) -> dict[str, Any]:
@@ -310,9 +323,8 @@ class ComfyService:
         authorize(principal, Permission.INFERENCE_ALL)
         body = body if isinstance(body, Mapping) else {}
         if body.get("clear"):
-            for job in self.recent(principal):
-                if job.status.finished:
-                    self._inference.delete(principal, job.id)
+            for job in list(self.each(principal, statuses=FINISHED)):
+                self._inference.delete(principal, job.id)
         for prompt_id in self._ids(body.get("delete")):
             try:
                 job = self.find(principal, prompt_id)
@@ -354,13 +366,12 @@ class ComfyService:
             if status not in known:
                 raise InvalidInput(f"status must be among {', '.join(sorted(known))}, got {status!r}",
                                    field="status")
-        items = [j for j in self.recent(principal) if not statuses or JOB_STATES[j.status] in statuses]
-        if ascending:
-            items.reverse()
-        page = items[offset:offset + limit]
+        wanted = tuple(s for s, name in JOB_STATES.items() if not statuses or name in statuses)
+        total = self._inference.count(principal, statuses=wanted)
+        page = self._inference.window(principal, statuses=wanted, offset=offset, limit=limit, oldest_first=ascending)
         return {"jobs": [self.job_summary(j) for j in page],
-                "pagination": {"offset": offset, "limit": limit, "total": len(items),
-                               "has_more": offset + limit < len(items)}}
+                "pagination": {"offset": offset, "limit": limit, "total": total,
+                               "has_more": offset + limit < total}}
 
     def job(self, principal: Principal, prompt_id: str) -> dict[str, Any]:
         """GET /jobs/{id}: the summary plus outputs and the workflow."""

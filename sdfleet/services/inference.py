@@ -262,6 +262,18 @@ class InferenceService:
         authorize(principal, Permission.INFERENCE_ALL)
         return self._queue.list_for_user(principal.user_id, page, status=status, kind=JobKind.INFERENCE)
 
+    def window(self, principal: Principal, *, statuses: tuple[JobStatus, ...] = (), offset: int = 0,
+               limit: int = 200, oldest_first: bool = False) -> list[Job]:
+        """A window of the caller's jobs in submission order, filtered and cut in SQL."""
+        authorize(principal, Permission.INFERENCE_ALL)
+        return self._queue.find_for_user(principal.user_id, kind=JobKind.GENERATE, statuses=statuses,
+                                         offset=offset, limit=limit, oldest_first=oldest_first)
+
+    def count(self, principal: Principal, *, statuses: tuple[JobStatus, ...]) -> int:
+        """How many of the caller's jobs are in `statuses`."""
+        authorize(principal, Permission.INFERENCE_ALL)
+        return self._queue.count(user_id=principal.user_id, statuses=statuses, kind=JobKind.GENERATE)
+
     def events_after(self, principal: Principal, job_id: str, seq: int) -> list[JobEvent]:
         """Events of the caller's job after `seq` (SSE resumption)."""
         self.get(principal, job_id)

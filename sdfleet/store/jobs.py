@@ -265,6 +265,18 @@ class SqlJobQueue:
             rows = [_job(r) for r in s.scalars(stmt)]
         return page_from_rows(rows, limit=page.limit, key=lambda j: [j.id])
 
+    def find_for_user(self, user_id: str, *, kind: JobKind | None = None, statuses: tuple[JobStatus, ...] = (),
+                      offset: int = 0, limit: int = 200, oldest_first: bool = False) -> list[Job]:
+        """A window of the user's jobs in submission order, filtered in SQL (ComfyUI's offset-paged lists)."""
+        with self._db.session(write_lock=False) as s:
+            stmt = (select(JobRow).where(JobRow.user_id == user_id)
+                    .order_by(JobRow.id.asc() if oldest_first else JobRow.id.desc()).offset(offset).limit(limit))
+            if kind is not None:
+                stmt = stmt.where(JobRow.kind == kind.value)
+            if statuses:
+                stmt = stmt.where(JobRow.status.in_([x.value for x in statuses]))
+            return [_job(r) for r in s.scalars(stmt)]
+
     def cancel(self, job_id: str, *, now: datetime) -> Job | None:
         """Queued: cancelled at once. Running: flagged; the worker stops at its next step. None when gone."""
         with self._db.session(write_lock=True) as s:
@@ -284,7 +296,7 @@ class SqlJobQueue:
             s.execute(delete(JobRow).where(JobRow.id == job_id))
 
     def count(self, *, user_id: str | None = None, statuses: tuple[JobStatus, ...],
-              endpoint: str | None = None) -> int:
+              endpoint: str | None = None, kind: JobKind | None = None) -> int:
         """How many jobs match (quotas, autoscaler)."""
         with self._db.session(write_lock=False) as s:
             stmt = select(func.count()).select_from(JobRow).where(JobRow.status.in_([x.value for x in statuses]))
@@ -292,6 +304,8 @@ class SqlJobQueue:
                 stmt = stmt.where(JobRow.user_id == user_id)
             if endpoint is not None:
                 stmt = stmt.where(JobRow.endpoint == endpoint)
+            if kind is not None:
+                stmt = stmt.where(JobRow.kind == kind.value)
             return s.scalar(stmt) or 0
 
     def events_after(self, job_id: str, seq: int, *, limit: int = 500) -> list[JobEvent]:

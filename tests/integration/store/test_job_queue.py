@@ -265,7 +265,7 @@ def test_cancel_of_a_deleted_job_is_none(queue):
 def test_count_and_filters(queue):
     a = submit(queue, "ann")
     submit(queue, "ann", endpoint="other")
-    submit(queue, "bob")
+    submit(queue, "bob", at=T0 + timedelta(seconds=1))
     claim(queue)
     assert queue.count(statuses=(JobStatus.QUEUED,)) == 2
     assert queue.count(user_id="ann", statuses=(JobStatus.QUEUED, JobStatus.RUNNING)) == 2
@@ -301,3 +301,19 @@ def test_progress_metrics_travel_in_events_and_unfinished_by_kind(queue):
     assert event.data["metrics"] == {"loss": 0.5} and queue.get(job.id).progress.value == 2
     assert [j.id for j in queue.unfinished(kind=JobKind.GENERATE)] == [job.id]
     assert queue.unfinished(kind=JobKind.TRAIN) == []
+
+
+def test_find_for_user_pages_past_any_cap(queue):
+    ids = [submit(queue, "ann", at=T0 + timedelta(milliseconds=i)).id for i in range(250)]
+    submit(queue, "bob")
+    for _ in range(100):  # the 100 oldest run and finish
+        lease = claim(queue)
+        queue.complete(lease.job.id, token=lease.fencing_token, outputs=[], now=T0)
+    newest = sorted(ids, reverse=True)
+    pages = [queue.find_for_user("ann", kind=JobKind.GENERATE, offset=o, limit=100) for o in (0, 100, 200)]
+    assert [len(p) for p in pages] == [100, 100, 50]
+    assert [j.id for p in pages for j in p] == newest
+    done = queue.find_for_user("ann", statuses=(JobStatus.SUCCEEDED,), offset=0, limit=500, oldest_first=True)
+    assert len(done) == 100 and [j.id for j in done] == sorted(j.id for j in done)
+    assert queue.count(user_id="ann", statuses=(JobStatus.SUCCEEDED,), kind=JobKind.GENERATE) == 100
+    assert queue.count(user_id="ann", statuses=(JobStatus.QUEUED,), kind=JobKind.TRAIN) == 0

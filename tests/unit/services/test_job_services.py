@@ -13,11 +13,12 @@ from PIL import Image
 from sdfleet.domain.accounts import CredentialKind, Principal, User
 from sdfleet.domain.checkpoints import Checkpoint, CheckpointStatus, ModelType
 from sdfleet.domain.errors import Conflict, Gone, InvalidInput, NotFound, QuotaExceeded
+from sdfleet.domain.ids import new_id
 from sdfleet.domain.permissions import Permission
 from sdfleet.domain.workers import WorkerRecord
 from sdfleet.jobs.memory import MemoryJobQueue
-from sdfleet.jobs.records import JobKind, JobStatus
-from sdfleet.jobs.spec import GenerateSpec, ModelPin
+from sdfleet.jobs.records import JobKind, JobStatus, NewJob
+from sdfleet.jobs.spec import GenerateSpec, JobSummary, ModelPin
 from sdfleet.modelfiles.types import ENGINE_FOLDERS
 from sdfleet.objects.memory import MemoryObjectStore
 from sdfleet.services.a1111 import A1111Service, WaitPolicy
@@ -302,3 +303,26 @@ def test_comfy_rejects_a_graph_naming_an_unknown_model(world):
 def replace_inputs(node: dict, **inputs) -> dict:
     return {**node, "inputs": {**node["inputs"], **inputs}}
 
+
+
+def test_comfy_history_queue_and_jobs_page_through_250_prompts(world):
+    ids = sorted(new_id() for _ in range(250))  # ids sort in submission order (to the millisecond)
+    for i, job_id in enumerate(ids):
+        world.queue.submit(NewJob(id=job_id, user_id="ann", endpoint="default",
+                                  spec=GenerateSpec(graph=GRAPH, source="comfy", extra={"prompt_id": f"p{i:03d}"}),
+                                  summary=JobSummary(source="comfy"), max_attempts=1, idempotency_key=None,
+                                  request_hash=None), now=T0 + timedelta(seconds=i))
+    assert world.comfy.queue_remaining(principal()) == 250
+    assert len(world.comfy.queue(principal())["queue_pending"]) == 250
+    for _ in range(250):
+        lease = world.queue.claim(worker_id="w", endpoints=["default"], now=T0, lease_seconds=30)
+        world.queue.complete(lease.job.id, token=lease.fencing_token, outputs=[], now=T0)
+    history = world.comfy.history(principal())
+    assert len(history) == 250 and list(history)[0] == "p000" and list(history)[-1] == "p249"  # oldest first
+    assert list(world.comfy.history(principal(), max_items=3)) == ["p247", "p248", "p249"]
+    assert world.comfy.history_of(principal(), "p000")["p000"]["status"]["completed"]  # beyond the newest 200
+    pages = [world.comfy.jobs(principal(), statuses=["completed"], offset=o, limit=100, ascending=True)
+             for o in (0, 100, 200)]
+    assert [p["pagination"]["total"] for p in pages] == [250] * 3 and pages[2]["pagination"]["has_more"] is False
+    assert [j["id"] for p in pages for j in p["jobs"]] == [f"p{i:03d}" for i in range(250)]
+    assert world.comfy.jobs(principal(), statuses=["pending"], offset=0, limit=10, ascending=False)["jobs"] == []
