@@ -305,7 +305,7 @@ def test_progress_metrics_travel_in_events_and_unfinished_by_kind(queue):
 
 def test_find_for_user_pages_past_any_cap(queue):
     ids = [submit(queue, "ann", at=T0 + timedelta(milliseconds=i)).id for i in range(250)]
-    submit(queue, "bob")
+    submit(queue, "bob", endpoint="other")  # not claimed here; not ann's
     for _ in range(100):  # the 100 oldest run and finish
         lease = claim(queue)
         queue.complete(lease.job.id, token=lease.fencing_token, outputs=[], now=T0)
