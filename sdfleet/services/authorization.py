@@ -2,15 +2,32 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any, TypeVar
+
 from sdfleet.domain.accounts import Principal
-from sdfleet.domain.errors import Forbidden
+from sdfleet.domain.errors import Forbidden, NotFound
+from sdfleet.domain.ids import is_valid_id
 from sdfleet.domain.permissions import Permission
+
+R = TypeVar("R")
 
 
 def authorize(principal: Principal, permission: Permission) -> None:
     """Raise Forbidden unless the principal holds `permission`."""
     if not principal.can(permission):
         raise Forbidden(f"this action needs the {permission.value} permission", details={"permission": permission.value})
+
+
+def fetch_owned(principal: Principal, permission: Permission, record_id: str, *, fetch: Callable[[str], R | None],
+                what: str, accept: Callable[[Any], bool] = lambda record: True) -> R:
+    """Authorize, fetch the caller's own record (a malformed id is never looked up), else NotFound — another
+    user's record is indistinguishable from a missing one. `accept` narrows further (a job's kind)."""
+    authorize(principal, permission)
+    record = fetch(record_id) if is_valid_id(record_id) else None
+    if record is None or record.user_id != principal.user_id or not accept(record):
+        raise NotFound(f"{what} {record_id!r} not found")
+    return record
 
 
 def authorize_every(principal: Principal) -> None:

@@ -19,10 +19,10 @@ from sdfleet.domain.checkpoints import (
     parse_model_type,
     safetensors_name,
 )
-from sdfleet.domain.errors import DomainError, InvalidInput, NotFound
-from sdfleet.domain.ids import is_valid_id, new_id
+from sdfleet.domain.errors import DomainError, InvalidInput
+from sdfleet.domain.ids import new_id
 from sdfleet.domain.permissions import Permission
-from sdfleet.services.authorization import authorize
+from sdfleet.services.authorization import authorize, fetch_owned
 from sdfleet.services.checkpoints import CheckpointService
 from sdfleet.services.url_fetch import FetchError, FetchPolicy, Resolver, fetch_to_file
 from sdfleet.services.url_guard import UrlRefused, address_refusal, check_name, parse_url
@@ -89,14 +89,11 @@ class ImportService:
 
     def get(self, principal: Principal, import_id: str) -> ImportJob:
         """One import of the caller's, with its progress."""
-        authorize(principal, Permission.CHECKPOINT_ALL)
-        job = None
-        if is_valid_id(import_id):
+        def fetch(record_id: str) -> ImportJob | None:
             with self._db.session() as s:
-                job = CheckpointRepository(s).get_import(import_id)
-        if job is None or job.user_id != principal.user_id:
-            raise NotFound(f"import {import_id!r} not found")
-        return job
+                return CheckpointRepository(s).get_import(record_id)
+
+        return fetch_owned(principal, Permission.CHECKPOINT_ALL, import_id, fetch=fetch, what="import")
 
     def wait(self, timeout: float = 30.0) -> None:
         """Wait until every submitted import has finished (tests, shutdown)."""

@@ -11,7 +11,7 @@ from typing import Any, Protocol
 
 from sdfleet.domain.accounts import Principal
 from sdfleet.domain.errors import Conflict, InvalidInput, NotFound, QuotaExceeded
-from sdfleet.domain.ids import is_valid_id, new_id
+from sdfleet.domain.ids import new_id
 from sdfleet.domain.pagination import Page, PageRequest
 from sdfleet.domain.permissions import Permission
 from sdfleet.engine.image_admission import DEFAULT_MAX_IMAGE_PIXELS
@@ -20,7 +20,7 @@ from sdfleet.jobs.queue import DuplicateSubmission, JobQueue
 from sdfleet.jobs.records import Job, JobEvent, JobKind, JobStatus, NewJob
 from sdfleet.jobs.spec import GenerateSpec, InputImage, JobSummary, ModelPin
 from sdfleet.modelfiles.types import ENGINE_FOLDERS, ModelType
-from sdfleet.services.authorization import authorize
+from sdfleet.services.authorization import authorize, fetch_owned
 from sdfleet.services.graphs import GraphTools
 from sdfleet.services.inputs import InputImages, decode_base64_image
 from sdfleet.services.model_resolver import ModelResolver, VisibleModels
@@ -251,11 +251,8 @@ class InferenceService:
     # Reading
     def get(self, principal: Principal, job_id: str) -> Job:
         """The caller's job; anyone else's is not found."""
-        authorize(principal, Permission.INFERENCE_ALL)
-        job = self._queue.get(job_id) if is_valid_id(job_id) else None
-        if job is None or job.user_id != principal.user_id or job.kind is not JobKind.INFERENCE:
-            raise NotFound(f"inference {job_id!r} not found")
-        return job
+        return fetch_owned(principal, Permission.INFERENCE_ALL, job_id, fetch=self._queue.get, what="inference",
+                           accept=lambda job: job.kind is JobKind.GENERATE)
 
     def list(self, principal: Principal, page: PageRequest, *, status: JobStatus | None = None) -> Page[Job]:
         """The caller's jobs, newest first."""

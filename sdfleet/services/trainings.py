@@ -11,7 +11,7 @@ from typing import Any
 from sdfleet.domain.accounts import Principal
 from sdfleet.domain.checkpoints import SAFE_EXTENSIONS, ModelType, check_model_name
 from sdfleet.domain.errors import Conflict, InvalidInput, NotFound, QuotaExceeded
-from sdfleet.domain.ids import is_valid_id, new_id
+from sdfleet.domain.ids import new_id
 from sdfleet.domain.pagination import Page, PageRequest
 from sdfleet.domain.permissions import Permission
 from sdfleet.domain.trainings import (
@@ -24,7 +24,7 @@ from sdfleet.engine.training.config import TrainingConfig, TrainingConfigError
 from sdfleet.jobs.queue import DuplicateSubmission, JobQueue
 from sdfleet.jobs.records import EventType, Job, JobEvent, JobKind, JobStatus, NewJob
 from sdfleet.jobs.spec import JobSummary, ModelPin, TrainSpec, training_of
-from sdfleet.services.authorization import authorize
+from sdfleet.services.authorization import authorize, fetch_owned
 from sdfleet.services.notifier import job_topic, queue_topic
 
 CHECKPOINTS = "checkpoints/"
@@ -148,11 +148,8 @@ class TrainingService:
 
     def get(self, principal: Principal, job_id: str) -> Job:
         """The caller's training; anyone else's is not found."""
-        authorize(principal, Permission.TRAIN_ALL)
-        job = self.queue.get(job_id) if is_valid_id(job_id) else None
-        if job is None or job.user_id != principal.user_id or job.kind is not JobKind.TRAIN:
-            raise NotFound(f"training {job_id!r} not found")
-        return job
+        return fetch_owned(principal, Permission.TRAIN_ALL, job_id, fetch=self.queue.get, what="training",
+                           accept=lambda job: job.kind is JobKind.TRAIN)
 
     def list(self, principal: Principal, page: PageRequest, *, status: JobStatus | None = None) -> Page[Job]:
         """The caller's trainings, newest first."""

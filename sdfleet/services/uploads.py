@@ -24,12 +24,12 @@ from sdfleet.domain.checkpoints import (
     parse_model_type,
     safetensors_name,
 )
-from sdfleet.domain.errors import Conflict, DomainError, InvalidInput, NotFound
-from sdfleet.domain.ids import is_valid_id, new_id
+from sdfleet.domain.errors import Conflict, DomainError, InvalidInput
+from sdfleet.domain.ids import new_id
 from sdfleet.domain.notifications import EventType
 from sdfleet.domain.permissions import Permission
 from sdfleet.objects.base import MAX_PART_NUMBER, MIN_PART_SIZE, PartInfo
-from sdfleet.services.authorization import authorize
+from sdfleet.services.authorization import authorize, fetch_owned
 from sdfleet.services.checkpoints import CheckpointService
 from sdfleet.store.checkpoints import CheckpointRepository
 from sdfleet.store.database import Database
@@ -386,14 +386,12 @@ class UploadService:
     # Internals
 
     def _owned(self, principal: Principal, upload_id: str) -> Upload:
-        authorize(principal, Permission.CHECKPOINT_ALL)
-        upload = None
-        if is_valid_id(upload_id):
+        def fetch(record_id: str) -> Upload | None:
             with self._db.session() as s:
-                upload = CheckpointRepository(s).get_upload(upload_id)
-        if upload is None or upload.user_id != principal.user_id:
-            raise NotFound(f"upload {upload_id!r} not found")
-        return self._with_direct_parts(upload)
+                return CheckpointRepository(s).get_upload(record_id)
+
+        return self._with_direct_parts(fetch_owned(principal, Permission.CHECKPOINT_ALL, upload_id, fetch=fetch,
+                                                   what="upload"))
 
     def _with_direct_parts(self, upload: Upload) -> Upload:
         """Add parts a client PUT straight to a presigned URL (the store knows them, the database does not)."""
