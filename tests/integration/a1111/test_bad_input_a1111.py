@@ -146,7 +146,7 @@ def test_bad_images_name_their_field(a1111):
 def test_unsupported_a1111_features_are_refused_by_name(a1111):
     api, headers, user = a1111
     before = _jobs(api, user)
-    for field, value in [("script_name", "x/y/z plot"), ("alwayson_scripts", {"controlnet": {}}),
+    for field, value in [("script_name", "x/y/z plot"),
                          ("sampler_name", "no such sampler"), ("scheduler", "no such schedule"),
                          ("override_settings", {"sd_model_checkpoint": "no-such-model"}), ("steps", 10**9),
                          ("width", 10**6), ("batch_size", 10**6), ("n_iter", -5), ("cfg_scale", math.nan)]:
