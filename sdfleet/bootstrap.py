@@ -199,7 +199,8 @@ def build_endpoints(settings: Settings, *, database: Database, checkpoints, cloc
     from sdfleet.store.workers import SqlWorkerRegistry
 
     endpoints = EndpointService(database=database, queue=SqlJobQueue(database), workers=SqlWorkerRegistry(database),
-                                clock=clock, lost_after_seconds=max(60.0, settings.lease_seconds * 3), audit=audit)
+                                clock=clock, lost_after_seconds=max(60.0, settings.lease_seconds * 3), audit=audit,
+                                launchers={"local": None, "ray": None if settings.ray_address else RAY_MISSING})
     checkpoints.pinned_by.append(endpoints.pinned_by)
     return endpoints
 
@@ -422,14 +423,19 @@ def ensure_admin(runtime: Runtime) -> AdminBootstrap | None:
     return AdminBootstrap(username=user.username, generated_password=None if given else password)
 
 
-def _launchers(settings: Settings) -> RoutingLauncher:
-    """`local` always; `ray` when SDFLEET_RAY_ADDRESS names a cluster (actors in this install's namespace)."""
+#: why an endpoint may not use `ray` on a server without a Ray cluster (the 422 and a failed endpoint's reason)
+RAY_MISSING = "the ray launcher needs SDFLEET_RAY_ADDRESS on the server (and `pip install 'sdfleet[ray]'`)"
+
+
+def _launchers(settings: Settings, *, ray_wanted: Callable[[], bool]) -> RoutingLauncher:
+    """`local` always; `ray` when SDFLEET_RAY_ADDRESS names a cluster (actors in this install's namespace),
+    connected (and `ray` imported) only once an endpoint uses it: at start if one exists, else at its first
+    replica."""
     from sdfleet.fleet.local_launcher import LocalLauncher
 
     launchers: dict = {"local": LocalLauncher()}
     if not settings.ray_address:
-        return RoutingLauncher(launchers, missing={
-            "ray": "the ray launcher needs SDFLEET_RAY_ADDRESS on the server (and `pip install 'sdfleet[ray]'`)"})
+        return RoutingLauncher(launchers, missing={"ray": RAY_MISSING})
     from sdfleet.fleet.ray_launcher import RayLauncher
 
     namespace = settings.ray_namespace or "sdfleet-" + hashlib.sha256(
@@ -437,7 +443,7 @@ def _launchers(settings: Settings) -> RoutingLauncher:
     # Ray replicas run on other machines: they call the server back on its public URL when one is set.
     launchers["ray"] = RayLauncher(address=settings.ray_address, namespace=namespace,
                                    server_url=settings.public_url.rstrip("/") if settings.public_url else None)
-    return RoutingLauncher(launchers)
+    return RoutingLauncher(launchers, on_demand={"ray": ray_wanted})
 
 
 def build_app(runtime: Runtime, *, local_workers: int | None = None, server_url: str | None = None) -> FastAPI:
@@ -473,7 +479,9 @@ def build_app(runtime: Runtime, *, local_workers: int | None = None, server_url:
         worker_env["SDFLEET_WORKER_LINK_MODELS_FROM"] = str(runtime.objects.root / MODEL_BLOBS)
     background.append(FleetManager(
         endpoints=services.endpoints, register=register, revoke=services.workers.revoke,
-        launcher=_launchers(settings), server_url=server_url or f"http://127.0.0.1:{settings.port}",
+        launcher=_launchers(settings, ray_wanted=lambda: any(
+            e.config.launcher == "ray" for e in services.endpoints.store.list(include_deleted=False))),
+        server_url=server_url or f"http://127.0.0.1:{settings.port}",
         cache_dir=settings.data_dir / "worker-cache", clock=utcnow, interval=0.5, worker_env=worker_env,
         pending_timeout=settings.ray_pending_seconds,
     ))

@@ -5,9 +5,14 @@ whichever node Ray picks. `RoutingLauncher` sends each endpoint's replicas to th
 
 from __future__ import annotations
 
+import logging
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
+
+log = logging.getLogger("sdfleet.fleet.launcher")
 
 
 @dataclass
@@ -64,33 +69,68 @@ class RoutingLauncher:
     """One launcher per `launcher` name; each replica goes to the one its spec names.
 
     A name with no launcher configured (`ray` without SDFLEET_RAY_ADDRESS) fails the launch with OSError,
-    which the fleet manager records as the endpoint's failure reason."""
+    which the fleet manager records as the endpoint's failure reason. A launcher in `on_demand` (name → whether
+    an endpoint uses it now) starts with the server only if used — so a server whose endpoints are all local
+    never imports ray nor needs its cluster up — and otherwise at its first replica; one that cannot start
+    (the cluster is unreachable) leaves the others running and fails its endpoints with the reason."""
 
-    def __init__(self, launchers: dict[str, Launcher], *, missing: dict[str, str] | None = None) -> None:
+    def __init__(self, launchers: dict[str, Launcher], *, missing: dict[str, str] | None = None,
+                 on_demand: dict[str, Callable[[], bool]] | None = None) -> None:
         self._launchers = launchers
         self._missing = dict(missing or {})  #: launcher name → why it is not available
+        self._on_demand = dict(on_demand or {})
+        self._started: dict[str, Launcher] = {}
+        self._lock = threading.Lock()
 
     def start(self) -> None:
-        for launcher in self._launchers.values():
-            launcher.start()
+        for name in self._launchers:
+            wanted = self._on_demand.get(name)
+            if wanted is None:
+                self._start(name)
+                continue
+            if wanted():
+                try:
+                    self._start(name)
+                except OSError as exc:  # retried at the endpoint's next launch
+                    log.error("%s", exc)
+
+    def _start(self, name: str) -> Launcher:
+        with self._lock:
+            launcher = self._started.get(name)
+            if launcher is None:
+                launcher = self._launchers[name]
+                try:
+                    launcher.start()
+                except Exception as exc:
+                    raise OSError(f"the {name} launcher cannot start: {exc}") from exc
+                self._started[name] = launcher
+            return launcher
+
+    @property
+    def started(self) -> list[str]:
+        """Names of the launchers running now."""
+        return list(self._started)
 
     def launch(self, spec: ReplicaSpec) -> None:
-        launcher = self._launchers.get(spec.launcher)
-        if launcher is None:
+        if spec.launcher not in self._launchers:
             raise OSError(self._missing.get(spec.launcher, f"no launcher {spec.launcher!r} on this server"))
-        launcher.launch(spec)
+        self._start(spec.launcher).launch(spec)
+
+    def _running(self) -> list[Launcher]:
+        with self._lock:
+            return list(self._started.values())
 
     def drain(self, name: str) -> None:
-        for launcher in self._launchers.values():
+        for launcher in self._running():
             if name in launcher.replicas():
                 launcher.drain(name)
 
     def replicas(self) -> dict[str, ReplicaState]:
-        return {name: state for launcher in self._launchers.values() for name, state in launcher.replicas().items()}
+        return {name: state for launcher in self._running() for name, state in launcher.replicas().items()}
 
     def drained(self) -> list[ReplicaSpec]:
-        return [spec for launcher in self._launchers.values() for spec in launcher.drained()]
+        return [spec for launcher in self._running() for spec in launcher.drained()]
 
     def stop(self) -> None:
-        for launcher in self._launchers.values():
+        for launcher in self._running():
             launcher.stop()

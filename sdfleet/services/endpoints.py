@@ -75,9 +75,11 @@ class EndpointService:
     """Endpoint use cases; `endpoint:all` manages, other users see the endpoints their roles may use."""
 
     def __init__(self, *, database: Database, queue: JobQueue, workers: SqlWorkerRegistry,
-                 clock: Callable[[], datetime], lost_after_seconds: float = 60.0, audit: AuditLog | None = None
-                 ) -> None:
+                 clock: Callable[[], datetime], lost_after_seconds: float = 60.0, audit: AuditLog | None = None,
+                 launchers: dict[str, str | None] | None = None) -> None:
         self._db = database
+        #: launcher name → None when this server runs it, else why not (`ray` without SDFLEET_RAY_ADDRESS)
+        self._launchers = dict(launchers or {"local": None})
         self._audit = audit
         self.store = SqlEndpointStore(database)
         self._queue = queue
@@ -138,6 +140,9 @@ class EndpointService:
         authorize(principal, Permission.ENDPOINT_ALL)
         check_endpoint_name(name)
         config = self._checked(config)
+        if (missing := self._launchers.get(config.launcher, "")) is not None:
+            raise InvalidInput(f"launcher {config.launcher!r} is not available on this server: "
+                               f"{missing or 'not configured'}", field="launcher")
         endpoint = self.store.add(name, config, now=self._clock())
         if endpoint is None:
             raise Conflict(f"endpoint {name!r} already exists", details={"field": "name"})

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 
+from sdfleet.domain.endpoints import EndpointConfig
 from tests.integration.api.authz_jobs import image_graph
 from tests.integration.api.authz_matrix import Actor
 
@@ -64,11 +66,18 @@ def test_bad_values_name_the_field(api):
     assert r.status_code == 409 and r.json()["error"]["code"] == "conflict"
 
 
-def test_ray_endpoint_without_a_ray_cluster_fails_naming_the_setting(api):
+def test_ray_endpoint_without_a_ray_cluster_is_refused_naming_the_setting(api):
     admin = api.admin()
-    made = create(api, admin, "on-ray", launcher="ray", min_replicas=1, max_replicas=1,
-                  resources={"num_gpus": 1, "accelerator_type:H100": 1})
-    assert made["launcher"] == "ray" and made["resources"] == {"num_gpus": 1.0, "accelerator_type:H100": 1.0}
+    body = {**BASE, "name": "on-ray", "launcher": "ray", "min_replicas": 1, "max_replicas": 1,
+            "resources": {"num_gpus": 1, "accelerator_type:H100": 1}}
+    r = api.client.post("/api/v1/endpoints", headers=admin, json=body)
+    assert r.status_code == 422, r.text
+    assert r.json()["error"]["details"]["field"] == "launcher" and "SDFLEET_RAY_ADDRESS" in r.text, r.text
+    assert api.client.get("/api/v1/endpoints/on-ray", headers=admin).status_code == 404
+
+    # One made while the server had a Ray cluster (written as the service would) fails, saying why.
+    config = EndpointConfig(launcher="ray", min_replicas=1, max_replicas=1, resources={"num_gpus": 1.0})
+    api.runtime.services.endpoints.store.add("on-ray", config, now=datetime.now(UTC))
     deadline = time.monotonic() + 30
     while (got := api.client.get("/api/v1/endpoints/on-ray", headers=admin).json())["status"] != "failed":
         assert time.monotonic() < deadline, got

@@ -27,7 +27,8 @@ class RayCluster:
 
 @pytest.fixture(scope="session")
 def ray_cluster() -> Iterator[RayCluster]:
-    import ray
+    ray = pytest.importorskip("ray", reason="ray is not installed: the Ray launcher's tests need a local Ray "
+                                            "cluster (pip install 'sdfleet[ray]'; `make test` installs it)")
     from ray.cluster_utils import Cluster
 
     # Unix socket paths are limited to 107 bytes: a short directory of our own, not pytest's tmp_path.
