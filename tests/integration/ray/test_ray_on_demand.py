@@ -20,11 +20,12 @@ def test_a_server_without_ray_endpoints_never_imports_ray(tmp_path):
     server = start_serve(tmp_path, env={"SDFLEET_RAY_ADDRESS": "ray://127.0.0.1:9"})
     try:
         headers = {"Authorization": f"Bearer {server.token()}"}
-        r = httpx.post(f"{server.url}/api/v1/endpoints", headers=headers, json={
+        http = httpx.Client(timeout=60)  # the shared CI box can be slow to answer
+        r = http.post(f"{server.url}/api/v1/endpoints", headers=headers, json={
             "name": "here", "devices": ["cpu"], "min_replicas": 0, "max_replicas": 1})
         assert r.status_code == 201, r.text
         deadline = time.monotonic() + 60
-        while httpx.get(f"{server.url}/api/v1/endpoints/here", headers=headers).json()["status"] != "ready":
+        while http.get(f"{server.url}/api/v1/endpoints/here", headers=headers).json()["status"] != "ready":
             assert time.monotonic() < deadline, "the local endpoint never became ready"
             time.sleep(0.3)
         time.sleep(1.5)  # a few more reconcile passes (0.5 s each)
