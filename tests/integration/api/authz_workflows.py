@@ -29,6 +29,15 @@ def published(api: Api, owner: Actor) -> str:
     return body["name"]
 
 
+def _approve(api: Api, owner: Actor) -> Request:
+    """A version the admin published held for approval; the owner (workflow:all, not its author) approves it."""
+    admin = Actor("admin", api.admin())
+    body = {**workflow_body(api, admin), "requires_approval": True}
+    r = api.client.post("/api/v1/workflows", headers=admin.headers, json=body)
+    assert r.status_code == 201, r.text
+    return Request(f"/api/v1/workflows/{body['name']}/versions/{r.json()['version']}/approve")
+
+
 def _run(api: Api, owner: Actor) -> Request:
     name = published(api, owner)
     image = image_graph(api, owner)["1"]["inputs"]["image"]
@@ -46,5 +55,6 @@ CASES = {
         PUBLISH, lambda api, o: Request(f"/api/v1/workflows/{published(api, o)}/versions/1/unpublish")),
     ("POST", "/api/v1/workflows/{name}/versions/{version}/publish"): Case(
         PUBLISH, lambda api, o: Request(f"/api/v1/workflows/{published(api, o)}/versions/1/publish")),
+    ("POST", "/api/v1/workflows/{name}/versions/{version}/approve"): Case(PUBLISH, _approve),
     ("POST", "/api/v1/workflows/{name}/runs"): Case(INFER, _run),
 }
