@@ -34,13 +34,13 @@ def test_create_get_update_list_and_events(api):
     names = [e["name"] for e in api.client.get("/api/v1/endpoints", headers=admin).json()["items"]]
     assert names == ["default", "gpu-pool"]
     # The fleet manager settles it (no replicas wanted) and records why.
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 120  # the fleet manager's pace on a busy 2-core box
     while api.client.get("/api/v1/endpoints/gpu-pool", headers=admin).json()["status"] != "ready":
         assert time.monotonic() < deadline, "endpoint never became ready"
         time.sleep(0.2)
     events = api.client.get("/api/v1/endpoints/gpu-pool/events", headers=admin).json()["items"]
     types = [e["type"] for e in events]
-    assert types[:2] == ["created", "updated"] and types[-1] == "status"
+    assert types[0] == "created" and "updated" in types and types[-1] == "status"
     assert events[-1]["data"] == {"from": "creating", "to": "ready"}
     assert [e["seq"] for e in events] == sorted(e["seq"] for e in events)
 
@@ -131,7 +131,7 @@ def test_delete_refused_while_running_unless_forced(api):
     assert api.client.get(f"/api/v1/inferences/{waiting}", headers=user["headers"]).json()["status"] == "cancelled"
     # New jobs are refused at once; the endpoint ends deleted and leaves the list; its name can be reused.
     assert submit(api, user, endpoint="busy").status_code == 409
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 120  # the fleet manager's pace on a busy 2-core box
     while api.client.get("/api/v1/endpoints/busy", headers=admin).json()["status"] != "deleted":
         assert time.monotonic() < deadline
         time.sleep(0.2)
@@ -159,12 +159,16 @@ def test_crud_and_events_on_every_backend(backend_api):
     assert r.status_code == 200 and r.json()["devices"] == ["cpu", "auto"]
     assert r.json()["allowed_roles"] == ["*", "artist"] and r.json()["idle_seconds"] == 1.5
     assert api.client.delete("/api/v1/endpoints/pg-pool", headers=admin).status_code == 202
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 120  # the fleet manager's pace on a busy 2-core box
     while api.client.get("/api/v1/endpoints/pg-pool", headers=admin).json()["status"] != "deleted":
         assert time.monotonic() < deadline
         time.sleep(0.2)
     page = api.client.get("/api/v1/endpoints/pg-pool/events", headers=admin, params={"limit": 2}).json()
-    assert [e["type"] for e in page["items"]] == ["created", "updated"] and page["next_cursor"] == "2"
+    assert len(page["items"]) == 2 and page["next_cursor"] == "2"
     rest = api.client.get("/api/v1/endpoints/pg-pool/events", headers=admin,
                           params={"cursor": page["next_cursor"]}).json()["items"]
+    events = page["items"] + rest
+    # The fleet manager's first status event may come before or after the PATCH's `updated`.
+    assert events[0]["type"] == "created" and [e["type"] for e in events].count("updated") == 1
+    assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
     assert rest[-1]["type"] == "status" and rest[-1]["data"]["to"] == "deleted"
