@@ -5,8 +5,11 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
 from typing import Annotated
 
+import httpx
 import typer
 
 DEFAULT_SERVER = "http://127.0.0.1:8080"
@@ -20,3 +23,17 @@ Token = Annotated[str | None, typer.Option("--token", "--api-key", envvar=TOKEN_
                                                 "(or SDFLEET_API_KEY).")]
 MISSING_TOKEN = ("a token is required: --token or SDFLEET_TOKEN (create an API key in the web UI, "
                  "API & settings, or with POST /api/v1/api-keys)")
+
+
+def sse_events(response: httpx.Response) -> Iterator[tuple[str, dict]]:
+    """(event, data) pairs of a Server-Sent Events response, data parsed as JSON, until the stream ends."""
+    response.raise_for_status()
+    event, data = None, None
+    for line in response.iter_lines():
+        if line.startswith("event: "):
+            event = line[7:]
+        elif line.startswith("data: "):
+            data = json.loads(line[6:])
+        elif line == "" and event:
+            yield event, data or {}
+            event, data = None, None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
@@ -11,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from sdfleet.cli_connection import DEFAULT_SERVER, MISSING_TOKEN, Server, Token
+from sdfleet.cli_connection import DEFAULT_SERVER, MISSING_TOKEN, Server, Token, sse_events
 
 console = Console(stderr=True, soft_wrap=True)
 
@@ -19,16 +18,7 @@ console = Console(stderr=True, soft_wrap=True)
 def _events(client: httpx.Client, job_id: str):
     """Parse the job's Server-Sent Events into (event, data) pairs."""
     with client.stream("GET", f"/api/v1/inferences/{job_id}/events", timeout=httpx.Timeout(30, read=None)) as r:
-        r.raise_for_status()
-        event, data = None, None
-        for line in r.iter_lines():
-            if line.startswith("event: "):
-                event = line[7:]
-            elif line.startswith("data: "):
-                data = json.loads(line[6:])
-            elif line == "" and event:
-                yield event, data or {}
-                event, data = None, None
+        yield from sse_events(r)
 
 
 def generate(

@@ -12,7 +12,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from sdfleet.cli_connection import DEFAULT_SERVER, Server, Token
+from sdfleet.cli_connection import DEFAULT_SERVER, Server, Token, sse_events
 from sdfleet.cli_datasets import find_dataset
 from sdfleet.cli_models import ApiClient, ServerRefused, console
 
@@ -39,16 +39,7 @@ def training_events(server: str, token: str, job_id: str):
     headers = {"Authorization": f"Bearer {token}"}
     with httpx.stream("GET", f"{server.rstrip('/')}/api/v1/trainings/{job_id}/events", headers=headers,
                       timeout=httpx.Timeout(30, read=None)) as r:
-        r.raise_for_status()
-        event, data = None, None
-        for line in r.iter_lines():
-            if line.startswith("event: "):
-                event = line[7:]
-            elif line.startswith("data: "):
-                data = json.loads(line[6:])
-            elif line == "" and event:
-                yield event, data or {}
-                event, data = None, None
+        yield from sse_events(r)
 
 
 def follow(client: ApiClient, server: str, token: str, job_id: str) -> dict:

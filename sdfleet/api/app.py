@@ -19,6 +19,7 @@ from sdfleet.api.errors import install_error_handlers
 from sdfleet.api.metrics_middleware import HttpMetricsMiddleware
 from sdfleet.api.middleware import BodySizeLimitMiddleware, RequestIdMiddleware
 from sdfleet.api.openapi_errors import install_error_responses
+from sdfleet.api.route_paths import documented_paths
 from sdfleet.api.routes import (
     api_keys,
     audit,
@@ -113,7 +114,7 @@ def create_app(services: Services, *, max_request_bytes: int = 8 * 1024 * 1024,
     )
     if services.metrics is not None:
         app.add_middleware(HttpMetricsMiddleware, observe=services.metrics.http_request,
-                           templates=lambda: app.openapi()["paths"])
+                           templates=lambda: documented_paths(app))
     comfy_policy = comfy_frontend_policy(inline_script_hashes())
     app.add_middleware(SecurityHeadersMiddleware, page_policy=main_app_policy(comfy_policy))
     app.add_middleware(RequestIdMiddleware)

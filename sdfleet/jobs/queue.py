@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+from sdfleet.domain.errors import Conflict
 from sdfleet.domain.pagination import Page, PageRequest
 from sdfleet.jobs.records import EventType, Job, JobEvent, JobKind, JobOutput, JobProgress, JobStatus, Lease, NewJob
 
@@ -121,3 +122,14 @@ class JobQueue(Protocol):
     def holds_model(self, worker_id: str, sha256: str) -> bool:
         """Whether a job this worker runs pins the model (workers reach only their jobs' files)."""
         ...
+
+
+def submit_once(queue: JobQueue, new: NewJob, *, now: datetime) -> Job:
+    """Submit `new`; a repeated Idempotency-Key returns the job it made, unless the body differs (409)."""
+    try:
+        return queue.submit(new, now=now)
+    except DuplicateSubmission as dup:
+        if dup.job.request_hash != new.request_hash:
+            raise Conflict("Idempotency-Key was already used with a different request body",
+                           details={"field": "Idempotency-Key", "job_id": dup.job.id}) from None
+        return dup.job

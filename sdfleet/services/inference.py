@@ -16,7 +16,7 @@ from sdfleet.domain.pagination import Page, PageRequest
 from sdfleet.domain.permissions import Permission
 from sdfleet.engine.image_admission import DEFAULT_MAX_IMAGE_PIXELS
 from sdfleet.engine.work_estimate import estimate_work
-from sdfleet.jobs.queue import DuplicateSubmission, JobQueue
+from sdfleet.jobs.queue import JobQueue, submit_once
 from sdfleet.jobs.records import Job, JobEvent, JobKind, JobStatus, NewJob
 from sdfleet.jobs.spec import GenerateSpec, InputImage, JobSummary, ModelPin
 from sdfleet.modelfiles.types import ENGINE_FOLDERS, ModelType
@@ -162,14 +162,9 @@ class InferenceService:
         new = NewJob(id=new_id(), user_id=principal.user_id, endpoint=endpoint, spec=spec,
                      summary=summary, max_attempts=self._limits.max_attempts,
                      idempotency_key=submission.idempotency_key, request_hash=body_hash)
-        try:
-            job = self._queue.submit(new, now=self._clock())
-        except DuplicateSubmission as dup:
-            if dup.job.request_hash != body_hash:
-                raise Conflict("Idempotency-Key was already used with a different request body",
-                               details={"field": "Idempotency-Key", "job_id": dup.job.id}) from None
-            return dup.job
-        self._notifier.notify(queue_topic(endpoint))
+        job = submit_once(self._queue, new, now=self._clock())
+        if job.id == new.id:  # a new job, not the one a repeated Idempotency-Key made
+            self._notifier.notify(queue_topic(endpoint))
         return job
 
     def _compile_task(self, principal: Principal, submission: Submission, inputs: list[InputImage],

@@ -16,7 +16,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import GaugeMetricFamily, Metric
 
 from sdfleet.domain.accounts import Principal
-from sdfleet.domain.jobs import Job
+from sdfleet.jobs.records import Job
 from sdfleet.services.authorization import authorize_every
 from sdfleet.store.fleet_stats import FleetSnapshot
 

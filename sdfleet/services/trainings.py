@@ -21,7 +21,7 @@ from sdfleet.domain.trainings import (
     training_prefix,
 )
 from sdfleet.engine.training.config import TrainingConfig, TrainingConfigError
-from sdfleet.jobs.queue import DuplicateSubmission, JobQueue
+from sdfleet.jobs.queue import JobQueue, submit_once
 from sdfleet.jobs.records import EventType, Job, JobEvent, JobKind, JobStatus, NewJob
 from sdfleet.jobs.spec import JobSummary, ModelPin, TrainSpec, training_of
 from sdfleet.services.authorization import authorize, fetch_owned
@@ -134,14 +134,9 @@ class TrainingService:
         new = NewJob(id=new_id(), user_id=principal.user_id, endpoint=endpoint, spec=spec,
                      summary=summary, max_attempts=self.limits.max_attempts,
                      idempotency_key=request.idempotency_key, request_hash=body_hash)
-        try:
-            job = self.queue.submit(new, now=self.clock())
-        except DuplicateSubmission as dup:
-            if dup.job.request_hash != body_hash:
-                raise Conflict("Idempotency-Key was already used with a different request body",
-                               details={"field": "Idempotency-Key", "job_id": dup.job.id}) from None
-            return dup.job
-        self.notifier.notify(queue_topic(endpoint))
+        job = submit_once(self.queue, new, now=self.clock())
+        if job.id == new.id:  # a new job, not the one a repeated Idempotency-Key made
+            self.notifier.notify(queue_topic(endpoint))
         return job
 
     # 2. Reading

@@ -9,6 +9,7 @@ from fastapi import Request
 from fastapi.templating import Jinja2Templates
 
 import sdfleet
+from sdfleet.api.route_paths import documented_paths
 from sdfleet.domain.accounts import Principal
 from sdfleet.domain.permissions import Permission
 
@@ -60,6 +61,7 @@ def page_context(request: Request, principal: Principal, *, active: str, **extra
         "active": active,
         "version": sdfleet.__version__,
         "public_url": public_url(request),
-        "endpoints_api": ENDPOINTS_API in request.app.openapi().get("paths", {}),  # cached after the first call
+        # route paths, not `app.openapi()`: generating the schema on a first page view blocked the event loop
+        "endpoints_api": ENDPOINTS_API in documented_paths(request.app),
         **extra,
     }

@@ -18,11 +18,11 @@ from sdfleet.engine.node_registry import (
     link_input,
 )
 from sdfleet.engine.nodes.context import NodeContext
+from sdfleet.engine.nodes.image import IMAGE
 from sdfleet.engine.nodes.latent import IMAGE_UPSCALE_METHODS, MAX_RESOLUTION, _resize
 from sdfleet.engine.nodes.mask import repeat_to
 from sdfleet.engine.work_estimate import outpaint_size, total_pixels_size
 
-IMAGE = OutputSpec("IMAGE", "IMAGE")
 BLEND_MODES = ("normal", "multiply", "screen", "overlay", "soft_light", "difference")
 
 

@@ -11,7 +11,6 @@ from sdfleet.engine.node_registry import (
     InputSpec,
     NodeDefinition,
     NodeSpec,
-    OutputSpec,
     combo_input,
     float_input,
     int_input,
@@ -19,11 +18,10 @@ from sdfleet.engine.node_registry import (
 )
 from sdfleet.engine.nodes.composite import composite_masked
 from sdfleet.engine.nodes.context import NodeContext
-from sdfleet.engine.nodes.latent import MAX_RESOLUTION, _resize
+from sdfleet.engine.nodes.latent import LATENT, MAX_RESOLUTION, _resize
 from sdfleet.engine.nodes.mask import repeat_to
 from sdfleet.engine.work_estimate import latent_crop_box
 
-LATENT = OutputSpec("LATENT", "LATENT")
 FLIP_METHODS = ("x-axis: vertically", "y-axis: horizontally")
 ROTATIONS = ("none", "90 degrees", "180 degrees", "270 degrees")
 

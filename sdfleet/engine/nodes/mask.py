@@ -19,10 +19,10 @@ from sdfleet.engine.node_registry import (
     link_input,
 )
 from sdfleet.engine.nodes.context import NodeContext
+from sdfleet.engine.nodes.image import IMAGE
 from sdfleet.engine.nodes.latent import MAX_RESOLUTION
 
 MASK = OutputSpec("MASK", "MASK")
-IMAGE = OutputSpec("IMAGE", "IMAGE")
 MASK_OPERATIONS = ("multiply", "add", "subtract", "and", "or", "xor")
 IMAGE_CHANNELS = ("red", "green", "blue", "alpha")
 

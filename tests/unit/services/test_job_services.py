@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -269,7 +270,9 @@ def test_a1111_generation_reads_seeds_and_hash_from_the_job(world):
         await asyncio.to_thread(run_to_completion, world, images=2)
         return await task
 
-    generation = asyncio.run(scenario())
+    # In its own thread: the browser tests' sync Playwright keeps an event loop running on the main thread.
+    with ThreadPoolExecutor(1) as pool:
+        generation = pool.submit(asyncio.run, scenario()).result(timeout=300)
     info = generation.info
     assert info["seed"] == 7 and info["all_seeds"] == [7, 8]
     assert info["sd_model_name"] == "demo-sd15" and info["sd_model_hash"] == "a" * 10
