@@ -128,7 +128,7 @@ def build_registry(settings: Settings, *, database: Database, objects, clock: Ca
     )
     imports = ImportService(
         database=database, checkpoints=checkpoints, policy=fetch_policy, clock=clock,
-        max_workers=settings.import_max_workers,
+        max_workers=settings.import_max_workers, lease_seconds=settings.lease_seconds,
     )
     return checkpoints, uploads, imports
 
@@ -400,7 +400,6 @@ def start_runtime(settings: Settings, *, hashing: HashingCost | None = None, mig
         raise StartupError(f"bad SDFLEET_SMTP_URL: {exc}") from exc
     services = build_services(settings, database=database, objects=objects, hashing=hashing, secret_key=secret_key)
     services.roles.ensure_builtin()
-    services.imports.recover()
     return Runtime(settings=settings, database=database, objects=objects, services=services, secret_key=secret_key)
 
 
@@ -455,6 +454,8 @@ def build_app(runtime: Runtime, *, local_workers: int | None = None, server_url:
 
     settings, services = runtime.settings, runtime.services
     background: list = [LeaseReaper(services.workers.reap, interval=max(0.5, settings.lease_seconds / 3)),
+                        # URL imports: renew this server's leases, take over those of servers that stopped
+                        LeaseReaper(services.imports.tick, interval=services.imports.tick_interval),
                         services.extra["notification_worker"]]
     if not runtime.database.is_sqlite:
         # Several API servers share PostgreSQL: progress and queue wake-ups travel by LISTEN/NOTIFY.

@@ -33,8 +33,8 @@ class UploadStatus(enum.StrEnum):
 class ImportStatus(enum.StrEnum):
     """Where a URL import stands."""
 
-    QUEUED = "queued"  #: waiting for a free import thread
-    RUNNING = "running"  #: downloading or inspecting
+    QUEUED = "queued"  #: waiting for a free import thread of the server holding its lease
+    RUNNING = "running"  #: downloading or inspecting, on the server holding its lease
     SUCCEEDED = "succeeded"  #: registered as a checkpoint
     FAILED = "failed"  #: refused or broken; `error` says why
 
@@ -130,6 +130,8 @@ class ImportJob:
     updated_at: datetime
     checkpoint_id: str | None = None
     error: str | None = None
+    #: how many times a server took it on (the one that accepted it, then any that took over an expired lease)
+    attempts: int = 0
 
 
 #: file extensions a model name may end with

@@ -10,6 +10,7 @@ from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from sdfleet.domain.accounts import Principal
 from sdfleet.domain.audit import AuditAction, AuditTarget, field_changes
@@ -282,10 +283,12 @@ class CheckpointService:
     def register(
         self, intake: Intake, *, name: str, model_type: ModelType, allowed_roles: tuple[str, ...],
         created_by: str | None, source: str, actor: Principal | None = None,
+        within: Callable[[Session, Checkpoint], None] | None = None,
     ) -> Checkpoint:
         """Place the inspected file's blob and add the checkpoint; nothing is left behind when that fails.
         `actor`: the signed-in caller (an upload); None when the server registers on a user's behalf (an import,
-        a training) or for the operator (CLI, demo models)."""
+        a training) or for the operator (CLI, demo models). `within` runs in the transaction that adds the
+        checkpoint (a leased import finishes there, so a stale lease adds nothing)."""
         name = safetensors_name(name) if intake.converted else name
         with self.database.session() as s:
             self._check_name_free(CheckpointRepository(s), model_type, name, _scope_of(s, created_by))
@@ -311,6 +314,8 @@ class CheckpointService:
                              changes=field_changes({}, {"name": added.name, "allowed_roles": list(allowed_roles)}),
                              details={"source": source, "sha256": info.sha256},
                              actor_name=owner.username if owner is not None else None)
+                if within is not None:
+                    within(s, added)
                 return added
         except BaseException as exc:
             if created:

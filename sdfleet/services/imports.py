@@ -1,18 +1,24 @@
-"""Model imports from a URL: an SSRF-safe download in a background thread, with progress in the database."""
+"""Model imports from a URL: an SSRF-safe download on a small thread pool of the API server that holds the import's
+lease (renewed by `tick`); a server that stops is replaced by any other once its lease expires."""
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import socket
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+
+from sqlalchemy.orm import Session
 
 from sdfleet.domain.accounts import Principal
 from sdfleet.domain.checkpoints import (
+    Checkpoint,
     ImportJob,
     ImportStatus,
     check_model_name,
@@ -26,12 +32,14 @@ from sdfleet.services.authorization import authorize, fetch_owned
 from sdfleet.services.checkpoints import CheckpointService
 from sdfleet.services.url_fetch import FetchError, FetchPolicy, Resolver, fetch_to_file
 from sdfleet.services.url_guard import UrlRefused, address_refusal, check_name, parse_url
-from sdfleet.store.checkpoints import CheckpointRepository
 from sdfleet.store.database import Database
+from sdfleet.store.imports import ImportLease, ImportLeaseLost, ImportRepository
 
 log = logging.getLogger("sdfleet.registry.imports")
 
-RESTART_REASON = "the server restarted while this import was running; start it again"
+#: a server takes an import on at most this many times (the first, then takeovers of an expired lease)
+MAX_ATTEMPTS = 3
+EXHAUSTED_REASON = f"the servers running this import stopped {MAX_ATTEMPTS} times; start it again"
 #: progress is written at most this often (seconds)
 PROGRESS_INTERVAL_S = 0.5
 
@@ -46,12 +54,22 @@ class ImportRequest:
     allowed_roles: list[str] | None = None
 
 
+class _Held:
+    """An import this server holds: its token, and whether a heartbeat found the lease lost."""
+
+    def __init__(self, token: int) -> None:
+        self.token = token
+        self.lost = threading.Event()
+
+
 class ImportService:
-    """Creates import jobs and runs them on a small bounded thread pool inside the API process."""
+    """Creates import jobs and runs them on a small bounded thread pool inside the API process, each under a lease
+    that `tick` renews; `tick` also takes over imports whose server stopped renewing theirs."""
 
     def __init__(
         self, *, database: Database, checkpoints: CheckpointService, policy: FetchPolicy,
         clock: Callable[[], datetime], max_workers: int = 2, resolver: Resolver | None = None,
+        lease_seconds: float = 30.0, owner: str | None = None,
     ) -> None:
         self._db = database
         self._checkpoints = checkpoints
@@ -59,13 +77,55 @@ class ImportService:
         self._clock = clock
         self._max_workers = max_workers
         self._resolver = resolver
+        self._lease_seconds = lease_seconds
+        #: this server's name on the leases it holds (host, process, and a nonce: a restarted pid is another server)
+        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{new_id()[:8]}"
         self._pool: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
+        self._held: dict[str, _Held] = {}
+
+    @property
+    def tick_interval(self) -> float:
+        """How often `tick` should run: three renewals fit in one lease."""
+        return max(0.2, self._lease_seconds / 3)
+
+    def tick(self) -> None:
+        """Renew the leases of the imports this server runs, then take over expired ones while threads are free."""
+        # 1. Heartbeat: a lease found lost stops its download at the next chunk.
+        with self._lock:
+            held = list(self._held.items())
+        for import_id, entry in held:
+            try:
+                with self._db.session(write_lock=True) as s:
+                    ImportRepository(s).renew(import_id, token=entry.token, now=self._clock(),
+                                              lease_seconds=self._lease_seconds)
+            except ImportLeaseLost:
+                log.warning("import %s: lease lost (another server took it over)", import_id)
+                entry.lost.set()
+        # 2. Takeover, up to the free threads
+        with self._lock:
+            free = self._max_workers - len(self._held)
+        if free <= 0:
+            return
+        with self._db.session(write_lock=True) as s:
+            leases = ImportRepository(s).claim_expired(
+                owner=self.owner, now=self._clock(), lease_seconds=self._lease_seconds, limit=free,
+                max_attempts=MAX_ATTEMPTS, exhausted_reason=EXHAUSTED_REASON)
+        for lease in leases:
+            log.info("import %s: taking over (attempt %d)", lease.job.id, lease.job.attempts)
+            self._start(lease)
 
     def recover(self) -> int:
-        """On start: imports left queued or running by a previous process fail with a clear reason."""
-        with self._db.session(write_lock=True) as s:
-            return CheckpointRepository(s).fail_unfinished_imports(reason=RESTART_REASON, now=self._clock())
+        """Take over now the imports whose lease expired (a restart need not wait for the first tick); imports
+        another server holds a live lease on are left to it. Returns how many were taken over."""
+        before = self.running()
+        self.tick()
+        return max(0, self.running() - before)
+
+    def running(self) -> int:
+        """How many imports this server holds now."""
+        with self._lock:
+            return len(self._held)
 
     def create(self, principal: Principal, request: ImportRequest) -> ImportJob:
         """Check the URL and queue the download (`checkpoint:all`); refused URLs are a 422 at once."""
@@ -83,15 +143,16 @@ class ImportService:
             updated_at=now,
         )
         with self._db.session(write_lock=True) as s:
-            job = CheckpointRepository(s).add_import(job)
-        self._executor().submit(self._run, job.id)
-        return job
+            lease = ImportRepository(s).add(job, owner=self.owner,
+                                            lease_until=now + timedelta(seconds=self._lease_seconds))
+        self._start(lease)
+        return lease.job
 
     def get(self, principal: Principal, import_id: str) -> ImportJob:
         """One import of the caller's, with its progress."""
         def fetch(record_id: str) -> ImportJob | None:
             with self._db.session() as s:
-                return CheckpointRepository(s).get_import(record_id)
+                return ImportRepository(s).get(record_id)
 
         return fetch_owned(principal, Permission.CHECKPOINT_ALL, import_id, fetch=fetch, what="import")
 
@@ -127,48 +188,77 @@ class ImportService:
         except UrlRefused as exc:
             raise InvalidInput(f"url refused: {exc.reason}", field="url", details={"reason": "url_refused"}) from None
 
-    def _update(self, import_id: str, **values) -> None:
-        with self._db.session(write_lock=True) as s:
-            CheckpointRepository(s).update_import(import_id, now=self._clock(), **values)
+    def _start(self, lease: ImportLease) -> None:
+        entry = _Held(lease.token)
+        with self._lock:
+            self._held[lease.job.id] = entry
+        self._executor().submit(self._run, lease.job, entry)
 
-    def _run(self, import_id: str) -> None:
-        with self._db.session() as s:
-            job = CheckpointRepository(s).get_import(import_id)
-        if job is None or job.status is not ImportStatus.QUEUED:
+    def _update(self, import_id: str, entry: _Held, **values) -> None:
+        with self._db.session(write_lock=True) as s:
+            ImportRepository(s).update(import_id, token=entry.token, now=self._clock(), **values)
+
+    def _finish(self, import_id: str, entry: _Held, session: Session | None = None, **values) -> None:
+        def finish(s: Session) -> None:
+            ImportRepository(s).finish(import_id, token=entry.token, now=self._clock(), **values)
+
+        if session is not None:
+            finish(session)
             return
-        self._update(import_id, status=ImportStatus.RUNNING)
+        with self._db.session(write_lock=True) as s:
+            finish(s)
+
+    def _run(self, job: ImportJob, entry: _Held) -> None:
+        try:
+            self._attempt(job, entry)
+        except ImportLeaseLost:
+            log.warning("import %s: another server holds it now; this attempt stops", job.id)
+        except Exception:
+            log.exception("import %s failed", job.id)
+            with contextlib.suppress(ImportLeaseLost):
+                self._finish(job.id, entry, status=ImportStatus.FAILED, error="internal error while importing")
+        finally:
+            with self._lock:
+                self._held.pop(job.id, None)
+
+    def _attempt(self, job: ImportJob, entry: _Held) -> None:
+        import_id = job.id
+        self._update(import_id, entry, status=ImportStatus.RUNNING)
         path = self._checkpoints.intake.scratch_file(".download")
         intake = None
         try:
-            # 1. Download, writing progress now and then
+            # 1. Download, writing progress now and then; a lost lease stops it
             last = [0.0]
 
             def progress(done: int, total: int | None) -> None:
+                if entry.lost.is_set():
+                    raise ImportLeaseLost(import_id)
                 now = time.monotonic()
                 if now - last[0] >= PROGRESS_INTERVAL_S:
                     last[0] = now
-                    self._update(import_id, bytes_done=done, bytes_total=total)
+                    self._update(import_id, entry, bytes_done=done, bytes_total=total)
 
             with path.open("wb") as dest:
                 result = fetch_to_file(job.url, dest, policy=self._policy, on_progress=progress,
                                        resolver=self._resolver)
-            self._update(import_id, bytes_done=result.size, bytes_total=result.size)
-            # 2. Inspect (converting a pickle in isolation) and register
+            self._update(import_id, entry, bytes_done=result.size, bytes_total=result.size)
+            # 2. Inspect (converting a pickle in isolation) and register; the import finishes in the transaction
+            #    that adds the checkpoint, so a server whose lease was taken over adds nothing
             name = job.name or result.filename
             check_model_name(name)
             intake = self._checkpoints.intake.inspect_file(path, declared=job.model_type)
-            checkpoint = self._checkpoints.register(
+
+            def finish(s: Session, checkpoint: Checkpoint) -> None:
+                self._finish(import_id, entry, s, status=ImportStatus.SUCCEEDED, checkpoint_id=checkpoint.id)
+
+            self._checkpoints.register(
                 intake, name=name, model_type=job.model_type, allowed_roles=job.allowed_roles,
-                created_by=job.user_id, source="import",
+                created_by=job.user_id, source="import", within=finish,
             )
-            self._update(import_id, status=ImportStatus.SUCCEEDED, checkpoint_id=checkpoint.id)
         except (DomainError, FetchError) as exc:
             message = exc.message if isinstance(exc, DomainError) else str(exc)
             prefix = "url refused: " if isinstance(exc, UrlRefused) else ""
-            self._update(import_id, status=ImportStatus.FAILED, error=prefix + message)
-        except Exception:
-            log.exception("import %s failed", import_id)
-            self._update(import_id, status=ImportStatus.FAILED, error="internal error while importing")
+            self._finish(import_id, entry, status=ImportStatus.FAILED, error=prefix + message)
         finally:
             self._checkpoints.intake.discard(intake)
             with contextlib.suppress(OSError):

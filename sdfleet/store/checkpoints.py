@@ -1,4 +1,4 @@
-"""Registry repository: checkpoints, their allowed roles, resumable uploads and URL imports."""
+"""Registry repository: checkpoints, their allowed roles and resumable uploads (URL imports: `store.imports`)."""
 
 from __future__ import annotations
 
@@ -11,17 +11,13 @@ from sqlalchemy.orm import Session
 from sdfleet.domain.checkpoints import (
     Checkpoint,
     CheckpointStatus,
-    ImportJob,
-    ImportStatus,
     ModelType,
     Upload,
     UploadPart,
     UploadStatus,
 )
-from sdfleet.domain.notifications import EventType
 from sdfleet.domain.pagination import Page, PageRequest, page_from_rows
-from sdfleet.store.outbox import emit
-from sdfleet.store.tables import CheckpointRoleRow, CheckpointRow, ImportRow, UploadPartRow, UploadRow
+from sdfleet.store.tables import CheckpointRoleRow, CheckpointRow, UploadPartRow, UploadRow
 
 
 @dataclass(frozen=True)
@@ -87,24 +83,6 @@ def _upload(row: UploadRow) -> Upload:
         parts=tuple(
             UploadPart(part_number=p.part_number, size=p.size, sha256=p.sha256, etag=p.etag) for p in row.part_rows
         ),
-        checkpoint_id=row.checkpoint_id,
-        error=row.error,
-    )
-
-
-def _import(row: ImportRow) -> ImportJob:
-    return ImportJob(
-        id=row.id,
-        user_id=row.user_id,
-        url=row.url,
-        model_type=ModelType(row.model_type),
-        name=row.name,
-        allowed_roles=tuple(row.allowed_roles or ()),
-        status=ImportStatus(row.status),
-        bytes_done=row.bytes_done,
-        bytes_total=row.bytes_total,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
         checkpoint_id=row.checkpoint_id,
         error=row.error,
     )
@@ -302,55 +280,3 @@ class CheckpointRepository:
             .limit(limit)
         )
         return [_upload(r) for r in self._s.scalars(stmt)]
-
-    # 3. Imports
-
-    def add_import(self, job: ImportJob) -> ImportJob:
-        row = ImportRow(
-            id=job.id,
-            user_id=job.user_id,
-            url=job.url,
-            model_type=job.model_type.value,
-            name=job.name,
-            allowed_roles=list(job.allowed_roles),
-            status=job.status.value,
-            bytes_done=job.bytes_done,
-            bytes_total=job.bytes_total,
-            created_at=job.created_at,
-            updated_at=job.updated_at,
-        )
-        self._s.add(row)
-        self._s.flush()
-        return _import(row)
-
-    def get_import(self, import_id: str) -> ImportJob | None:
-        row = self._s.get(ImportRow, import_id)
-        return _import(row) if row else None
-
-    def update_import(self, import_id: str, *, now: datetime, **values) -> None:
-        """Set columns of an import (status, bytes_done, bytes_total, checkpoint_id, error).
-
-        Reaching `succeeded` or `failed` records its notification in the same transaction."""
-        if "status" in values:
-            values["status"] = ImportStatus(values["status"]).value
-        if values.get("error") is not None:
-            values["error"] = values["error"][:2000]
-        self._s.execute(update(ImportRow).where(ImportRow.id == import_id).values(updated_at=now, **values))
-        if values.get("status") in (ImportStatus.SUCCEEDED.value, ImportStatus.FAILED.value):
-            self._import_finished(self._s.get(ImportRow, import_id, populate_existing=True), now=now)
-
-    def _import_finished(self, row: ImportRow, *, now: datetime) -> None:
-        succeeded = row.status == ImportStatus.SUCCEEDED.value
-        emit(self._s, EventType.MODEL_IMPORT_FINISHED if succeeded else EventType.MODEL_IMPORT_FAILED, now=now,
-             user_id=row.user_id, data={"import_id": row.id, "url": row.url, "name": row.name,
-                                        "model_type": row.model_type, "checkpoint_id": row.checkpoint_id,
-                                        "error": row.error})
-
-    def fail_unfinished_imports(self, *, reason: str, now: datetime) -> int:
-        """Mark every queued or running import failed (their threads died with the last process)."""
-        rows = self._s.scalars(select(ImportRow).where(
-            ImportRow.status.in_([ImportStatus.QUEUED.value, ImportStatus.RUNNING.value]))).all()
-        for row in rows:
-            row.status, row.error, row.updated_at = ImportStatus.FAILED.value, reason, now
-            self._import_finished(row, now=now)
-        return len(rows)

@@ -247,6 +247,7 @@ class UploadPartRow(Base):
 
 class ImportRow(Base):
     __tablename__ = "checkpoint_imports"
+    __table_args__ = (Index("ix_checkpoint_imports_lease", "status", "lease_expires_at"),)
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     user_id: Mapped[str] = mapped_column(String(32), index=True)
@@ -261,6 +262,11 @@ class ImportRow(Base):
     error: Mapped[str | None] = mapped_column(String(2000), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    # The lease of the API server running it (as a job's lease of a worker): who, until when, which generation.
+    owner: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    fencing_token: Mapped[int] = mapped_column(Integer, default=0)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
 
 
 # -- Endpoints -----------------------------------------------------------------------------------

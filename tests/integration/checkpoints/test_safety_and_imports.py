@@ -124,18 +124,3 @@ def test_ssrf_targets_are_refused_without_an_allow_list(api, admin, model_server
     assert r.status_code == 422, r.text
     assert r.json()["error"]["details"] == {"field": "url", "reason": "url_refused"}
     assert api.client.get("/api/v1/checkpoints", headers=admin).json()["items"] == []
-
-
-def test_restart_fails_running_imports(api, admin):
-    from sdfleet.domain.checkpoints import ImportStatus
-    from sdfleet.store.checkpoints import CheckpointRepository
-
-    r = api.client.post("/api/v1/checkpoints/imports", headers=admin,
-                        json={"url": "http://models.invalid/x.safetensors", "type": "Lora"})
-    api.runtime.services.imports.wait()
-    with api.runtime.database.session() as s:
-        CheckpointRepository(s).update_import(r.json()["id"], now=api.runtime.services.checkpoints.clock(),
-                                              status=ImportStatus.RUNNING, error=None)
-    assert api.runtime.services.imports.recover() == 1
-    job = api.client.get(f"/api/v1/checkpoints/imports/{r.json()['id']}", headers=admin).json()
-    assert job["status"] == "failed" and "restarted" in job["error"]

@@ -200,23 +200,25 @@ def test_imports_workflows_and_endpoints_write_their_events_with_the_change(db):
     from sdfleet.domain.checkpoints import ImportJob, ImportStatus, ModelType
     from sdfleet.domain.endpoints import EndpointConfig
     from sdfleet.domain.workflows import WorkflowVersion
-    from sdfleet.store.checkpoints import CheckpointRepository
     from sdfleet.store.endpoints import SqlEndpointStore
+    from sdfleet.store.imports import ImportRepository
     from sdfleet.store.workflows import SqlWorkflowStore
 
     alice = make_user(db)
-    # Model imports: one finishes, one is failed by a restart.
+    # Model imports: one finishes, one fails once servers stopped running it too often.
+    tokens = {}
     for import_id in ("imp-ok", "imp-lost"):
         with db.session() as s:
-            CheckpointRepository(s).add_import(ImportJob(
+            tokens[import_id] = ImportRepository(s).add(ImportJob(
                 id=import_id, user_id=alice, url="https://models.example/x.safetensors", model_type=ModelType.LORA,
                 name=None, allowed_roles=(), status=ImportStatus.RUNNING, bytes_done=0, bytes_total=None,
-                created_at=T0, updated_at=T0))
+                created_at=T0, updated_at=T0), owner="a", lease_until=T0).token
     with db.session() as s:
-        CheckpointRepository(s).update_import("imp-ok", now=T0, status=ImportStatus.SUCCEEDED)
-        CheckpointRepository(s).update_import("imp-lost", now=T0, bytes_done=10)  # progress: no event
+        ImportRepository(s).finish("imp-ok", token=tokens["imp-ok"], now=T0, status=ImportStatus.SUCCEEDED)
+        ImportRepository(s).update("imp-lost", token=tokens["imp-lost"], now=T0, bytes_done=10)  # progress: no event
     with db.session() as s:
-        assert CheckpointRepository(s).fail_unfinished_imports(reason="restarted", now=T0) == 1
+        assert ImportRepository(s).claim_expired(owner="b", now=T0 + timedelta(seconds=1), lease_seconds=30,
+                                                 limit=5, max_attempts=1, exhausted_reason="stopped") == []
     # A workflow version.
     SqlWorkflowStore(db).publish(WorkflowVersion(
         name="portrait", version=0, description="v", graph={}, ui_graph=None, inputs=(), allowed_roles=(), models=(),
