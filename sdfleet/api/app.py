@@ -10,6 +10,7 @@ from typing import Protocol
 from fastapi import FastAPI
 
 import sdfleet
+from sdfleet.api.a1111 import controlnet as a1111_controlnet
 from sdfleet.api.a1111 import routes as a1111_routes
 from sdfleet.api.a1111 import startup as a1111_startup
 from sdfleet.api.a1111 import styles as a1111_styles
@@ -96,6 +97,7 @@ def create_app(services: Services, *, max_request_bytes: int = 8 * 1024 * 1024,
     app.include_router(a1111_routes.router)
     app.include_router(a1111_styles.router)
     app.include_router(a1111_startup.router)
+    app.include_router(a1111_controlnet.router)
     app.include_router(endpoint_routes.router, prefix=API_PREFIX)
 
     app.include_router(workflow_routes.router, prefix=API_PREFIX)

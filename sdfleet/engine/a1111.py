@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from sdfleet.engine.a1111_controlnet import apply_units, read_units
 from sdfleet.engine.a1111_fields import InvalidField, UnsupportedField, apply_infotext, check_fields, mask_blur
 from sdfleet.engine.a1111_hires import PIXEL_UPSCALERS, HiresPlan, plan_hires
 from sdfleet.engine.a1111_limits import read_float as _float
@@ -83,8 +84,13 @@ def _lora_file(name: str, lora_names: Sequence[str] | None) -> str:
 def compile_a1111(task: str, params: Mapping[str, Any], *, default_checkpoint: str | None,
                   input_images: Sequence[str], mask_image: str | None,
                   lora_names: Sequence[str] | None = None,
-                  upscaler_names: Sequence[str] | None = None) -> CompiledA1111:
-    """Compile an A1111 txt2img/img2img payload to a graph; unsupported fields raise UnsupportedField."""
+                  upscaler_names: Sequence[str] | None = None, control_images: Mapping[int, str] | None = None,
+                  controlnet_names: Sequence[str] = ()) -> CompiledA1111:
+    """Compile an A1111 txt2img/img2img payload to a graph; unsupported fields raise UnsupportedField.
+
+    Args:
+        control_images: ControlNet unit index → stored input image name (`alwayson_scripts.controlnet`).
+    """
     # 1. Check inputs
     if task not in ("txt2img", "img2img"):
         raise InvalidField("task", f"task must be txt2img or img2img, got {task!r}")
@@ -125,6 +131,8 @@ def compile_a1111(task: str, params: Mapping[str, Any], *, default_checkpoint: s
         hires = plan_hires(params, width=width, height=height, steps=steps, sampler_label=str(sampler_name),
                            sampler=sampler, scheduler=scheduler, upscaler_models=upscaler_names)
     fix_steps = task == "img2img" and bool(overrides.get("img2img_fix_steps"))
+    units = read_units(params, images=control_images or {}, model_names=controlnet_names,
+                       fallback_image=input_images[0] if task == "img2img" and input_images else None)
 
     # 2. Loaders, LoRAs, text encoding
     graph: dict[str, Any] = {}
@@ -135,10 +143,14 @@ def compile_a1111(task: str, params: Mapping[str, Any], *, default_checkpoint: s
         _check_prompt(name, text, schedule_steps)
     graph["prompt"] = {"class_type": "A1111Prompt", "inputs": {
         "clip": clip, "prompt": prompt, "negative_prompt": negative, "steps": schedule_steps}}
+    positive, negative = apply_units(graph, units, conditioning="prompt", width=width, height=height)
     if hires is not None:
         hr_model, hr_vae = _hires_conditioning(graph, hires, chain, checkpoint=checkpoint, loras=loras,
                                                first=(model, clip, vae), schedule_steps=schedule_steps,
                                                disable_loras=bool(params.get("disable_extra_networks")))
+        # the extension's default hr_option "Both": the units control the second pass too, at its size
+        hr_positive, hr_negative = apply_units(graph, units, conditioning="hr_prompt", width=hires.width,
+                                               height=hires.height, prefix="hr_")
 
     # 3. Starting latent
     denoise = 1.0
@@ -171,12 +183,13 @@ def compile_a1111(task: str, params: Mapping[str, Any], *, default_checkpoint: s
         all_subseeds.extend(chain_subseed + i for i in range(batch_size))
         graph[f"sample{k}"] = {"class_type": "KSamplerA1111", "inputs": {
             "model": model, "steps": steps, "cfg": cfg, "sampler_name": sampler, "scheduler": scheduler,
-            "positive": ["prompt", 0], "negative": ["prompt", 1], "latent_image": ["latent", 0],
+            "positive": positive, "negative": negative, "latent_image": ["latent", 0],
             "denoise": denoise, **variation, "seed": chain_seed, "subseed": chain_subseed}}
         final, final_vae = [f"sample{k}", 0], vae
         if hires is not None:
             final = _hires_pass(graph, hires, k, first=final, vae=vae, hr_vae=hr_vae, sampler_inputs={
-                "model": hr_model, "cfg": cfg, **variation, "seed": chain_seed, "subseed": chain_subseed})
+                "model": hr_model, "cfg": cfg, **variation, "seed": chain_seed, "subseed": chain_subseed,
+                "positive": hr_positive, "negative": hr_negative})
             final_vae = hr_vae
         graph[f"decode{k}"] = {"class_type": "VAEDecode", "inputs": {"samples": final, "vae": final_vae}}
         images = [f"decode{k}", 0]
@@ -187,6 +200,11 @@ def compile_a1111(task: str, params: Mapping[str, Any], *, default_checkpoint: s
             images = [f"overlay{k}", 0]
         graph[f"save{k}"] = {"class_type": "SaveImage", "inputs": {"images": images, "filename_prefix": task}}
     effective = dict(params)
+    effective.pop("alwayson_scripts", None)  # units carry base64 images; what they did is listed instead
+    if units:
+        effective["controlnet_units"] = [{"model": u.model, "weight": u.weight, "guidance_start": u.start,
+                                          "guidance_end": u.end, "resize_mode": "Crop and Resize" if u.crop
+                                          else "Just Resize"} for u in units]
     effective.update(seed=seed, steps=steps, cfg_scale=cfg, width=width, height=height, batch_size=batch_size,
                      n_iter=n_iter, sampler_name=str(sampler_name), scheduler=scheduler,
                      sd_model_checkpoint=checkpoint, subseed=variation["subseed"], subseed_strength=strength)
@@ -273,7 +291,7 @@ def _hires_pass(graph: dict[str, Any], hires: HiresPlan, k: int, *, first: list,
         latent = [f"hr_crop{k}", 0]
     graph[f"hr_sample{k}"] = {"class_type": "KSamplerA1111", "inputs": {
         **sampler_inputs, "steps": hires.steps, "sampler_name": hires.sampler, "scheduler": hires.scheduler,
-        "positive": ["hr_prompt", 0], "negative": ["hr_prompt", 1], "latent_image": latent, "denoise": hires.denoise,
+        "latent_image": latent, "denoise": hires.denoise,
         "img2img_fix_steps": True},
         "_meta": {"title": "Hires fix", "infotext": {k_: str(v) for k_, v in hires.infotext.items()}}}
     return [f"hr_sample{k}", 0]

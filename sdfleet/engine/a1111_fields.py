@@ -131,12 +131,14 @@ def check_fields(task: str, params: Mapping[str, Any]) -> None:
 
 
 def _check_scripts(scripts: Any) -> None:
-    """An always-on script with no arguments does nothing; any other is a feature sdfleet lacks."""
+    """An always-on script with no arguments does nothing; ControlNet is compiled; any other is refused."""
     if scripts is None:
         return
     if not isinstance(scripts, Mapping):
         raise InvalidField("alwayson_scripts", "alwayson_scripts must be an object of script name → {args: [...]}")
     for name, entry in scripts.items():
+        if str(name).lower() == "controlnet":
+            continue  # read by engine/a1111_controlnet.py
         args = entry.get("args") if isinstance(entry, Mapping) else entry
         if args in (None, [], ()):
             continue

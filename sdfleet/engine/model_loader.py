@@ -205,11 +205,20 @@ class ModelLoader:
         return vae.to(self.device).eval().requires_grad_(False)
 
     def controlnet(self, ref: ControlNetRef) -> ControlNetModel:
-        """The ControlNet module for a handle (a diffusers folder, or a diffusers-keyed file with config beside)."""
+        """The ControlNet module for a handle: an original (LDM) file such as `control_v11p_sd15_*`, a diffusers
+        folder, or a diffusers-keyed file with its config beside."""
         def load() -> ControlNetModel:
+            from sdfleet.engine.checkpoints import read_state_dict
+            from sdfleet.engine.controlnet_files import is_ldm_controlnet, load_ldm_controlnet
+
             path = ref.file.path
+            state_dict = None if path.is_dir() else read_state_dict(path)[0]
             if path.is_dir():
                 model = ControlNetModel.from_pretrained(path, torch_dtype=self.dtype)
+            elif is_ldm_controlnet(state_dict):
+                model = load_ldm_controlnet(state_dict)
+                if model.dtype != self.dtype:
+                    model.to(dtype=self.dtype)
             else:
                 model = ControlNetModel.from_single_file(path, config=str(path.parent), torch_dtype=self.dtype)
             return model.to(self.device).eval().requires_grad_(False)

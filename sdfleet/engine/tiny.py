@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 from diffusers import (
     AutoencoderKL,
+    ControlNetModel,
     EulerDiscreteScheduler,
     StableDiffusionPipeline,
     StableDiffusionXLImg2ImgPipeline,
@@ -285,3 +286,22 @@ def write_tiny_lora(pipeline: StableDiffusionPipeline, path: Path, *, seed: int 
 def tiny_tokenizer() -> CLIPTokenizer:
     """The 514-token byte-level tokenizer used by every tiny pipeline."""
     return load_byte_tokenizer()
+
+
+#: SD 1.5 ControlNets' hint encoder widths (`control_v11p_sd15_*`): three stride-2 stages, 8x down to the latent.
+SD15_HINT_CHANNELS = (16, 32, 96, 256)
+
+
+def tiny_controlnet(unet: UNet2DConditionModel, *, seed: int = 0) -> ControlNetModel:
+    """A random ControlNet of the SD 1.5 ControlNet architecture, sized to `unet` (the tiny UNets).
+
+    diffusers starts the output convolutions at zero (a ControlNet before training changes nothing); here they get
+    random weights too, so the control visibly changes the image, as a trained one does."""
+    model = ControlNetModel.from_unet(unet, conditioning_embedding_out_channels=SD15_HINT_CHANNELS)
+    generator = torch.Generator().manual_seed(seed + 7)
+    zeroed = ("controlnet_down_blocks.", "controlnet_mid_block.", "controlnet_cond_embedding.conv_out.")
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if name.startswith(zeroed):
+                param.copy_(0.1 * torch.randn(param.shape, generator=generator))
+    return model.eval()

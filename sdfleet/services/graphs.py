@@ -119,16 +119,31 @@ class GraphTools:
                                            input_name=fields[0]))
         return refs
 
+    def controlnet_images(self, params: Mapping[str, Any]) -> list[tuple[int, str, Any]]:
+        """(unit index, field, base64) of the enabled A1111 ControlNet units' images; bad units are InvalidInput."""
+        from sdfleet.engine.a1111_controlnet import unit_images
+        from sdfleet.engine.a1111_fields import InvalidField, UnsupportedField
+
+        try:
+            return unit_images(params)
+        except UnsupportedField as exc:
+            raise InvalidInput(str(exc), field=f"params.{exc.name}", details={"unsupported": [exc.name]}) from None
+        except InvalidField as exc:
+            raise InvalidInput(str(exc), field=f"params.{exc.name}") from None
+
     def compile_a1111(self, task: str, params: Mapping[str, Any], *, default_checkpoint: str | None,
                       input_images: Sequence[str], mask_image: str | None,
-                      lora_names: Sequence[str], upscaler_names: Sequence[str] = ()) -> CompiledRequest:
+                      lora_names: Sequence[str], upscaler_names: Sequence[str] = (),
+                      control_images: Mapping[int, str] | None = None,
+                      controlnet_names: Sequence[str] = ()) -> CompiledRequest:
         """Compile an A1111 payload; bad or unsupported fields become InvalidInput naming them."""
         from sdfleet.engine.a1111 import InvalidField, UnsupportedField, compile_a1111
 
         try:
             compiled = compile_a1111(task, params, default_checkpoint=default_checkpoint, input_images=input_images,
                                      mask_image=mask_image, lora_names=lora_names,
-                                     upscaler_names=list(upscaler_names))
+                                     upscaler_names=list(upscaler_names), control_images=control_images,
+                                     controlnet_names=list(controlnet_names))
         except UnsupportedField as exc:
             raise InvalidInput(str(exc), field=f"params.{exc.name}", details={"unsupported": [exc.name]}) from None
         except InvalidField as exc:

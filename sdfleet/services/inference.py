@@ -186,6 +186,13 @@ class InferenceService:
                                         field="params.mask")
             inputs.append(InputImage(name=stored.name, key=stored.key))
             mask = stored.name
+        control_images = {}
+        for index, name, value in self._graphs.controlnet_images(params):
+            stored = self._inputs.store(user_id=principal.user_id,
+                                        data=decode_base64_image(value, field=f"params.{name}"),
+                                        field=f"params.{name}")
+            inputs.append(InputImage(name=stored.name, key=stored.key))
+            control_images[index] = stored.name
         if submission.task == "img2img" and not images:
             raise InvalidInput("img2img needs at least one image in init_images", field="params.init_images")
         checkpoints = visible.names(ENGINE_FOLDERS[ModelType.CHECKPOINT])
@@ -199,6 +206,7 @@ class InferenceService:
             input_images=images, mask_image=mask,
             lora_names=visible.names(ENGINE_FOLDERS[ModelType.LORA]),
             upscaler_names=visible.names(ENGINE_FOLDERS[ModelType.UPSCALER]),
+            control_images=control_images, controlnet_names=visible.names(ENGINE_FOLDERS[ModelType.CONTROLNET]),
         )
         public = {k: v for k, v in compiled.params.items() if k not in ("init_images", "mask")}
         return compiled.graph, replace(

@@ -105,7 +105,7 @@ def test_unsupported_fields_are_422_naming_them(demo_api):
     _, headers = _artist(api)
     cases = [
         ({"script_name": "x/y/z plot"}, "script_name"),
-        ({"alwayson_scripts": {"controlnet": {"args": [{"enabled": True}]}}}, "alwayson_scripts"),
+        ({"alwayson_scripts": {"ADetailer": {"args": [{"enabled": True}]}}}, "alwayson_scripts"),
         ({"enable_hr": True, "hr_upscaler": "ESRGAN_4x"}, "hr_upscaler"),
         ({"restore_faces": True}, "restore_faces"),
         ({"sampler_name": "Nope"}, "sampler_name"),

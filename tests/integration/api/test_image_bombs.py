@@ -60,6 +60,8 @@ def _routes(server, headers: dict, original: str, dataset_id: str):
         ("sdapi img2img init", post(f"{main}/sdapi/v1/img2img", json=lambda i: {**a1111, "init_images": [_b64(i)]})),
         ("sdapi img2img mask", post(f"{main}/sdapi/v1/img2img", json=lambda i: {
             **a1111, "init_images": [_b64(png_image(64, 64))], "mask": _b64(i)})),
+        ("sdapi txt2img controlnet unit", post(f"{main}/sdapi/v1/txt2img", json=lambda i: {
+            **a1111, "alwayson_scripts": {"controlnet": {"args": [{"image": _b64(i), "model": "x"}]}}})),
         ("api inferences init", post(f"{main}/api/v1/inferences", json=lambda i: {
             "task": "img2img", "params": {**a1111, "init_images": [f"data:image/png;base64,{_b64(i)}"]}})),
         ("api inferences mask", post(f"{main}/api/v1/inferences", json=lambda i: {

@@ -60,7 +60,7 @@ def test_txt2img_compiles_with_lora_clip_skip_and_resolved_seed() -> None:
 
 @pytest.mark.parametrize(("field", "value"), [
     ("firstphase_width", 256), ("styles", ["x"]), ("restore_faces", True),
-    ("alwayson_scripts", {"controlnet": {"args": [{"enabled": True}]}}), ("frobnicate", 1),
+    ("alwayson_scripts", {"ADetailer": {"args": [{"enabled": True}]}}), ("frobnicate", 1),
 ])
 def test_unsupported_fields_are_rejected_by_name(field, value) -> None:
     with pytest.raises(UnsupportedField) as info:
