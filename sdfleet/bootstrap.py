@@ -144,14 +144,14 @@ def build_datasets(settings: Settings, *, database: Database, objects, clock: Ca
 
 
 def build_trainings(settings: Settings, *, database: Database, objects, checkpoints, datasets, endpoints, workers,
-                    notifier, clock: Callable[[], datetime]):
+                    notifier, clock: Callable[[], datetime], queue=None):
     """LoRA training jobs: the owner side and the worker side; trainings pin their datasets and base models."""
     from sdfleet.services.endpoints import EndpointRouting
     from sdfleet.services.training_worker import TrainingWorkerService
     from sdfleet.services.trainings import TrainingLimits, TrainingService
     from sdfleet.store.jobs import SqlJobQueue
 
-    queue = SqlJobQueue(database)
+    queue = queue or SqlJobQueue(database)  # the workers' queue: a training's progress is live like any job's
 
     def devices(name: str) -> tuple[str, ...]:
         endpoint = endpoints.store.get(name)
@@ -208,16 +208,22 @@ def build_endpoints(settings: Settings, *, database: Database, checkpoints, cloc
 def build_jobs(settings: Settings, *, database: Database, objects, checkpoints, clock: Callable[[], datetime],
                endpoints=None, check_webhook=None, metrics=None):
     """Inference jobs: the queue, the owner-side and worker-side services."""
+    from sdfleet.jobs.live import LIVE_TOPIC, LiveJobQueue, LiveProgress
     from sdfleet.services.endpoints import EndpointRouting
     from sdfleet.services.graphs import GraphTools
     from sdfleet.services.inference import InferenceLimits, InferenceService
-    from sdfleet.services.notifier import Notifier, PreviewStore
+    from sdfleet.services.notifier import Notifier, PreviewStore, job_topic
     from sdfleet.services.workers import WorkerService
     from sdfleet.store.jobs import SqlJobQueue
     from sdfleet.store.workers import SqlWorkerRegistry
 
-    queue = SqlJobQueue(database)
     notifier, previews, graphs = Notifier(), PreviewStore(), GraphTools()
+    # Progress lives in memory and travels between servers with the notifier's topics: no commit per step.
+    live = LiveProgress(publish=lambda topic: notifier.publish(topic) if notifier.publish else None,
+                        on_change=lambda job_id: notifier.wake(job_topic(job_id)))
+    notifier.on_topic(LIVE_TOPIC, live.receive)
+    stored = SqlJobQueue(database, unsaved_progress=live.unsaved)
+    queue = LiveJobQueue(stored, live, clock=clock)
     registry = SqlWorkerRegistry(database)
     endpoints = endpoints or build_endpoints(settings, database=database, checkpoints=checkpoints, clock=clock)
     limits = InferenceLimits(max_queued_per_user=settings.max_queued_per_user,
@@ -232,7 +238,8 @@ def build_jobs(settings: Settings, *, database: Database, objects, checkpoints, 
                             blob_key=checkpoints.blob_key, notifier=notifier, previews=previews,
                             lease_seconds=settings.lease_seconds, clock=clock,
                             max_running_per_user=settings.max_running_per_user,
-                            on_finished=metrics.job_finished if metrics else None)
+                            on_finished=metrics.job_finished if metrics else None,
+                            queued_endpoints=stored.queued_endpoints)
     return inference, workers, notifier, graphs
 
 
@@ -350,7 +357,8 @@ def build_services(
     datasets = build_datasets(settings, database=database, objects=objects, clock=clock)
     trainings, training_worker = build_trainings(settings, database=database, objects=objects,
                                                  checkpoints=checkpoints, datasets=datasets, endpoints=endpoints,
-                                                 workers=workers, notifier=notifier, clock=clock)
+                                                 workers=workers, notifier=notifier, clock=clock,
+                                                 queue=workers.queue)
     return Services(
         inference=inference,
         trainings=trainings,
@@ -478,14 +486,18 @@ def build_app(runtime: Runtime, *, local_workers: int | None = None, server_url:
     if isinstance(runtime.objects, LocalObjectStore):
         # Replicas on this host hard-link model blobs from the local object store instead of copying them.
         worker_env["SDFLEET_WORKER_LINK_MODELS_FROM"] = str(runtime.objects.root / MODEL_BLOBS)
-    background.append(FleetManager(
+    manager = FleetManager(
         endpoints=services.endpoints, register=register, revoke=services.workers.revoke,
         launcher=_launchers(settings, ray_wanted=lambda: any(
             e.config.launcher == "ray" for e in services.endpoints.store.list(include_deleted=False))),
         server_url=server_url or f"http://127.0.0.1:{settings.port}",
         cache_dir=settings.data_dir / "worker-cache", clock=utcnow, interval=0.5, worker_env=worker_env,
         pending_timeout=settings.ray_pending_seconds,
-    ))
+    )
+    # An idle manager passes every 10 s; a queued job or an endpoint change brings its next pass forward.
+    services.notifier.on_topic("queue:", manager.wake)
+    services.endpoints.changed.append(manager.wake)
+    background.append(manager)
     return create_app(
         services,
         max_request_bytes=settings.max_request_bytes,

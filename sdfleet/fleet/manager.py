@@ -30,7 +30,8 @@ class FleetManager:
     def __init__(self, *, endpoints: EndpointService, register: Callable[[str, str], tuple[str, str]],
                  revoke: Callable[[str], None], launcher: Launcher, server_url: str, cache_dir: Path,
                  clock: Callable[[], datetime], autoscaler: Autoscaler | None = None, interval: float = 1.0,
-                 worker_env: dict[str, str] | None = None, pending_timeout: float = 300.0) -> None:
+                 worker_env: dict[str, str] | None = None, pending_timeout: float = 300.0,
+                 idle_interval: float = 10.0) -> None:
         self._endpoints = endpoints
         self._worker_env = dict(worker_env or {})  #: settings replicas share with the server (image limit …)
         self._register = register
@@ -41,6 +42,12 @@ class FleetManager:
         self._clock = clock
         self._autoscaler = autoscaler or Autoscaler()
         self._interval = interval
+        #: when nothing is queued, running, starting or draining, a pass every `idle_interval` (each pass reads
+        #: the endpoints, their load and replicas: idle servers must not cost the database a query a second);
+        #: `wake()` (a job queued, an endpoint changed) brings the next pass forward
+        self._idle_interval = max(interval, idle_interval)
+        self._busy = True
+        self._wake = threading.Event()
         self._restarts: dict[str, int] = {}
         self._pending_timeout = pending_timeout
         self._reported_pending: set[str] = set()  #: replicas whose long wait for resources is recorded
@@ -63,6 +70,7 @@ class FleetManager:
     def stop(self) -> None:
         """Stop reconciling, stop every replica, revoke their identities."""
         self._stop.set()
+        self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
         states = self._launcher.replicas()
@@ -71,12 +79,21 @@ class FleetManager:
         for spec in [s.spec for s in states.values() if not s.outlives_server] + self._launcher.drained():
             self._safe_revoke(spec.worker_id)
 
+    def wake(self, _topic: str = "") -> None:
+        """Reconcile soon (a job was queued, an endpoint changed), not at the next idle pass."""
+        self._wake.set()
+
     def _run(self) -> None:
-        while not self._stop.wait(self._interval):
+        while not self._stop.is_set():
+            self._wake.wait(self._interval if self._busy else self._idle_interval)
+            self._wake.clear()
+            if self._stop.is_set():
+                return
             try:
                 self.reconcile()
             except Exception:  # a database restart must not end autoscaling
                 log.exception("reconciling endpoints failed")
+                self._busy = True
 
     # 2. Reconciling
     def reconcile(self) -> None:
@@ -87,6 +104,8 @@ class FleetManager:
             self._reported_pending.discard(spec.name)
             self._record(spec.endpoint, "replica_stopped", {"replica": spec.name})
         states = self._launcher.replicas()
+        self._busy = bool(self._launcher.drained()) or any(s.draining or s.pending_seconds is not None
+                                                           for s in states.values())
         for endpoint in self._endpoints.store.list():
             mine = {n: s for n, s in states.items() if s.spec.endpoint == endpoint.name}
             self._note_restarts(endpoint.name, mine)
@@ -110,6 +129,7 @@ class FleetManager:
                                                              "reason": "the worker process exited"})
 
     def _delete(self, endpoint: Endpoint, mine: dict[str, ReplicaState]) -> None:
+        self._busy = True
         for name, state in mine.items():
             if not state.draining:
                 self._launcher.drain(name)
@@ -154,6 +174,8 @@ class FleetManager:
         up = sum(1 for n, s in mine.items() if not s.draining and n in active
                  and _status(reported, n) in (ReplicaStatus.IDLE, ReplicaStatus.BUSY))
         settled = len(active) == decision.desired == up and not any(s.draining for s in mine.values())
+        if not settled or queued or running or endpoint.status is not EndpointStatus.READY:
+            self._busy = True
         status = EndpointStatus.READY if settled else (
             EndpointStatus.CREATING if endpoint.status is EndpointStatus.CREATING else EndpointStatus.SCALING)
         if status is not endpoint.status:

@@ -88,6 +88,8 @@ class Job:
     request_hash: str | None = None
     idempotency_key: str | None = None
     summary: JobSummary = field(default_factory=JobSummary)
+    #: the sequence number of the job's latest stored event (live progress numbers its events after it)
+    event_seq: int = 0
 
 
 @dataclass(frozen=True)

@@ -86,6 +86,8 @@ class EndpointService:
         self._workers = workers
         self._clock = clock
         self.lost_after = timedelta(seconds=lost_after_seconds)
+        #: called after an endpoint is created, changed or deleted here (wakes this server's fleet manager)
+        self.changed: list[Callable[[], None]] = []
 
     # 1. Reading
     def list(self, principal: Principal) -> list[Endpoint]:
@@ -191,6 +193,8 @@ class EndpointService:
 
     def _record(self, action: AuditAction, principal: Principal, name: str, *, changes: dict,
                 details: dict | None = None) -> None:
+        for listener in self.changed:
+            listener()
         if self._audit is not None:
             self._audit.record(action, actor=principal, target=AuditTarget("endpoint", name, name), changes=changes,
                                details=details)

@@ -68,7 +68,8 @@ class WorkerSettings:
     disable_after: int = 5
     #: a lease outlives the longest attempt (webhook timeout, SMTP timeout) with room to spare
     lease_seconds: float = 120.0
-    poll_seconds: float = 1.0
+    #: a safety net only: this server's commits wake it at once, and every server fans out its own events
+    poll_seconds: float = 10.0
     concurrency: int = 4
 
 

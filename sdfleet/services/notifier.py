@@ -35,6 +35,12 @@ class Notifier:
         self._waiters: dict[str, set[tuple[asyncio.AbstractEventLoop, asyncio.Event]]] = defaultdict(set)
         #: sends a topic to the other API servers (PostgreSQL NOTIFY); None on one server
         self.publish: Callable[[str], None] | None = None
+        self._handlers: list[tuple[str, Callable[[str], None]]] = []
+
+    def on_topic(self, prefix: str, handler: Callable[[str], None]) -> None:
+        """Also hand every topic starting with `prefix` (woken here or on another server) to `handler`
+        (the queue watch, live progress); handlers must be quick and never raise."""
+        self._handlers.append((prefix, handler))
 
     def notify(self, topic: str) -> None:
         """Wake every waiter of `topic`, here and (when published) on the other API servers."""
@@ -44,6 +50,9 @@ class Notifier:
 
     def wake(self, topic: str) -> None:
         """Wake this process's waiters of `topic` (what a notification from another server does)."""
+        for prefix, handler in self._handlers:
+            if topic.startswith(prefix):
+                handler(topic)
         with self._lock:
             waiters = list(self._waiters.get(topic, ()))
         for loop, event in waiters:

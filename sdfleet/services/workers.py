@@ -18,12 +18,15 @@ from sdfleet.domain.checkpoints import CheckpointStatus
 from sdfleet.domain.errors import Conflict, Gone, InvalidInput, NotFound, Unauthenticated
 from sdfleet.domain.ids import is_valid_id, new_id
 from sdfleet.domain.workers import WorkerRecord
+from sdfleet.jobs.live import LiveJobQueue
 from sdfleet.jobs.queue import JobQueue, StaleLease
 from sdfleet.jobs.records import Job, JobOutput, JobProgress, Lease
 from sdfleet.jobs.spec import ModelPin
 from sdfleet.modelfiles.types import ENGINE_FOLDERS
 from sdfleet.services.credentials import WORKER_TOKEN_PREFIX, new_token, token_hash
 from sdfleet.services.notifier import Notifier, PreviewStore, job_topic, queue_topic
+from sdfleet.services.queue_watch import QueueWatch
+from sdfleet.services.worker_presence import WorkerPresence
 from sdfleet.store.workers import SqlWorkerRegistry
 
 MAX_OUTPUT_BYTES = 64 * 1024 * 1024
@@ -69,8 +72,15 @@ class WorkerService:
     def __init__(self, *, queue: JobQueue, registry: SqlWorkerRegistry, objects, blob_key: Callable[[str], str],
                  notifier: Notifier, previews: PreviewStore, lease_seconds: float,
                  clock: Callable[[], datetime], max_running_per_user: int | None = None,
-                 on_finished: Callable[[Job], None] | None = None) -> None:
+                 on_finished: Callable[[Job], None] | None = None,
+                 queued_endpoints: Callable[[], set[str]] | None = None) -> None:
         self._queue = queue
+        self.presence = WorkerPresence(registry, clock=clock)
+        #: None: long polls re-claim every QUEUE_RECHECK_SECONDS (a store that cannot say what is queued)
+        self._watch = None if queued_endpoints is None else QueueWatch(queued_endpoints=queued_endpoints,
+                                                                       notify=notifier.wake)
+        if self._watch is not None:
+            notifier.on_topic(queue_topic(""), self._watch.queued)
         self._on_finished = on_finished  # metrics: wait/run times and device-seconds of each finished job
         self._registry = registry
         self._objects = objects
@@ -93,14 +103,17 @@ class WorkerService:
         """The worker owning a token, or Unauthenticated."""
         if not token.startswith(WORKER_TOKEN_PREFIX):
             raise Unauthenticated("a worker token is required")
-        worker = self._registry.find_by_token(token_hash(token))
+        worker = self.presence.authenticate(token_hash(token))
         if worker is None or worker.revoked_at is not None:
             raise Unauthenticated("invalid or revoked worker token")
         return worker
 
     def report(self, worker: WorkerRecord, *, status: str, device: str | None, loaded_models: list[str],
                info: dict) -> None:
-        """Record what the worker says about itself (replica state for endpoints)."""
+        """Record what the worker says about itself (replica state for endpoints), when it changed."""
+        if not self.presence.report_changed(worker.id, (status, device, tuple(loaded_models[:64]))):
+            self.presence.flush_if_due()
+            return
         self._registry.report(worker.id, now=self._clock(), status=status, device=device,
                               loaded_models=loaded_models[:64], info=info)
 
@@ -113,16 +126,24 @@ class WorkerService:
 
     def revoke(self, worker_id: str) -> None:
         self._registry.revoke(worker_id, now=self._clock())
+        self.presence.forget(worker_id)
+
+    @property
+    def queue(self) -> JobQueue:
+        """The queue this service serves (trainings share it, and so its live progress)."""
+        return self._queue
 
     # Jobs
     def claim(self, worker: WorkerRecord) -> Lease | None:
-        """Take the next job of the worker's endpoint, if any."""
-        self._registry.report(worker.id, now=self._clock())
+        """Take the next job of the worker's endpoint, if any (the worker shows busy while it holds one)."""
+        self.presence.seen(worker.id)
+        version = self._watch.version(worker.endpoint) if self._watch is not None else 0
         lease = self._queue.claim(worker_id=worker.id, endpoints=[worker.endpoint], now=self._clock(),
                                   lease_seconds=self.lease_seconds, max_running_per_user=self._max_running_per_user)
         if lease is not None:
-            self._registry.report(worker.id, now=self._clock(), status="busy")
             self._notifier.notify(job_topic(lease.job.id))
+        elif self._watch is not None:
+            self._watch.found_empty(worker.endpoint, version)
         return lease
 
     def held(self, worker: WorkerRecord, job_id: str, token: int) -> Job:
@@ -140,12 +161,17 @@ class WorkerService:
         thread held) up to `wait_seconds`; None when none arrived or the worker went away."""
         deadline = time.monotonic() + wait_seconds
         while True:
-            lease = await asyncio.to_thread(self.claim, worker)
-            if lease is not None:
-                return lease
+            if self._watch is None or self._watch.maybe_work(worker.endpoint):
+                lease = await asyncio.to_thread(self.claim, worker)
+                if lease is not None:
+                    return lease
+            else:
+                self.presence.seen(worker.id)
             remaining = deadline - time.monotonic()
             if remaining <= 0 or (disconnected is not None and await disconnected()):
                 return None
+            if self._watch is not None:
+                await asyncio.to_thread(self._watch.recheck_if_due)
             await self._notifier.wait(queue_topic(worker.endpoint), min(remaining, QUEUE_RECHECK_SECONDS))
 
     def _held(self, worker: WorkerRecord, job_id: str, token: int) -> Job:
@@ -168,8 +194,9 @@ class WorkerService:
             raise StaleLeaseError(f"job {job_id}: fencing token {token} is stale") from None
         if preview_png:
             self._previews.put(job_id, preview_png)
-        self._registry.report(worker.id, now=self._clock())
-        self._notifier.notify(job_topic(job_id))
+        self.presence.seen(worker.id)
+        # this server's readers only: other servers learn the progress from the queue's live fan-out
+        self._notifier.wake(job_topic(job_id))
         return job
 
     def store_output(self, worker: WorkerRecord, job_id: str, *, token: int, index: int, stream: BinaryIO) -> str:
@@ -242,8 +269,13 @@ class WorkerService:
         if job is not None and job.status.finished and self._on_finished is not None:
             self._on_finished(job)
         self._previews.drop(job_id)
-        self._registry.report(worker.id, now=self._clock(), status="idle")
-        self._notifier.notify(job_topic(job_id))
+        self.presence.seen(worker.id)
+        if isinstance(self._queue, LiveJobQueue):
+            self._notifier.wake(job_topic(job_id))  # the live queue tells the other servers (`forget`)
+        else:
+            self._notifier.notify(job_topic(job_id))
+        if self._max_running_per_user is not None and job is not None:
+            self._notifier.notify(queue_topic(job.endpoint))  # the owner's next job may be claimable now
 
     def _drop_other_attempts(self, job_id: str, token: int) -> None:
         for info in list(self._objects.list(f"outputs/{job_id}/")):

@@ -3,6 +3,7 @@ heartbeat, complete, reap."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from sqlalchemy import and_, delete, func, select, update
@@ -54,14 +55,19 @@ def _job(row: JobRow) -> Job:
         lease_expires_at=row.lease_expires_at,
         request_hash=row.request_hash,
         idempotency_key=row.idempotency_key,
+        event_seq=row.event_seq or 0,
     )
 
 
 class SqlJobQueue:
     """The queue on SQLite or PostgreSQL. Every method is one short transaction."""
 
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, *,
+                 unsaved_progress: Callable[[str], list[JobEvent]] | None = None) -> None:
         self._db = database
+        #: a running job's progress events held in memory (`jobs.live`), stored by the transaction that ends
+        #: or requeues the job
+        self._unsaved_progress = unsaved_progress
 
     # Submission
     def submit(self, new: NewJob, *, now: datetime) -> Job:
@@ -208,6 +214,7 @@ class SqlJobQueue:
         """Hand a job back to the queue (worker shutting down); the attempt is not counted."""
         with self._db.session(write_lock=True) as s:
             row = self._held(s, job_id, token)
+            self._save_progress(s, row)
             row.status = JobStatus.QUEUED.value
             row.worker_id = None
             row.lease_expires_at = None
@@ -237,6 +244,7 @@ class SqlJobQueue:
                     self._event(s, row, EventType.FAILED, {"error": row.error}, now)
                     failed.append(row.id)
                 else:
+                    self._save_progress(s, row)
                     row.status = JobStatus.QUEUED.value
                     row.worker_id = None
                     row.lease_expires_at = None
@@ -308,6 +316,12 @@ class SqlJobQueue:
                 stmt = stmt.where(JobRow.kind == kind.value)
             return s.scalar(stmt) or 0
 
+    def queued_endpoints(self) -> set[str]:
+        """The endpoints with at least one queued job (what idle long polls re-check, once per server)."""
+        with self._db.session(write_lock=False) as s:
+            return {e for e in s.scalars(select(JobRow.endpoint).where(JobRow.status == JobStatus.QUEUED.value)
+                                         .group_by(JobRow.endpoint)) if e is not None}
+
     def events_after(self, job_id: str, seq: int, *, limit: int = 500) -> list[JobEvent]:
         """Events with a sequence number above `seq`, in order."""
         with self._db.session(write_lock=False) as s:
@@ -348,8 +362,22 @@ class SqlJobQueue:
                    for j in self.running_for_worker(worker_id))
 
     # Internals
-    @staticmethod
-    def _finish(s, row: JobRow, status: JobStatus, now: datetime) -> None:
+    def _save_progress(self, s, row: JobRow) -> None:
+        """Store the progress events this server holds in memory for the job, in the caller's transaction."""
+        if self._unsaved_progress is None:
+            return
+        for event in self._unsaved_progress(row.id):
+            if event.seq <= (row.event_seq or 0):
+                continue  # numbered before a stored event (another server's attempt): not ours to store
+            s.add(JobEventRow(job_id=row.id, seq=event.seq, type=event.type.value, data=event.data,
+                              created_at=event.created_at))
+            row.event_seq = event.seq
+            row.progress_value, row.progress_max = event.data["value"], event.data["max"]
+            row.progress_node = event.data.get("node_id")
+
+    def _finish(self, s, row: JobRow, status: JobStatus, now: datetime) -> None:
+        if row.status == JobStatus.RUNNING.value:
+            self._save_progress(s, row)
         row.status = status.value
         row.finished_at = now
         row.updated_at = now

@@ -10,12 +10,14 @@ from sdfleet.domain.checkpoints import Checkpoint
 from sdfleet.domain.workers import WorkerRecord
 from sdfleet.store.checkpoints import CheckpointRepository
 from sdfleet.store.database import Database
-from sdfleet.store.tables import EndpointRow, WorkerRow
+from sdfleet.store.tables import EndpointRow, JobRow, WorkerRow
 
 
-def _record(row: WorkerRow) -> WorkerRecord:
+def _record(row: WorkerRow, *, busy: bool = False) -> WorkerRecord:
+    # `busy` is not written per job: a worker holding a running job is busy (one commit less per claim and end)
+    status = ("busy" if busy else "idle") if row.status in ("idle", "busy") else row.status
     return WorkerRecord(
-        id=row.id, name=row.name, endpoint=row.endpoint, status=row.status, device=row.device, info=row.info,
+        id=row.id, name=row.name, endpoint=row.endpoint, status=status, device=row.device, info=row.info,
         loaded_models=row.loaded_models, created_at=row.created_at, last_seen_at=row.last_seen_at,
         revoked_at=row.revoked_at,
     )
@@ -43,14 +45,31 @@ class SqlWorkerRegistry:
     def get(self, worker_id: str) -> WorkerRecord | None:
         with self._db.session() as s:
             row = s.get(WorkerRow, worker_id)
-            return _record(row) if row else None
+            return _record(row, busy=bool(self._busy(s, [worker_id]))) if row else None
 
     def list(self, *, endpoint: str | None = None) -> list[WorkerRecord]:
         with self._db.session() as s:
             stmt = select(WorkerRow).where(WorkerRow.revoked_at.is_(None)).order_by(WorkerRow.created_at)
             if endpoint is not None:
                 stmt = stmt.where(WorkerRow.endpoint == endpoint)
-            return [_record(r) for r in s.scalars(stmt)]
+            rows = list(s.scalars(stmt))
+            busy = self._busy(s, [r.id for r in rows])
+            return [_record(r, busy=r.id in busy) for r in rows]
+
+    @staticmethod
+    def _busy(s, worker_ids: list[str]) -> set[str]:
+        if not worker_ids:
+            return set()
+        return set(s.scalars(select(JobRow.worker_id).where(JobRow.status == "running",
+                                                            JobRow.worker_id.in_(worker_ids))))
+
+    def touch(self, worker_ids: list[str], *, now: datetime) -> set[str]:
+        """Mark workers seen now, in one transaction; returns those among them whose tokens are revoked."""
+        with self._db.session() as s:
+            s.execute(update(WorkerRow).where(WorkerRow.id.in_(worker_ids), WorkerRow.revoked_at.is_(None))
+                      .values(last_seen_at=now))
+            return set(s.scalars(select(WorkerRow.id).where(WorkerRow.id.in_(worker_ids),
+                                                            WorkerRow.revoked_at.is_not(None))))
 
     def report(self, worker_id: str, *, now: datetime, status: str | None = None, device: str | None = None,
                info: dict | None = None, loaded_models: list | None = None) -> None:
