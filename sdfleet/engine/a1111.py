@@ -169,9 +169,6 @@ def compile_a1111(task: str, params: Mapping[str, Any], *, default_checkpoint: s
         _img2img_latent(graph, params, vae=vae, width=width, height=height, batch_size=batch_size,
                         input_images=input_images, mask_image=mask_image, seed=seed)
 
-    # Inpainting keeps the original pixels outside the (inverted, blurred) mask, as A1111's apply_overlay.
-    overlay = _inpaint_overlay(graph)
-
     # 4. One sampler chain per iteration, seeds advancing by the batch size as A1111's (image i: seed + i,
     #    or the same seed and subseed + i when a variation strength is set)
     strength = variation["subseed_strength"]
@@ -185,6 +182,10 @@ def compile_a1111(task: str, params: Mapping[str, Any], *, default_checkpoint: s
             "model": model, "steps": steps, "cfg": cfg, "sampler_name": sampler, "scheduler": scheduler,
             "positive": positive, "negative": negative, "latent_image": ["latent", 0],
             "denoise": denoise, **variation, "seed": chain_seed, "subseed": chain_subseed}}
+        if "area" in graph:  # the saved image has the original's size; A1111's infotext names the sampled one
+            graph[f"sample{k}"]["_meta"] = {"infotext": {
+                "Size": f"{width}x{height}", "Inpaint area": "Only masked",
+                "Masked area padding": graph["area"]["inputs"]["padding"]}}
         final, final_vae = [f"sample{k}", 0], vae
         if hires is not None:
             final = _hires_pass(graph, hires, k, first=final, vae=vae, hr_vae=hr_vae, sampler_inputs={
@@ -192,12 +193,7 @@ def compile_a1111(task: str, params: Mapping[str, Any], *, default_checkpoint: s
                 "positive": hr_positive, "negative": hr_negative})
             final_vae = hr_vae
         graph[f"decode{k}"] = {"class_type": "VAEDecode", "inputs": {"samples": final, "vae": final_vae}}
-        images = [f"decode{k}", 0]
-        if overlay is not None:
-            graph[f"overlay{k}"] = {"class_type": "ImageCompositeMasked", "inputs": {
-                "destination": overlay[0], "source": images, "x": 0, "y": 0, "resize_source": False,
-                "mask": overlay[1]}}
-            images = [f"overlay{k}", 0]
+        images = _inpaint_overlay(graph, k, [f"decode{k}", 0])
         graph[f"save{k}"] = {"class_type": "SaveImage", "inputs": {"images": images, "filename_prefix": task}}
     effective = dict(params)
     effective.pop("alwayson_scripts", None)  # units carry base64 images; what they did is listed instead
@@ -314,12 +310,25 @@ def _variation(params: Mapping[str, Any], sampler: str) -> dict[str, Any]:
     }
 
 
-def _inpaint_overlay(graph: dict[str, Any]) -> tuple[list, list] | None:
-    """(original pixels, final mask) of an inpainting graph, or None without a mask."""
+def _only_masked(params: Mapping[str, Any]) -> bool:
+    """A1111's inpaint_full_res ("Inpaint area: Only masked"), true unless sent false (A1111's API default)."""
+    value = params.get("inpaint_full_res", True)
+    return value is None or bool(value)
+
+
+def _inpaint_overlay(graph: dict[str, Any], k: int, images: list) -> list:
+    """Keep the original pixels outside the (inverted, blurred) mask, as A1111's apply_overlay: blended over the
+    resized image, or ("Only masked") resized back into the cropped area of the original image."""
     if "mask" not in graph:
-        return None
+        return images
     mask = next([node, 0] for node in ("mask_blurred", "mask_inverted", "mask") if node in graph)
-    return ["resized", 0], mask
+    if "area" in graph:
+        graph[f"overlay{k}"] = {"class_type": "InpaintAreaPasteA1111", "inputs": {
+            "destination": ["image", 0], "source": images, "mask": mask, "area": ["area", 2]}}
+    else:
+        graph[f"overlay{k}"] = {"class_type": "ImageCompositeMasked", "inputs": {
+            "destination": ["resized", 0], "source": images, "x": 0, "y": 0, "resize_source": False, "mask": mask}}
+    return [f"overlay{k}", 0]
 
 
 def _img2img_latent(graph: dict[str, Any], params: Mapping[str, Any], *, vae: list, width: int, height: int,
@@ -331,13 +340,13 @@ def _img2img_latent(graph: dict[str, Any], params: Mapping[str, Any], *, vae: li
     if resize_mode > 1:
         raise UnsupportedField("resize_mode", f"resize_mode {resize_mode} is not supported; supported: 0 (just "
                                               "resize), 1 (crop and resize)")
-    graph["resized"] = {"class_type": "ImageScale", "inputs": {
-        "image": ["image", 0], "upscale_method": "bilinear", "width": width, "height": height,
-        "crop": "center" if resize_mode == 1 else "disabled"}}
-    pixels = ["resized", 0]
     has_mask = mask_image is not None or bool(params.get("mask"))
+    if not has_mask or not _only_masked(params):
+        graph["resized"] = {"class_type": "ImageScale", "inputs": {
+            "image": ["image", 0], "upscale_method": "bilinear", "width": width, "height": height,
+            "crop": "center" if resize_mode == 1 else "disabled"}}
     if not has_mask:
-        graph["encoded"] = {"class_type": "VAEEncode", "inputs": {"pixels": pixels, "vae": vae}}
+        graph["encoded"] = {"class_type": "VAEEncode", "inputs": {"pixels": ["resized", 0], "vae": vae}}
     else:
         if mask_image is None:
             raise InvalidField("mask", "mask was sent but not stored as an input image")
@@ -350,6 +359,13 @@ def _img2img_latent(graph: dict[str, Any], params: Mapping[str, Any], *, vae: li
         if blur:
             graph["mask_blurred"] = {"class_type": "MaskBlur", "inputs": {"mask": mask, "blur_radius": blur}}
             mask = ["mask_blurred", 0]
+        if "resized" in graph:
+            pixels = ["resized", 0]
+        else:  # "Only masked": sample the mask's area, cropped from the full-size image, at width × height
+            graph["area"] = {"class_type": "InpaintAreaCropA1111", "inputs": {
+                "image": ["image", 0], "mask": mask, "width": width, "height": height,
+                "padding": _int(params, "inpaint_full_res_padding", 0, low=0, high=16384)}}
+            pixels, mask = ["area", 0], ["area", 1]
         fill = _int(params, "inpainting_fill", 0, low=0, high=3)
         if fill == 1:
             graph["plain"] = {"class_type": "VAEEncode", "inputs": {"pixels": pixels, "vae": vae}}

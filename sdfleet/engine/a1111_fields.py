@@ -43,7 +43,7 @@ HONOURED = frozenset({
 #: fields with no effect on the image in A1111 either (saving, echoing, bookkeeping), any value
 IGNORED = frozenset({
     "override_settings_restore_afterwards", "send_images", "save_images", "do_not_save_samples",
-    "do_not_save_grid", "force_task_id", "infotext", "comments", "include_init_images", "inpaint_full_res_padding",
+    "do_not_save_grid", "force_task_id", "infotext", "comments", "include_init_images",
     # A1111 uses image_cfg_scale only with instruct-pix2pix checkpoints, script_args only for script_name
     "image_cfg_scale", "script_args", "firstpass_image", "user", "denoising_strength_hr", "sampler_index_hr",
     "styles_applied",  # the style names the A1111 service applied to the prompts (for `info`)
@@ -92,13 +92,8 @@ def check_fields(task: str, params: Mapping[str, Any]) -> None:
     for name, value in params.items():
         if name in HONOURED or name in IGNORED:
             continue
-        if name == "inpaint_full_res" and task == "img2img":
-            if value and params.get("mask"):
-                raise UnsupportedField(name, "inpaint_full_res (inpaint only the masked area) is not supported; "
-                                             "send inpaint_full_res: false")
-            continue
-        if name in ("mask_blur_x", "mask_blur_y") and task == "img2img":
-            continue  # read with mask_blur
+        if name in ("mask_blur_x", "mask_blur_y", "inpaint_full_res", "inpaint_full_res_padding") and task == "img2img":
+            continue  # inpainting fields (mask_blur_x/y are read with mask_blur)
         if name == "refiner_switch_at":
             if not _no_refiner(params.get("refiner_checkpoint")) and value is not None and value < 1:
                 raise UnsupportedField("refiner_checkpoint", "a refiner (refiner_checkpoint) is not supported; "

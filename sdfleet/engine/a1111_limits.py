@@ -21,7 +21,7 @@ class FieldLimit:
 
 
 A1111_LIMITS: dict[str, FieldLimit] = {
-    "steps": FieldLimit(1, 10000, 20),
+    "steps": FieldLimit(1, 10000, 50),  # A1111's API default (StableDiffusionProcessing.steps)
     "cfg_scale": FieldLimit(0.0, 100.0, 7.0, integer=False),
     "width": FieldLimit(64, 16384, 512, multiple_of=8),
     "height": FieldLimit(64, 16384, 512, multiple_of=8),

@@ -29,6 +29,7 @@ from sdfleet.engine.nodes import (
     image,
     image_transform,
     inpaint_a1111,
+    inpaint_area,
     latent,
     latent_transform,
     loaders,
@@ -50,7 +51,8 @@ def node_registry() -> NodeRegistry:
     return NodeRegistry([*loaders.NODES, *conditioning.NODES, *latent.NODES, *sampling.NODES, *image.NODES,
                          *mask.NODES, *custom_sampling.NODES, *patches.NODES, *composite.NODES,
                          *image_transform.NODES, *latent_transform.NODES, *primitives.NODES,
-                         *conditioning_edit.NODES, *hires.NODES, *upscale_models.NODES, *inpaint_a1111.NODES])
+                         *conditioning_edit.NODES, *hires.NODES, *upscale_models.NODES, *inpaint_a1111.NODES,
+                         *inpaint_area.NODES])
 
 
 def object_info(model_names: Mapping[str, Sequence[str]] | None = None) -> dict[str, Any]:

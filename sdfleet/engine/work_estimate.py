@@ -183,12 +183,13 @@ _SOURCE_INPUT = {"VAEDecode": "samples", "SetLatentNoiseMask": "samples", "KSamp
                  "LatentFromBatch": "samples", "LatentCrop": "samples", "LatentFlip": "samples",
                  "LatentRotate": "samples", "LatentUpscaleA1111": "samples", "ImageUpscaleA1111": "image",
                  "ImageUpscaleWithModel": "image", "ExtrasUpscaleA1111": "image",
-                 "InpaintFillA1111": "samples"}
+                 "InpaintFillA1111": "samples", "InpaintAreaCropA1111": "image",
+                 "InpaintAreaPasteA1111": "destination"}
 _SAME_SHAPE = ("VAEDecode", "SetLatentNoiseMask", "KSampler", "KSamplerAdvanced", "KSamplerA1111", "InvertMask",
                "MaskBlur", "LatentComposite", "LatentBlend", "ImageBlend", "ImageInvert", "ImageToMask",
                "MaskToImage", "GrowMask", "FeatherMask", "LatentFlip", "InpaintFillA1111")
 #: nodes whose output has the first input's size and the larger batch of two inputs
-_LARGER_BATCH = {"ImageCompositeMasked": "source", "MaskComposite": "source"}
+_LARGER_BATCH = {"ImageCompositeMasked": "source", "MaskComposite": "source", "InpaintAreaPasteA1111": "source"}
 
 
 def _is_link(value: Any) -> bool:
@@ -236,6 +237,9 @@ def _outputs(class_type: str, inputs: Mapping[str, Any], shapes: Mapping[tuple[s
         x, y = min(_int(inputs.get("x"), 0), source.width - 1), min(_int(inputs.get("y"), 0), source.height - 1)
         return {0: Shape(max(min(_int(inputs.get("width"), 1), source.width - x), 1),
                          max(min(_int(inputs.get("height"), 1), source.height - y), 1), source.batch)}
+    if class_type == "InpaintAreaCropA1111":  # the masked area at the sampling size
+        width, height = max(_int(inputs.get("width"), 8), 8), max(_int(inputs.get("height"), 8), 8)
+        return {0: Shape(width, height, source.batch), 1: Shape(width, height)}
     if class_type == "ImagePadForOutpaint":
         width, height = outpaint_size(source.width, source.height, **{
             side: max(_int(inputs.get(side), 0), 0) for side in ("left", "top", "right", "bottom")})

@@ -96,7 +96,7 @@ def test_img2img_payload_with_lora_and_mask_runs(files: DictModelFiles, tmp_path
     compiled = compile_a1111("img2img", {
         "prompt": "a cat <lora:style:0.9>", "seed": 123, "sampler_name": "DPM++ 2M Karras", "steps": 4,
         "width": 64, "height": 64, "denoising_strength": 0.6, "mask_blur": 2, "inpainting_fill": 1,
-        "override_settings": {"sd_model_checkpoint": "sd1.safetensors"},
+        "inpaint_full_res": False, "override_settings": {"sd_model_checkpoint": "sd1.safetensors"},
     }, default_checkpoint=None, input_images=["init.png"], mask_image="mask.png")
     result = Engine().run(compiled.graph, files=files)
     assert len(result.images) == 1
@@ -115,3 +115,23 @@ def test_img2img_payload_with_lora_and_mask_runs(files: DictModelFiles, tmp_path
     left = np.abs(pixels[:, :24] - original[:, :24]).mean()
     right = np.abs(pixels[:, 40:] - original[:, 40:]).mean()
     assert left < right
+
+
+@pytest.mark.parametrize("task", ["txt2img", "img2img"])
+def test_omitted_steps_are_a1111s_api_default_and_img2img_keeps_its_step_rule(task) -> None:
+    """A1111's request model fills an omitted `steps` with StableDiffusionProcessing's 50; img2img samples
+    int(steps × strength) of them (KSamplerA1111 without img2img_fix_steps), not ComfyUI's longer schedule."""
+    images = ["init.png"] if task == "img2img" else []
+    compiled = compile_a1111(task, {"prompt": "x"}, default_checkpoint="a.safetensors", input_images=images,
+                             mask_image=None)
+    assert compiled.graph["sample0"]["inputs"]["steps"] == 50 and compiled.params["steps"] == 50
+    compiled = compile_a1111(task, {"prompt": "x", "steps": None, "denoising_strength": 0.5},
+                             default_checkpoint="a.safetensors", input_images=images, mask_image=None)
+    sample = compiled.graph["sample0"]
+    assert sample["class_type"] == "KSamplerA1111" and sample["inputs"]["steps"] == 50
+    assert "img2img_fix_steps" not in sample["inputs"]
+    if task == "img2img":
+        from sdfleet.engine.a1111_sampling import A1111Plan, encode_steps
+
+        plan = A1111Plan("euler", "uniform", 20, seeds=None, denoise=0.5)  # type: ignore[arg-type]
+        assert encode_steps(plan) == 10  # A1111's t_enc = int(min(0.5, 0.999) × 20)

@@ -41,7 +41,8 @@ def test_the_complete_default_request_compiles_as_a1111_reads_it(task, defaults)
 
 
 def test_every_default_field_is_classified() -> None:
-    known = HONOURED | IGNORED | set(NEUTRAL) | {"inpaint_full_res", "mask_blur_x", "mask_blur_y",
+    known = HONOURED | IGNORED | set(NEUTRAL) | {"inpaint_full_res", "inpaint_full_res_padding", "mask_blur_x",
+                                                  "mask_blur_y",
                                                   "refiner_switch_at", "alwayson_scripts"}
     assert set(TXT2IMG_DEFAULTS) | set(IMG2IMG_DEFAULTS) <= known
 
@@ -135,7 +136,9 @@ MASK_VARIED: list[tuple[str, Any, Check]] = [
     ("mask_blur", 6, lambda g: g["mask_blurred"]["inputs"]["blur_radius"] == 6),
     ("mask_blur_x", 4, lambda g: g["mask_blurred"]["inputs"]["blur_radius"] == 4),
     ("mask_blur_x", 8, "mask_blur_x"),  # x ≠ y
-    ("inpaint_full_res", True, REFUSED),
+    ("inpaint_full_res", True, lambda g: g["overlay0"]["class_type"] == "InpaintAreaPasteA1111"),
+    ("inpaint_full_res_padding", 32, lambda g: True),  # read with inpaint_full_res only
+    ("inpaint_full_res", None, lambda g: g["area"]["inputs"]["padding"] == 0),  # A1111's API default: true
 ]
 
 
