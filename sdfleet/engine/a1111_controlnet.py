@@ -61,6 +61,7 @@ class ControlUnit:
     start: float
     end: float
     crop: bool  # "Crop and Resize" (the extension's default) rather than "Just Resize"
+    control_mode: str = "Balanced"
 
 
 def _args(params: Mapping[str, Any]) -> list[Any]:
@@ -84,7 +85,11 @@ def _unit(raw: Any, index: int) -> dict[str, Any] | None:
         return None
     if not isinstance(raw, Mapping):
         raise InvalidField(name, f"{name} must be an object (a ControlNet unit), got {type(raw).__name__}")
-    unit = {_ALIASES.get(k, k): v for k, v in raw.items()}
+    unit: dict[str, Any] = {}
+    for key, value in raw.items():
+        name = _ALIASES.get(key, key)
+        if name not in unit or not _off(value):  # `image: null` beside `input_image: <b64>` keeps the image
+            unit[name] = value
     return unit if unit.get("enabled", True) else None
 
 
@@ -96,7 +101,8 @@ def unit_images(params: Mapping[str, Any]) -> list[tuple[int, str, Any]]:
         if unit is None:
             continue
         image = unit.get("image")
-        field = f"alwayson_scripts.controlnet.args[{i}].{'input_image' if 'input_image' in raw else 'image'}"
+        source = "image" if not _off(raw.get("image")) or "input_image" not in raw else "input_image"
+        field = f"alwayson_scripts.controlnet.args[{i}].{source}"
         if isinstance(image, Mapping):  # the extension's {"image": b64, "mask": b64 | None}
             if not _off(image.get("mask")):
                 raise UnsupportedField(f"{field}.mask", f"{field}.mask is not supported (no ControlNet masks)")
@@ -163,9 +169,6 @@ def read_units(params: Mapping[str, Any], *, images: Mapping[int, str], model_na
             raise UnsupportedField(f"{prefix}.module", f"{prefix}.module: preprocessor {module!r} is not available; "
                                                        f"available: {', '.join(MODULES)} (send a ready control image)")
         mode = _mode(unit.get("control_mode", 0), _CONTROL_MODES, {}, f"{prefix}.control_mode")
-        if mode != "Balanced":
-            raise UnsupportedField(f"{prefix}.control_mode", f"{prefix}.control_mode {mode!r} is not supported; "
-                                                             "supported: 0 (Balanced)")
         resize = _mode(unit.get("resize_mode", 1), _RESIZE_MODES, _RESIZE_ALIASES, f"{prefix}.resize_mode")
         if resize == "Resize and Fill":
             raise UnsupportedField(f"{prefix}.resize_mode", f"{prefix}.resize_mode 'Resize and Fill' is not "
@@ -182,7 +185,8 @@ def read_units(params: Mapping[str, Any], *, images: Mapping[int, str], model_na
             raise InvalidField(f"{prefix}.image", f"{prefix}.image: an enabled unit needs a control image "
                                                   "(base64 in image or input_image)")
         units.append(ControlUnit(index=i, model=_model(unit.get("model"), model_names, f"{prefix}.model"),
-                                 image=image, weight=weight, start=start, end=end, crop=resize == "Crop and Resize"))
+                                 image=image, weight=weight, start=start, end=end, crop=resize == "Crop and Resize",
+                                 control_mode=mode))
     return units
 
 
@@ -200,8 +204,12 @@ def apply_units(graph: dict[str, Any], units: Sequence[ControlUnit], *, conditio
             graph[f"{node}_hint"] = {"class_type": "ImageScale", "inputs": {
                 "image": hint, "upscale_method": "bilinear", "width": width, "height": height, "crop": "center"}}
             hint = [f"{node}_hint", 0]
-        graph[node] = {"class_type": "ControlNetApplyAdvanced", "inputs": {
-            "positive": positive, "negative": negative, "control_net": [f"cn{unit.index}_model", 0], "image": hint,
-            "strength": unit.weight, "start_percent": unit.start, "end_percent": unit.end}}
+        inputs = {"positive": positive, "negative": negative, "control_net": [f"cn{unit.index}_model", 0],
+                  "image": hint, "strength": unit.weight, "start_percent": unit.start, "end_percent": unit.end}
+        if unit.control_mode == "Balanced":  # ComfyUI's own node: the PNG's graph opens in ComfyUI
+            graph[node] = {"class_type": "ControlNetApplyAdvanced", "inputs": inputs}
+        else:
+            graph[node] = {"class_type": "ControlNetApplyA1111",
+                           "inputs": {**inputs, "control_mode": unit.control_mode}}
         positive, negative = [node, 0], [node, 1]
     return positive, negative

@@ -301,4 +301,11 @@ class Denoiser:
         hint = hint.repeat(x_in.shape[0] // hint.shape[0] + 1, 1, 1, 1)[: x_in.shape[0]]
         down, mid = model(x_in, t, encoder_hidden_states=plan.embeds, controlnet_cond=hint,
                           conditioning_scale=control.strength, added_cond_kwargs=plan.added, return_dict=False)
+        if control.soft:  # the A1111 extension's 13 soft weights, zipped with the residuals as it does
+            scales = [0.825 ** float(12 - i) for i in range(13)][: len(down) + 1]
+            down, mid = [d * s for d, s in zip(down, scales, strict=False)], mid * scales[len(down)]
+        if control.positive_only:
+            rows = torch.tensor([float(kind == POSITIVE) for kind, _ in plan.members], device=x_in.device,
+                                dtype=x_in.dtype).repeat_interleave(x_in.shape[0] // len(plan.members))
+            down, mid = [d * rows.view(-1, 1, 1, 1) for d in down], mid * rows.view(-1, 1, 1, 1)
         return {"down_block_additional_residuals": down, "mid_block_additional_residual": mid}

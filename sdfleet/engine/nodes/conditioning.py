@@ -16,6 +16,7 @@ from sdfleet.engine.node_registry import (
     NodeDefinition,
     NodeSpec,
     OutputSpec,
+    combo_input,
     float_input,
     int_input,
     link_input,
@@ -36,6 +37,10 @@ class ControlApplication:
     strength: float
     start_percent: float
     end_percent: float
+    #: A1111 control modes other than Balanced: the extension's "soft injection" (residual i of 13 scaled by
+    #: 0.825 ** (12 - i)) and, for "ControlNet is more important", control on the positive prompt's rows only
+    soft: bool = False
+    positive_only: bool = False
 
 
 @dataclass(frozen=True)
@@ -237,6 +242,21 @@ def controlnet_apply_advanced(ctx: NodeContext, *, positive: list[CondEntry], ne
     return [replace(e, control=control) for e in positive], [replace(e, control=control) for e in negative]
 
 
+#: sd-webui-controlnet's control modes (`external_code.ControlMode`), in the order of their API numbers
+CONTROL_MODES = ("Balanced", "My prompt is more important", "ControlNet is more important")
+
+
+def controlnet_apply_a1111(ctx: NodeContext, *, positive: list[CondEntry], negative: list[CondEntry],
+                           control_net: ControlNetRef, image: torch.Tensor, strength: float, start_percent: float,
+                           end_percent: float, control_mode: str) -> tuple[Any, ...]:
+    """ControlNetApplyA1111: ControlNetApplyAdvanced with the A1111 extension's control mode."""
+    if strength == 0:
+        return positive, negative
+    control = ControlApplication(control_net, image, strength, start_percent, end_percent,
+                                 soft=control_mode != CONTROL_MODES[0], positive_only=control_mode == CONTROL_MODES[2])
+    return [replace(e, control=control) for e in positive], [replace(e, control=control) for e in negative]
+
+
 NODES = [
     NodeDefinition(NodeSpec(
         "CLIPTextEncode",
@@ -296,4 +316,17 @@ NODES = [
          link_input("vae", "VAE", optional=True)),
         (OutputSpec("CONDITIONING", "positive"), OutputSpec("CONDITIONING", "negative")),
         "conditioning/controlnet", "Apply ControlNet"), controlnet_apply_advanced),
+    NodeDefinition(NodeSpec(
+        "ControlNetApplyA1111",
+        (link_input("positive", "CONDITIONING"), link_input("negative", "CONDITIONING"),
+         link_input("control_net", "CONTROL_NET"), link_input("image", "IMAGE"),
+         float_input("strength", default=1.0, min=0.0, max=10.0, step=0.01),
+         float_input("start_percent", default=0.0, min=0.0, max=1.0, step=0.001),
+         float_input("end_percent", default=1.0, min=0.0, max=1.0, step=0.001),
+         combo_input("control_mode", CONTROL_MODES)),
+        (OutputSpec("CONDITIONING", "positive"), OutputSpec("CONDITIONING", "negative")),
+        "conditioning/controlnet", "Apply ControlNet (A1111)",
+        "A ControlNet unit as A1111's ControlNet extension applies it: Balanced, or its soft weights for "
+        "'My prompt is more important', and on the prompt's side of the guidance only for 'ControlNet is more "
+        "important'."), controlnet_apply_a1111),
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import io
 import json
@@ -127,10 +128,7 @@ def test_real_size_sd15_controlnet_config_is_read_from_shapes() -> None:
 # -- A1111 units against the oracle -----------------------------------------------------------------
 
 
-def test_a1111_unit_matches_controlnet_pipeline(cn_files: DictModelFiles, cn_dir: Path, sd1, controlnet) -> None:
-    compiled = _compile(_payload())  # resize_mode unset: the extension's "Crop and Resize"
-    got = _pixels(Engine().run(compiled.graph, files=cn_files).images[0].png)
-
+def _oracle(sd1, controlnet, cn_dir: Path) -> np.ndarray:
     pipe = StableDiffusionControlNetPipeline(
         vae=sd1.vae, text_encoder=sd1.text_encoder, tokenizer=sd1.tokenizer, unet=sd1.unet, controlnet=controlnet,
         scheduler=EulerDiscreteScheduler.from_config(sd1.scheduler.config, timestep_spacing="linspace"),
@@ -138,11 +136,47 @@ def test_a1111_unit_matches_controlnet_pipeline(cn_files: DictModelFiles, cn_dir
     expected = pipe("a red cat", image=Image.open(cn_dir / "hint.png"), negative_prompt="blurry",
                     num_inference_steps=5, guidance_scale=6.5, controlnet_conditioning_scale=0.8, height=64,
                     width=64, generator=torch.Generator("cpu").manual_seed(7), output_type="np").images[0]
-    expected = (expected * 255).round().astype(int)
+    return (expected * 255).round().astype(int)
+
+
+def test_a1111_unit_matches_controlnet_pipeline(cn_files: DictModelFiles, cn_dir: Path, sd1, controlnet) -> None:
+    compiled = _compile(_payload())  # resize_mode unset: the extension's "Crop and Resize"
+    got = _pixels(Engine().run(compiled.graph, files=cn_files).images[0].png)
+    expected = _oracle(sd1, controlnet, cn_dir)
     assert np.abs(got - expected).max() <= TOLERANCE
     # without the unit the image differs, so the comparison can fail
     plain = _compile({k: v for k, v in _payload().items() if k != "alwayson_scripts"})
     assert np.abs(_pixels(Engine().run(plain.graph, files=cn_files).images[0].png) - expected).max() > 10
+
+
+@pytest.mark.parametrize("mode", [1, 2])
+def test_control_modes_match_the_extension_rule(cn_files: DictModelFiles, cn_dir: Path, sd1, controlnet,
+                                                mode: int) -> None:
+    """sd-webui-controlnet (hook.py): modes 1 and 2 scale residual i of 13 by 0.825 ** (12 - i) (zipped with the
+    residuals), and mode 2 applies the control to the conditional rows only. The reference wraps the diffusers
+    ControlNet of the pipeline with that rule (the pipeline batches [negative, positive])."""
+    compiled = _compile(_payload(control_mode=mode))
+    assert compiled.graph["cn0"]["class_type"] == "ControlNetApplyA1111"
+    got = _pixels(Engine().run(compiled.graph, files=cn_files).images[0].png)
+
+    patched = copy.deepcopy(controlnet)
+    plain_forward = patched.forward
+
+    def extension_rule(*args, **kwargs):
+        down, mid = plain_forward(*args, **kwargs)
+        scales = [0.825 ** float(12 - i) for i in range(13)]
+        outs = [c * s for c, s in zip([*down, mid], scales, strict=False)]
+        if mode == 2:
+            half = outs[0].shape[0] // 2
+            mark = torch.tensor([0.0] * half + [1.0] * half).view(-1, 1, 1, 1)
+            outs = [c * mark for c in outs]
+        return outs[:-1], outs[-1]
+
+    patched.forward = extension_rule
+    expected = _oracle(sd1, patched, cn_dir)
+    assert np.abs(got - expected).max() <= TOLERANCE
+    balanced = _oracle(sd1, controlnet, cn_dir)
+    assert np.abs(balanced - expected).max() > TOLERANCE  # the mode changes the image
 
 
 def test_disabled_units_and_empty_args_compile_to_no_controlnet() -> None:
@@ -168,6 +202,17 @@ def test_unit_fields_and_aliases_reach_the_nodes() -> None:
     assert i2i.graph["cn0_image"]["inputs"]["image"] == "init.png"
 
 
+def test_either_image_field_carries_the_control_image() -> None:
+    from sdfleet.engine.a1111_controlnet import unit_images
+
+    for unit, field in (({"input_image": "b64", "image": None}, "input_image"),
+                        ({"image": None, "input_image": "b64"}, "input_image"),
+                        ({"image": "b64", "input_image": ""}, "image"),
+                        ({"image": {"image": "b64", "mask": None}}, "image.image")):
+        found = unit_images({"alwayson_scripts": {"controlnet": {"args": [{"enabled": False}, unit]}}})
+        assert found == [(1, f"alwayson_scripts.controlnet.args[1].{field}", "b64")], unit
+
+
 def test_hires_fix_applies_the_units_to_both_passes() -> None:
     graph = _compile({**_payload(), "enable_hr": True, "hr_scale": 2, "hr_upscaler": "Latent"}).graph
     assert graph["hr_sample0"]["inputs"]["positive"] == ["hr_cn0", 0]
@@ -176,8 +221,6 @@ def test_hires_fix_applies_the_units_to_both_passes() -> None:
 
 @pytest.mark.parametrize(("unit", "field", "error"), [
     ({"module": "canny"}, "module", UnsupportedField),
-    ({"control_mode": 1}, "control_mode", UnsupportedField),
-    ({"control_mode": "ControlNet is more important"}, "control_mode", UnsupportedField),
     ({"control_mode": 7}, "control_mode", InvalidField),
     ({"resize_mode": 2}, "resize_mode", UnsupportedField),
     ({"resize_mode": "Resize and Fill"}, "resize_mode", UnsupportedField),
