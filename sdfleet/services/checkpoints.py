@@ -41,7 +41,7 @@ from sdfleet.store.database import Database
 log = logging.getLogger("sdfleet.registry")
 
 #: answers the reasons a checkpoint id is pinned (by an endpoint, a published workflow …); [] when free
-PinCheck = Callable[[str], list[str]]
+PinCheck = Callable[[Checkpoint], list[str]]
 MAX_ALLOWED_ROLES = 64
 
 
@@ -116,7 +116,7 @@ class CheckpointService:
     objects: object
     intake: ModelIntake
     clock: Callable[[], datetime]
-    #: hooks consulted by delete; the endpoint and workflow features append theirs
+    #: hooks consulted by delete (endpoint preloads, trainings), given by the composition root
     pinned_by: list[PinCheck] = field(default_factory=list)
     #: model create/rename/visibility/delete events (AuditLog); None records nothing
     audit: AuditLog | None = None
@@ -247,7 +247,7 @@ class CheckpointService:
         checkpoint = self.get(principal, checkpoint_id)
         if force and not is_admin(principal):
             raise Forbidden("only an admin may force the deletion of a pinned model", details={"field": "force"})
-        reasons = [reason for check in self.pinned_by for reason in check(checkpoint.id)]
+        reasons = [reason for check in self.pinned_by for reason in check(checkpoint)]
         if reasons and not force:
             raise Conflict(
                 f"checkpoint {checkpoint.name!r} is in use: {'; '.join(reasons)}",

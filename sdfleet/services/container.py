@@ -1,52 +1,90 @@
-"""The services one API process uses, built by `bootstrap` and handed to the app."""
+"""The services one API process uses, built once each by `bootstrap_services` and handed to the app."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from sdfleet.services.auth import AuthService
-from sdfleet.services.health import HealthService
-from sdfleet.services.roles import RoleService
-from sdfleet.services.users import UserService
+if TYPE_CHECKING:  # types only: the container imports nothing at run time (no cycles, no psycopg on SQLite)
+    from sdfleet.objects.base import ObjectStore
+    from sdfleet.services.a1111 import A1111Service
+    from sdfleet.services.audit import AuditLog
+    from sdfleet.services.auth import AuthService
+    from sdfleet.services.checkpoints import CheckpointService
+    from sdfleet.services.comfy import ComfyService
+    from sdfleet.services.comfy_templates import ComfyTemplates
+    from sdfleet.services.comfy_userdata import ComfyUserDataService
+    from sdfleet.services.datasets import DatasetService
+    from sdfleet.services.endpoints import EndpointService
+    from sdfleet.services.gallery import GalleryService
+    from sdfleet.services.generation_options import GenerationOptions
+    from sdfleet.services.graphs import GraphTools
+    from sdfleet.services.health import HealthService
+    from sdfleet.services.imports import ImportService
+    from sdfleet.services.inference import InferenceService
+    from sdfleet.services.job_media import JobMedia
+    from sdfleet.services.metrics import FleetMetrics
+    from sdfleet.services.model_notes import ModelNotesService
+    from sdfleet.services.notification_delivery import DeliveryWorker
+    from sdfleet.services.notifications import NotificationService
+    from sdfleet.services.notifier import Notifier
+    from sdfleet.services.preferences import PreferencesService
+    from sdfleet.services.queue_view import QueueViewService
+    from sdfleet.services.roles import RoleService
+    from sdfleet.services.socket_cap import SocketCap
+    from sdfleet.services.styles import PresetService, StyleService
+    from sdfleet.services.training_worker import TrainingWorkerService
+    from sdfleet.services.trainings import TrainingService
+    from sdfleet.services.uploads import UploadService
+    from sdfleet.services.users import UserService
+    from sdfleet.services.workers import WorkerService
+    from sdfleet.services.workflows import WorkflowService
+    from sdfleet.store.pg_notify import PgNotifyBridge
 
 
-@dataclass
+@dataclass(frozen=True, kw_only=True)
 class Services:
-    """Every service the HTTP layer may call; later issues add theirs here."""
+    """Every service the HTTP layer may call, and the two background tasks they come with."""
 
+    # Accounts and security
     auth: AuthService
     users: UserService
     roles: RoleService
+    audit: AuditLog
     health: HealthService
-    objects: Any = None  # the ObjectStore, for signed local downloads
-    checkpoints: Any = None  # CheckpointService (model registry)
-    uploads: Any = None  # UploadService
-    imports: Any = None  # ImportService
-    inference: Any = None  # InferenceService
-    workers: Any = None  # WorkerService
-    notifier: Any = None  # Notifier (long polls, event streams)
-    graphs: Any = None  # GraphTools (engine node registry)
-    comfy: Any = None  # ComfyService (ComfyUI server API)
-    comfy_userdata: Any = None  # ComfyUserDataService (per-user settings, saved workflows)
-    comfy_templates: Any = None  # ComfyTemplates (sdfleet's templates in the frontend)
-    workflows: Any = None  # WorkflowService (published workflows)
-    a1111: Any = None  # A1111Service (/sdapi/v1)
-    endpoints: Any = None  # EndpointService (endpoints, replicas, autoscaler events)
-    notifications: Any = None  # NotificationService (e-mail addresses, webhooks, delivery log)
-    datasets: Any = None  # DatasetService (training datasets)
-    trainings: Any = None  # TrainingService (LoRA training jobs, owner side)
-    training_worker: Any = None  # TrainingWorkerService (LoRA training jobs, worker side)
-    generation: Any = None  # GenerationOptions (sampler names and field limits for forms)
-    job_media: Any = None  # JobMedia (thumbnails, a job's input images)
-    preferences: Any = None  # PreferencesService (web UI theme and remembered form values)
-    styles: Any = None  # StyleService (prompt styles: a user's own and the team's)
-    presets: Any = None  # PresetService (saved generate-form values)
-    audit: Any = None  # AuditLog (append-only audit events)
-    gallery: Any = None  # GalleryService (search, stars, boards, bulk zip/delete, team browsing)
-    model_notes: Any = None  # ModelNotesService (trigger words, notes, previews of models)
-    queue_view: Any = None  # QueueViewService (places in line; everyone's jobs for queue:all)
-    socket_cap: Any = None  # SocketCap (ComfyUI WebSockets per user, across both listeners)
-    metrics: Any = None  # FleetMetrics (GET /metrics: Prometheus)
-    public_url: str = "http://127.0.0.1:8080"
-    extra: dict[str, Any] = field(default_factory=dict)
+    metrics: FleetMetrics  # GET /metrics (Prometheus)
+    # Files and models
+    objects: ObjectStore  # signed local downloads
+    checkpoints: CheckpointService  # the model registry
+    uploads: UploadService
+    imports: ImportService
+    model_notes: ModelNotesService  # trigger words, notes, previews of models
+    # Jobs
+    inference: InferenceService
+    workers: WorkerService
+    endpoints: EndpointService  # endpoints, replicas, autoscaler events
+    notifier: Notifier  # long polls, event streams
+    graphs: GraphTools  # the engine's node registry, torch-free
+    datasets: DatasetService
+    trainings: TrainingService  # LoRA training jobs, owner side
+    training_worker: TrainingWorkerService  # LoRA training jobs, worker side
+    # Adapters
+    a1111: A1111Service  # /sdapi/v1
+    comfy: ComfyService  # ComfyUI's server API
+    comfy_userdata: ComfyUserDataService  # per-user ComfyUI settings, saved workflows
+    comfy_templates: ComfyTemplates  # sdfleet's templates in the ComfyUI frontend
+    workflows: WorkflowService  # published workflows
+    socket_cap: SocketCap  # ComfyUI WebSockets per user, across both listeners
+    # Web UI
+    generation: GenerationOptions  # sampler names and field limits for forms
+    job_media: JobMedia  # thumbnails, a job's input images
+    preferences: PreferencesService  # theme and remembered form values
+    styles: StyleService  # prompt styles: a user's own and the team's
+    presets: PresetService  # saved generate-form values
+    gallery: GalleryService  # search, stars, boards, bulk zip/delete, team browsing
+    queue_view: QueueViewService  # places in line; everyone's jobs for queue:all
+    # Notifications
+    notifications: NotificationService  # e-mail addresses, webhooks, delivery log
+    notification_worker: DeliveryWorker  # background: sends the outbox
+    fanout: PgNotifyBridge | None  # background: LISTEN/NOTIFY between API servers (PostgreSQL only)
+    public_url: str

@@ -86,7 +86,7 @@ class DatasetService:
     objects: object
     clock: Callable[[], datetime]
     limits: IntakeLimits = field(default_factory=IntakeLimits)
-    #: hooks consulted by delete; trainings append theirs
+    #: hooks consulted by delete (trainings), given by the composition root
     pinned_by: list[PinCheck] = field(default_factory=list)
 
     # 1. Datasets

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 
 from sdfleet.domain.accounts import Principal
 from sdfleet.domain.audit import AuditAction, AuditTarget, field_changes
+from sdfleet.domain.checkpoints import Checkpoint
 from sdfleet.domain.endpoints import (
     EVERYONE,
     Endpoint,
@@ -207,12 +208,8 @@ class EndpointService:
                                 idle_seconds=300.0, allowed_roles=(EVERYONE,))
         return self.store.add(DEFAULT_ENDPOINT, config, now=self._clock())
 
-    def pinned_by(self, checkpoint_id: str) -> list[str]:
+    def pinned_by(self, checkpoint: Checkpoint) -> list[str]:
         """Registry hook: the endpoints whose `preload` holds this checkpoint's file."""
-        with self._db.session() as s:
-            checkpoint = CheckpointRepository(s).get(checkpoint_id)
-        if checkpoint is None:
-            return []
         return [f"endpoint {name} preloads it" for name in self.store.preloading(checkpoint.sha256)]
 
     def _checked(self, config: EndpointConfig) -> EndpointConfig:

@@ -30,11 +30,11 @@ def user_topic(user_id: str) -> str:
 class Notifier:
     """Topics (`job:<id>`, `queue:<endpoint>`) that async waiters sleep on and any thread can wake."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, publish: Callable[[str], None] | None = None) -> None:
         self._lock = threading.Lock()
         self._waiters: dict[str, set[tuple[asyncio.AbstractEventLoop, asyncio.Event]]] = defaultdict(set)
         #: sends a topic to the other API servers (PostgreSQL NOTIFY); None on one server
-        self.publish: Callable[[str], None] | None = None
+        self.publish = publish
         self._handlers: list[tuple[str, Callable[[str], None]]] = []
 
     def on_topic(self, prefix: str, handler: Callable[[str], None]) -> None:

@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from sdfleet.domain.accounts import Principal
-from sdfleet.domain.checkpoints import SAFE_EXTENSIONS, ModelType, check_model_name
+from sdfleet.domain.checkpoints import SAFE_EXTENSIONS, Checkpoint, ModelType, check_model_name
 from sdfleet.domain.errors import Conflict, InvalidInput, NotFound, QuotaExceeded
 from sdfleet.domain.ids import new_id
 from sdfleet.domain.pagination import Page, PageRequest
@@ -205,22 +205,25 @@ class TrainingService:
         self.objects.delete_prefix(training_prefix(job_id))
         self.notifier.notify(job_topic(job_id))
 
-    # 4. Pins (hooks of the registry and of datasets)
+
+@dataclass
+class TrainingPins:
+    """Why a dataset or a base checkpoint may not be deleted: the unfinished trainings that use it (delete hooks
+    of the registry and of datasets, built before them from the queue alone)."""
+
+    queue: JobQueue
 
     def unfinished(self) -> list[Job]:
         """Queued and running trainings of every user."""
         return self.queue.unfinished(kind=JobKind.TRAIN)
 
     def datasets_pinned(self, dataset_id: str) -> list[str]:
-        """Why a dataset may not be deleted: the trainings that use it."""
+        """The trainings that use this dataset."""
         return [f"training {j.id} ({j.status.value}) uses it" for j in self.unfinished()
                 if training_of(j.spec).get("dataset", {}).get("id") == dataset_id]
 
-    def checkpoints_pinned(self, checkpoint_id: str) -> list[str]:
-        """Why a base checkpoint may not be deleted: the trainings that train on it."""
-        checkpoint = self.checkpoints.get_record(checkpoint_id)
-        if checkpoint is None:
-            return []
+    def checkpoints_pinned(self, checkpoint: Checkpoint) -> list[str]:
+        """The trainings that train on this checkpoint's file."""
         return [f"training {j.id} ({j.status.value}) trains on it" for j in self.unfinished()
                 if training_of(j.spec).get("base", {}).get("sha256") == checkpoint.sha256]
 

@@ -67,7 +67,7 @@ def test_cursor_pages(api, admin):
 def test_pinned_models_need_an_admin_to_force_the_delete(api, admin, lead):
     ckpt = upload_file(api, lead, lora_bytes(), allowed_roles=["lead-artist", "admin"]).json()
     api.runtime.services.checkpoints.pinned_by.append(
-        lambda checkpoint_id: ["endpoint 'default' preloads it"] if checkpoint_id == ckpt["id"] else [])
+        lambda checkpoint: ["endpoint 'default' preloads it"] if checkpoint.id == ckpt["id"] else [])
     r = api.client.delete(f"/api/v1/checkpoints/{ckpt['id']}", headers=lead)
     assert r.status_code == 409 and r.json()["error"]["details"]["pinned_by"] == ["endpoint 'default' preloads it"]
     assert api.client.delete(f"/api/v1/checkpoints/{ckpt['id']}?force=true", headers=lead).status_code == 403
