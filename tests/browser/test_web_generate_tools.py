@@ -66,6 +66,8 @@ def test_inpaint_tools_and_what_the_job_gets(web, admin_page, admin_headers):
     page.get_by_role("button", name="Zoom").click()
     set_value(page, "#mask_blur", 12)
     page.get_by_label("Repaint outside the mask").check()
+    page.get_by_label("Only masked", exact=True).check()
+    set_value(page, "#inpaint_full_res_padding", 16)
     page.get_by_label("Prompt", exact=True).fill("inpaint tools")
     page.get_by_label("Width").fill("96")
     page.get_by_label("Height").fill("96")
@@ -75,6 +77,7 @@ def test_inpaint_tools_and_what_the_job_gets(web, admin_page, admin_headers):
     expect(card.locator(".prompt")).to_have_text("inpaint tools")
     job = httpx.get(f"{web.url}/api/v1/inferences/{card.get_attribute('data-job-id')}", headers=admin_headers).json()
     assert job["params"]["mask_blur"] == 12 and job["params"]["inpainting_mask_invert"] == 1
+    assert job["params"]["inpaint_full_res"] is True and job["params"]["inpaint_full_res_padding"] == 16
     card.get_by_role("button", name="Cancel").click()
     page.get_by_text("Text to image", exact=True).click()
 

@@ -1,8 +1,9 @@
 """An unchanged A1111 client library (`webuiapi` 0.9.17, pinned in the dev extra) against a live server and a real
 worker: its txt2img/img2img/inpainting defaults, progress, options, model lists and hires fix.
 
-ControlNet through `webuiapi.ControlNetUnit` (`txt2img(controlnet_units=[...])`) belongs here too; it is added with
-sdfleet's A1111 ControlNet surface (issue 13), which `_client` already reaches with the same Basic-auth session."""
+Hook: ControlNet through `webuiapi.ControlNetUnit` (`api.txt2img(controlnet_units=[unit])`, which webuiapi sends as
+`alwayson_scripts["ControlNet"]["args"]`) belongs in this file as its own test, written with the A1111 ControlNet
+surface's tests (issue 13): `_client(fleet)` gives the Basic-auth session it needs."""
 
 from __future__ import annotations
 

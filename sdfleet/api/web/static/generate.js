@@ -135,6 +135,9 @@ function buildRequest() {
     params.mask = painter.toDataURL();
     params.mask_blur = num("mask_blur");
     if ($("inpainting_mask_invert").checked) params.inpainting_mask_invert = 1;
+    // A1111's UI paints the whole picture unless "Only masked" is chosen (its API defaults to only masked)
+    params.inpaint_full_res = $("inpaint_full_res").checked;
+    if (params.inpaint_full_res) params.inpaint_full_res_padding = num("inpaint_full_res_padding");
   }
   return { task: m === "txt2img" ? "txt2img" : "img2img", params, endpoint: $("endpoint").value || null };
 }
@@ -315,6 +318,7 @@ bindOutput("cfg_scale", "cfg-out");
 bindOutput("denoising_strength", "denoise-out");
 bindOutput("brush", "brush-out");
 bindOutput("mask_blur", "blur-out");
+bindOutput("inpaint_full_res_padding", "padding-out");
 form.addEventListener("change", (e) => {
   if (e.target.name === "mode") syncMode();
   if (e.target.name === "width" || e.target.name === "height") snapSize(e.target, options);

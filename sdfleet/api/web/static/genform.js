@@ -73,6 +73,11 @@ export function applyValues(values, { options, picker }) {
   for (const name of NUMBER_FIELDS) setInput(name, values[name]);
   for (const name of ["prompt", "negative_prompt"]) if (values[name] !== undefined) setInput(name, values[name]);
   if (values.inpainting_mask_invert !== undefined) $("inpainting_mask_invert").checked = Boolean(values.inpainting_mask_invert);
+  if (values.inpaint_full_res !== undefined) $("inpaint_full_res").checked = Boolean(values.inpaint_full_res);
+  if (values.inpaint_full_res_padding !== undefined && values.inpaint_full_res_padding !== null) {
+    $("inpaint_full_res_padding").value = String(values.inpaint_full_res_padding);
+    $("inpaint_full_res_padding").dispatchEvent(new Event("input"));
+  }
   if (values.sampler_name) {
     const { sampler, suffix } = resolveSampler(options, String(values.sampler_name));
     setSelect($("sampler"), sampler);
