@@ -48,7 +48,7 @@ test: install-dev
 	bash scripts/test-services.sh
 	$(BIN)/ruff check sdfleet tests bench
 	$(BIN)/lint-imports
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadgroup
 
 bench: install-dev
 	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done

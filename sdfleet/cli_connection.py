@@ -11,6 +11,7 @@ from typing import Annotated
 
 import httpx
 import typer
+from rich.table import Column
 
 DEFAULT_SERVER = "http://127.0.0.1:8080"
 SERVER_ENV = ["SDFLEET_URL", "SDFLEET_SERVER"]
@@ -21,6 +22,12 @@ Server = Annotated[str, typer.Option("--server", "--url", envvar=SERVER_ENV, sho
 Token = Annotated[str | None, typer.Option("--token", "--api-key", envvar=TOKEN_ENV, show_envvar=False,
                                            help="API key (sfk_…) or session token. Env: SDFLEET_TOKEN "
                                                 "(or SDFLEET_API_KEY).")]
+def id_column(header: str = "id") -> Column:
+    """A table column for ids (26-character ULIDs) and hashes: never cut or wrapped, whatever the terminal's
+    width, since users copy them into the next command; the other columns give way."""
+    return Column(header, no_wrap=True, min_width=26)
+
+
 MISSING_TOKEN = ("a token is required: --token or SDFLEET_TOKEN (create an API key in the web UI, "
                  "API & settings, or with POST /api/v1/api-keys)")
 

@@ -10,6 +10,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from sdfleet.cli_connection import id_column
 from sdfleet.cli_models import ApiClient, Server, ServerRefused, Token, console
 from sdfleet.domain.dataset_files import plan_files
 from sdfleet.domain.errors import InvalidInput
@@ -139,7 +140,7 @@ def upload(
 def list_(server: Server = "http://127.0.0.1:8080", token: Token = None) -> None:
     """Datasets you may see."""
     client = ApiClient(server, token)
-    table = Table("id", "name", "images", "resolution", "shared with", "content hash")
+    table = Table(id_column(), "name", "images", "resolution", "shared with", "content hash")
     cursor = None
     while True:
         page = client.call("GET", "/datasets", params={"limit": 200, **({"cursor": cursor} if cursor else {})})

@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 from rich.table import Table
 
-from sdfleet.cli_connection import DEFAULT_SERVER, MISSING_TOKEN, Server, Token
+from sdfleet.cli_connection import DEFAULT_SERVER, MISSING_TOKEN, Server, Token, id_column
 from sdfleet.domain.checkpoints import PICKLE_EXTENSIONS, SAFE_EXTENSIONS
 
 MODEL_EXTENSIONS = SAFE_EXTENSIONS + PICKLE_EXTENSIONS
@@ -270,7 +270,7 @@ def list_(
 ) -> None:
     """The models you may see."""
     client = ApiClient(server, token)
-    table = Table("name", "type", "architecture", "precision", "size", "hash", "id")
+    table = Table("name", "type", "architecture", "precision", "size", "hash", id_column())
     cursor = None
     try:
         while True:

@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from sdfleet.cli_connection import MISSING_TOKEN, Server, Token
+from sdfleet.cli_connection import MISSING_TOKEN, Server, Token, id_column
 
 notifications_app = typer.Typer(help="Your notification subscriptions (through the API, with your API key).",
                                 no_args_is_help=True)
@@ -54,7 +54,7 @@ def _subscriptions(client: httpx.Client) -> list[dict]:
 def list_subscriptions(server: Server = "http://127.0.0.1:8080", api_key: ApiKey = None) -> None:
     """Your e-mail addresses and webhooks with their status."""
     with _client(server, api_key) as client:
-        table = Table("id", "channel", "target", "status", "events", "failures")
+        table = Table(id_column(), "channel", "target", "status", "events", "failures")
         for sub in _subscriptions(client):
             table.add_row(sub["id"], sub["channel"], sub["address"] or sub["url"], sub["status"],
                           ", ".join(sub["events"]) or "all", str(sub["consecutive_failures"]))

@@ -12,7 +12,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from sdfleet.cli_connection import DEFAULT_SERVER, Server, Token, sse_events
+from sdfleet.cli_connection import DEFAULT_SERVER, Server, Token, id_column, sse_events
 from sdfleet.cli_datasets import find_dataset
 from sdfleet.cli_models import ApiClient, ServerRefused, console
 
@@ -135,7 +135,7 @@ def watch(job_id: Annotated[str, typer.Argument()], server: Server = DEFAULT_SER
 def list_(server: Server = DEFAULT_SERVER, token: Token = None) -> None:
     """Your trainings, newest first."""
     client = ApiClient(server, token)
-    table = Table("id", "status", "name", "base model", "dataset", "step", "LoRA")
+    table = Table(id_column(), "status", "name", "base model", "dataset", "step", "LoRA")
     page = client.call("GET", "/trainings", params={"limit": 100})
     for t in page["items"]:
         p = t["progress"]
