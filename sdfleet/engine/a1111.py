@@ -326,8 +326,12 @@ def _inpaint_overlay(graph: dict[str, Any], k: int, images: list) -> list:
         graph[f"overlay{k}"] = {"class_type": "InpaintAreaPasteA1111", "inputs": {
             "destination": ["image", 0], "source": images, "mask": mask, "area": ["area", 2]}}
     else:
+        if "overlay_mask" not in graph:  # A1111 doubles the whole-picture overlay's mask (np_mask × 2, clipped)
+            graph["overlay_mask"] = {"class_type": "MaskComposite", "inputs": {
+                "destination": mask, "source": mask, "x": 0, "y": 0, "operation": "add"}}
         graph[f"overlay{k}"] = {"class_type": "ImageCompositeMasked", "inputs": {
-            "destination": ["resized", 0], "source": images, "x": 0, "y": 0, "resize_source": False, "mask": mask}}
+            "destination": ["resized", 0], "source": images, "x": 0, "y": 0, "resize_source": False,
+            "mask": ["overlay_mask", 0]}}
     return [f"overlay{k}", 0]
 
 

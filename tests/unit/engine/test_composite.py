@@ -61,3 +61,33 @@ def test_inpainting_keeps_the_original_outside_the_mask(files: DictModelFiles, t
         kept, repainted = (slice(0, 32), slice(44, 64)) if not invert else (slice(48, 64), slice(0, 36))
         assert np.abs(pixels[:, kept] - original[:, kept]).max() == 0, "outside the mask: the original pixels"
         assert np.abs(pixels[:, repainted] - original[:, repainted]).mean() > 10, "inside: repainted"
+
+
+def test_whole_picture_inpainting_blends_through_the_doubled_mask_as_a1111(files: DictModelFiles, tmp_path) -> None:
+    """A1111's "Whole picture" overlay: mask_for_overlay = clip(2 × blurred mask); output = original × (1 − m2) +
+    generated × m2, with the generated image taken before the overlay (same seed) and the blur written out here."""
+    from sdfleet.engine.nodes.mask import blur_mask
+
+    rng = np.random.default_rng(5)
+    init, mask = tmp_path / "init.png", tmp_path / "mask.png"
+    original = rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)
+    Image.fromarray(original).save(init)
+    mask_pixels = np.zeros((64, 64), dtype=np.uint8)
+    mask_pixels[16:48, 24:56] = 255
+    Image.fromarray(mask_pixels).save(mask)
+    files.images.update({"init.png": init, "mask.png": mask})
+    compiled = compile_a1111("img2img", {
+        "prompt": "a cat", "seed": 9, "steps": 3, "width": 64, "height": 64, "denoising_strength": 0.8,
+        "mask_blur": 4, "inpaint_full_res": False, "override_settings": {"sd_model_checkpoint": "sd1.safetensors"},
+    }, default_checkpoint=None, input_images=["init.png"], mask_image="mask.png")
+    graph = compiled.graph
+    got = np.asarray(Image.open(io.BytesIO(Engine().run(graph, files=files).images[0].png)).convert("RGB"))
+    graph["save0"]["inputs"]["images"] = ["decode0", 0]
+    generated = np.asarray(Image.open(io.BytesIO(Engine().run(graph, files=files).images[0].png)).convert("RGB"))
+    (blurred,) = blur_mask(None, mask=torch.from_numpy(mask_pixels / 255.0).float()[None], blur_radius=4)
+    doubled = np.clip(2 * blurred[0].numpy(), 0, 1)[..., None]
+    expected = original * (1 - doubled) + generated * doubled
+    assert np.abs(got.astype(float) - expected).max() <= 1.0
+    # the doubling shows: where the blurred mask is just above ½ the output is the generated image
+    half = (blurred[0].numpy() > 0.5) & (blurred[0].numpy() < 0.6)
+    assert half.any() and np.abs(got[half].astype(float) - generated[half]).max() <= 1.0
