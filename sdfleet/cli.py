@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from sdfleet.domain.workers import EXIT_ORPHANED, EXIT_TOKEN_REFUSED
 from sdfleet.settings import Settings
 
 app = typer.Typer(help="sdfleet: self-hosted, multi-user Stable Diffusion.", no_args_is_help=True,
@@ -36,9 +37,6 @@ app.add_typer(train_app, name="train")
 workers_app = typer.Typer(help="Worker identities for `sdfleet worker` on other hosts.", no_args_is_help=True)
 app.add_typer(workers_app, name="workers")
 console = Console(stderr=True, soft_wrap=True)
-#: `sdfleet worker` exit statuses a launcher (or an operator's service manager) can tell apart
-EXIT_TOKEN_REFUSED = 3  #: the server refused the worker token (revoked or deleted): restarting cannot help
-EXIT_ORPHANED = 4  #: the server that launched this worker (`--parent-pid`) is gone
 
 DataDir = Annotated[
     Path | None, typer.Option("--data-dir", help="Data directory (SQLite, objects). Env: SDFLEET_DATA_DIR.")

@@ -1,4 +1,5 @@
-"""Local launcher: `sdfleet worker` subprocesses on this host, restarted with backoff when they crash."""
+"""Local launcher: `sdfleet worker` subprocesses on this host, restarted with backoff when they crash (not when
+the server refused their token: a revoked identity ends the replica)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import threading
 import time
 from dataclasses import dataclass
 
+from sdfleet.domain.workers import EXIT_TOKEN_REFUSED
 from sdfleet.fleet.launcher import ReplicaSpec, ReplicaState
 from sdfleet.fleet.worker_env import worker_environment
 
@@ -133,6 +135,13 @@ class LocalLauncher:
                 self._spawn(replica)
             return
         if proc.poll() is None:
+            return
+        if proc.returncode == EXIT_TOKEN_REFUSED:
+            # Its identity is revoked: the same token would be refused again. The replica ends as if drained;
+            # the fleet manager revokes the identity and starts a replacement with a new one if still wanted.
+            del self._replicas[name]
+            self._drained.append(replica.spec)
+            log.warning("worker %s: the server refused its token; not restarting it", name)
             return
         replica.restarts += 1
         delay = min(self._max_backoff, 2 ** min(replica.restarts, 6))

@@ -9,7 +9,9 @@ import time
 import httpx
 import pytest
 
-from sdfleet.cli import EXIT_TOKEN_REFUSED
+from sdfleet.domain.workers import EXIT_TOKEN_REFUSED
+from sdfleet.fleet.launcher import ReplicaSpec
+from sdfleet.fleet.local_launcher import LocalLauncher
 from tests.fixtures.serve import start_serve
 from tests.integration.endpoints.test_autoscaling_e2e import until, worker_pids
 
@@ -65,3 +67,21 @@ def _alive(pid: int) -> bool:
 def _parent(pid: int) -> int:
     with open(f"/proc/{pid}/stat") as f:
         return int(f.read().rsplit(")", 1)[1].split()[1])
+
+
+def test_local_launcher_does_not_restart_a_replica_whose_token_is_refused(fleet):
+    """Exit status 3 ends the replica (reported as drained, so the manager revokes it and starts a replacement
+    under a new identity); restarting it with the same refused token would only loop."""
+    issued = fleet.server.runtime.services.workers.register(name="refused", endpoint="default")
+    fleet.server.runtime.services.workers.revoke(issued.worker.id)
+    launcher = LocalLauncher(poll_interval=0.1)
+    launcher.start()
+    spec = ReplicaSpec(name="refused", server_url=fleet.url, token=issued.token, device="cpu",
+                       cache_dir=fleet.tmp / "cache-refused", worker_id=issued.worker.id)
+    try:
+        launcher.launch(spec)
+        drained = until(launcher.drained, timeout=120, what="the refused replica to end")
+        assert [s.worker_id for s in drained] == [issued.worker.id]
+        assert launcher.replicas() == {}  # gone, not waiting for a restart
+    finally:
+        launcher.stop()
