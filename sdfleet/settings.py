@@ -65,6 +65,11 @@ class Settings(BaseSettings):
         default=4096 * 4096, ge=64 * 64,
         description="Largest input image (width × height), checked from its header before any pixel is decoded.",
     )
+    max_output_pixels: int = Field(
+        default=8192 * 8192, ge=64 * 64,
+        description="Largest output image a worker may upload (width × height), checked from its PNG header: "
+                    "thumbnails and galleries decode outputs, so a rogue worker token cannot upload a bomb.",
+    )
     a1111_wait_seconds: float = Field(
         default=3600.0, gt=0, description="How long a /sdapi/v1 txt2img/img2img call waits for its job (then 504)."
     )

@@ -12,12 +12,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import BinaryIO
 
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from sdfleet.domain.checkpoints import CheckpointStatus
 from sdfleet.domain.errors import Conflict, Gone, InvalidInput, NotFound, Unauthenticated
 from sdfleet.domain.ids import is_valid_id, new_id
 from sdfleet.domain.workers import WorkerRecord
+from sdfleet.engine.image_admission import ImageRejected, ImageTooLarge, admit_image
 from sdfleet.jobs.live import LiveJobQueue
 from sdfleet.jobs.queue import JobQueue, StaleLease
 from sdfleet.jobs.records import Job, JobOutput, JobProgress, Lease
@@ -73,8 +74,10 @@ class WorkerService:
                  notifier: Notifier, previews: PreviewStore, lease_seconds: float,
                  clock: Callable[[], datetime], max_running_per_user: int | None = None,
                  on_finished: Callable[[Job], None] | None = None,
-                 queued_endpoints: Callable[[], set[str]] | None = None) -> None:
+                 queued_endpoints: Callable[[], set[str]] | None = None,
+                 max_output_pixels: int = 8192 * 8192) -> None:
         self._queue = queue
+        self._max_output_pixels = max_output_pixels
         self.presence = WorkerPresence(registry, clock=clock)
         #: None: long polls re-claim every QUEUE_RECHECK_SECONDS (a store that cannot say what is queued)
         self._watch = None if queued_endpoints is None else QueueWatch(queued_endpoints=queued_endpoints,
@@ -208,11 +211,16 @@ class WorkerService:
         if len(data) > MAX_OUTPUT_BYTES:
             raise InvalidInput("output larger than 64 MiB", field="body")
         try:
-            with Image.open(io.BytesIO(data)) as img:
-                if img.format != "PNG":
-                    raise InvalidInput("outputs must be PNG images", field="body")
-        except (UnidentifiedImageError, OSError) as exc:
+            header = admit_image(data, max_pixels=self._max_output_pixels)  # the header only: nothing decoded
+        except ImageTooLarge as exc:
+            raise InvalidInput(f"output is {exc.width}x{exc.height}: over the limit of {exc.max_pixels} pixels "
+                               "(SDFLEET_MAX_OUTPUT_PIXELS)", field="body",
+                               details={"max_pixels": exc.max_pixels, "width": exc.width,
+                                        "height": exc.height}) from None
+        except ImageRejected as exc:
             raise InvalidInput("output is not a PNG image", field="body") from exc
+        if header.format != "PNG":
+            raise InvalidInput("outputs must be PNG images", field="body")
         key = f"outputs/{job_id}/t{token}/{index}.png"
         self._objects.put(key, data, content_type="image/png")
         return key

@@ -28,6 +28,7 @@ from sdfleet.services.graphs import GraphTools
 from sdfleet.services.inference import InferenceLimits, InferenceService, StaticRouter, Submission
 from sdfleet.services.notifier import Notifier, PreviewStore
 from sdfleet.services.workers import OutputReport, StaleLeaseError, WorkerService
+from tests.fixtures.images import png_bomb
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 CKPT = "demo-sd15.safetensors"
@@ -237,6 +238,11 @@ def test_worker_fencing_outputs_and_files(world):
     with pytest.raises(InvalidInput):
         world.workers.store_output(world.registry.worker, job.id, token=lease.fencing_token, index=0,
                                    stream=io.BytesIO(b"not a png"))
+    with pytest.raises(InvalidInput) as bomb:  # a header declaring 12000x12000: refused before any decoding
+        world.workers.store_output(world.registry.worker, job.id, token=lease.fencing_token, index=0,
+                                   stream=io.BytesIO(png_bomb()))
+    assert "SDFLEET_MAX_OUTPUT_PIXELS" in str(bomb.value) and bomb.value.details["max_pixels"] == 8192 * 8192
+    assert not world.objects.exists(f"outputs/{job.id}/t{lease.fencing_token}/0.png")
     with pytest.raises(InvalidInput):  # completing with an output never uploaded
         world.workers.complete(world.registry.worker, job.id, token=lease.fencing_token,
                                outputs=[OutputReport(index=0, node_id="9")], info=None)
