@@ -182,10 +182,8 @@ def compile_a1111(task: str, params: Mapping[str, Any], *, default_checkpoint: s
             "model": model, "steps": steps, "cfg": cfg, "sampler_name": sampler, "scheduler": scheduler,
             "positive": positive, "negative": negative, "latent_image": ["latent", 0],
             "denoise": denoise, **variation, "seed": chain_seed, "subseed": chain_subseed}}
-        if "area" in graph:  # the saved image has the original's size; A1111's infotext names the sampled one
-            graph[f"sample{k}"]["_meta"] = {"infotext": {
-                "Size": f"{width}x{height}", "Inpaint area": "Only masked",
-                "Masked area padding": graph["area"]["inputs"]["padding"]}}
+        if "mask" in graph:
+            graph[f"sample{k}"]["_meta"] = {"infotext": _inpaint_infotext(graph, params, width=width, height=height)}
         final, final_vae = [f"sample{k}", 0], vae
         if hires is not None:
             final = _hires_pass(graph, hires, k, first=final, vae=vae, hr_vae=hr_vae, sampler_inputs={
@@ -314,6 +312,22 @@ def _only_masked(params: Mapping[str, Any]) -> bool:
     """A1111's inpaint_full_res ("Inpaint area: Only masked"), true unless sent false (A1111's API default)."""
     value = params.get("inpaint_full_res", True)
     return value is None or bool(value)
+
+
+def _inpaint_infotext(graph: dict[str, Any], params: Mapping[str, Any], *, width: int,
+                      height: int) -> dict[str, str]:
+    """The keys A1111 adds to an inpainting image's infotext (its extra_generation_params, in its order)."""
+    keys: dict[str, Any] = {}
+    if "mask_inverted" in graph:
+        keys["Mask mode"] = "Inpaint not masked"
+    if "mask_blurred" in graph:
+        keys["Mask blur"] = graph["mask_blurred"]["inputs"]["blur_radius"]
+    if "area" in graph:  # the saved image has the original's size; A1111's infotext names the sampled one
+        keys.update({"Size": f"{width}x{height}", "Inpaint area": "Only masked",
+                     "Masked area padding": graph["area"]["inputs"]["padding"]})
+    if not params.get("inpainting_fill"):
+        keys["Masked content"] = "fill"
+    return {key: str(value) for key, value in keys.items()}
 
 
 def _inpaint_overlay(graph: dict[str, Any], k: int, images: list) -> list:

@@ -89,6 +89,7 @@ def test_webuiapi_inpainting_with_its_defaults_paints_only_the_masked_area(fleet
     assert result.image.size == (128, 96) and result.info["seed"] == 11
     text = _params(result)
     assert "Inpaint area: Only masked" in text and "Masked area padding: 0" in text and "Size: 64x64" in text
+    assert "Mask blur: 4" in text and "Masked content: fill" in text
     got = np.asarray(result.image.convert("RGB"), dtype=int)
     # mask_blur 4 spreads the mask by at most 2 × int(2.5 × 4 + 0.5) / 2 = 10 px; the 16 + 20 px square box
     # around it (grown to 1:1) is all that may change

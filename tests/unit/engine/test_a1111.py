@@ -108,6 +108,9 @@ def test_img2img_payload_with_lora_and_mask_runs(files: DictModelFiles, tmp_path
     assert info.params["Seed"] == "123" and info.params["Sampler"] == "DPM++ 2M"
     assert info.params["Schedule type"] == "Automatic" and info.params["Denoising strength"] == "0.6"
     assert "Lora hashes" in info.params
+    # A1111's inpainting keys; "Whole picture" writes no Inpaint area, fill 1 ("original") no Masked content
+    assert info.params["Mask blur"] == "2" and "Inpaint area" not in info.params
+    assert "Masked content" not in info.params and info.params["Size"] == "64x64"
     assert '"LoraLoader"' in chunks["prompt"]
     # the unmasked left half keeps the (resized) original far more than the masked right half
     pixels = np.asarray(Image.open(io.BytesIO(out.png)).convert("RGB")).astype(int)

@@ -111,7 +111,8 @@ def test_only_masked_equals_crop_then_inpaint_then_paste(files, tmp_path) -> Non
     out = Image.open(io.BytesIO(result[0].png))
     assert out.size == (128, 96)  # the original's size, as A1111 pastes back
     assert "Size: 128x64" in out.info["parameters"] and "Inpaint area: Only masked" in out.info["parameters"]
-    assert "Masked area padding: 8" in out.info["parameters"]
+    assert "Masked area padding: 8" in out.info["parameters"] and "Masked content: fill" in out.info["parameters"]
+    assert "Mask blur" not in out.info["parameters"]  # mask_blur 0, as A1111 leaves it out
     got = np.asarray(out.convert("RGB")).astype(np.int16)
 
     # The reference: the mask's box (70, 20)-(90, 40), padded by 8 → 36 × 36, grown to 2:1 → 72 × 36 at x 44..116,
