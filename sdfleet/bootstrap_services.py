@@ -149,7 +149,7 @@ def build_services(
                          clock=clock, max_image_pixels=settings.max_image_pixels, styles=styles,
                          wait=WaitPolicy(timeout_seconds=settings.a1111_wait_seconds))
     comfy = ComfyService(inference=inference, catalog=checkpoints, graphs=graphs, notifier=notifier, objects=objects,
-                         devices=_comfy_devices(worker_registry), clock=clock,
+                         devices=worker_registry.list, clock=clock,
                          max_image_pixels=settings.max_image_pixels, workflows=workflows)
 
     # 8. The web UI: gallery and queue views, job thumbnails and inputs, preferences, presets, model notes
@@ -241,9 +241,3 @@ def _endpoint_devices(endpoints: EndpointService) -> Callable[[str], tuple[str, 
         endpoint = endpoints.store.get(name)
         return endpoint.config.devices if endpoint is not None else ()
     return devices
-
-
-def _comfy_devices(registry: SqlWorkerRegistry) -> Callable[[], list[dict]]:
-    """The live workers ComfyUI's `system_stats` lists as devices."""
-    return lambda: [{"name": f"{w.name} ({w.device or 'unknown'})", "type": (w.device or "cpu").split(":")[0]}
-                    for w in registry.list() if w.revoked_at is None and w.status != "gone"]

@@ -1,14 +1,13 @@
 """ComfyUI's server vocabulary over sdfleet's inference jobs: prompts, queue, history, jobs, view, uploads.
 
-Everything is per user: a prompt is an inference job of the caller; another user's prompt is not found."""
+Everything is per user: a prompt is an inference job of the caller; another user's prompt is not found. The
+service answers with records (`ComfyPrompt`, `PromptQueue`, `PromptPage`); `sdfleet/api/comfy/wire.py` shapes
+ComfyUI's JSON from them."""
 
 from __future__ import annotations
 
-import importlib.metadata
 import io
-import platform
 import re
-import sys
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -18,29 +17,21 @@ from typing import Any
 from sdfleet.domain.accounts import Principal
 from sdfleet.domain.errors import Conflict, InvalidInput, NotFound
 from sdfleet.domain.permissions import Permission
+from sdfleet.domain.workers import WorkerRecord
 from sdfleet.engine.image_admission import DEFAULT_MAX_IMAGE_PIXELS, ImageRejected, open_admitted
 from sdfleet.jobs.records import Job, JobStatus
 from sdfleet.jobs.spec import extra_of, graph_of
 from sdfleet.services.authorization import authorize
 from sdfleet.services.comfy_apps import app_marker
-from sdfleet.services.comfy_outcomes import error_data, interrupted_data
 from sdfleet.services.graphs import FOLDER_TYPES, GraphInvalid, GraphTools
 from sdfleet.services.inference import InferenceService, ModelCatalog, Submission
 from sdfleet.services.inputs import MAX_INPUT_BYTES, InputImages, rejected
 from sdfleet.services.notifier import Notifier, user_topic
 
-COMFYUI_VERSION = "0.3.60"  # the server API level sdfleet answers as
 OUTPUT_NAME = re.compile(r"^(?P<job>[0-9a-z]{26})_(?P<index>\d{5})_\.png$")
 #: jobs read from SQL per query when a list walks all of a user's jobs
 PAGE = 200
 FINISHED = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
-JOB_STATES = {
-    JobStatus.QUEUED: "pending",
-    JobStatus.RUNNING: "in_progress",
-    JobStatus.SUCCEEDED: "completed",
-    JobStatus.FAILED: "failed",
-    JobStatus.CANCELLED: "cancelled",
-}
 
 
 class PromptRejected(InvalidInput):
@@ -59,6 +50,35 @@ class QueuedPrompt:
 
     prompt_id: str
     number: int
+
+
+@dataclass(frozen=True)
+class ComfyPrompt:
+    """One of the caller's jobs as ComfyUI knows it."""
+
+    job: Job
+    prompt_id: str  #: the client's id when it sent one, else the job id
+    number: int  #: ComfyUI's queue number
+    outputs_to_execute: list[str]  #: the graph's output nodes
+    extra_data: dict[str, Any]  #: what the client sent beside the prompt (`client_id`, `extra_pnginfo`)
+
+
+@dataclass(frozen=True)
+class PromptQueue:
+    """The caller's running and pending prompts (pending oldest first)."""
+
+    running: list[ComfyPrompt]
+    pending: list[ComfyPrompt]
+
+
+@dataclass(frozen=True)
+class PromptPage:
+    """One page of the caller's prompts and how many match in all."""
+
+    prompts: list[ComfyPrompt]
+    offset: int
+    limit: int
+    total: int
 
 
 def output_filename(job_id: str, index: int) -> str:
@@ -89,7 +109,7 @@ class ComfyService:
     """The ComfyUI server API for one caller at a time, on top of InferenceService."""
 
     def __init__(self, *, inference: InferenceService, catalog: ModelCatalog, graphs: GraphTools,
-                 notifier: Notifier, objects, devices: Callable[[], list[dict[str, Any]]],
+                 notifier: Notifier, objects, devices: Callable[[], list[WorkerRecord]],
                  clock: Callable[[], datetime], max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
                  workflows=None) -> None:
         self._inference = inference
@@ -214,21 +234,21 @@ class ComfyService:
             offset += PAGE
 
     # Queue
-    def queue_item(self, job: Job) -> list[Any]:
-        """ComfyUI's `[number, prompt_id, prompt, extra_data, outputs_to_execute]`."""
+    def prompt(self, job: Job) -> ComfyPrompt:
+        """A job as ComfyUI knows it."""
         extra = extra_of(job.spec)
         extra_data = {"client_id": extra.get("client_id")}
         if extra.get("extra_pnginfo"):
             extra_data["extra_pnginfo"] = extra["extra_pnginfo"]
         outputs = extra.get("outputs_to_execute") or self.output_nodes(graph_of(job.spec))
-        return [number_of(job), prompt_id_of(job), dict(graph_of(job.spec)), extra_data, outputs]
+        return ComfyPrompt(job=job, prompt_id=prompt_id_of(job), number=number_of(job), outputs_to_execute=outputs,
+                           extra_data=extra_data)
 
-    def queue(self, principal: Principal) -> dict[str, list]:
+    def queue(self, principal: Principal) -> PromptQueue:
         """GET /queue: the caller's running and pending prompts."""
-        running = list(self.each(principal, statuses=(JobStatus.RUNNING,)))
-        pending = list(self.each(principal, statuses=(JobStatus.QUEUED,), oldest_first=True))
-        return {"queue_running": [self.queue_item(j) for j in running],
-                "queue_pending": [self.queue_item(j) for j in pending]}
+        running = self.each(principal, statuses=(JobStatus.RUNNING,))
+        pending = self.each(principal, statuses=(JobStatus.QUEUED,), oldest_first=True)
+        return PromptQueue(running=[self.prompt(j) for j in running], pending=[self.prompt(j) for j in pending])
 
     def queue_remaining(self, principal: Principal) -> int:
         """How many of the caller's prompts are queued or running."""
@@ -279,44 +299,22 @@ class ComfyService:
         self._inference.cancel(principal, self.find(principal, prompt_id).id)
 
     # History
-    def history_entry(self, job: Job) -> dict[str, Any]:
-        """One prompt's history: prompt, outputs per node, status and messages."""
-        ok = job.status is JobStatus.SUCCEEDED
-        timestamp = int((job.finished_at or job.queued_at).timestamp() * 1000)
-        pid = prompt_id_of(job)
-        started = int((job.started_at or job.queued_at).timestamp() * 1000)
-        messages: list[list[Any]] = [["execution_start", {"prompt_id": pid, "timestamp": started}]]
-        if ok:
-            messages.append(["execution_success", {"prompt_id": pid, "timestamp": timestamp}])
-        elif job.status is JobStatus.FAILED:
-            messages.append(["execution_error", {**error_data(job, prompt_id=pid), "timestamp": timestamp}])
-        else:
-            messages.append(["execution_interrupted", {
-                **interrupted_data(job, prompt_id=pid, node_id=job.progress.node_id), "timestamp": timestamp}])
-        outputs = images_by_node(job)
-        return {
-            "prompt": self.queue_item(job),
-            "outputs": outputs,
-            "status": {"status_str": "success" if ok else "error", "completed": ok, "messages": messages},
-            "meta": {n: {"node_id": n, "display_node": n, "parent_node": None, "real_node_id": n} for n in outputs},
-        }
-
-    def history(self, principal: Principal, *, max_items: int | None = None) -> dict[str, Any]:
-        """GET /history: the caller's finished prompts, oldest first as upstream."""
+    def history(self, principal: Principal, *, max_items: int | None = None) -> list[ComfyPrompt]:
+        """GET /history: the caller's finished prompts (the newest `max_items`), oldest first as upstream."""
         authorize(principal, Permission.INFERENCE_ALL)
         if max_items is None:
             finished = list(self.each(principal, statuses=FINISHED))
         else:
             finished = self._inference.window(principal, statuses=FINISHED, limit=max(0, max_items))
-        return {prompt_id_of(j): self.history_entry(j) for j in reversed(finished)}
+        return [self.prompt(j) for j in reversed(finished)]
 
-    def history_of(self, principal: Principal, prompt_id: str) -> dict[str, Any]:
-        """GET /history/{id}: `{}` until the prompt finished (and for unknown ids, as upstream)."""
+    def history_of(self, principal: Principal, prompt_id: str) -> ComfyPrompt | None:
+        """GET /history/{id}: None until the prompt finished (and for unknown ids, as upstream)."""
         try:
             job = self.find(principal, prompt_id)
         except NotFound:
-            return {}
-        return {prompt_id_of(job): self.history_entry(job)} if job.status.finished else {}
+            return None
+        return self.prompt(job) if job.status.finished else None
 
     def change_history(self, principal: Principal, body: Any) -> None:
         """POST /history: `{clear: true}` or `{delete: [ids]}` removes finished prompts and their images."""
@@ -334,53 +332,18 @@ class ComfyService:
                 self._inference.delete(principal, job.id)
 
     # Jobs API
-    def job_summary(self, job: Job) -> dict[str, Any]:
-        """One item of GET /jobs."""
-        item: dict[str, Any] = {
-            "id": prompt_id_of(job), "status": JOB_STATES[job.status], "priority": number_of(job),
-            "create_time": number_of(job), "outputs_count": len(job.outputs),
-            "previewable_outputs_count": len(job.outputs),
-        }
-        if job.started_at:
-            item["execution_start_time"] = int(job.started_at.timestamp() * 1000)
-        if job.finished_at:
-            item["execution_end_time"] = int(job.finished_at.timestamp() * 1000)
-        if job.outputs:
-            first = job.outputs[0]
-            item["preview_output"] = {"filename": output_filename(job.id, first.index), "subfolder": "",
-                                      "type": "output", "nodeId": first.node_id, "mediaType": "images"}
-        if job.status is JobStatus.FAILED and job.error:
-            item["execution_error"] = {"node_id": job.error.get("node_id"),
-                                       "exception_message": job.error.get("message", "")}
-        workflow = (extra_of(job.spec).get("extra_pnginfo") or {}).get("workflow")
-        if isinstance(workflow, Mapping) and isinstance(workflow.get("id"), str):
-            item["workflow_id"] = workflow["id"]
-        return item
-
-    def jobs(self, principal: Principal, *, statuses: list[str] | None, offset: int, limit: int,
-             ascending: bool) -> dict[str, Any]:
-        """GET /jobs: the caller's prompts, filtered by ComfyUI job status."""
+    def jobs(self, principal: Principal, *, statuses: tuple[JobStatus, ...], offset: int, limit: int,
+             ascending: bool) -> PromptPage:
+        """GET /jobs: the caller's prompts in `statuses` (none: all)."""
         authorize(principal, Permission.INFERENCE_ALL)
-        known = set(JOB_STATES.values())
-        for status in statuses or []:
-            if status not in known:
-                raise InvalidInput(f"status must be among {', '.join(sorted(known))}, got {status!r}",
-                                   field="status")
-        wanted = tuple(s for s, name in JOB_STATES.items() if not statuses or name in statuses)
+        wanted = statuses or tuple(JobStatus)
         total = self._inference.count(principal, statuses=wanted)
         page = self._inference.window(principal, statuses=wanted, offset=offset, limit=limit, oldest_first=ascending)
-        return {"jobs": [self.job_summary(j) for j in page],
-                "pagination": {"offset": offset, "limit": limit, "total": total,
-                               "has_more": offset + limit < total}}
+        return PromptPage(prompts=[self.prompt(j) for j in page], offset=offset, limit=limit, total=total)
 
-    def job(self, principal: Principal, prompt_id: str) -> dict[str, Any]:
-        """GET /jobs/{id}: the summary plus outputs and the workflow."""
-        job = self.find(principal, prompt_id)
-        item = self.job_summary(job)
-        extra = extra_of(job.spec)
-        extra_data = {"extra_pnginfo": extra["extra_pnginfo"]} if extra.get("extra_pnginfo") else {}
-        item.update(outputs=images_by_node(job), workflow={"prompt": dict(graph_of(job.spec)), "extra_data": extra_data})
-        return item
+    def job(self, principal: Principal, prompt_id: str) -> ComfyPrompt:
+        """GET /jobs/{id}."""
+        return self.prompt(self.find(principal, prompt_id))
 
     # Files
     def view(self, principal: Principal, *, filename: str, kind: str, subfolder: str = "") -> tuple[str, Iterator[bytes]]:
@@ -401,12 +364,11 @@ class ComfyService:
             return "image/png", self._objects.open_range(key)
         raise InvalidInput(f"type must be output, input or temp, got {kind!r}", field="type")
 
-    def upload_image(self, principal: Principal, data: bytes) -> dict[str, str]:
-        """POST /upload/image: store an input image; its content hash is its name."""
-        stored = self._inference.upload_input(principal, data)
-        return {"name": stored["name"], "subfolder": "", "type": "input"}
+    def upload_image(self, principal: Principal, data: bytes) -> str:
+        """POST /upload/image: store an input image; its name (its content hash)."""
+        return self._inference.upload_input(principal, data)["name"]
 
-    def upload_mask(self, principal: Principal, data: bytes, *, original: Any) -> dict[str, str]:
+    def upload_mask(self, principal: Principal, data: bytes, *, original: Any) -> str:
         """POST /upload/mask: the mask's alpha applied to the original input image, stored as a new input."""
         authorize(principal, Permission.INFERENCE_ALL)
         if not isinstance(original, Mapping) or not isinstance(original.get("filename"), str):
@@ -455,24 +417,10 @@ class ComfyService:
             raise NotFound(f"model folder {folder!r} not found")
         return names[folder]
 
-    def system_stats(self, principal: Principal) -> dict[str, Any]:
-        """GET /system_stats: this server and the fleet's worker devices."""
+    def devices(self, principal: Principal) -> list[WorkerRecord]:
+        """GET /system_stats: the fleet's live workers (ComfyUI lists them as devices)."""
         authorize(principal, Permission.INFERENCE_ALL)
-        try:  # the installed version, without importing torch into the API process
-            torch_version = importlib.metadata.version("torch")
-        except importlib.metadata.PackageNotFoundError:  # pragma: no cover - torch is a dependency
-            torch_version = ""
-        devices = []
-        for index, device in enumerate(self._devices()):
-            devices.append({"name": device.get("name", "worker"), "type": device.get("type", "cpu"),
-                            "index": index, "vram_total": device.get("vram_total", 0),
-                            "vram_free": device.get("vram_free", 0), "torch_vram_total": 0, "torch_vram_free": 0})
-        return {"system": {"os": sys.platform, "python_version": sys.version, "embedded_python": False,
-                           "comfyui_version": COMFYUI_VERSION, "pytorch_version": torch_version,
-                           "required_frontend_version": "", "installed_templates_version": "",
-                           "ram_total": 0, "ram_free": 0, "argv": ["sdfleet"],
-                           "hostname": platform.node()},
-                "devices": devices}
+        return [w for w in self._devices() if w.revoked_at is None and w.status != "gone"]
 
     @staticmethod
     def new_client_id() -> str:

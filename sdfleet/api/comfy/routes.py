@@ -13,6 +13,7 @@ from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, StreamingResponse
 
+from sdfleet.api.comfy import wire
 from sdfleet.api.comfy.auth import ComfyPrincipal
 from sdfleet.api.deps import ServicesDep
 from sdfleet.api.errors import SafeJSONResponse
@@ -82,7 +83,7 @@ async def post_prompt(request: Request, principal: ComfyPrincipal, services: Ser
 
 @router.get("/queue")
 def get_queue(principal: ComfyPrincipal, services: ServicesDep) -> dict:
-    return services.comfy.queue(principal)
+    return wire.queue(services.comfy.queue(principal))
 
 
 @router.post("/queue")
@@ -107,12 +108,13 @@ def free(principal: ComfyPrincipal) -> Response:
 @router.get("/history")
 def get_history(principal: ComfyPrincipal, services: ServicesDep,
                 max_items: Annotated[int | None, Query(ge=0, le=10_000)] = None) -> dict:
-    return services.comfy.history(principal, max_items=max_items)
+    return wire.history(services.comfy.history(principal, max_items=max_items))
 
 
 @router.get("/history/{prompt_id}")
 def get_history_item(prompt_id: str, principal: ComfyPrincipal, services: ServicesDep) -> dict:
-    return services.comfy.history_of(principal, prompt_id)
+    found = services.comfy.history_of(principal, prompt_id)
+    return wire.history([found] if found is not None else [])
 
 
 @router.post("/history")
@@ -127,13 +129,13 @@ def list_jobs(principal: ComfyPrincipal, services: ServicesDep,
               offset: Annotated[int, Query(ge=0)] = 0, limit: Annotated[int, Query(ge=1, le=500)] = 100,
               sort_order: Annotated[str, Query(pattern="^(asc|desc)$")] = "desc") -> dict:
     statuses = [s for s in (status or "").split(",") if s]
-    return services.comfy.jobs(principal, statuses=statuses or None, offset=offset, limit=limit,
-                               ascending=sort_order == "asc")
+    return wire.jobs(services.comfy.jobs(principal, statuses=wire.job_statuses(statuses), offset=offset, limit=limit,
+                                         ascending=sort_order == "asc"))
 
 
 @router.get("/jobs/{prompt_id}")
 def get_job(prompt_id: str, principal: ComfyPrincipal, services: ServicesDep) -> dict:
-    return services.comfy.job(principal, prompt_id)
+    return wire.job(services.comfy.job(principal, prompt_id))
 
 
 @router.post("/jobs/{prompt_id}/cancel")
@@ -157,7 +159,7 @@ def view(principal: ComfyPrincipal, services: ServicesDep, filename: Annotated[s
 async def upload_image(principal: ComfyPrincipal, services: ServicesDep,
                        image: Annotated[UploadFile, File()]) -> dict:
     data = await image.read(MAX_UPLOAD_BYTES + 1)
-    return await run_in_threadpool(services.comfy.upload_image, principal, data)
+    return wire.uploaded(await run_in_threadpool(services.comfy.upload_image, principal, data))
 
 
 @router.post("/upload/mask")
@@ -168,7 +170,7 @@ async def upload_mask(principal: ComfyPrincipal, services: ServicesDep, image: A
         original = json.loads(original_ref)
     except ValueError:
         raise InvalidInput("original_ref must be JSON", field="original_ref") from None
-    return await run_in_threadpool(services.comfy.upload_mask, principal, data, original=original)
+    return wire.uploaded(await run_in_threadpool(services.comfy.upload_mask, principal, data, original=original))
 
 
 # Discovery
@@ -206,7 +208,7 @@ def folder_paths(principal: ComfyPrincipal, services: ServicesDep) -> dict:
 
 @router.get("/system_stats")
 def system_stats(principal: ComfyPrincipal, services: ServicesDep) -> dict:
-    return services.comfy.system_stats(principal)
+    return wire.system_stats(services.comfy.devices(principal))
 
 
 @router.get("/features")

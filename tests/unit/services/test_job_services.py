@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from PIL import Image
 
+from sdfleet.api.comfy import wire
 from sdfleet.domain.accounts import CredentialKind, Principal, User
 from sdfleet.domain.checkpoints import Checkpoint, CheckpointStatus, ModelType
 from sdfleet.domain.errors import Conflict, Gone, InvalidInput, NotFound, QuotaExceeded
@@ -23,7 +24,7 @@ from sdfleet.jobs.spec import GenerateSpec, JobSummary, ModelPin
 from sdfleet.modelfiles.types import ENGINE_FOLDERS
 from sdfleet.objects.memory import MemoryObjectStore
 from sdfleet.services.a1111 import A1111Service, WaitPolicy
-from sdfleet.services.comfy import ComfyService, output_filename
+from sdfleet.services.comfy import ComfyService, PromptQueue, output_filename
 from sdfleet.services.graphs import GraphTools
 from sdfleet.services.inference import InferenceLimits, InferenceService, StaticRouter, Submission
 from sdfleet.services.notifier import Notifier, PreviewStore
@@ -289,17 +290,21 @@ def test_a1111_generation_reads_seeds_and_hash_from_the_job(world):
 def test_comfy_prompt_queue_and_history(world):
     queued = world.comfy.submit_prompt(principal(), {"prompt": GRAPH, "client_id": "c1", "prompt_id": "p-1"})
     assert queued.prompt_id == "p-1"
-    pending = world.comfy.queue(principal())["queue_pending"]
-    assert [item[1] for item in pending] == ["p-1"] and pending[0][3] == {"client_id": "c1"}
-    assert world.comfy.queue(principal("bob")) == {"queue_running": [], "queue_pending": []}
-    assert world.comfy.history(principal()) == {}
+    pending = world.comfy.queue(principal()).pending
+    assert [p.prompt_id for p in pending] == ["p-1"] and pending[0].extra_data == {"client_id": "c1"}
+    assert pending[0].outputs_to_execute == ["9"]
+    assert world.comfy.queue(principal("bob")) == PromptQueue(running=[], pending=[])
+    assert world.comfy.history(principal()) == []
     job_id = run_to_completion(world)
-    history = world.comfy.history(principal())
-    assert list(history) == ["p-1"]
-    entry = history["p-1"]
-    assert entry["status"]["completed"] and entry["outputs"]["9"]["images"][0]["filename"] == \
-        output_filename(job_id, 0)
-    assert world.comfy.history(principal("bob")) == {}
+    [finished] = world.comfy.history(principal())
+    assert finished.prompt_id == "p-1" and finished.job.id == job_id
+    assert finished.job.status is JobStatus.SUCCEEDED and [o.node_id for o in finished.job.outputs] == ["9"]
+    assert world.comfy.history(principal("bob")) == []
+    # ComfyUI's JSON is shaped in the API layer from these records
+    entry = wire.history([finished])["p-1"]
+    assert entry["status"]["completed"] and entry["prompt"][1] == "p-1" and entry["prompt"][4] == ["9"]
+    assert entry["outputs"]["9"]["images"][0]["filename"] == output_filename(job_id, 0)
+    assert wire.queue(world.comfy.queue(principal("bob"))) == {"queue_running": [], "queue_pending": []}
 
 
 def test_comfy_rejects_a_graph_naming_an_unknown_model(world):
@@ -322,16 +327,24 @@ def test_comfy_history_queue_and_jobs_page_through_250_prompts(world):
                                   summary=JobSummary(source="comfy"), max_attempts=1, idempotency_key=None,
                                   request_hash=None), now=T0 + timedelta(seconds=i))
     assert world.comfy.queue_remaining(principal()) == 250
-    assert len(world.comfy.queue(principal())["queue_pending"]) == 250
+    assert len(world.comfy.queue(principal()).pending) == 250
     for _ in range(250):
         lease = world.queue.claim(worker_id="w", endpoints=["default"], now=T0, lease_seconds=30)
         world.queue.complete(lease.job.id, token=lease.fencing_token, outputs=[], now=T0)
-    history = world.comfy.history(principal())
-    assert len(history) == 250 and list(history)[0] == "p000" and list(history)[-1] == "p249"  # oldest first
-    assert list(world.comfy.history(principal(), max_items=3)) == ["p247", "p248", "p249"]
-    assert world.comfy.history_of(principal(), "p000")["p000"]["status"]["completed"]  # beyond the newest 200
-    pages = [world.comfy.jobs(principal(), statuses=["completed"], offset=o, limit=100, ascending=True)
+    history = [p.prompt_id for p in world.comfy.history(principal())]
+    assert len(history) == 250 and history[0] == "p000" and history[-1] == "p249"  # oldest first
+    assert [p.prompt_id for p in world.comfy.history(principal(), max_items=3)] == ["p247", "p248", "p249"]
+    assert world.comfy.history_of(principal(), "p000").job.status is JobStatus.SUCCEEDED  # beyond the newest 200
+    pages = [world.comfy.jobs(principal(), statuses=(JobStatus.SUCCEEDED,), offset=o, limit=100, ascending=True)
              for o in (0, 100, 200)]
-    assert [p["pagination"]["total"] for p in pages] == [250] * 3 and pages[2]["pagination"]["has_more"] is False
-    assert [j["id"] for p in pages for j in p["jobs"]] == [f"p{i:03d}" for i in range(250)]
-    assert world.comfy.jobs(principal(), statuses=["pending"], offset=0, limit=10, ascending=False)["jobs"] == []
+    assert [p.total for p in pages] == [250] * 3
+    assert [p.prompt_id for page in pages for p in page.prompts] == [f"p{i:03d}" for i in range(250)]
+    assert world.comfy.jobs(principal(), statuses=(JobStatus.QUEUED,), offset=0, limit=10,
+                            ascending=False).prompts == []
+    shaped = [wire.jobs(p) for p in pages]
+    assert [s["pagination"]["has_more"] for s in shaped] == [True, True, False]
+    assert shaped[0]["jobs"][0]["id"] == "p000" and shaped[0]["jobs"][0]["status"] == "completed"
+    assert wire.job_statuses(["completed", "pending"]) == (JobStatus.QUEUED, JobStatus.SUCCEEDED)
+    assert wire.job_statuses([]) == tuple(JobStatus)
+    with pytest.raises(InvalidInput, match="status must be among"):
+        wire.job_statuses(["done"])
