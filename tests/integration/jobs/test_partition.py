@@ -1,22 +1,28 @@
 """A worker behind a TCP proxy the test controls: a network partition mid-job expires its lease, another worker
 completes the job; when the link heals, the first worker's late work is refused (fencing) and it claims again.
+A partition in the middle of a model download: the worker resumes its `.part` file by Range once the link heals.
 
 The far worker is also paused (SIGSTOP) while cut off, so that it is still mid-job when the link heals whatever
-the speed of the machine: the test waits for states, never for a duration."""
+the speed of the machine; a download is frozen by the proxy at a byte count before the cut: the test waits for
+states, never for a duration."""
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 import signal
 
 import httpx
 import pytest
 
 from sdfleet.store.jobs import SqlJobQueue
+from tests.fixtures.live import start_fleet
 from tests.fixtures.tcp_proxy import TcpProxy
 from tests.integration.endpoints.test_autoscaling_e2e import SMALL, submit, until
 
 pytestmark = pytest.mark.timeout(600)
+MiB = 1 << 20
 
 
 def _job(fleet, headers, job_id) -> dict:
@@ -64,5 +70,58 @@ def test_a_cut_link_expires_the_lease_and_the_late_completion_is_refused(fleet):
         fleet.server.runtime.services.workers.revoke(fleet.worker_ids["near"])
         again = fleet.wait(admin, submit(fleet, admin, SMALL), timeout=300)
         assert again["status"] == "succeeded", again
+    finally:
+        proxy.close()
+
+
+@pytest.fixture
+def long_lease_fleet(tmp_path, demo_files):
+    """A fleet whose leases (30 s) outlast a short cut on a busy machine: the download resumes in the same attempt."""
+    fleet = start_fleet(tmp_path, demo_files, lease_seconds=30.0)
+    yield fleet
+    fleet.stop_workers()
+    fleet.server.stop()
+    fleet.server.runtime.database.dispose()
+
+
+def test_a_cut_mid_model_download_resumes_the_part_file_by_range(long_lease_fleet, demo_files):
+    fleet = long_lease_fleet
+    model = demo_files["demo-sd15"].read_bytes()
+    sha256, size = hashlib.sha256(model).hexdigest(), len(model)
+    assert size > 4 * MiB, "the demo checkpoint must be big enough for a cut after 3 MiB to land mid-transfer"
+    proxy = TcpProxy(fleet.server.port)
+    try:
+        admin = fleet.login()
+        # 1. The server's answers through the proxy freeze at 3 MiB: only the model stream is that long.
+        proxy.hold_after(3 * MiB)
+        far = fleet.start_worker("far", server_url=proxy.url)
+        job_id = submit(fleet, admin, SMALL)
+        assert proxy.holding.wait(timeout=240), "the far worker never downloaded the model"
+
+        # 2. Cut the link mid-download: the worker keeps what it got in `.part` and retries.
+        proxy.cut()
+        until(lambda: f"download of model {sha256[:12]} interrupted" in _log(fleet, "far"), timeout=120,
+              what="the far worker to see its download cut")
+        part = fleet.tmp / "cache-far" / f"{sha256}.part"
+        assert MiB <= part.stat().st_size < size
+        sent_before = proxy.bytes_down
+
+        # 3. Heal it: the download resumes by Range, the file verifies, the job completes once, in its first attempt.
+        proxy.restore()
+        job = fleet.wait(admin, job_id, timeout=300)
+        assert job["status"] == "succeeded" and job["attempts"] == 1 and len(job["outputs"]) == 1, job
+        assert job["model"] == "demo-sd15.safetensors"
+        sent = proxy.requests_text()
+        assert len(re.findall(rf"GET /api/v1/worker/models/{sha256} ", sent)) == 2, sent[-2000:]
+        [offset] = (int(n) for n in re.findall(r"(?im)^range: bytes=(\d+)-", sent))
+        assert MiB <= offset < size
+        assert f"resuming {sha256[:12]} at {offset} of {size} bytes" in _log(fleet, "far")
+        # Only the rest came again (plus a little of the worker's other traffic), not the whole file.
+        assert proxy.bytes_down - sent_before < size - offset + 256 * 1024
+        cached = fleet.tmp / "cache-far" / sha256
+        assert hashlib.sha256(cached.read_bytes()).hexdigest() == sha256 and not part.exists()
+        kinds = [e.type.value for e in SqlJobQueue(fleet.server.runtime.database).events_after(job_id, 0)]
+        assert kinds.count("succeeded") == 1 and "requeued" not in kinds, kinds
+        assert far.poll() is None
     finally:
         proxy.close()
