@@ -130,7 +130,7 @@ def test_kill_minus_nine_mid_import_the_other_server_completes_it_once(tmp_path,
     port = free_port()
     env = {**os.environ, "SDFLEET_DATA_DIR": str(tmp_path / "a"), "SDFLEET_DATABASE_URL": pg_url,
            "SDFLEET_ADMIN_PASSWORD": ADMIN_PASSWORD, "SDFLEET_SECRET_KEY": "test-secret-key-0123456789",
-           "SDFLEET_LOCAL_WORKERS": "0", "SDFLEET_LEASE_SECONDS": "6",
+           "SDFLEET_LOCAL_WORKERS": "0", "SDFLEET_LEASE_SECONDS": "10",
            "SDFLEET_IMPORT_ALLOWED_HOSTS": json.dumps([origin.host]), "SDFLEET_LOGIN_ATTEMPTS_PER_ADDRESS": "1000"}
     with (tmp_path / "a.log").open("wb") as log:
         proc = subprocess.Popen([sys.executable, "-m", "sdfleet.cli", "serve", "--port", str(port), "--comfy-port",
@@ -155,7 +155,7 @@ def test_kill_minus_nine_mid_import_the_other_server_completes_it_once(tmp_path,
         assert origin.half_sent.wait(timeout=60), "server A never started downloading"
 
         # 2. Server B starts on the same database while A's lease is live: it leaves the import alone.
-        rt_b = second_server(tmp_path, pg_url, origin, lease_seconds=6)
+        rt_b = second_server(tmp_path, pg_url, origin, lease_seconds=10)
         try:
             with TestClient(build_app(rt_b, local_workers=0)) as client:
                 owner_a, first_expiry, token_a = lease_of(rt_b, import_id)
@@ -207,7 +207,7 @@ def test_a_server_whose_heartbeats_stop_is_fenced_off(tmp_path, database_url, or
             assert r.status_code == 202, r.text
             import_id = r.json()["id"]
             assert origin.half_sent.wait(timeout=60)
-            rt_b = second_server(tmp_path, database_url, origin, lease_seconds=2)
+            rt_b = second_server(tmp_path, database_url, origin, lease_seconds=10)
             with TestClient(build_app(rt_b, local_workers=0)):
                 done = wait_until(lambda: finished_import(rt_b, import_id), timeout=120,
                                   what="server B to take the import over and finish it")
@@ -232,7 +232,7 @@ def test_a_restarting_server_takes_over_expired_imports_only(tmp_path, database_
     """A server starts and finds two unfinished imports: one whose server died (lease expired) it completes;
     one that another server holds a live lease on it leaves alone (it used to fail both)."""
     origin.release.set()  # no stall here
-    rt = make_runtime(tmp_path, database_url=database_url, import_allowed_hosts=[origin.host], lease_seconds=2)
+    rt = make_runtime(tmp_path, database_url=database_url, import_allowed_hosts=[origin.host], lease_seconds=10)
     try:
         now = utcnow()
         with rt.database.session() as s:
