@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from sdfleet.domain.accounts import ApiKey, Role, User
 from sdfleet.domain.pagination import Page, PageRequest, page_from_rows
 from sdfleet.domain.permissions import Permission
+from sdfleet.store.records import record_of
 from sdfleet.store.tables import ApiKeyRow, AuthSessionRow, RoleRow, UserRoleRow, UserRow
 
 
@@ -33,36 +34,15 @@ class StoredSession:
 
 
 def _role(row: RoleRow) -> Role:
-    return Role(
-        name=row.name,
-        permissions=frozenset(Permission(p) for p in row.permissions),
-        description=row.description,
-        builtin=row.builtin,
-        created_at=row.created_at,
-    )
+    return record_of(Role, row, permissions=frozenset(Permission(p) for p in row.permissions))
 
 
 def _user(row: UserRow) -> User:
-    return User(
-        id=row.id,
-        username=row.username,
-        roles=tuple(link.role_name for link in row.role_links),
-        email=row.email,
-        disabled=row.disabled,
-        created_at=row.created_at,
-    )
+    return record_of(User, row, roles=tuple(link.role_name for link in row.role_links))
 
 
 def _api_key(row: ApiKeyRow) -> ApiKey:
-    return ApiKey(
-        id=row.id,
-        user_id=row.user_id,
-        name=row.name,
-        prefix=row.prefix,
-        created_at=row.created_at,
-        expires_at=row.expires_at,
-        last_used_at=row.last_used_at,
-    )
+    return record_of(ApiKey, row)
 
 
 class AccountRepository:

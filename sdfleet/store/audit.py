@@ -11,22 +11,14 @@ from sdfleet.domain.audit import AuditAction, AuditEvent, AuditQuery, AuditTarge
 from sdfleet.domain.errors import InvalidInput
 from sdfleet.domain.pagination import Page, PageRequest, page_from_rows
 from sdfleet.store.database import Database
+from sdfleet.store.records import record_of
 from sdfleet.store.tables import AuditEventRow
 
 
 def _event(row: AuditEventRow) -> AuditEvent:
-    return AuditEvent(
-        id=row.id,
-        at=row.at,
-        action=AuditAction(row.action),
-        target=AuditTarget(kind=row.target_kind, id=row.target_id, name=row.target_name),
-        actor_id=row.actor_id,
-        actor_name=row.actor_name,
-        credential=row.credential,
-        address=row.address,
-        changes=dict(row.changes or {}),
-        details=dict(row.details or {}),
-    )
+    return record_of(AuditEvent, row, action=AuditAction(row.action),
+                     target=AuditTarget(kind=row.target_kind, id=row.target_id, name=row.target_name),
+                     changes=dict(row.changes or {}), details=dict(row.details or {}))
 
 
 def _cursor_key(event: AuditEvent) -> list:

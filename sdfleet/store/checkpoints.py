@@ -17,6 +17,7 @@ from sdfleet.domain.checkpoints import (
     UploadStatus,
 )
 from sdfleet.domain.pagination import Page, PageRequest, page_from_rows
+from sdfleet.store.records import record_of
 from sdfleet.store.tables import CheckpointRoleRow, CheckpointRow, UploadPartRow, UploadRow
 
 
@@ -42,50 +43,15 @@ def _visible_to(roles: tuple[str, ...], owner: str | None):
 
 
 def _checkpoint(row: CheckpointRow) -> Checkpoint:
-    return Checkpoint(
-        id=row.id,
-        name=row.name,
-        model_type=ModelType(row.model_type),
-        sha256=row.sha256,
-        short_hash=row.short_hash,
-        architecture=row.architecture,
-        layout=row.layout,
-        precision=row.precision,
-        size=row.size,
-        format=row.format,
-        tensor_count=row.tensor_count,
-        status=CheckpointStatus(row.status),
-        allowed_roles=tuple(link.role_name for link in row.role_links),
-        created_by=row.created_by,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-        source=row.source,
-        metadata=dict(row.metadata_json or {}),
-    )
+    return record_of(Checkpoint, row, model_type=ModelType(row.model_type), status=CheckpointStatus(row.status),
+                     allowed_roles=tuple(link.role_name for link in row.role_links),
+                     metadata=dict(row.metadata_json or {}))
 
 
 def _upload(row: UploadRow) -> Upload:
-    return Upload(
-        id=row.id,
-        user_id=row.user_id,
-        filename=row.filename,
-        name=row.name,
-        model_type=ModelType(row.model_type),
-        size=row.size,
-        part_size=row.part_size,
-        declared_sha256=row.declared_sha256,
-        allowed_roles=tuple(row.allowed_roles or ()),
-        status=UploadStatus(row.status),
-        object_key=row.object_key,
-        store_upload_id=row.store_upload_id,
-        created_at=row.created_at,
-        expires_at=row.expires_at,
-        parts=tuple(
-            UploadPart(part_number=p.part_number, size=p.size, sha256=p.sha256, etag=p.etag) for p in row.part_rows
-        ),
-        checkpoint_id=row.checkpoint_id,
-        error=row.error,
-    )
+    return record_of(Upload, row, model_type=ModelType(row.model_type), status=UploadStatus(row.status),
+                     allowed_roles=tuple(row.allowed_roles or ()),
+                     parts=tuple(record_of(UploadPart, p) for p in row.part_rows))
 
 
 class CheckpointRepository:

@@ -9,24 +9,16 @@ from sqlalchemy.orm import Session
 
 from sdfleet.domain.datasets import Dataset, DatasetImage, content_hash
 from sdfleet.domain.pagination import Page, PageRequest, page_from_rows
+from sdfleet.store.records import record_of
 from sdfleet.store.tables import DatasetImageRow, DatasetRoleRow, DatasetRow
 
 
 def _dataset(row: DatasetRow) -> Dataset:
-    return Dataset(
-        id=row.id, name=row.name, user_id=row.user_id, description=row.description, resolution=row.resolution,
-        allowed_roles=tuple(link.role_name for link in row.role_links), image_count=row.image_count,
-        total_bytes=row.total_bytes, content_hash=row.content_hash, created_at=row.created_at,
-        updated_at=row.updated_at,
-    )
+    return record_of(Dataset, row, allowed_roles=tuple(link.role_name for link in row.role_links))
 
 
 def _image(row: DatasetImageRow) -> DatasetImage:
-    return DatasetImage(
-        id=row.id, dataset_id=row.dataset_id, sha256=row.sha256, filename=row.filename, caption=row.caption,
-        repeats=row.repeats, width=row.width, height=row.height, size=row.size, format=row.format,
-        created_at=row.created_at,
-    )
+    return record_of(DatasetImage, row)
 
 
 class DatasetRepository:

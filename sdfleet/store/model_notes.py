@@ -9,6 +9,7 @@ from datetime import datetime
 from sqlalchemy import select
 
 from sdfleet.store.database import Database
+from sdfleet.store.records import record_of
 from sdfleet.store.tables import CheckpointNoteRow
 
 
@@ -24,8 +25,7 @@ class ModelNote:
 
 
 def _note(row: CheckpointNoteRow) -> ModelNote:
-    return ModelNote(checkpoint_id=row.checkpoint_id, trigger_words=row.trigger_words, notes=row.notes,
-                     preview_key=row.preview_key, updated_at=row.updated_at)
+    return record_of(ModelNote, row)
 
 
 class SqlModelNotes:
