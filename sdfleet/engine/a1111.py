@@ -9,7 +9,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sdfleet.engine.a1111_controlnet import apply_units, read_units
-from sdfleet.engine.a1111_fields import InvalidField, UnsupportedField, apply_infotext, check_fields, mask_blur
+from sdfleet.engine.a1111_fields import (
+    InvalidField,
+    UnsupportedField,
+    apply_infotext,
+    check_fields,
+    mask_blur,
+    only_masked,
+)
 from sdfleet.engine.a1111_hires import PIXEL_UPSCALERS, HiresPlan, plan_hires
 from sdfleet.engine.a1111_limits import read_float as _float
 from sdfleet.engine.a1111_limits import read_int as _int
@@ -308,12 +315,6 @@ def _variation(params: Mapping[str, Any], sampler: str) -> dict[str, Any]:
     }
 
 
-def _only_masked(params: Mapping[str, Any]) -> bool:
-    """A1111's inpaint_full_res ("Inpaint area: Only masked"), true unless sent false (A1111's API default)."""
-    value = params.get("inpaint_full_res", True)
-    return value is None or bool(value)
-
-
 def _inpaint_infotext(graph: dict[str, Any], params: Mapping[str, Any], *, width: int,
                       height: int) -> dict[str, str]:
     """The keys A1111 adds to an inpainting image's infotext (its extra_generation_params, in its order)."""
@@ -359,7 +360,7 @@ def _img2img_latent(graph: dict[str, Any], params: Mapping[str, Any], *, vae: li
         raise UnsupportedField("resize_mode", f"resize_mode {resize_mode} is not supported; supported: 0 (just "
                                               "resize), 1 (crop and resize)")
     has_mask = mask_image is not None or bool(params.get("mask"))
-    if not has_mask or not _only_masked(params):
+    if not has_mask or not only_masked(params):
         graph["resized"] = {"class_type": "ImageScale", "inputs": {
             "image": ["image", 0], "upscale_method": "bilinear", "width": width, "height": height,
             "crop": "center" if resize_mode == 1 else "disabled"}}

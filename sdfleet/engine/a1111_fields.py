@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from PIL import Image
+
 from sdfleet.engine.infotext import parse_infotext
 
 
@@ -139,6 +141,20 @@ def _check_scripts(scripts: Any) -> None:
             continue
         raise UnsupportedField("alwayson_scripts", f"alwayson_scripts {name!r} is not supported: sdfleet runs no "
                                                    "A1111 scripts or extensions")
+
+
+def only_masked(params: Mapping[str, Any]) -> bool:
+    """A1111's inpaint_full_res ("Inpaint area: Only masked"), true unless sent false (A1111's API default)."""
+    value = params.get("inpaint_full_res", True)
+    return value is None or bool(value)
+
+
+def mask_is_blank(mask: Image.Image, *, inverted: bool) -> bool:
+    """Whether an inpainting mask (its red channel, as the compiler loads it; inverted when `inverted`) masks
+    nothing: A1111 then gives up "Only masked" and runs img2img on the whole picture."""
+    band = (mask if "R" in mask.getbands() else mask.convert("RGBA")).getchannel("R")
+    low, high = band.getextrema()
+    return low == high == (255 if inverted else 0)
 
 
 def mask_blur(params: Mapping[str, Any]) -> Any:

@@ -14,6 +14,7 @@ from sdfleet.domain.errors import Conflict, InvalidInput, NotFound, QuotaExceede
 from sdfleet.domain.ids import new_id
 from sdfleet.domain.pagination import Page, PageRequest
 from sdfleet.domain.permissions import Permission
+from sdfleet.engine.a1111_fields import only_masked
 from sdfleet.engine.image_admission import DEFAULT_MAX_IMAGE_PIXELS
 from sdfleet.engine.work_estimate import estimate_work
 from sdfleet.jobs.queue import JobQueue, submit_once
@@ -22,7 +23,7 @@ from sdfleet.jobs.spec import GenerateSpec, InputImage, JobSummary, ModelPin
 from sdfleet.modelfiles.types import ENGINE_FOLDERS, ModelType
 from sdfleet.services.authorization import authorize, fetch_owned
 from sdfleet.services.graphs import GraphTools
-from sdfleet.services.inputs import InputImages, decode_base64_image
+from sdfleet.services.inputs import InputImages, blank_mask, decode_base64_image
 from sdfleet.services.model_resolver import ModelResolver, VisibleModels
 from sdfleet.services.notifier import Notifier, PreviewStore, job_topic, queue_topic
 
@@ -181,11 +182,15 @@ class InferenceService:
             images.append(stored.name)
         mask = None
         if params.get("mask"):
-            stored = self._inputs.store(user_id=principal.user_id,
-                                        data=decode_base64_image(params["mask"], field="params.mask"),
-                                        field="params.mask")
-            inputs.append(InputImage(name=stored.name, key=stored.key))
-            mask = stored.name
+            data = decode_base64_image(params["mask"], field="params.mask")
+            if submission.task == "img2img" and only_masked(params) and blank_mask(
+                    data, inverted=bool(params.get("inpainting_mask_invert")), max_pixels=self._inputs.max_pixels):
+                # A1111 gives up "Only masked" on a blank mask and runs img2img on the whole picture
+                params = {k: v for k, v in params.items() if k != "mask"}
+            else:
+                stored = self._inputs.store(user_id=principal.user_id, data=data, field="params.mask")
+                inputs.append(InputImage(name=stored.name, key=stored.key))
+                mask = stored.name
         control_images = {}
         for index, name, value in self._graphs.controlnet_images(params):
             stored = self._inputs.store(user_id=principal.user_id,

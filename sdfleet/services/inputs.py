@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass
 
 from sdfleet.domain.errors import InvalidInput
+from sdfleet.engine.a1111_fields import mask_is_blank
 from sdfleet.engine.image_admission import (
     DEFAULT_MAX_IMAGE_PIXELS,
     ImageHeader,
@@ -82,6 +83,15 @@ def normalise_image(data: bytes, *, field: str, max_pixels: int = DEFAULT_MAX_IM
         raise rejected(exc, field=field) from None
     except (OSError, SyntaxError, ValueError) as exc:  # the header was fine, the pixel data is not
         raise InvalidInput(f"{field} is a damaged image", field=field) from exc
+
+
+def blank_mask(data: bytes, *, inverted: bool, max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> bool:
+    """Whether an A1111 mask masks nothing; an unreadable one is not blank (storing it names the problem)."""
+    try:
+        with open_admitted(data, max_pixels=max_pixels) as img:
+            return mask_is_blank(img, inverted=inverted)
+    except (ImageRejected, OSError, SyntaxError, ValueError):
+        return False
 
 
 class InputImages:

@@ -97,6 +97,10 @@ def test_webuiapi_inpainting_with_its_defaults_paints_only_the_masked_area(fleet
     assert changed.size and changed[:, 0].min() >= 30 and changed[:, 0].max() < 66
     assert changed[:, 1].min() >= 80 and changed[:, 1].max() < 116
     assert np.abs(got[40:56, 90:106] - original[40:56, 90:106]).mean() > 10  # the masked square was repainted
+    # a blank mask: A1111 gives up "Only masked" and runs img2img on the whole picture, at width × height
+    blank = api.img2img(images=[Image.fromarray(original)], mask_image=Image.new("L", (128, 96)), prompt="a cat",
+                        seed=12, **FAST)
+    assert blank.image.size == (64, 64) and "Inpaint area" not in _params(blank)
 
 
 def test_webuiapi_progress_while_a_job_runs(fleet):

@@ -149,3 +149,17 @@ def test_inpaint_full_res_false_keeps_the_whole_image_path(files, tmp_path) -> N
                              input_images=["init.png"], mask_image="mask.png")
     assert compiled.graph["area"]["inputs"]["padding"] == 0
     assert compiled.graph["overlay0"]["class_type"] == "InpaintAreaPasteA1111" and "resized" not in compiled.graph
+
+
+def test_a_blank_mask_is_seen_as_the_compiler_loads_it() -> None:
+    """The server's check before "Only masked": A1111 falls back to whole-picture img2img on a blank mask."""
+    from sdfleet.engine.a1111_fields import mask_is_blank
+
+    black, white = Image.new("L", (8, 8), 0), Image.new("L", (8, 8), 255)
+    assert mask_is_blank(black, inverted=False) and not mask_is_blank(white, inverted=False)
+    assert mask_is_blank(white, inverted=True) and not mask_is_blank(black, inverted=True)
+    dot = black.copy()
+    dot.putpixel((3, 4), 1)
+    assert not mask_is_blank(dot, inverted=False)
+    assert mask_is_blank(Image.new("RGB", (8, 8), (0, 200, 0)), inverted=False)  # the red channel is the mask
+    assert not mask_is_blank(Image.new("RGBA", (8, 8), (90, 0, 0, 255)), inverted=False)
