@@ -161,8 +161,10 @@ def build_app(runtime: Runtime, *, local_workers: int | None = None, server_url:
 
     settings, services = runtime.settings, runtime.services
     background: list[Background] = [LeaseReaper(services.workers.reap, interval=max(0.5, settings.lease_seconds / 3)),
-                                    # URL imports: renew this server's leases, take over those of servers that stopped
-                                    LeaseReaper(services.imports.tick, interval=services.imports.tick_interval),
+                                    # URL imports: renew this server's leases, take over those of servers that stopped;
+                                    # on stop, hand this server's imports back for another to take over at once
+                                    LeaseReaper(services.imports.tick, interval=services.imports.tick_interval,
+                                                on_stop=services.imports.hand_back),
                                     services.notification_worker]
     if services.fanout is not None:
         background.insert(0, services.fanout)

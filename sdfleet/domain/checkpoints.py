@@ -130,7 +130,8 @@ class ImportJob:
     updated_at: datetime
     checkpoint_id: str | None = None
     error: str | None = None
-    #: how many times a server took it on (the one that accepted it, then any that took over an expired lease)
+    #: how many times a server took it on (the one that accepted it, then any that took over an expired lease;
+    #: an import handed back by a server stopping cleanly does not count that server's try)
     attempts: int = 0
 
 

@@ -10,11 +10,12 @@ log = logging.getLogger("sdfleet.fleet.reaper")
 
 
 class LeaseReaper:
-    """Calls `reap()` every `interval` seconds on a daemon thread."""
+    """Calls `reap()` every `interval` seconds on a daemon thread; `on_stop()` once the thread has stopped."""
 
-    def __init__(self, reap: Callable[[], None], *, interval: float) -> None:
+    def __init__(self, reap: Callable[[], None], *, interval: float, on_stop: Callable[[], None] | None = None) -> None:
         self._reap = reap
         self._interval = interval
+        self._on_stop = on_stop
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -33,3 +34,8 @@ class LeaseReaper:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
+        if self._on_stop is not None:
+            try:
+                self._on_stop()
+            except Exception:  # stopping goes on (the database may be gone already)
+                log.exception("stopping the lease loop failed")

@@ -89,8 +89,9 @@ class ImportService:
         """How often `tick` should run: three renewals fit in one lease."""
         return max(0.2, self._lease_seconds / 3)
 
-    def tick(self) -> None:
-        """Renew the leases of the imports this server runs, then take over expired ones while threads are free."""
+    def tick(self) -> int:
+        """Renew the leases of the imports this server runs, then take over expired ones while threads are free;
+        returns how many were taken over."""
         # 1. Heartbeat: a lease found lost stops its download at the next chunk.
         with self._lock:
             held = list(self._held.items())
@@ -106,7 +107,7 @@ class ImportService:
         with self._lock:
             free = self._max_workers - len(self._held)
         if free <= 0:
-            return
+            return 0
         with self._db.session(write_lock=True) as s:
             leases = ImportRepository(s).claim_expired(
                 owner=self.owner, now=self._clock(), lease_seconds=self._lease_seconds, limit=free,
@@ -114,13 +115,25 @@ class ImportService:
         for lease in leases:
             log.info("import %s: taking over (attempt %d)", lease.job.id, lease.job.attempts)
             self._start(lease)
+        return len(leases)
 
-    def recover(self) -> int:
-        """Take over now the imports whose lease expired (a restart need not wait for the first tick); imports
-        another server holds a live lease on are left to it. Returns how many were taken over."""
-        before = self.running()
-        self.tick()
-        return max(0, self.running() - before)
+    def hand_back(self) -> int:
+        """This server is stopping: stop its downloads (at their next chunk) and expire their leases now, so another
+        server takes them over without waiting for the lease to run out. Returns how many were handed back."""
+        with self._lock:
+            held = list(self._held.items())
+        handed = 0
+        for import_id, entry in held:
+            entry.lost.set()
+            try:
+                with self._db.session(write_lock=True) as s:
+                    ImportRepository(s).release(import_id, token=entry.token, now=self._clock())
+                handed += 1
+            except ImportLeaseLost:
+                pass  # finished or taken over meanwhile
+        if handed:
+            log.info("handed %d import(s) back for another server to finish", handed)
+        return handed
 
     def running(self) -> int:
         """How many imports this server holds now."""
@@ -212,7 +225,8 @@ class ImportService:
         try:
             self._attempt(job, entry)
         except ImportLeaseLost:
-            log.warning("import %s: another server holds it now; this attempt stops", job.id)
+            log.warning("import %s: this server no longer holds it (taken over or handed back); this attempt stops",
+                        job.id)
         except Exception:
             log.exception("import %s failed", job.id)
             with contextlib.suppress(ImportLeaseLost):

@@ -109,6 +109,15 @@ class ImportRepository:
         row = self._held(import_id, token)
         row.lease_expires_at = now + timedelta(seconds=lease_seconds)
 
+    def release(self, import_id: str, *, token: int, now: datetime) -> None:
+        """Hand an import back (its server is stopping): expired at once, the token raised so the old holder's
+        writes are refused, and the attempt not counted."""
+        row = self._held(import_id, token)
+        row.status, row.owner, row.lease_expires_at = ImportStatus.QUEUED.value, None, now
+        row.fencing_token += 1
+        row.attempts = max(0, (row.attempts or 0) - 1)
+        row.updated_at = now
+
     def update(self, import_id: str, *, token: int, now: datetime, status: ImportStatus | None = None,
                bytes_done: int | None = None, bytes_total: int | None = None) -> None:
         """Record progress (or that the download started) for the lease holder."""

@@ -256,3 +256,31 @@ def test_a_restarting_server_takes_over_expired_imports_only(tmp_path, database_
     finally:
         rt.services.imports.close()
         rt.database.dispose()
+
+
+def test_a_server_stopping_cleanly_hands_its_imports_back(tmp_path, database_url, origin):
+    """A server that stops (SIGTERM, not kill -9) expires its imports' leases on the way out: another server takes
+    them over at once, not a whole lease later, and the stopped server's try is not counted."""
+    rt_a = make_runtime(tmp_path / "a", database_url=database_url, import_allowed_hosts=[origin.host],
+                        lease_seconds=600)
+    rt_b = second_server(tmp_path, database_url, origin, lease_seconds=600)
+    try:
+        with TestClient(build_app(rt_a, local_workers=0)) as client_a:
+            admin_a = Api(client=client_a, runtime=rt_a).admin()
+            r = client_a.post("/api/v1/checkpoints/imports", headers=admin_a, json={"url": origin.url, "type": "Lora"})
+            assert r.status_code == 202, r.text
+            import_id = r.json()["id"]
+            assert origin.half_sent.wait(timeout=60)
+        # A's app stopped: the import is free at once (its 600 s lease would otherwise hold it).
+        owner, _, token = lease_of(rt_b, import_id)
+        assert (owner, token, import_of(rt_b, import_id).status) == (None, 2, ImportStatus.QUEUED)
+        origin.release.set()
+        rt_a.services.imports.wait()  # A's download stops: its writes are refused
+        assert rt_b.services.imports.tick() == 1
+        done = wait_until(lambda: finished_import(rt_b, import_id), timeout=120, what="server B to finish it")
+        assert done.status is ImportStatus.SUCCEEDED and done.attempts == 1, done
+        assert checkpoints_with(rt_b, origin.sha256) == [done.checkpoint_id] and origin.requests == 2
+    finally:
+        for rt in (rt_a, rt_b):
+            rt.services.imports.close()
+            rt.database.dispose()

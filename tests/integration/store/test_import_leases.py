@@ -122,3 +122,13 @@ def test_racing_servers_take_an_expired_import_over_once(db):
         t.join(timeout=60)
     taken = [i for got in won.values() for i in got]
     assert sorted(taken) == sorted(ids), won
+
+
+def test_a_released_import_is_free_at_once_and_its_try_not_counted(db):
+    import_id, token = add_import(db)
+    with db.session() as s:
+        ImportRepository(s).release(import_id, token=token, now=T0)
+    with pytest.raises(ImportLeaseLost), db.session() as s:
+        ImportRepository(s).update(import_id, token=token, now=T0, bytes_done=1)
+    [lease] = claim(db, "server-b", T0 + timedelta(seconds=1))  # long before the 30 s lease would have run out
+    assert lease.token == token + 2 and lease.job.attempts == 1
