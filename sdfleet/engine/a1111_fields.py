@@ -149,11 +149,18 @@ def only_masked(params: Mapping[str, Any]) -> bool:
     return value is None or bool(value)
 
 
+def binary_mask(mask: Image.Image) -> Image.Image:
+    """An A1111 request's mask as A1111 reads it (`create_binary_mask`, mask_round on): the alpha channel of an
+    RGBA image that has transparency, thresholded at > 128; any other image's luminance ("L") as it is."""
+    if mask.mode == "RGBA" and mask.getchannel("A").getextrema() != (255, 255):
+        return mask.getchannel("A").point(lambda x: 255 if x > 128 else 0)
+    return mask.convert("L")
+
+
 def mask_is_blank(mask: Image.Image, *, inverted: bool) -> bool:
-    """Whether an inpainting mask (its red channel, as the compiler loads it; inverted when `inverted`) masks
-    nothing: A1111 then gives up "Only masked" and runs img2img on the whole picture."""
-    band = (mask if "R" in mask.getbands() else mask.convert("RGBA")).getchannel("R")
-    low, high = band.getextrema()
+    """Whether a binary mask (inverted when `inverted`) masks nothing: A1111 then gives up "Only masked" and runs
+    img2img on the whole picture."""
+    low, high = mask.convert("L").getextrema()
     return low == high == (255 if inverted else 0)
 
 

@@ -23,7 +23,7 @@ from sdfleet.jobs.spec import GenerateSpec, InputImage, JobSummary, ModelPin
 from sdfleet.modelfiles.types import ENGINE_FOLDERS, ModelType
 from sdfleet.services.authorization import authorize, fetch_owned
 from sdfleet.services.graphs import GraphTools
-from sdfleet.services.inputs import InputImages, blank_mask, decode_base64_image
+from sdfleet.services.inputs import InputImages, a1111_mask, blank_mask, decode_base64_image
 from sdfleet.services.model_resolver import ModelResolver, VisibleModels
 from sdfleet.services.notifier import Notifier, PreviewStore, job_topic, queue_topic
 
@@ -182,9 +182,10 @@ class InferenceService:
             images.append(stored.name)
         mask = None
         if params.get("mask"):
-            data = decode_base64_image(params["mask"], field="params.mask")
+            data = a1111_mask(decode_base64_image(params["mask"], field="params.mask"), field="params.mask",
+                              max_pixels=self._inputs.max_pixels)
             if submission.task == "img2img" and only_masked(params) and blank_mask(
-                    data, inverted=bool(params.get("inpainting_mask_invert")), max_pixels=self._inputs.max_pixels):
+                    data, inverted=bool(params.get("inpainting_mask_invert"))):
                 # A1111 gives up "Only masked" on a blank mask and runs img2img on the whole picture
                 params = {k: v for k, v in params.items() if k != "mask"}
             else:

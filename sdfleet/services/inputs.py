@@ -9,8 +9,10 @@ import io
 import re
 from dataclasses import dataclass
 
+from PIL import Image
+
 from sdfleet.domain.errors import InvalidInput
-from sdfleet.engine.a1111_fields import mask_is_blank
+from sdfleet.engine.a1111_fields import binary_mask, mask_is_blank
 from sdfleet.engine.image_admission import (
     DEFAULT_MAX_IMAGE_PIXELS,
     ImageHeader,
@@ -85,13 +87,27 @@ def normalise_image(data: bytes, *, field: str, max_pixels: int = DEFAULT_MAX_IM
         raise InvalidInput(f"{field} is a damaged image", field=field) from exc
 
 
-def blank_mask(data: bytes, *, inverted: bool, max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> bool:
-    """Whether an A1111 mask masks nothing; an unreadable one is not blank (storing it names the problem)."""
+def a1111_mask(data: bytes, *, field: str, max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> bytes:
+    """An A1111 request's mask as the 8-bit grey PNG A1111 reads from it (`a1111_fields.binary_mask`), so the
+    graph's LoadImageMask sees A1111's mask whatever the client's colours or transparency."""
+    if len(data) > MAX_INPUT_BYTES:
+        raise InvalidInput(f"{field} is larger than {MAX_INPUT_BYTES // (1024 * 1024)} MiB", field=field)
     try:
         with open_admitted(data, max_pixels=max_pixels) as img:
-            return mask_is_blank(img, inverted=inverted)
-    except (ImageRejected, OSError, SyntaxError, ValueError):
-        return False
+            img.load()
+            out = io.BytesIO()
+            binary_mask(img).save(out, format="PNG")
+            return out.getvalue()
+    except ImageRejected as exc:
+        raise rejected(exc, field=field) from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise InvalidInput(f"{field} is a damaged image", field=field) from exc
+
+
+def blank_mask(png: bytes, *, inverted: bool) -> bool:
+    """Whether a mask made by `a1111_mask` masks nothing."""
+    with Image.open(io.BytesIO(png)) as img:
+        return mask_is_blank(img, inverted=inverted)
 
 
 class InputImages:

@@ -97,6 +97,12 @@ def test_webuiapi_inpainting_with_its_defaults_paints_only_the_masked_area(fleet
     assert changed.size and changed[:, 0].min() >= 30 and changed[:, 0].max() < 66
     assert changed[:, 1].min() >= 80 and changed[:, 1].max() < 116
     assert np.abs(got[40:56, 90:106] - original[40:56, 90:106]).mean() > 10  # the masked square was repainted
+    # the same strokes as black on a transparent layer (A1111 reads the alpha of an RGBA mask): the same image
+    layer = np.zeros((96, 128, 4), dtype=np.uint8)
+    layer[40:56, 90:106, 3] = 255
+    same = api.img2img(images=[Image.fromarray(original)], mask_image=Image.fromarray(layer, "RGBA"),
+                       prompt="a cat", seed=11, **FAST)
+    assert np.array_equal(np.asarray(same.image.convert("RGB"), dtype=int), got)
     # a blank mask: A1111 gives up "Only masked" and runs img2img on the whole picture, at width × height
     blank = api.img2img(images=[Image.fromarray(original)], mask_image=Image.new("L", (128, 96)), prompt="a cat",
                         seed=12, **FAST)

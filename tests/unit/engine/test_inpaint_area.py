@@ -151,15 +151,23 @@ def test_inpaint_full_res_false_keeps_the_whole_image_path(files, tmp_path) -> N
     assert compiled.graph["overlay0"]["class_type"] == "InpaintAreaPasteA1111" and "resized" not in compiled.graph
 
 
-def test_a_blank_mask_is_seen_as_the_compiler_loads_it() -> None:
-    """The server's check before "Only masked": A1111 falls back to whole-picture img2img on a blank mask."""
-    from sdfleet.engine.a1111_fields import mask_is_blank
+def test_a1111_reads_the_mask_as_its_create_binary_mask_and_sees_a_blank_one() -> None:
+    """The server turns an A1111 mask into the grey mask A1111 reads, and checks it before "Only masked": A1111
+    falls back to whole-picture img2img on a blank mask."""
+    from sdfleet.engine.a1111_fields import binary_mask, mask_is_blank
 
+    # a colour mask counts by luminance, not by one channel (pure red is 76 of 255)
+    assert np.asarray(binary_mask(Image.new("RGB", (4, 4), (255, 0, 0)))).max() == 76
+    # an RGBA mask with transparency is its alpha, thresholded at > 128, whatever the colour
+    rgba = Image.new("RGBA", (4, 1), (255, 255, 255, 0))
+    for x, alpha in enumerate((0, 128, 129, 255)):
+        rgba.putpixel((x, 0), (0, 0, 0, alpha))
+    assert np.asarray(binary_mask(rgba)).tolist() == [[0, 0, 255, 255]]
+    # an opaque RGBA mask is its luminance, not rounded (A1111 rounds only the alpha path)
+    assert np.asarray(binary_mask(Image.new("RGBA", (2, 2), (100, 100, 100, 255)))).max() == 100
     black, white = Image.new("L", (8, 8), 0), Image.new("L", (8, 8), 255)
     assert mask_is_blank(black, inverted=False) and not mask_is_blank(white, inverted=False)
     assert mask_is_blank(white, inverted=True) and not mask_is_blank(black, inverted=True)
     dot = black.copy()
     dot.putpixel((3, 4), 1)
     assert not mask_is_blank(dot, inverted=False)
-    assert mask_is_blank(Image.new("RGB", (8, 8), (0, 200, 0)), inverted=False)  # the red channel is the mask
-    assert not mask_is_blank(Image.new("RGBA", (8, 8), (90, 0, 0, 255)), inverted=False)
