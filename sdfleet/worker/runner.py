@@ -22,13 +22,11 @@ from sdfleet.jobs.wire import ClaimedJob, OutputDescription
 from sdfleet.worker.client import InputMissing, LeaseLost, ModelMissing, ServerError, TokenRefused, WorkerClient
 from sdfleet.worker.memory import memory_report
 from sdfleet.worker.model_cache import HashMismatch, ModelFileCache
+from sdfleet.worker.model_fetch import fetch_model
 
 log = logging.getLogger("sdfleet.worker")
 PROGRESS_INTERVAL = 0.2
 PREVIEW_INTERVAL = 0.5  # at most two step previews a second: plenty for a progress view, cheap for the engine
-#: a model download cut off (network, server restart) resumes from its `.part` file after 1, 2, 4 … 10 s, this many
-#: times at most, for as long as the job's lease holds
-MODEL_RETRIES = 20
 
 
 @dataclass
@@ -387,7 +385,9 @@ class WorkerLoop:
     def _fetch_files(self, job: ClaimedJob, heartbeat: _Heartbeat) -> JobFiles:
         models = {}
         for m in job.models:
-            models[(m.folder, m.name)] = (self._fetch_model(job, m.sha256, m.size, heartbeat), m.sha256)
+            path = fetch_model(cache=self.cache, client=self.client, job_id=job.id, sha256=m.sha256, size=m.size,
+                               lease_lost=lambda: heartbeat.lease_lost, wait=self.stopping.wait)
+            models[(m.folder, m.name)] = (path, m.sha256)
         images = {}
         for item in job.inputs:
             path = self._inputs_dir / item.name
@@ -396,21 +396,3 @@ class WorkerLoop:
             images[item.name] = path
         return JobFiles(models, images)
 
-    def _fetch_model(self, job: ClaimedJob, sha256: str, size: int, heartbeat: _Heartbeat) -> Path:
-        """The job's model file, downloaded into the cache; a dropped connection is retried, resuming the
-        `.part` file by Range (the cache verifies the whole file's sha256), while the lease holds."""
-        delay, retries = 1.0, 0
-        while True:
-            try:
-                return self.cache.ensure(sha256, size=size,
-                                         fetch=lambda offset: self.client.stream_model(sha256, offset=offset))
-            except httpx.TransportError as exc:
-                retries += 1
-                if retries > MODEL_RETRIES or self.stopping.is_set():
-                    raise
-                log.warning("job %s: download of model %s interrupted (%s); resuming in %.0f s", job.id,
-                            sha256[:12], exc, delay)
-                self.stopping.wait(delay)
-                delay = min(delay * 2, 10.0)
-                if heartbeat.lease_lost:
-                    raise LeaseLost(job.id) from None

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from sdfleet.worker.client import ClaimedJob, InputMissing, LeaseLost, WorkerClient
 from sdfleet.worker.model_cache import HashMismatch, ModelFileCache
+from sdfleet.worker.model_fetch import fetch_model
 
 log = logging.getLogger("sdfleet.worker.training")
 MAX_LOSS_POINTS = 1000
@@ -130,8 +131,8 @@ class TrainingRun:
         from sdfleet.engine.training.data import TrainingItem
 
         base = training["base"]
-        base_path = self.cache.ensure(base["sha256"], size=base["size"],
-                                      fetch=lambda offset: self.client.stream_model(base["sha256"], offset=offset))
+        base_path = fetch_model(cache=self.cache, client=self.client, job_id=self.job.id, sha256=base["sha256"],
+                                size=base["size"], lease_lost=lambda: self.heartbeat.lease_lost, wait=self._wait)
         items = []
         images = self.workdir / "images"
         images.mkdir(parents=True, exist_ok=True)
@@ -142,6 +143,11 @@ class TrainingRun:
                     handle.write(chunk)
             items.append(TrainingItem(path=path, caption=entry["caption"], repeats=entry["repeats"]))
         return base_path, items
+
+    def _wait(self, seconds: float) -> bool:
+        """Sleep between download tries; True when the training should stop (cancel, drain, lost lease)."""
+        time.sleep(seconds)
+        return self.should_stop()
 
     def _trainer(self, training: dict, base_path: Path, items: list):
         from sdfleet.engine.training.base_model import load_base_model
