@@ -386,13 +386,13 @@ def _img2img_latent(graph: dict[str, Any], params: Mapping[str, Any], *, vae: li
                 "padding": _int(params, "inpaint_full_res_padding", 0, low=0, high=16384)}}
             pixels, mask = ["area", 0], ["area", 1]
         fill = _int(params, "inpainting_fill", 0, low=0, high=3)
-        if fill == 1:
+        if fill != 1:  # A1111 fills the masked pixels from their surroundings before encoding (masking.fill)
+            graph["prefilled"] = {"class_type": "InpaintPrefillA1111", "inputs": {"image": pixels, "mask": mask}}
+            pixels = ["prefilled", 0]
+        if fill in (0, 1):  # 0 "fill", 1 "original"
             graph["plain"] = {"class_type": "VAEEncode", "inputs": {"pixels": pixels, "vae": vae}}
             graph["encoded"] = {"class_type": "SetLatentNoiseMask", "inputs": {"samples": ["plain", 0],
                                                                                 "mask": mask}}
-        elif fill == 0:
-            graph["encoded"] = {"class_type": "VAEEncodeForInpaint", "inputs": {
-                "pixels": pixels, "vae": vae, "mask": mask, "grow_mask_by": 0}}
         else:  # 2: latent noise, 3: latent nothing (A1111 uses the first batch's seeds for every iteration)
             graph["plain"] = {"class_type": "VAEEncode", "inputs": {"pixels": pixels, "vae": vae}}
             plain = ["plain", 0]

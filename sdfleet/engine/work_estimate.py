@@ -183,11 +183,11 @@ _SOURCE_INPUT = {"VAEDecode": "samples", "SetLatentNoiseMask": "samples", "KSamp
                  "LatentFromBatch": "samples", "LatentCrop": "samples", "LatentFlip": "samples",
                  "LatentRotate": "samples", "LatentUpscaleA1111": "samples", "ImageUpscaleA1111": "image",
                  "ImageUpscaleWithModel": "image", "ExtrasUpscaleA1111": "image",
-                 "InpaintFillA1111": "samples", "InpaintAreaCropA1111": "image",
+                 "InpaintFillA1111": "samples", "InpaintAreaCropA1111": "image", "InpaintPrefillA1111": "image",
                  "InpaintAreaPasteA1111": "destination"}
 _SAME_SHAPE = ("VAEDecode", "SetLatentNoiseMask", "KSampler", "KSamplerAdvanced", "KSamplerA1111", "InvertMask",
                "MaskBlur", "LatentComposite", "LatentBlend", "ImageBlend", "ImageInvert", "ImageToMask",
-               "MaskToImage", "GrowMask", "FeatherMask", "LatentFlip", "InpaintFillA1111")
+               "MaskToImage", "GrowMask", "FeatherMask", "LatentFlip", "InpaintFillA1111", "InpaintPrefillA1111")
 #: nodes whose output has the first input's size and the larger batch of two inputs
 _LARGER_BATCH = {"ImageCompositeMasked": "source", "MaskComposite": "source", "InpaintAreaPasteA1111": "source"}
 

@@ -51,3 +51,41 @@ def test_inpainting_fill_2_runs_with_a_batch(files, tmp_path) -> None:
         "SetLatentNoiseMask"
     images = Engine().run(graph, files=files).images
     assert len(images) == 2 and images[0].png != images[1].png
+
+
+def test_prefill_takes_the_surroundings_colours_and_keeps_the_rest() -> None:
+    """A1111's masking.fill: unmasked pixels are kept exactly; masked ones become the blurred colours around them
+    (a red left half fills a masked right half with red, not with the blue it had)."""
+    from sdfleet.engine.nodes.inpaint_a1111 import inpaint_prefill_a1111
+
+    image = np.zeros((1, 32, 64, 3), dtype=np.float32)
+    image[0, :, :32, 0] = 1.0  # red left half
+    image[0, :, 32:, 2] = 1.0  # blue right half, masked
+    mask = np.zeros((1, 32, 64), dtype=np.float32)
+    mask[0, :, 32:] = 1.0
+    (out,) = inpaint_prefill_a1111(None, image=torch.from_numpy(image), mask=torch.from_numpy(mask))
+    out = out.numpy()[0]
+    assert np.array_equal(out[:, :32], image[0, :, :32])
+    right = out[:, 32:]
+    assert right[..., 0].min() > 0.9 and right[..., 2].max() < 0.05
+    # a mask of another size is resized to the image's (A1111 fills with the mask at the image's size)
+    (half,) = inpaint_prefill_a1111(None, image=torch.from_numpy(image), mask=torch.from_numpy(mask[:, ::2, ::2]))
+    half = half.numpy()[0]
+    assert half.shape == out.shape and np.array_equal(half[:, :28], out[:, :28])  # Lanczos rings at the edge only
+    assert half[:, 36:, 0].min() > 0.85 and half[:, 36:, 2].max() < 0.15
+
+
+def test_fill_0_prefills_then_encodes_with_a_noise_mask() -> None:
+    compiled = compile_a1111("img2img", {
+        "prompt": "a cat", "steps": 3, "width": 64, "height": 64, "mask_blur": 4, "inpaint_full_res": False,
+        "override_settings": {"sd_model_checkpoint": "sd1.safetensors"}},
+        default_checkpoint=None, input_images=["init.png"], mask_image="mask.png")
+    graph = compiled.graph
+    assert graph["prefilled"]["inputs"] == {"image": ["resized", 0], "mask": ["mask_blurred", 0]}
+    assert graph["plain"]["inputs"]["pixels"] == ["prefilled", 0]
+    assert graph["latent"]["class_type"] == "SetLatentNoiseMask"
+    original = compile_a1111("img2img", {
+        "prompt": "a cat", "steps": 3, "width": 64, "height": 64, "inpainting_fill": 1, "inpaint_full_res": False,
+        "override_settings": {"sd_model_checkpoint": "sd1.safetensors"}},
+        default_checkpoint=None, input_images=["init.png"], mask_image="mask.png").graph
+    assert "prefilled" not in original  # 1 "original" encodes the image as it is
