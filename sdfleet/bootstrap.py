@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import secrets
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -154,10 +155,12 @@ def _launchers(settings: Settings, *, ray_wanted: Callable[[], bool]) -> Routing
 
 def build_app(runtime: Runtime, *, local_workers: int | None = None, server_url: str | None = None) -> FastAPI:
     """The HTTP application of a runtime, with its lease reaper and (for `serve`) local workers."""
+    from sdfleet.fleet.leadership import LeaderElected
     from sdfleet.fleet.manager import FleetManager
     from sdfleet.fleet.reaper import LeaseReaper
     from sdfleet.objects.local import LocalObjectStore
     from sdfleet.services.model_intake import MODEL_BLOBS
+    from sdfleet.store.leader_leases import SqlLeaderLease
 
     settings, services = runtime.settings, runtime.services
     background: list[Background] = [LeaseReaper(services.workers.reap, interval=max(0.5, settings.lease_seconds / 3)),
@@ -182,18 +185,32 @@ def build_app(runtime: Runtime, *, local_workers: int | None = None, server_url:
     if isinstance(runtime.objects, LocalObjectStore):
         # Replicas on this host hard-link model blobs from the local object store instead of copying them.
         worker_env["SDFLEET_WORKER_LINK_MODELS_FROM"] = str(runtime.objects.root / MODEL_BLOBS)
-    manager = FleetManager(
-        endpoints=services.endpoints, register=register, revoke=services.workers.revoke,
-        launcher=_launchers(settings, ray_wanted=lambda: any(
-            e.config.launcher == "ray" for e in services.endpoints.store.list(include_deleted=False))),
-        server_url=server_url or f"http://127.0.0.1:{settings.port}",
-        cache_dir=settings.data_dir / "worker-cache", clock=utcnow, interval=0.5, worker_env=worker_env,
-        pending_timeout=settings.ray_pending_seconds,
-    )
+    manager_url = server_url or f"http://127.0.0.1:{settings.port}"
+    managers: list[FleetManager] = []  #: the one this server runs while it leads (fresh launchers each term)
+
+    def fleet_manager() -> FleetManager:
+        manager = FleetManager(
+            endpoints=services.endpoints, register=register, revoke=services.workers.revoke,
+            launcher=_launchers(settings, ray_wanted=lambda: any(
+                e.config.launcher == "ray" for e in services.endpoints.store.list(include_deleted=False))),
+            server_url=manager_url, cache_dir=settings.data_dir / "worker-cache", clock=utcnow, interval=0.5,
+            worker_env=worker_env, pending_timeout=settings.ray_pending_seconds,
+        )
+        managers[:] = [manager]
+        return manager
+
+    def wake(_topic: str = "") -> None:
+        for manager in managers:
+            manager.wake()
+
     # An idle manager passes every 10 s; a queued job or an endpoint change brings its next pass forward.
-    services.notifier.on_topic("queue:", manager.wake)
-    services.endpoints.changed.append(manager.wake)
-    background.append(manager)
+    services.notifier.on_topic("queue:", wake)
+    services.endpoints.changed.append(wake)
+    # Several servers on one database: only the holder of the `fleet-manager` lease runs the manager. The
+    # holder is named by host and URL, so a restarted server takes its own lease back at once.
+    lease = SqlLeaderLease(runtime.database, name="fleet-manager", holder=f"{socket.gethostname()} {manager_url}",
+                           clock=utcnow)
+    background.append(LeaderElected(lease=lease, factory=fleet_manager, clock=utcnow))
     return create_app(
         services,
         max_request_bytes=settings.max_request_bytes,

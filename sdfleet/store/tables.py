@@ -648,3 +648,17 @@ class WorkflowApprovalRow(Base):
     __table_args__ = (ForeignKeyConstraint(["workflow_name", "version"],
                                            ["workflow_versions.workflow_name", "workflow_versions.version"],
                                            ondelete="CASCADE"),)
+
+
+# -- Leader leases (0015_leader_leases) ---------------------------------------------------------
+
+
+class LeaderLeaseRow(Base):
+    """Who plays a role only one API server may play at a time, and until when."""
+
+    __tablename__ = "leader_leases"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(256))
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    version: Mapped[int] = mapped_column(Integer)  #: +1 at every write: a renewal and a takeover cannot both win
