@@ -204,8 +204,8 @@ def compile_a1111(task: str, params: Mapping[str, Any], *, default_checkpoint: s
     effective.pop("alwayson_scripts", None)  # units carry base64 images; what they did is listed instead
     if units:
         effective["controlnet_units"] = [{"model": u.model, "weight": u.weight, "guidance_start": u.start,
-                                          "guidance_end": u.end, "resize_mode": "Crop and Resize" if u.crop
-                                          else "Just Resize"} for u in units]
+                                          "guidance_end": u.end, "resize_mode": u.resize_mode,
+                                          "control_mode": u.control_mode} for u in units]
     effective.update(seed=seed, steps=steps, cfg_scale=cfg, width=width, height=height, batch_size=batch_size,
                      n_iter=n_iter, sampler_name=str(sampler_name), scheduler=scheduler,
                      sd_model_checkpoint=checkpoint, subseed=variation["subseed"], subseed_strength=strength)

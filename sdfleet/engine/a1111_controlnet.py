@@ -60,7 +60,7 @@ class ControlUnit:
     weight: float
     start: float
     end: float
-    crop: bool  # "Crop and Resize" (the extension's default) rather than "Just Resize"
+    resize_mode: str  # "Just Resize", "Crop and Resize" (the extension's default), "Resize and Fill"
     control_mode: str = "Balanced"
 
 
@@ -170,9 +170,6 @@ def read_units(params: Mapping[str, Any], *, images: Mapping[int, str], model_na
                                                        f"available: {', '.join(MODULES)} (send a ready control image)")
         mode = _mode(unit.get("control_mode", 0), _CONTROL_MODES, {}, f"{prefix}.control_mode")
         resize = _mode(unit.get("resize_mode", 1), _RESIZE_MODES, _RESIZE_ALIASES, f"{prefix}.resize_mode")
-        if resize == "Resize and Fill":
-            raise UnsupportedField(f"{prefix}.resize_mode", f"{prefix}.resize_mode 'Resize and Fill' is not "
-                                                            "supported; supported: 0 (Just Resize), 1 (Crop and Resize)")
         weight = _float(unit, "weight", 1.0, prefix)
         start, end = _float(unit, "guidance_start", 0.0, prefix), _float(unit, "guidance_end", 1.0, prefix)
         if not 0 <= weight <= 10:
@@ -185,7 +182,7 @@ def read_units(params: Mapping[str, Any], *, images: Mapping[int, str], model_na
             raise InvalidField(f"{prefix}.image", f"{prefix}.image: an enabled unit needs a control image "
                                                   "(base64 in image or input_image)")
         units.append(ControlUnit(index=i, model=_model(unit.get("model"), model_names, f"{prefix}.model"),
-                                 image=image, weight=weight, start=start, end=end, crop=resize == "Crop and Resize",
+                                 image=image, weight=weight, start=start, end=end, resize_mode=resize,
                                  control_mode=mode))
     return units
 
@@ -199,11 +196,9 @@ def apply_units(graph: dict[str, Any], units: Sequence[ControlUnit], *, conditio
         node = f"{prefix}cn{unit.index}"
         graph[f"cn{unit.index}_model"] = {"class_type": "ControlNetLoader", "inputs": {"control_net_name": unit.model}}
         graph[f"cn{unit.index}_image"] = {"class_type": "LoadImage", "inputs": {"image": unit.image}}
-        hint = [f"cn{unit.index}_image", 0]
-        if unit.crop:  # the engine resizes any hint to the latent's size; crop to its aspect first
-            graph[f"{node}_hint"] = {"class_type": "ImageScale", "inputs": {
-                "image": hint, "upscale_method": "bilinear", "width": width, "height": height, "crop": "center"}}
-            hint = [f"{node}_hint", 0]
+        graph[f"{node}_hint"] = {"class_type": "ControlNetHintA1111", "inputs": {
+            "image": [f"cn{unit.index}_image", 0], "width": width, "height": height, "resize_mode": unit.resize_mode}}
+        hint = [f"{node}_hint", 0]
         inputs = {"positive": positive, "negative": negative, "control_net": [f"cn{unit.index}_model", 0],
                   "image": hint, "strength": unit.weight, "start_percent": unit.start, "end_percent": unit.end}
         if unit.control_mode == "Balanced":  # ComfyUI's own node: the PNG's graph opens in ComfyUI

@@ -24,6 +24,7 @@ from sdfleet.engine.nodes import (
     composite,
     conditioning,
     conditioning_edit,
+    controlnet_hint,
     custom_sampling,
     hires,
     image,
@@ -52,7 +53,7 @@ def node_registry() -> NodeRegistry:
                          *mask.NODES, *custom_sampling.NODES, *patches.NODES, *composite.NODES,
                          *image_transform.NODES, *latent_transform.NODES, *primitives.NODES,
                          *conditioning_edit.NODES, *hires.NODES, *upscale_models.NODES, *inpaint_a1111.NODES,
-                         *inpaint_area.NODES])
+                         *inpaint_area.NODES, *controlnet_hint.NODES])
 
 
 def object_info(model_names: Mapping[str, Sequence[str]] | None = None) -> dict[str, Any]:

@@ -64,7 +64,7 @@ def test_controlnet_routes_answer_in_the_extension_shapes(cn_api):
 @pytest.mark.parametrize(("unit", "field"), [
     ({"module": "canny"}, "module"),
     ({"control_mode": 7}, "control_mode"),
-    ({"resize_mode": 2}, "resize_mode"),
+    ({"resize_mode": 5}, "resize_mode"),
     ({"model": "control_v11p_sd15_missing [00000000]"}, "model"),
     ({"image": None}, "image"),
     ({"image": "bm90IGFuIGltYWdl"}, "image"),

@@ -1,9 +1,6 @@
 """An unchanged A1111 client library (`webuiapi` 0.9.17, pinned in the dev extra) against a live server and a real
-worker: its txt2img/img2img/inpainting defaults, progress, options, model lists and hires fix.
-
-Hook: ControlNet through `webuiapi.ControlNetUnit` (`api.txt2img(controlnet_units=[unit])`, which webuiapi sends as
-`alwayson_scripts["ControlNet"]["args"]`) belongs in this file as its own test, written with the A1111 ControlNet
-surface's tests (issue 13): `_client(fleet)` gives the Basic-auth session it needs."""
+worker: its txt2img/img2img/inpainting defaults, progress, options, model lists, hires fix and a ControlNet unit
+(`webuiapi.ControlNetUnit` with its defaults, sent as `alwayson_scripts.ControlNet`)."""
 
 from __future__ import annotations
 
@@ -126,3 +123,29 @@ def test_webuiapi_progress_while_a_job_runs(fleet):
     assert stopped.images == [] or stopped.image.size == (64, 64)
     idle = api.get_progress()
     assert idle["progress"] == 0 and idle["state"]["job"] == "" and idle["state"]["sampling_steps"] == 0
+
+
+def test_webuiapi_controlnet_unit_with_its_defaults(fleet, tmp_path):
+    from tests.integration.a1111.test_controlnet_a1111 import CN_NAME, _controlnet_file
+
+    path, _, _ = _controlnet_file(tmp_path)
+    fleet.server.runtime.services.checkpoints.register_file(path, name=CN_NAME, model_type="ControlNet")
+    api = _client(fleet)
+    assert api.controlnet_version() == 2 and api.controlnet_module_list() == ["none"]
+    [title] = api.controlnet_model_list()
+    assert title.startswith("control_v11p_sd15_tiny [")
+    fleet.start_worker("a")
+    rng = np.random.default_rng(1)
+    hint = Image.fromarray(rng.integers(0, 255, (48, 80, 3), dtype=np.uint8))  # another aspect: "Resize and Fill"
+    # webuiapi's unit defaults: resize_mode "Resize and Fill", control_mode 0 → "Balanced", hr_option "Both",
+    # processor_res 512, threshold_a/b 64, mask None
+    unit = webuiapi.ControlNetUnit(image=hint, module="none", model=title, weight=1.0)
+    # webuiapi writes the units into its `alwayson_scripts={}` default argument, which Python keeps between
+    # calls: each call passes its own dict so a later call does not send the unit again
+    controlled = api.txt2img(prompt="a red cube", seed=11, controlnet_units=[unit], alwayson_scripts={}, **FAST)
+    plain = api.txt2img(prompt="a red cube", seed=11, alwayson_scripts={}, **FAST)
+    assert controlled.image.size == plain.image.size == (64, 64)
+    difference = np.abs(np.asarray(controlled.image, dtype=int) - np.asarray(plain.image, dtype=int)).max()
+    assert difference > 10  # the unit steered the image
+    again = api.txt2img(prompt="a red cube", seed=11, controlnet_units=[unit], alwayson_scripts={}, **FAST)
+    assert np.array_equal(np.asarray(again.image), np.asarray(controlled.image))  # and reproducibly

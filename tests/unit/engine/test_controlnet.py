@@ -191,12 +191,15 @@ def test_unit_fields_and_aliases_reach_the_nodes() -> None:
                               processor_res=-1, threshold_a=-1, threshold_b=-1, lowvram=True)).graph
     apply = graph["cn0"]["inputs"]
     assert (apply["strength"], apply["start_percent"], apply["end_percent"]) == (1.3, 0.2, 0.7)
-    assert apply["image"] == ["cn0_image", 0] and graph["cn0_image"]["inputs"]["image"] == "hint.png"
+    assert apply["image"] == ["cn0_hint", 0] and graph["cn0_image"]["inputs"]["image"] == "hint.png"
+    assert graph["cn0_hint"]["inputs"] == {"image": ["cn0_image", 0], "width": 64, "height": 64,
+                                           "resize_mode": "Just Resize"}
     assert graph["sample0"]["inputs"]["positive"] == ["cn0", 0]
     assert graph["cn0_model"]["inputs"]["control_net_name"] == CN_FILE
-    # Crop and Resize (the default) crops to the request's aspect
-    crop = _compile(_payload(resize_mode=1)).graph["cn0_hint"]["inputs"]
-    assert (crop["width"], crop["height"], crop["crop"]) == (64, 64, "center")
+    for mode, name in ((None, "Crop and Resize"), (1, "Crop and Resize"), (2, "Resize and Fill"),
+                       ("Envelope (Outer Fit)", "Resize and Fill"), (3, "Just Resize")):
+        unit = {} if mode is None else {"resize_mode": mode}
+        assert _compile(_payload(**unit)).graph["cn0_hint"]["inputs"]["resize_mode"] == name, mode
     # img2img without a unit image uses the init image, as the extension does
     i2i = _compile({**_payload(), "denoising_strength": 0.5}, images={}, task="img2img", input_images=["init.png"])
     assert i2i.graph["cn0_image"]["inputs"]["image"] == "init.png"
@@ -213,6 +216,42 @@ def test_either_image_field_carries_the_control_image() -> None:
         assert found == [(1, f"alwayson_scripts.controlnet.args[1].{field}", "b64")], unit
 
 
+def _blocks(height: int, width: int, colours: list[tuple[int, int, int]]) -> torch.Tensor:
+    """[1, H, W, 3]: vertical stripes of equal width, one per colour."""
+    image = torch.zeros(1, height, width, 3)
+    step = width // len(colours)
+    for i, colour in enumerate(colours):
+        image[:, :, i * step:(i + 1) * step] = torch.tensor(colour) / 255
+    return image
+
+
+def test_hint_resize_modes_follow_the_extension() -> None:
+    from sdfleet.engine.nodes.controlnet_hint import size_hint
+
+    red, green, blue = (255, 0, 0), (0, 255, 0), (0, 0, 255)
+    # 16 × 32 stripes red | green green | blue, to 64 × 64
+    image = _blocks(16, 32, [red, green, green, blue])
+    just = size_hint(image, width=64, height=64, resize_mode="Just Resize")
+    assert just.shape == (1, 64, 64, 3) and torch.allclose(just[0, :, 2], torch.tensor(red) / 255)
+    # cover (64 × 128), crop the middle 64 columns: the green half only (two edge columns blend)
+    crop = size_hint(image, width=64, height=64, resize_mode="Crop and Resize")
+    assert crop.shape == (1, 64, 64, 3) and torch.allclose(crop[0, :, 2:62], torch.tensor(green) / 255)
+    # fit (32 × 64) in the middle rows; the rows above and below take numpy's per-channel median of the border
+    image = _blocks(16, 32, [red, green, green, green])
+    pixels = (image[0].numpy() * 255).round().astype(np.uint8)
+    border = np.concatenate([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]], axis=0)
+    colour = tuple(int(v) for v in np.median(border, axis=0).astype(np.uint8))
+    assert colour == green  # 64 of the 96 border pixels are green
+    fill = size_hint(image, width=64, height=64, resize_mode="Resize and Fill")
+    assert torch.equal(fill[0, :16], torch.tensor(green).expand(16, 64, 3) / 255)
+    assert torch.equal(fill[0, 48:], torch.tensor(green).expand(16, 64, 3) / 255)
+    assert torch.allclose(fill[0, 16:48, 2], torch.tensor(red) / 255)
+    # already at size: unchanged in every mode
+    same = _blocks(64, 64, [red, blue])
+    assert all(torch.equal(size_hint(same, width=64, height=64, resize_mode=m), same)
+               for m in ("Just Resize", "Crop and Resize", "Resize and Fill"))
+
+
 def test_hires_fix_applies_the_units_to_both_passes() -> None:
     graph = _compile({**_payload(), "enable_hr": True, "hr_scale": 2, "hr_upscaler": "Latent"}).graph
     assert graph["hr_sample0"]["inputs"]["positive"] == ["hr_cn0", 0]
@@ -222,8 +261,8 @@ def test_hires_fix_applies_the_units_to_both_passes() -> None:
 @pytest.mark.parametrize(("unit", "field", "error"), [
     ({"module": "canny"}, "module", UnsupportedField),
     ({"control_mode": 7}, "control_mode", InvalidField),
-    ({"resize_mode": 2}, "resize_mode", UnsupportedField),
-    ({"resize_mode": "Resize and Fill"}, "resize_mode", UnsupportedField),
+    ({"resize_mode": 5}, "resize_mode", InvalidField),
+    ({"resize_mode": "Stretch"}, "resize_mode", InvalidField),
     ({"mask": "abc"}, "mask", UnsupportedField),
     ({"guessmode": True}, "guessmode", UnsupportedField),
     ({"hr_option": "Low res only"}, "hr_option", UnsupportedField),
