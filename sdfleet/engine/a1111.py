@@ -155,7 +155,7 @@ def compile_a1111(task: str, params: Mapping[str, Any], *, default_checkpoint: s
         hr_model, hr_vae = _hires_conditioning(graph, hires, chain, checkpoint=checkpoint, loras=loras,
                                                first=(model, clip, vae), schedule_steps=schedule_steps,
                                                disable_loras=bool(params.get("disable_extra_networks")))
-        # the extension's default hr_option "Both": the units control the second pass too, at its size
+        # units control the second pass too, at its size, unless their hr_option is "Low res only"
         hr_positive, hr_negative = apply_units(graph, units, conditioning="hr_prompt", width=hires.width,
                                                height=hires.height, prefix="hr_")
 
@@ -205,7 +205,8 @@ def compile_a1111(task: str, params: Mapping[str, Any], *, default_checkpoint: s
     if units:
         effective["controlnet_units"] = [{"model": u.model, "weight": u.weight, "guidance_start": u.start,
                                           "guidance_end": u.end, "resize_mode": u.resize_mode,
-                                          "control_mode": u.control_mode} for u in units]
+                                          "control_mode": u.control_mode, "hr_option": u.hr_option}
+                                         for u in units]
     effective.update(seed=seed, steps=steps, cfg_scale=cfg, width=width, height=height, batch_size=batch_size,
                      n_iter=n_iter, sampler_name=str(sampler_name), scheduler=scheduler,
                      sd_model_checkpoint=checkpoint, subseed=variation["subseed"], subseed_strength=strength)

@@ -20,6 +20,9 @@ MODULES = ("none",)
 _ALIASES = {"input_image": "image", "guidance": "guidance_end", "lowvram": "low_vram", "guessmode": "guess_mode"}
 _CONTROL_MODES = {0: "Balanced", 1: "My prompt is more important", 2: "ControlNet is more important"}
 _RESIZE_MODES = {0: "Just Resize", 1: "Crop and Resize", 2: "Resize and Fill", 3: "Just Resize"}
+#: the extension's `HiResFixOption`: which passes of a hires-fix job a unit controls
+_HR_OPTIONS = {0: "Both", 1: "Low res only", 2: "High res only"}
+FIRST_PASS, HIRES_PASS = "Low res only", "High res only"
 _RESIZE_ALIASES = {"Inner Fit (Scale to Fit)": "Crop and Resize", "Scale to Fit (Inner Fit)": "Crop and Resize",
                    "Outer Fit (Shrink to Fit)": "Resize and Fill", "Envelope (Outer Fit)": "Resize and Fill"}
 _HASH = re.compile(r"\s*\[[0-9a-fA-F]+\]\s*$")
@@ -36,7 +39,7 @@ def _off(value: Any) -> bool:
 #: unit fields with no effect when the preprocessor is `none` (memory, preview, UI state), any value
 _IGNORED = {"low_vram", "processor_res", "threshold_a", "threshold_b", "pixel_perfect", "save_detected_map",
             "is_ui", "inpaint_crop_input_image", "enabled", "module", "model", "weight", "image",
-            "guidance_start", "guidance_end", "control_mode", "resize_mode"}
+            "guidance_start", "guidance_end", "control_mode", "resize_mode", "hr_option"}
 #: unit fields accepted only at the value that turns their feature off
 _NEUTRAL: dict[str, Callable[[Any], bool]] = {
     "mask": _off, "mask_image": _off, "guess_mode": _off, "loopback": _off, "batch_images": _off,
@@ -44,7 +47,6 @@ _NEUTRAL: dict[str, Callable[[Any], bool]] = {
     "animatediff_batch": _off, "batch_modifiers": _off, "batch_image_dir": _off, "batch_mask_dir": _off,
     "batch_input_gallery": _off, "batch_mask_gallery": _off, "generated_image": _off,
     "input_mode": lambda v: v in (None, "simple", "Single Image"),
-    "hr_option": lambda v: v in (None, "Both"),
     "union_control_type": lambda v: v in (None, "", "Unknown"),
     "mask_image_mode": _any, "use_preview_as_input": _off,
 }
@@ -62,6 +64,11 @@ class ControlUnit:
     end: float
     resize_mode: str  # "Just Resize", "Crop and Resize" (the extension's default), "Resize and Fill"
     control_mode: str = "Balanced"
+    hr_option: str = "Both"
+
+    def controls(self, *, hires_pass: bool) -> bool:
+        """Whether the unit acts in this pass (a job without hires fix has only the low-res pass)."""
+        return self.hr_option != (FIRST_PASS if hires_pass else HIRES_PASS)
 
 
 def _args(params: Mapping[str, Any]) -> list[Any]:
@@ -169,6 +176,7 @@ def read_units(params: Mapping[str, Any], *, images: Mapping[int, str], model_na
             raise UnsupportedField(f"{prefix}.module", f"{prefix}.module: preprocessor {module!r} is not available; "
                                                        f"available: {', '.join(MODULES)} (send a ready control image)")
         mode = _mode(unit.get("control_mode", 0), _CONTROL_MODES, {}, f"{prefix}.control_mode")
+        hr_option = _mode(unit.get("hr_option", "Both"), _HR_OPTIONS, {}, f"{prefix}.hr_option")
         resize = _mode(unit.get("resize_mode", 1), _RESIZE_MODES, _RESIZE_ALIASES, f"{prefix}.resize_mode")
         weight = _float(unit, "weight", 1.0, prefix)
         start, end = _float(unit, "guidance_start", 0.0, prefix), _float(unit, "guidance_end", 1.0, prefix)
@@ -183,16 +191,18 @@ def read_units(params: Mapping[str, Any], *, images: Mapping[int, str], model_na
                                                   "(base64 in image or input_image)")
         units.append(ControlUnit(index=i, model=_model(unit.get("model"), model_names, f"{prefix}.model"),
                                  image=image, weight=weight, start=start, end=end, resize_mode=resize,
-                                 control_mode=mode))
+                                 control_mode=mode, hr_option=hr_option))
     return units
 
 
 def apply_units(graph: dict[str, Any], units: Sequence[ControlUnit], *, conditioning: str, width: int,
                 height: int, prefix: str = "") -> tuple[list, list]:
     """Chain one ControlNetApplyAdvanced per unit after the `conditioning` node (positive, negative outputs);
-    returns the final positive and negative links. Hint images are sized to `width` × `height`."""
+    returns the final positive and negative links. Hint images are sized to `width` × `height`. A `prefix`
+    marks the hires pass (units whose `hr_option` is "Low res only" stay out of it, and "High res only" units
+    act only there)."""
     positive, negative = [conditioning, 0], [conditioning, 1]
-    for unit in units:
+    for unit in (u for u in units if u.controls(hires_pass=bool(prefix))):
         node = f"{prefix}cn{unit.index}"
         graph[f"cn{unit.index}_model"] = {"class_type": "ControlNetLoader", "inputs": {"control_net_name": unit.model}}
         graph[f"cn{unit.index}_image"] = {"class_type": "LoadImage", "inputs": {"image": unit.image}}

@@ -256,6 +256,17 @@ def test_hires_fix_applies_the_units_to_both_passes() -> None:
     graph = _compile({**_payload(), "enable_hr": True, "hr_scale": 2, "hr_upscaler": "Latent"}).graph
     assert graph["hr_sample0"]["inputs"]["positive"] == ["hr_cn0", 0]
     assert graph["hr_cn0_hint"]["inputs"]["width"] == 128
+    # the extension's hr_option: which passes the unit controls
+    hires = {"enable_hr": True, "hr_scale": 2, "hr_upscaler": "Latent"}
+    low = _compile({**_payload(hr_option="Low res only"), **hires}).graph
+    assert low["sample0"]["inputs"]["positive"] == ["cn0", 0] and low["hr_sample0"]["inputs"]["positive"] == [
+        "hr_prompt", 0]
+    high = _compile({**_payload(hr_option=2), **hires}).graph
+    assert high["sample0"]["inputs"]["positive"] == ["prompt", 0]
+    assert high["hr_sample0"]["inputs"]["positive"] == ["hr_cn0", 0]
+    # without hires fix a "High res only" unit does nothing, as in the extension
+    alone = _compile(_payload(hr_option="High res only")).graph
+    assert alone["sample0"]["inputs"]["positive"] == ["prompt", 0]
 
 
 @pytest.mark.parametrize(("unit", "field", "error"), [
@@ -265,7 +276,7 @@ def test_hires_fix_applies_the_units_to_both_passes() -> None:
     ({"resize_mode": "Stretch"}, "resize_mode", InvalidField),
     ({"mask": "abc"}, "mask", UnsupportedField),
     ({"guessmode": True}, "guessmode", UnsupportedField),
-    ({"hr_option": "Low res only"}, "hr_option", UnsupportedField),
+    ({"hr_option": "Sometimes"}, "hr_option", InvalidField),
     ({"frobnicate": 1}, "frobnicate", UnsupportedField),
     ({"model": "no_such_model [12345678]"}, "model", InvalidField),
     ({"model": "None"}, "model", InvalidField),
