@@ -1,5 +1,10 @@
 """Queue throughput: no-op jobs claimed and completed per second by 1 and 4 workers (threads calling the
-queue directly), on SQLite and PostgreSQL, next to the database's raw single-row commit rate."""
+queue directly), on SQLite and PostgreSQL, next to the database's raw single-row commit rate.
+
+Then the deterministic figures of issue 17 §3, beside their goals: commits per job of 8 and 30 steps
+(through the worker protocol's services: token checks, claim, a heartbeat with progress and a preview per
+step, an output, completion, the worker's report, the notification fan-out) and commits per second of an
+idle server (uvicorn) with 1 and 10 long-polling workers (tests/fixtures/commit_counts.py)."""
 
 from __future__ import annotations
 
@@ -24,6 +29,9 @@ from sdfleet.store.jobs import NewJob, SqlJobQueue
 from sdfleet.store.types import utcnow
 
 JOBS = 400
+GOAL_PER_JOB = 4
+GOAL_IDLE_PER_SECOND = 1.0
+IDLE_SECONDS = 30
 
 
 def raw_commit_rate(db: Database, n: int = 400) -> float:
@@ -74,8 +82,46 @@ def bench(label: str, url: str) -> None:
     db.dispose()
 
 
+def commit_counts(label: str, url: str | None) -> None:
+    """Commits per job and per idle second, beside the goals."""
+    from tests.fixtures.commit_counts import (
+        CommitCounter,
+        commits_per_job,
+        idle_commits_per_second,
+        worker_tokens,
+    )
+    from tests.fixtures.live import LiveServer
+    from tests.fixtures.runtime import make_runtime
+
+    runtime = make_runtime(Path(tempfile.mkdtemp()), database_url=url)
+    counter = CommitCounter(runtime)
+    with runtime.database.engine.connect() as conn:
+        admin = conn.execute(text("SELECT id FROM users WHERE username = 'admin'")).scalar_one()
+    for steps in (8, 30):
+        c = commits_per_job(runtime, counter, user_id=admin, steps=steps)
+        line = f"{label:10s} commits per {steps:2d}-step job {c.commits:3d} (writes {c.writes})"
+        if c.xact_commit is not None:
+            fanned = commits_per_job(runtime, counter, user_id=admin, steps=steps, fan_out=True)
+            line += (f" | xact_commit {c.xact_commit}, with NOTIFY fan-out {fanned.xact_commit}"
+                     f" (batched NOTIFY transactions, no WAL)")
+        print(f"{line} | goal <= {GOAL_PER_JOB}: {'met' if c.commits <= GOAL_PER_JOB else 'MISSED'}")
+    server = LiveServer(runtime).start()
+    try:
+        for n in (1, 10):
+            rate = idle_commits_per_second(server.url, counter, worker_tokens(runtime, n), seconds=IDLE_SECONDS)
+            line = f"{label:10s} idle commits/s, {n:2d} long-polling workers {rate.commits:5.2f} (writes {rate.writes})"
+            if rate.xact_commit is not None:
+                line += f" | xact_commit/s {rate.xact_commit:5.2f}"
+            worst = max(rate.commits, rate.xact_commit or 0)
+            print(f"{line} | goal <= {GOAL_IDLE_PER_SECOND}: {'met' if worst <= GOAL_IDLE_PER_SECOND else 'MISSED'}")
+    finally:
+        server.stop()
+        runtime.database.dispose()
+
+
 def main() -> None:
     bench("sqlite", f"sqlite:///{tempfile.mkdtemp()}/bench.db")
+    commit_counts("sqlite", None)
     try:
         from tests.fixtures.databases import create_pg_database, drop_pg_database
     except ImportError:
@@ -83,6 +129,11 @@ def main() -> None:
     url = create_pg_database()
     try:
         bench("postgresql", url)
+    finally:
+        drop_pg_database(url)
+    url = create_pg_database()
+    try:
+        commit_counts("postgresql", url)
     finally:
         drop_pg_database(url)
 

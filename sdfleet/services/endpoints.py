@@ -129,8 +129,7 @@ class EndpointService:
 
     def load(self, name: str) -> tuple[int, int]:
         """(queued, running) jobs of an endpoint, for the autoscaler."""
-        return (self._queue.count(statuses=(JobStatus.QUEUED,), endpoint=name),
-                self._queue.count(statuses=(JobStatus.RUNNING,), endpoint=name))
+        return self.store.load(name)
 
     def events(self, principal: Principal, name: str, *, after: int = 0, limit: int = 100) -> list[EndpointEvent]:
         """The endpoint's recorded decisions, oldest first, after sequence number `after`."""

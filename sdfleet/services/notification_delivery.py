@@ -69,7 +69,7 @@ class WorkerSettings:
     #: a lease outlives the longest attempt (webhook timeout, SMTP timeout) with room to spare
     lease_seconds: float = 120.0
     #: a safety net only: this server's commits wake it at once, and every server fans out its own events
-    poll_seconds: float = 10.0
+    poll_seconds: float = 30.0
     concurrency: int = 4
 
 

@@ -28,7 +28,7 @@ class WorkerPresence:
         self._registry = registry
         self._clock = clock
         self._monotonic = monotonic
-        self._flush_seconds = flush_seconds
+        self.flush_seconds = flush_seconds
         self._lock = threading.Lock()
         self._flushing = threading.Lock()
         self._by_token: dict[str, WorkerRecord] = {}
@@ -74,7 +74,7 @@ class WorkerPresence:
             return True
 
     def flush_if_due(self) -> None:
-        if self._monotonic() - self._last_flush >= self._flush_seconds:
+        if self._monotonic() - self._last_flush >= self.flush_seconds:
             self.flush()
 
     def flush(self) -> None:

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.exc import DisconnectionError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 SUPPORTED_SCHEMES = ("sqlite", "postgresql+psycopg", "postgresql")
+#: a pooled PostgreSQL connection unused this long is pinged before use (a restarted server dropped it)
+PING_AFTER_IDLE_SECONDS = 30.0
 
 
 class DatabaseUnavailable(RuntimeError):
@@ -42,9 +45,34 @@ class Database:
             )
             self._configure_sqlite(self.engine)
         else:
-            self.engine = create_engine(self.url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=20)
+            # LIFO keeps the busy connections warm; a ping only after an idle spell (pool_pre_ping would cost
+            # one more transaction per checkout: twice the commits PostgreSQL counts)
+            self.engine = create_engine(self.url, echo=echo, pool_use_lifo=True, pool_size=10, max_overflow=20)
+            self._ping_when_idle(self.engine)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._local = threading.local()
+
+    @staticmethod
+    def _ping_when_idle(engine: Engine) -> None:
+        """SQLAlchemy's pessimistic disconnect check, only for connections idle PING_AFTER_IDLE_SECONDS."""
+
+        @event.listens_for(engine, "checkin")
+        def _on_checkin(_dbapi_connection, record) -> None:
+            record.info["idle_since"] = time.monotonic()
+
+        @event.listens_for(engine, "checkout")
+        def _on_checkout(dbapi_connection, record, _proxy) -> None:
+            since = record.info.get("idle_since")
+            if since is None or time.monotonic() - since < PING_AFTER_IDLE_SECONDS:
+                return
+            try:
+                dbapi_connection.autocommit = True
+                try:
+                    dbapi_connection.execute("SELECT 1")
+                finally:
+                    dbapi_connection.autocommit = False
+            except Exception as exc:  # psycopg.OperationalError: the pool retries with a new connection
+                raise DisconnectionError(str(exc)) from exc
 
     @staticmethod
     def _configure_sqlite(engine: Engine) -> None:

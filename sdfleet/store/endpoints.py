@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 
 from sdfleet.domain.endpoints import Endpoint, EndpointConfig, EndpointEvent, EndpointStatus
 from sdfleet.domain.notifications import EventType
@@ -119,6 +119,14 @@ class SqlEndpointStore:
                              .order_by(EndpointEventRow.seq).limit(limit)).all()
             return [EndpointEvent(endpoint=r.endpoint, seq=r.seq, type=r.type, data=r.data, created_at=r.created_at)
                     for r in rows]
+
+    def load(self, name: str) -> tuple[int, int]:
+        """(queued, running) jobs of an endpoint in one read (the fleet manager asks at every pass)."""
+        with self._db.session(write_lock=False) as s:
+            counts = dict(s.execute(select(JobRow.status, func.count()).where(
+                JobRow.endpoint == name, JobRow.status.in_([JobStatus.QUEUED.value, JobStatus.RUNNING.value]))
+                .group_by(JobRow.status)).all())
+        return counts.get(JobStatus.QUEUED.value, 0), counts.get(JobStatus.RUNNING.value, 0)
 
     def queued_jobs(self, name: str) -> list[str]:
         """Ids of the jobs still waiting on an endpoint (cancelled when it is deleted)."""

@@ -9,6 +9,7 @@ import pytest
 from sdfleet.domain.accounts import User
 from sdfleet.domain.ids import new_id
 from sdfleet.domain.pagination import PageRequest
+from sdfleet.jobs.live import LiveJobQueue, LiveProgress
 from sdfleet.jobs.memory import MemoryJobQueue
 from sdfleet.jobs.queue import DuplicateSubmission, JobQueue, StaleLease
 from sdfleet.jobs.records import EventType, JobKind, JobOutput, JobProgress, JobStatus, NewJob
@@ -17,17 +18,18 @@ from sdfleet.store import migrate
 from sdfleet.store.accounts import AccountRepository
 from sdfleet.store.database import Database
 from sdfleet.store.jobs import SqlJobQueue
+from sdfleet.store.types import utcnow
 from tests.fixtures.databases import create_pg_database, drop_pg_database
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
-@pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(params=["memory", "sqlite", "live-sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def queue(request, tmp_path):
     if request.param == "memory":
         yield MemoryJobQueue()
         return
-    if request.param == "sqlite":
+    if request.param in ("sqlite", "live-sqlite"):
         url = f"sqlite:///{tmp_path / 'test.db'}"
     else:
         request.getfixturevalue("pg_available")
@@ -38,7 +40,11 @@ def queue(request, tmp_path):
         with database.session() as s:
             for name in ("ann", "bob", "cid"):
                 AccountRepository(s).add_user(User(id=name, username=name, roles=()), password_hash="h", now=T0)
-        yield SqlJobQueue(database)
+        if request.param == "live-sqlite":  # what the server runs: progress in memory, stored at the end
+            live = LiveProgress()
+            yield LiveJobQueue(SqlJobQueue(database, unsaved_progress=live.unsaved), live, clock=utcnow)
+        else:
+            yield SqlJobQueue(database)
     finally:
         database.dispose()
         if request.param == "postgres":
