@@ -183,7 +183,7 @@ def test_team_gallery_and_queue_for_leads_not_artists(web, browser, admin_page, 
     expect(row).to_have_count(0)
 
 
-def test_prompt_history_styles_and_presets(web, admin_page):
+def test_prompt_history_styles_and_presets(web, admin_page, made):
     page = admin_page
     open_generate(page, web)
     page.get_by_role("button", name="History").click()
