@@ -17,6 +17,8 @@ from sdfleet.store.jobs import SqlJobQueue
 from tests.fixtures.live import start_fleet
 
 pytestmark = pytest.mark.timeout(300)
+#: the in-process server shares the test's GIL and a busy 2-core box: answers get a minute, not httpx's 5 s
+http = httpx.Client(timeout=60)
 SMALL = {"prompt": "a red cube", "steps": 2, "width": 64, "height": 64, "seed": 1, "sampler_name": "Euler"}
 
 
@@ -42,19 +44,19 @@ def until(check, *, timeout: float, what: str, step: float = 0.2):
 
 
 def endpoint(live, headers, name) -> dict:
-    r = httpx.get(f"{live.url}/api/v1/endpoints/{name}", headers=headers)
+    r = http.get(f"{live.url}/api/v1/endpoints/{name}", headers=headers)
     assert r.status_code == 200, r.text
     return r.json()
 
 
 def scale_targets(live, headers, name) -> list[int]:
-    events = httpx.get(f"{live.url}/api/v1/endpoints/{name}/events", headers=headers,
+    events = http.get(f"{live.url}/api/v1/endpoints/{name}/events", headers=headers,
                        params={"limit": 500}).json()["items"]
     return [e["data"]["to"] for e in events if e["type"] == "scale"]
 
 
 def submit(live, headers, params, **fields) -> str:
-    r = httpx.post(f"{live.url}/api/v1/inferences", headers=headers,
+    r = http.post(f"{live.url}/api/v1/inferences", headers=headers,
                    json={"task": "txt2img", "params": params, **fields})
     assert r.status_code == 202, r.text
     return r.json()["id"]
@@ -77,13 +79,13 @@ def worker_pids(name: str, server: str | None = None) -> list[int]:
 
 def test_role_endpoint_scales_zero_one_two_zero_and_back(live):
     admin = live.login()
-    r = httpx.post(f"{live.url}/api/v1/roles", headers=admin, json={"name": "team", "permissions": ["inference:all"]})
+    r = http.post(f"{live.url}/api/v1/roles", headers=admin, json={"name": "team", "permissions": ["inference:all"]})
     assert r.status_code == 201, r.text
-    r = httpx.post(f"{live.url}/api/v1/users", headers=admin,
+    r = http.post(f"{live.url}/api/v1/users", headers=admin,
                    json={"username": "member", "password": "member-password", "roles": ["team"]})
     assert r.status_code == 201, r.text
     member = live.login("member", "member-password")
-    r = httpx.post(f"{live.url}/api/v1/endpoints", headers=admin, json={
+    r = http.post(f"{live.url}/api/v1/endpoints", headers=admin, json={
         "name": "team-pool", "devices": ["cpu"], "min_replicas": 0, "max_replicas": 2,
         "target_queue_per_replica": 1, "idle_seconds": 2, "allowed_roles": ["team"]})
     assert r.status_code == 201, r.text
@@ -94,7 +96,7 @@ def test_role_endpoint_scales_zero_one_two_zero_and_back(live):
     job_id = submit(live, member, SMALL)
     job = live.wait(member, job_id, timeout=120)
     assert job["status"] == "succeeded" and job["endpoint"] == "team-pool", job
-    image = httpx.get(live.url + job["outputs"][0]["url"], headers=member)
+    image = http.get(live.url + job["outputs"][0]["url"], headers=member)
     assert image.status_code == 200 and Image.open(io.BytesIO(image.content)).size == (64, 64)
     assert scale_targets(live, admin, "team-pool")[0] == 1
 
@@ -116,19 +118,19 @@ def test_role_endpoint_scales_zero_one_two_zero_and_back(live):
     assert job["status"] == "succeeded"
     targets = scale_targets(live, admin, "team-pool")
     assert targets[-1] == 1 and targets[-2] == 0, targets
-    types = {e["type"] for e in httpx.get(f"{live.url}/api/v1/endpoints/team-pool/events", headers=member,
+    types = {e["type"] for e in http.get(f"{live.url}/api/v1/endpoints/team-pool/events", headers=member,
                                           params={"limit": 500}).json()["items"]}
     assert {"scale", "replica_started", "replica_draining", "replica_stopped"} <= types
 
 
 def test_killed_replica_is_replaced_and_its_job_finishes_once(live):
     admin = live.login()
-    r = httpx.post(f"{live.url}/api/v1/endpoints", headers=admin, json={
+    r = http.post(f"{live.url}/api/v1/endpoints", headers=admin, json={
         "name": "crashy", "devices": ["cpu"], "min_replicas": 1, "max_replicas": 1, "idle_seconds": 60})
     assert r.status_code == 201, r.text
     until(lambda: endpoint(live, admin, "crashy")["status"] == "ready", timeout=120, what="a ready replica")
     job_id = submit(live, admin, {**SMALL, "width": 128, "height": 128, "steps": 50}, endpoint="crashy")
-    until(lambda: httpx.get(f"{live.url}/api/v1/inferences/{job_id}", headers=admin).json()["progress"]["value"] >= 1,
+    until(lambda: http.get(f"{live.url}/api/v1/inferences/{job_id}", headers=admin).json()["progress"]["value"] >= 1,
           timeout=120, what="the job to be sampling", step=0.05)
     pids = worker_pids("replica:crashy:0", live.url)
     assert len(pids) == 1
@@ -140,7 +142,7 @@ def test_killed_replica_is_replaced_and_its_job_finishes_once(live):
     kinds = [e.type.value for e in SqlJobQueue(live.server.runtime.database).events_after(job_id, 0)]
     assert kinds.count("started") == 2 and kinds.count("requeued") == 1, kinds
     assert kinds.count("succeeded") == 1 and kinds[-1] == "succeeded", kinds
-    replaced = [e for e in httpx.get(f"{live.url}/api/v1/endpoints/crashy/events", headers=admin).json()["items"]
+    replaced = [e for e in http.get(f"{live.url}/api/v1/endpoints/crashy/events", headers=admin).json()["items"]
                 if e["type"] == "replica_restarted"]
     assert replaced and replaced[0]["data"]["replica"] == "replica:crashy:0"
     new_pids = worker_pids("replica:crashy:0", live.url)
