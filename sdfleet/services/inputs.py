@@ -7,7 +7,9 @@ import binascii
 import hashlib
 import io
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from PIL import Image
 
@@ -26,6 +28,8 @@ from sdfleet.engine.image_admission import (
 MAX_INPUT_BYTES = 32 * 1024 * 1024
 #: what a stored input may be called (they are `{sha256}.png`); anything else is simply not found
 INPUT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,190}(\.[A-Za-z0-9]{1,8})?")
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -72,35 +76,37 @@ def check_image(data: bytes, *, field: str, max_pixels: int) -> ImageHeader:
 
 def normalise_image(data: bytes, *, field: str, max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> tuple[bytes, int, int]:
     """Check the header against the limits, then decode and return the image as PNG with its size."""
-    if len(data) > MAX_INPUT_BYTES:
-        raise InvalidInput(f"{field} is larger than {MAX_INPUT_BYTES // (1024 * 1024)} MiB", field=field)
-    try:
-        with open_admitted(data, max_pixels=max_pixels) as img:
-            img.load()
-            out = io.BytesIO()
-            mode = img.mode if img.mode in ("RGB", "RGBA", "L", "LA") else "RGBA"
-            img.convert(mode).save(out, format="PNG")
-            return out.getvalue(), img.width, img.height
-    except ImageRejected as exc:
-        raise rejected(exc, field=field) from None
-    except (OSError, SyntaxError, ValueError) as exc:  # the header was fine, the pixel data is not
-        raise InvalidInput(f"{field} is a damaged image", field=field) from exc
+
+    def to_png(img: Image.Image) -> tuple[bytes, int, int]:
+        mode = img.mode if img.mode in ("RGB", "RGBA", "L", "LA") else "RGBA"
+        return png_bytes(img.convert(mode)), img.width, img.height
+
+    return _decoded(data, field=field, max_pixels=max_pixels, convert=to_png)
 
 
 def a1111_mask(data: bytes, *, field: str, max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> bytes:
     """An A1111 request's mask as the 8-bit grey PNG A1111 reads from it (`a1111_fields.binary_mask`), so the
     graph's LoadImageMask sees A1111's mask whatever the client's colours or transparency."""
+    return _decoded(data, field=field, max_pixels=max_pixels, convert=lambda img: png_bytes(binary_mask(img)))
+
+
+def png_bytes(img: Image.Image) -> bytes:
+    out = io.BytesIO()
+    img.save(out, format="PNG")
+    return out.getvalue()
+
+
+def _decoded(data: bytes, *, field: str, max_pixels: int, convert: Callable[[Image.Image], T]) -> T:
+    """`convert` of the decoded image, once its bytes and header are within the limits; 422s naming `field`."""
     if len(data) > MAX_INPUT_BYTES:
         raise InvalidInput(f"{field} is larger than {MAX_INPUT_BYTES // (1024 * 1024)} MiB", field=field)
     try:
         with open_admitted(data, max_pixels=max_pixels) as img:
             img.load()
-            out = io.BytesIO()
-            binary_mask(img).save(out, format="PNG")
-            return out.getvalue()
+            return convert(img)
     except ImageRejected as exc:
         raise rejected(exc, field=field) from None
-    except (OSError, SyntaxError, ValueError) as exc:
+    except (OSError, SyntaxError, ValueError) as exc:  # the header was fine, the pixel data is not
         raise InvalidInput(f"{field} is a damaged image", field=field) from exc
 
 

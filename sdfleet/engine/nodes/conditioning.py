@@ -257,6 +257,16 @@ def controlnet_apply_a1111(ctx: NodeContext, *, positive: list[CondEntry], negat
     return [replace(e, control=control) for e in positive], [replace(e, control=control) for e in negative]
 
 
+
+#: what ComfyUI's Apply ControlNet (Advanced) and sdfleet's A1111 variant both take
+_CONTROLNET_APPLY_INPUTS = (
+    link_input("positive", "CONDITIONING"), link_input("negative", "CONDITIONING"),
+    link_input("control_net", "CONTROL_NET"), link_input("image", "IMAGE"),
+    float_input("strength", default=1.0, min=0.0, max=10.0, step=0.01),
+    float_input("start_percent", default=0.0, min=0.0, max=1.0, step=0.001),
+    float_input("end_percent", default=1.0, min=0.0, max=1.0, step=0.001),
+)
+
 NODES = [
     NodeDefinition(NodeSpec(
         "CLIPTextEncode",
@@ -308,22 +318,12 @@ NODES = [
         conditioning_combine),
     NodeDefinition(NodeSpec(
         "ControlNetApplyAdvanced",
-        (link_input("positive", "CONDITIONING"), link_input("negative", "CONDITIONING"),
-         link_input("control_net", "CONTROL_NET"), link_input("image", "IMAGE"),
-         float_input("strength", default=1.0, min=0.0, max=10.0, step=0.01),
-         float_input("start_percent", default=0.0, min=0.0, max=1.0, step=0.001),
-         float_input("end_percent", default=1.0, min=0.0, max=1.0, step=0.001),
-         link_input("vae", "VAE", optional=True)),
+        (*_CONTROLNET_APPLY_INPUTS, link_input("vae", "VAE", optional=True)),
         (OutputSpec("CONDITIONING", "positive"), OutputSpec("CONDITIONING", "negative")),
         "conditioning/controlnet", "Apply ControlNet"), controlnet_apply_advanced),
     NodeDefinition(NodeSpec(
         "ControlNetApplyA1111",
-        (link_input("positive", "CONDITIONING"), link_input("negative", "CONDITIONING"),
-         link_input("control_net", "CONTROL_NET"), link_input("image", "IMAGE"),
-         float_input("strength", default=1.0, min=0.0, max=10.0, step=0.01),
-         float_input("start_percent", default=0.0, min=0.0, max=1.0, step=0.001),
-         float_input("end_percent", default=1.0, min=0.0, max=1.0, step=0.001),
-         combo_input("control_mode", CONTROL_MODES)),
+        (*_CONTROLNET_APPLY_INPUTS, combo_input("control_mode", CONTROL_MODES)),
         (OutputSpec("CONDITIONING", "positive"), OutputSpec("CONDITIONING", "negative")),
         "conditioning/controlnet", "Apply ControlNet (A1111)",
         "A ControlNet unit as A1111's ControlNet extension applies it: Balanced, or its soft weights for "

@@ -22,7 +22,6 @@ from sdfleet.domain.notifications import (
 from sdfleet.domain.pagination import PageRequest
 from sdfleet.jobs.records import JobOutput
 from sdfleet.jobs.spec import GenerateSpec, JobSummary
-from sdfleet.store import migrate
 from sdfleet.store.accounts import AccountRepository
 from sdfleet.store.database import Database
 from sdfleet.store.jobs import NewJob, SqlJobQueue
@@ -32,14 +31,6 @@ from sdfleet.store.outbox import watch_commits
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 FAST = RetryPolicy(base_seconds=1, factor=2, max_delay_seconds=4, max_attempts=3, jitter=0)
-
-
-@pytest.fixture
-def db(database_url):
-    database = Database(database_url)
-    migrate.upgrade(database)
-    yield database
-    database.dispose()
 
 
 def make_user(db: Database) -> str:

@@ -10,17 +10,8 @@ from sdfleet.domain.pagination import PageRequest
 from sdfleet.domain.permissions import Permission
 from sdfleet.store import migrate
 from sdfleet.store.accounts import AccountRepository
-from sdfleet.store.database import Database
 
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
-
-
-@pytest.fixture
-def db(database_url):
-    database = Database(database_url)
-    migrate.upgrade(database)
-    yield database
-    database.dispose()
 
 
 def _seed_role(db, name="artist", perms=frozenset({Permission.INFERENCE_ALL})):

@@ -11,21 +11,12 @@ import pytest
 from sdfleet.domain.accounts import User
 from sdfleet.domain.checkpoints import ImportJob, ImportStatus, ModelType
 from sdfleet.domain.ids import new_id
-from sdfleet.store import migrate
 from sdfleet.store.accounts import AccountRepository
 from sdfleet.store.database import Database
 from sdfleet.store.imports import ImportLeaseLost, ImportRepository
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 LEASE = 30.0
-
-
-@pytest.fixture
-def db(database_url):
-    database = Database(database_url)
-    migrate.upgrade(database)
-    yield database
-    database.dispose()
 
 
 def add_import(db: Database, *, owner: str = "server-a") -> tuple[str, int]:

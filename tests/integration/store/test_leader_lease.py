@@ -6,30 +6,12 @@ from __future__ import annotations
 import threading
 from datetime import UTC, datetime, timedelta
 
-import pytest
-
-from sdfleet.store import migrate
 from sdfleet.store.database import Database
 from sdfleet.store.leader_leases import SqlLeaderLease
 from sdfleet.store.tables import LeaderLeaseRow
+from tests.fixtures.clock import FakeClock
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-@pytest.fixture
-def db(database_url):
-    database = Database(database_url)
-    migrate.upgrade(database)
-    yield database
-    database.dispose()
 
 
 def holder(db: Database) -> str:
@@ -38,7 +20,7 @@ def holder(db: Database) -> str:
 
 
 def test_one_holder_renewal_takeover_and_release(db):
-    clock = Clock()
+    clock = FakeClock(T0)
     a, b = (SqlLeaderLease(db, name="fleet-manager", holder=h, clock=clock) for h in ("server-a", "server-b"))
     assert a.hold(15) == (True, T0 + timedelta(seconds=15))
     assert b.hold(15) == (False, T0 + timedelta(seconds=15))  # a follower learns when to look again
@@ -56,27 +38,25 @@ def test_one_holder_renewal_takeover_and_release(db):
 
 
 def test_racing_servers_elect_exactly_one(db):
-    clock = Clock()
+    clock = FakeClock(T0)
     leases = [SqlLeaderLease(db, name="fleet-manager", holder=f"server-{i}", clock=clock) for i in range(4)]
+    assert race(leases) == [False, False, False, True]
+    clock.now = T0 + timedelta(seconds=16)  # expired: its holder renewing races the others, one wins
+    assert race(leases) == [False, False, False, True]
+
+
+def race(leases: list[SqlLeaderLease]) -> list[bool]:
+    """Every lease's `hold` at once, from its own thread: the sorted outcomes."""
     results: list[bool] = []
     barrier = threading.Barrier(len(leases))
 
-    def race(lease: SqlLeaderLease) -> None:
+    def hold(lease: SqlLeaderLease) -> None:
         barrier.wait()
         results.append(lease.hold(15)[0])
 
-    threads = [threading.Thread(target=race, args=(lease,)) for lease in leases]
+    threads = [threading.Thread(target=hold, args=(lease,)) for lease in leases]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(timeout=60)
-    assert sorted(results) == [False, False, False, True]
-    clock.now = T0 + timedelta(seconds=16)  # expired: its holder renewing races the others, one wins
-    results.clear()
-    barrier.reset()
-    threads = [threading.Thread(target=race, args=(lease,)) for lease in leases]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    assert sorted(results) == [False, False, False, True]
+    return sorted(results)

@@ -2,23 +2,11 @@
 
 from datetime import UTC, datetime
 
-import pytest
-
 from sdfleet.domain.accounts import User
-from sdfleet.store import migrate
 from sdfleet.store.accounts import AccountRepository
-from sdfleet.store.database import Database
 from sdfleet.store.user_options import SqlUserOptions
 
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
-
-
-@pytest.fixture
-def db(database_url):
-    database = Database(database_url)
-    migrate.upgrade(database)
-    yield database
-    database.dispose()
 
 
 def _user(db, user_id: str) -> str:

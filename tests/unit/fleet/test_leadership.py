@@ -7,19 +7,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from sdfleet.fleet.leadership import LeaderElected
+from tests.fixtures.clock import FakeClock
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
 
 
 class Lease:
@@ -27,7 +17,7 @@ class Lease:
 
     name = "fleet-manager"
 
-    def __init__(self, clock: Clock, row: dict, holder: str) -> None:
+    def __init__(self, clock: FakeClock, row: dict, holder: str) -> None:
         self.clock, self.row, self.holder = clock, row, holder
         self.calls = 0
         self.fail = False
@@ -58,13 +48,13 @@ class Task:
         self.log.append(f"stop {self.name}")
 
 
-def elect(clock: Clock, row: dict, holder: str, log: list[str]) -> tuple[LeaderElected, Lease]:
+def elect(clock: FakeClock, row: dict, holder: str, log: list[str]) -> tuple[LeaderElected, Lease]:
     lease = Lease(clock, row, holder)
     return LeaderElected(lease=lease, factory=lambda: Task(log, holder), clock=clock, seconds=15), lease
 
 
 def test_one_leader_takeover_after_expiry_and_handover_on_stop():
-    clock, row, log = Clock(), {}, []
+    clock, row, log = FakeClock(T0), {}, []
     a, lease_a = elect(clock, row, "a", log)
     b, lease_b = elect(clock, row, "b", log)
     a.tick()
@@ -87,7 +77,7 @@ def test_one_leader_takeover_after_expiry_and_handover_on_stop():
 
 
 def test_a_stalled_leader_steps_down_when_another_took_over():
-    clock, row, log = Clock(), {}, []
+    clock, row, log = FakeClock(T0), {}, []
     a, _ = elect(clock, row, "a", log)
     b, _ = elect(clock, row, "b", log)
     a.tick()
@@ -99,7 +89,7 @@ def test_a_stalled_leader_steps_down_when_another_took_over():
 
 
 def test_a_leader_cut_off_from_the_database_stops_once_its_lease_ran_out():
-    clock, row, log = Clock(), {}, []
+    clock, row, log = FakeClock(T0), {}, []
     a, lease = elect(clock, row, "a", log)
     a.tick()
     lease.fail = True
