@@ -31,7 +31,7 @@ class FleetManager:
                  revoke: Callable[[str], None], launcher: Launcher, server_url: str, cache_dir: Path,
                  clock: Callable[[], datetime], autoscaler: Autoscaler | None = None, interval: float = 1.0,
                  worker_env: dict[str, str] | None = None, pending_timeout: float = 300.0,
-                 idle_interval: float = 10.0) -> None:
+                 idle_interval: float = 15.0) -> None:
         self._endpoints = endpoints
         self._worker_env = dict(worker_env or {})  #: settings replicas share with the server (image limit …)
         self._register = register

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from sdfleet.services.notifier import queue_topic
 
 #: how often (at most) one server re-reads which endpoints have queued jobs while workers wait
-RECHECK_SECONDS = 10.0
+RECHECK_SECONDS = 30.0
 
 
 class QueueWatch:
