@@ -5,6 +5,7 @@ with ten or a hundred thousand finished jobs in the table; nothing here writes."
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -12,6 +13,7 @@ from sqlalchemy import func, select
 
 from sdfleet.store.database import Database
 from sdfleet.store.tables import EndpointRow, JobRow, WorkerRow
+from sdfleet.store.workers import worker_status
 
 #: worker statuses that are history, not replicas (revoked tokens, deleted replicas)
 _GONE = ("revoked", "deleted", "gone")
@@ -53,20 +55,18 @@ class SqlFleetStats:
                     s.execute(select(JobRow.kind, JobRow.status, func.count()).group_by(JobRow.kind, JobRow.status))}
             queued = s.execute(select(JobRow.endpoint, func.count(), func.min(JobRow.queued_at))
                                .where(JobRow.status == "queued").group_by(JobRow.endpoint)).all()
-            replicas = {(endpoint, status): n for endpoint, status, n in s.execute(
-                select(WorkerRow.endpoint, WorkerRow.status, func.count())
-                .where(WorkerRow.revoked_at.is_(None), WorkerRow.status.not_in(_GONE))
-                .group_by(WorkerRow.endpoint, WorkerRow.status))}
-            live = s.execute(select(WorkerRow.name, WorkerRow.endpoint, WorkerRow.info)
+            live = s.execute(select(WorkerRow.id, WorkerRow.name, WorkerRow.endpoint, WorkerRow.status, WorkerRow.info)
                              .where(WorkerRow.revoked_at.is_(None), WorkerRow.status.not_in(_GONE))).all()
+            running = set(s.scalars(select(JobRow.worker_id).where(JobRow.status == "running")))
+            replicas = Counter((w.endpoint, worker_status(w.status, busy=w.id in running)) for w in live)
             desired = dict(s.execute(select(EndpointRow.name, EndpointRow.desired_replicas)).all())
         return FleetSnapshot(
             jobs=jobs,
             queue_depth={endpoint or "": n for endpoint, n, _ in queued},
             oldest_queued_at={endpoint or "": oldest for endpoint, _, oldest in queued if oldest is not None},
-            replicas=replicas,
+            replicas=dict(replicas),
             desired_replicas=desired,
-            memory=tuple(_memory(name, endpoint, info) for name, endpoint, info in live if _reports_memory(info)),
+            memory=tuple(_memory(w.name, w.endpoint, w.info) for w in live if _reports_memory(w.info)),
         )
 
 

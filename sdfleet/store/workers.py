@@ -13,11 +13,19 @@ from sdfleet.store.database import Database
 from sdfleet.store.tables import EndpointRow, JobRow, WorkerRow
 
 
+def worker_status(stored: str, *, busy: bool) -> str:
+    """A worker's status from what it last reported and whether it holds a running job.
+
+    `busy` is not written per job (one commit less per claim and end): a worker holding a running job is busy,
+    even one that claimed before its first report; a draining or revoked one keeps what it said."""
+    if stored in ("idle", "busy"):
+        return "busy" if busy else "idle"
+    return "busy" if busy and stored == "starting" else stored
+
+
 def _record(row: WorkerRow, *, busy: bool = False) -> WorkerRecord:
-    # `busy` is not written per job: a worker holding a running job is busy (one commit less per claim and end)
-    status = ("busy" if busy else "idle") if row.status in ("idle", "busy") else row.status
     return WorkerRecord(
-        id=row.id, name=row.name, endpoint=row.endpoint, status=status, device=row.device, info=row.info,
+        id=row.id, name=row.name, endpoint=row.endpoint, status=worker_status(row.status, busy=busy), device=row.device, info=row.info,
         loaded_models=row.loaded_models, created_at=row.created_at, last_seen_at=row.last_seen_at,
         revoked_at=row.revoked_at,
     )

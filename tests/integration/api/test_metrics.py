@@ -79,6 +79,14 @@ def test_figures_follow_the_fleet(metrics_api):
     assert job_id
     # the worker that finished it is a replica of `default`, idle now
     assert _value(after, "sdfleet_replicas", endpoint="default", state="idle") == 1
+    # a replica holding a running job is busy (derived from the job: busy is not written per claim)
+    token = api.runtime.services.workers.register(name="metrics-busy", endpoint="default").token
+    held = api.client.post("/api/v1/worker/claim", headers={"Authorization": f"Bearer {token}"},
+                           json={"wait_seconds": 0})
+    assert held.status_code == 200, held.text
+    busy = _scrape(api)
+    assert _value(busy, "sdfleet_replicas", endpoint="default", state="busy") == 1
+    assert _value(busy, "sdfleet_replicas", endpoint="default", state="idle") == 1
 
 
 def test_http_latency_by_route_template(metrics_api):

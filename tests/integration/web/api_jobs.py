@@ -32,6 +32,8 @@ def finish_next(api: Api, images: list[bytes], *, worker: str = "w") -> str:
     """Claim the next queued job as a fresh worker and complete it with `images`; returns its id."""
     token = api.runtime.services.workers.register(name=worker, endpoint="default").token
     headers = {"Authorization": f"Bearer {token}"}
+    # as `sdfleet worker` does: it reports itself idle, then claims
+    assert api.client.post("/api/v1/worker/report", headers=headers, json={"status": "idle"}).status_code == 204
     held = api.client.post("/api/v1/worker/claim", headers=headers, json={"wait_seconds": 0}).json()
     for i, data in enumerate(images):
         r = api.client.put(f"/api/v1/worker/jobs/{held['id']}/outputs/{i}?fencing_token={held['fencing_token']}",
