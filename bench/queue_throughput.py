@@ -1,5 +1,6 @@
-"""Queue throughput: no-op jobs claimed and completed per second by 1 and 4 workers (threads calling the
-queue directly), on SQLite and PostgreSQL, next to the database's raw single-row commit rate.
+"""Queue throughput: no-op jobs claimed and completed per second by 1, 4 and 8 workers (threads calling the
+queue directly), on SQLite and PostgreSQL, next to the database's raw single-row commit rate; and the p50 of a
+claim on a table with no finished jobs against one with 100,000 (issue 17 §3: unchanged within ±20 %).
 
 Then the deterministic figures of issue 17 §3, beside their goals: commits per job of 8 and 30 steps
 (through the worker protocol's services: token checks, claim, a heartbeat with progress and a preview per
@@ -15,7 +16,7 @@ import time
 import uuid
 from pathlib import Path
 
-from sqlalchemy import text
+from sqlalchemy import insert, select, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -26,12 +27,15 @@ from sdfleet.store import migrate
 from sdfleet.store.accounts import AccountRepository
 from sdfleet.store.database import Database
 from sdfleet.store.jobs import NewJob, SqlJobQueue
+from sdfleet.store.tables import JobRow
 from sdfleet.store.types import utcnow
 
 JOBS = 400
 GOAL_PER_JOB = 4
 GOAL_IDLE_PER_SECOND = 1.0
 IDLE_SECONDS = 30
+FINISHED = 100_000
+CLAIMS = 200
 
 
 def raw_commit_rate(db: Database, n: int = 400) -> float:
@@ -75,11 +79,39 @@ def bench(label: str, url: str) -> None:
                                           now=utcnow())
     raw = raw_commit_rate(db)
     queue = SqlJobQueue(db)
-    one = drain(queue, 1)
-    four = drain(queue, 4)
-    print(f"{label:10s} raw commits/s {raw:8.0f} | jobs/s 1 worker {one:7.1f} ({one / raw:.3f} of raw)"
-          f" | 4 workers {four:7.1f} ({four / raw:.3f} of raw)")
+    rates = {n: drain(queue, n) for n in (1, 4, 8)}
+    print(f"{label:10s} raw commits/s {raw:8.0f} | jobs/s " + " | ".join(
+        f"{n} workers {rate:7.1f} ({rate / raw:.3f} of raw)" for n, rate in rates.items()))
+    empty = claim_p50(queue)
+    add_finished(db, FINISHED)
+    full = claim_p50(queue)
+    print(f"{label:10s} claim p50 {empty * 1000:6.2f} ms with no finished jobs, {full * 1000:6.2f} ms with "
+          f"{FINISHED:,} ({full / empty:.2f}×; goal within 0.8–1.2×)")
     db.dispose()
+
+
+def claim_p50(queue: SqlJobQueue) -> float:
+    """Median seconds of one claim (of CLAIMS, each with one job queued), completion not timed."""
+    times = []
+    for i in range(CLAIMS):
+        queue.submit(NewJob(id=new_id(), user_id=f"u{i % 4}", endpoint="default", spec=GenerateSpec(graph={}),
+                            summary=JobSummary(), max_attempts=3, idempotency_key=None, request_hash=None), now=utcnow())
+        t = time.perf_counter()
+        lease = queue.claim(worker_id="w", endpoints=["default"], now=utcnow(), lease_seconds=30)
+        times.append(time.perf_counter() - t)
+        queue.complete(lease.job.id, token=lease.fencing_token, outputs=[], now=utcnow())
+    return sorted(times)[len(times) // 2]
+
+
+def add_finished(db: Database, n: int, batch: int = 5000) -> None:
+    """`n` succeeded jobs, copied from one finished row in bulk inserts (as a busy fleet's history)."""
+    with db.session() as s:
+        template = s.execute(select(JobRow.__table__).where(JobRow.status == "succeeded").limit(1)).mappings().one()
+    row = dict(template)
+    for start in range(0, n, batch):
+        with db.session() as s:
+            s.execute(insert(JobRow.__table__), [{**row, "id": new_id(), "idempotency_key": None}
+                                                 for _ in range(min(batch, n - start))])
 
 
 def commit_counts(label: str, url: str | None) -> None:
