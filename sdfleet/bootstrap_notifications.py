@@ -56,7 +56,8 @@ def build_notifications(settings: Settings, *, database: Database, objects, secr
         deliveries=deliveries, clock=clock,
         send=Dispatcher(webhooks=webhooks, mailer=mailer, links=links, clock=clock, username_of=username_of),
         settings=WorkerSettings(policy=retry_policy(settings), disable_after=settings.notify_disable_after,
-                                lease_seconds=max(60.0, settings.webhook_timeout_seconds * 4)),
+                                lease_seconds=max(60.0, settings.webhook_timeout_seconds * 4),
+                                poll_seconds=settings.notify_poll_seconds),
     )
     watch_commits(database, worker.wake)
     service = NotificationService(subscriptions=SqlSubscriptions(database), deliveries=deliveries, signer=signer,

@@ -108,6 +108,10 @@ class Settings(BaseSettings):
     notify_retry_max_seconds: float = Field(default=6 * 3600.0, gt=0, description="Longest delay between tries.")
     notify_max_attempts: int = Field(default=11, ge=1, le=50, description="Tries of one delivery (~a day).")
     notify_disable_after: int = Field(default=5, ge=1, description="Failed deliveries in a row that disable one.")
+    notify_poll_seconds: float = Field(
+        default=30.0, gt=0, le=3600,
+        description="How often the delivery worker looks for events written by other processes (a CLI, another "
+                    "server); this server's own events wake it at once.")
     # Training
     max_dataset_upload_bytes: int = Field(
         default=2 * 1024**3, ge=1024 * 1024, description="Largest body of one dataset upload (an image or a zip)."

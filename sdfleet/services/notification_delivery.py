@@ -149,7 +149,7 @@ class DeliveryWorker:
         with self._lock:
             if len(self._in_flight) >= self._settings.concurrency:
                 return self._settings.poll_seconds  # a finishing send wakes us
-        due = self._deliveries.next_due()
+        due = self._deliveries.next_due(now=self._clock())
         if due is None:
             return self._settings.poll_seconds
         return max(0.0, min(self._settings.poll_seconds, (due - self._clock()).total_seconds()))

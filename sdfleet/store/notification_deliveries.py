@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import case, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from sdfleet.domain.ids import new_id
@@ -31,7 +31,7 @@ from sdfleet.domain.notifications import (
 from sdfleet.domain.pagination import Page, PageRequest, page_from_rows
 from sdfleet.store.database import Database
 from sdfleet.store.notification_rows import delivery_of, event_of, subscription_of
-from sdfleet.store.outbox import emit
+from sdfleet.store.outbox import emit, wake_delivery_after_commit
 from sdfleet.store.tables import (
     NotificationAttemptRow,
     NotificationDeliveryRow,
@@ -73,6 +73,7 @@ def _new_delivery(s: Session, *, event: NotificationEvent, sub_row: Notification
         attempts=0, next_attempt_at=event.occurred_at, lease_token=0, created_at=event.occurred_at,
         updated_at=event.occurred_at,
     ))
+    wake_delivery_after_commit(s)  # due at once: a confirmation or test mail must not wait for the safety poll
     return delivery_id
 
 
@@ -155,11 +156,14 @@ class SqlDeliveries:
                     event=event_of(s.get(NotificationEventRow, row.event_id)), lease_token=row.lease_token))
             return claimed
 
-    def next_due(self) -> datetime | None:
-        """When the earliest pending delivery is due (the worker sleeps until then)."""
+    def next_due(self, *, now: datetime) -> datetime | None:
+        """When the earliest delivery `claim` could take is due (the worker sleeps until then): a leased one when
+        its lease runs out, none of a disabled subscription — else the worker would spin on what it cannot claim."""
+        D, S = NotificationDeliveryRow, NotificationSubscriptionRow
+        due = case((D.lease_expires_at > now, D.lease_expires_at), else_=D.next_attempt_at)
         with self._db.session(write_lock=False) as s:
-            return s.scalar(select(func.min(NotificationDeliveryRow.next_attempt_at)).where(
-                NotificationDeliveryRow.status == DeliveryStatus.PENDING.value))
+            return s.scalar(select(func.min(due)).join(S, S.id == D.subscription_id).where(
+                D.status == DeliveryStatus.PENDING.value, S.status != SubscriptionStatus.DISABLED.value))
 
     def pending_events(self) -> int:
         """Outbox events not yet fanned out."""
@@ -251,6 +255,7 @@ class SqlDeliveries:
                 channel=old.channel, event_type=old.event_type, target=old.target,
                 status=DeliveryStatus.PENDING.value, attempts=0, next_attempt_at=now, lease_token=0,
                 created_at=now, updated_at=now))
+            wake_delivery_after_commit(s)
             return new
 
     def send_addressed(self, event: NotificationEvent, sub: Subscription) -> str:

@@ -27,6 +27,11 @@ from sdfleet.store.tables import NotificationEventRow
 _PENDING = "sdfleet.outbox.pending"
 
 
+def wake_delivery_after_commit(session: Session) -> None:
+    """Make this transaction's commit wake the delivery worker (it wrote an event or a due delivery)."""
+    session.info[_PENDING] = True
+
+
 def record_event(session: Session, event: NotificationEvent) -> NotificationEvent:
     """Add `event` to the outbox inside the caller's transaction."""
     session.add(NotificationEventRow(
@@ -34,7 +39,7 @@ def record_event(session: Session, event: NotificationEvent) -> NotificationEven
         duration_seconds=event.duration_seconds, data=event.data, subscription_id=event.subscription_id,
         fanned_out=False, created_at=event.occurred_at,
     ))
-    session.info[_PENDING] = True
+    wake_delivery_after_commit(session)
     return event
 
 

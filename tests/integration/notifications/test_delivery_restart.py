@@ -40,6 +40,8 @@ class Server:
             # The first retry waits 2 s: the server is killed inside that window.
             "SDFLEET_NOTIFY_RETRY_BASE_SECONDS": "2", "SDFLEET_NOTIFY_RETRY_MAX_SECONDS": "2",
             "SDFLEET_NOTIFY_MAX_ATTEMPTS": "8", "SDFLEET_LOGIN_ATTEMPTS_PER_ADDRESS": "1000",
+            # the test writes its event from this process: the server finds it at its next poll
+            "SDFLEET_NOTIFY_POLL_SECONDS": "2",
         }
         self.proc: subprocess.Popen | None = None
         self.url = ""

@@ -150,6 +150,22 @@ def test_leases_fence_and_backoff(db):
     assert [(a.ok, a.status_code) for a in detail.history] == [(False, 500), (True, 204)]
 
 
+def test_next_due_is_what_claim_could_take(db):
+    """The worker sleeps until `next_due`: a leased delivery counts from its lease's end and a disabled
+    subscription's pending ones not at all (before, both read as due now and the worker spun)."""
+    alice = make_user(db)
+    sub = SqlSubscriptions(db).add(webhook(alice))
+    finished_job(db, alice)
+    deliveries = SqlDeliveries(db)
+    deliveries.fan_out(now=T0)
+    now = T0 + timedelta(minutes=1)
+    assert deliveries.next_due(now=now) <= now  # pending and due
+    deliveries.claim(owner="a", now=now, lease_seconds=30, limit=10)
+    assert deliveries.next_due(now=now) == now + timedelta(seconds=30)  # in flight: due when its lease ends
+    SqlSubscriptions(db).update(sub.id, now=now, status=SubscriptionStatus.DISABLED)
+    assert deliveries.next_due(now=now + timedelta(seconds=31)) is None
+
+
 def test_failing_for_good_disables_after_n_and_tells_the_owner(db):
     alice = make_user(db)
     subs = SqlSubscriptions(db)
