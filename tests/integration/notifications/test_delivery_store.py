@@ -123,12 +123,18 @@ def test_one_off_job_webhook_is_signed_with_the_users_job_secret(db):
     assert claimed.subscription.secret == SqlSubscriptions(db).job_subscription(alice, now=T0).secret
 
 
-def test_leases_fence_and_backoff(db):
+def one_fanned_out_delivery(db: Database) -> tuple[Subscription, SqlDeliveries]:
+    """A user's webhook and one finished job's delivery to it, fanned out at T0."""
     alice = make_user(db)
     sub = SqlSubscriptions(db).add(webhook(alice))
     finished_job(db, alice)
     deliveries = SqlDeliveries(db)
     deliveries.fan_out(now=T0)
+    return sub, deliveries
+
+
+def test_leases_fence_and_backoff(db):
+    sub, deliveries = one_fanned_out_delivery(db)
     now = T0 + timedelta(minutes=1)
     [first] = deliveries.claim(owner="a", now=now, lease_seconds=30, limit=10)
     assert deliveries.claim(owner="b", now=now, lease_seconds=30, limit=10) == []  # leased
@@ -153,11 +159,7 @@ def test_leases_fence_and_backoff(db):
 def test_next_due_is_what_claim_could_take(db):
     """The worker sleeps until `next_due`: a leased delivery counts from its lease's end and a disabled
     subscription's pending ones not at all (before, both read as due now and the worker spun)."""
-    alice = make_user(db)
-    sub = SqlSubscriptions(db).add(webhook(alice))
-    finished_job(db, alice)
-    deliveries = SqlDeliveries(db)
-    deliveries.fan_out(now=T0)
+    sub, deliveries = one_fanned_out_delivery(db)
     now = T0 + timedelta(minutes=1)
     assert deliveries.next_due(now=now) <= now  # pending and due
     deliveries.claim(owner="a", now=now, lease_seconds=30, limit=10)
