@@ -193,6 +193,15 @@ def test_kill_minus_nine_mid_import_the_other_server_completes_it_once(tmp_path,
             proc.wait(timeout=10)
 
 
+def import_half_sent(client: TestClient, runtime, origin) -> str:
+    """An admin's URL import of `origin` through `client`, once half of the file has been sent; its id."""
+    admin = Api(client=client, runtime=runtime).admin()
+    r = client.post("/api/v1/checkpoints/imports", headers=admin, json={"url": origin.url, "type": "Lora"})
+    assert r.status_code == 202, r.text
+    assert origin.half_sent.wait(timeout=60)
+    return r.json()["id"]
+
+
 def test_a_server_whose_heartbeats_stop_is_fenced_off(tmp_path, database_url, origin):
     """Server A stops renewing (a frozen process, a partition from the database) mid-download; B takes the import
     over and completes it; when A's download then finishes, A registers nothing."""
@@ -202,11 +211,7 @@ def test_a_server_whose_heartbeats_stop_is_fenced_off(tmp_path, database_url, or
     rt_b = None
     try:
         with TestClient(build_app(rt_a, local_workers=0)) as client_a:
-            admin_a = Api(client=client_a, runtime=rt_a).admin()
-            r = client_a.post("/api/v1/checkpoints/imports", headers=admin_a, json={"url": origin.url, "type": "Lora"})
-            assert r.status_code == 202, r.text
-            import_id = r.json()["id"]
-            assert origin.half_sent.wait(timeout=60)
+            import_id = import_half_sent(client_a, rt_a, origin)
             rt_b = second_server(tmp_path, database_url, origin, lease_seconds=10)
             with TestClient(build_app(rt_b, local_workers=0)):
                 done = wait_until(lambda: finished_import(rt_b, import_id), timeout=120,
@@ -266,11 +271,7 @@ def test_a_server_stopping_cleanly_hands_its_imports_back(tmp_path, database_url
     rt_b = second_server(tmp_path, database_url, origin, lease_seconds=600)
     try:
         with TestClient(build_app(rt_a, local_workers=0)) as client_a:
-            admin_a = Api(client=client_a, runtime=rt_a).admin()
-            r = client_a.post("/api/v1/checkpoints/imports", headers=admin_a, json={"url": origin.url, "type": "Lora"})
-            assert r.status_code == 202, r.text
-            import_id = r.json()["id"]
-            assert origin.half_sent.wait(timeout=60)
+            import_id = import_half_sent(client_a, rt_a, origin)
         # A's app stopped: the import is free at once (its 600 s lease would otherwise hold it).
         owner, _, token = lease_of(rt_b, import_id)
         assert (owner, token, import_of(rt_b, import_id).status) == (None, 2, ImportStatus.QUEUED)
