@@ -82,7 +82,7 @@ class SqlEndpointStore:
 
     def update_config(self, name: str, config: EndpointConfig, *, now: datetime) -> Endpoint:
         with self._db.session(write_lock=True) as s:
-            row = s.get(EndpointRow, name, populate_existing=True)
+            row = self._locked(s, name)
             _apply(row, config)
             row.updated_at = now
             self._event(s, row, "updated", {"min_replicas": config.min_replicas,
@@ -94,7 +94,7 @@ class SqlEndpointStore:
                   event: tuple[str, dict[str, Any]] | None = None) -> Endpoint | None:
         """Change status / desired replicas and record an event, in one transaction."""
         with self._db.session(write_lock=True) as s:
-            row = s.get(EndpointRow, name, populate_existing=True)
+            row = self._locked(s, name)
             if row is None:
                 return None
             if status is not None and status.value != row.status:
@@ -106,6 +106,11 @@ class SqlEndpointStore:
             if event is not None:
                 self._event(s, row, event[0], event[1], now)
             return _endpoint(row)
+
+    def _locked(self, s, name: str) -> EndpointRow | None:
+        """The endpoint's row, locked for this transaction on PostgreSQL (SQLite's writers are serialized): a
+        PATCH and the fleet manager both number the endpoint's next event from it."""
+        return s.get(EndpointRow, name, populate_existing=True, with_for_update=not self._db.is_sqlite)
 
     def record(self, name: str, type_: str, data: dict[str, Any], *, now: datetime) -> None:
         """Append an event to an endpoint's log."""
