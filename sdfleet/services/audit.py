@@ -60,6 +60,24 @@ class AuditLog:
         if session is None and self._in_transaction():
             # On SQLite a second transaction of this thread would wait for the first one's write lock.
             raise RuntimeError("AuditLog.record inside an open transaction needs session=")
+        event = self.event(action, actor=actor, target=target, changes=changes, details=details, address=address,
+                           actor_name=actor_name)
+        self._store.append(event, session=session)
+        return event
+
+    def event(
+        self,
+        action: AuditAction,
+        *,
+        actor: Principal | User | None,
+        target: AuditTarget,
+        changes: Mapping[str, Mapping[str, Any]] | None = None,
+        details: Mapping[str, Any] | None = None,
+        address: str | None = None,
+        actor_name: str | None = None,
+    ) -> AuditEvent:
+        """The event `record` would append, not appended: for a store method that writes a change and its audit
+        event in one transaction."""
         user = actor.user if isinstance(actor, Principal) else actor
         if isinstance(actor, Principal):
             credential, address = actor.credential.value, address if address is not None else actor.address
@@ -78,7 +96,6 @@ class AuditLog:
                      for name, change in (changes or {}).items()},
             details=without_secrets(dict(details or {})),
         )
-        self._store.append(event, session=session)
         return event
 
     def list(self, principal: Principal, query: AuditQuery, page: PageRequest) -> Page[AuditEvent]:
