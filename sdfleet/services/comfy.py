@@ -34,14 +34,35 @@ PAGE = 200
 FINISHED = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
 
 
+@dataclass(frozen=True)
+class InputProblem:
+    """One thing wrong with a node of a prompt; `input_name` names the input concerned, if any."""
+
+    type: str  #: ComfyUI's error type (`value_not_in_list`, `required_input_missing`, `value_too_large` …)
+    message: str
+    input_name: str | None = None
+
+
+@dataclass(frozen=True)
+class RejectedNode:
+    """A node of a rejected prompt and what is wrong with it."""
+
+    class_type: str | None
+    problems: list[InputProblem]
+    dependent_outputs: list[str]  #: the prompt's output nodes
+
+
 class PromptRejected(InvalidInput):
-    """A prompt ComfyUI would answer with 400 `{error, node_errors}`; `body` is that answer."""
+    """A prompt ComfyUI would refuse with a 400: as a whole (`nodes` empty), or for the problems of `nodes` (by
+    node id). `sdfleet/api/comfy/wire.py` shapes ComfyUI's `{error, node_errors}` answer from it."""
 
     code = "invalid_prompt"
 
-    def __init__(self, message: str, *, body: dict[str, Any]) -> None:
-        super().__init__(message, field="prompt", details={"node_errors": body.get("node_errors", {})})
-        self.body = body
+    def __init__(self, message: str, *, nodes: Mapping[str, RejectedNode] | None = None) -> None:
+        self.nodes = dict(nodes or {})
+        super().__init__(message, field="prompt", details={"node_errors": {
+            node_id: [{"type": p.type, "message": p.message, "input_name": p.input_name} for p in node.problems]
+            for node_id, node in self.nodes.items()}})
 
 
 @dataclass(frozen=True)
@@ -96,15 +117,6 @@ def number_of(job: Job) -> int:
     return int(job.queued_at.timestamp() * 1000)
 
 
-def images_by_node(job: Job) -> dict[str, dict[str, list[dict[str, str]]]]:
-    """ComfyUI's `outputs` of a finished job: images per output node."""
-    outputs: dict[str, dict[str, list[dict[str, str]]]] = {}
-    for output in job.outputs:
-        outputs.setdefault(output.node_id, {"images": []})["images"].append(
-            {"filename": output_filename(job.id, output.index), "subfolder": "", "type": "output"})
-    return outputs
-
-
 class ComfyService:
     """The ComfyUI server API for one caller at a time, on top of InferenceService."""
 
@@ -127,16 +139,16 @@ class ComfyService:
         """POST /prompt: validate and queue an API-format graph as an inference job."""
         authorize(principal, Permission.INFERENCE_ALL)
         if not isinstance(body, Mapping):
-            raise self._rejected("the body must be a JSON object with a `prompt`")
+            raise PromptRejected("the body must be a JSON object with a `prompt`")
         graph = body.get("prompt")
         if not isinstance(graph, dict) or not graph:
-            raise self._rejected("no prompt: `prompt` must be an API-format graph object")
+            raise PromptRejected("no prompt: `prompt` must be an API-format graph object")
         client_id = body.get("client_id")
         prompt_id = body.get("prompt_id")
         extra_data = body.get("extra_data") if isinstance(body.get("extra_data"), Mapping) else {}
         for name, value in (("client_id", client_id), ("prompt_id", prompt_id)):
             if value is not None and (not isinstance(value, str) or not 0 < len(value) <= 128):
-                raise self._rejected(f"{name} must be a string of 1-128 characters")
+                raise PromptRejected(f"{name} must be a string of 1-128 characters")
         pnginfo = extra_data.get("extra_pnginfo")
         extra = {"client_id": client_id, "prompt_id": prompt_id or None,
                  "extra_pnginfo": pnginfo if isinstance(pnginfo, Mapping) else None,
@@ -149,14 +161,16 @@ class ComfyService:
                     graph=graph, source="comfy", extra=extra, idempotency_key=idempotency_key))
         except GraphInvalid as exc:
             if not exc.node_errors:  # a whole-graph problem (no output node, too many nodes)
-                raise self._rejected(exc.message) from None
-            raise PromptRejected(str(exc), body=self._node_errors_body(graph, exc.node_errors)) from None
+                raise PromptRejected(exc.message) from None
+            raise PromptRejected(str(exc), nodes=self._rejected_nodes(graph, {
+                node_id: [InputProblem(e["type"], e["message"], e.get("input_name")) for e in items]
+                for node_id, items in exc.node_errors.items()})) from None
         except InvalidInput as exc:
             node_id = exc.details.get("node_id")
             if node_id in graph:  # a limit one node breaks (work): ComfyUI's frontend marks that node
-                raise PromptRejected(exc.message, body=self._node_errors_body(graph, {node_id: [
-                    {"type": "value_too_large", "message": exc.message, "input_name": None}]})) from None
-            raise self._rejected(exc.message) from None
+                raise PromptRejected(exc.message, nodes=self._rejected_nodes(graph, {node_id: [
+                    InputProblem("value_too_large", exc.message)]})) from None
+            raise PromptRejected(exc.message) from None
         self._notifier.notify(user_topic(principal.user_id))
         return QueuedPrompt(prompt_id=prompt_id_of(job), number=number_of(job))
 
@@ -172,29 +186,20 @@ class ComfyService:
             return self._workflows.run_app(principal, name, version=version, graph=graph, extra=extra,
                                            idempotency_key=idempotency_key)
         except NotFound:
-            raise self._rejected(f"app {name!r} is not published for you (it was withdrawn, or your roles "
+            raise PromptRejected(f"app {name!r} is not published for you (it was withdrawn, or your roles "
                                  "do not include it)") from None
         except Conflict as exc:
-            raise self._rejected(exc.message) from None
+            raise PromptRejected(exc.message) from None
 
-    @staticmethod
-    def _rejected(message: str) -> PromptRejected:
-        return PromptRejected(message, body={"error": {"type": "invalid_prompt", "message": message,
-                                                       "details": message, "extra_info": {}}, "node_errors": {}})
-
-    def _node_errors_body(self, graph: Mapping[str, Any], node_errors: Mapping[str, list]) -> dict[str, Any]:
+    def _rejected_nodes(self, graph: Mapping[str, Any],
+                        problems: Mapping[str, list[InputProblem]]) -> dict[str, RejectedNode]:
         outputs = self.output_nodes(graph)
-        errors = {}
-        for node_id, items in node_errors.items():
+        nodes = {}
+        for node_id, items in problems.items():
             node = graph.get(node_id)
-            errors[node_id] = {
-                "errors": [{"type": e["type"], "message": e["message"], "details": e.get("input_name") or "",
-                            "extra_info": {"input_name": e.get("input_name")}} for e in items],
-                "dependent_outputs": outputs,
-                "class_type": node.get("class_type") if isinstance(node, Mapping) else None,
-            }
-        return {"error": {"type": "prompt_outputs_failed_validation", "message": "Prompt outputs failed validation",
-                          "details": "", "extra_info": {}}, "node_errors": errors}
+            nodes[node_id] = RejectedNode(class_type=node.get("class_type") if isinstance(node, Mapping) else None,
+                                          problems=items, dependent_outputs=outputs)
+        return nodes
 
     def output_nodes(self, graph: Mapping[str, Any]) -> list[str]:
         """Ids of the graph's output nodes (SaveImage, PreviewImage …)."""

@@ -77,7 +77,7 @@ async def post_prompt(request: Request, principal: ComfyPrincipal, services: Ser
     try:
         queued = await run_in_threadpool(services.comfy.submit_prompt, principal, body)
     except PromptRejected as exc:
-        return SafeJSONResponse(exc.body, status_code=400)
+        return SafeJSONResponse(wire.prompt_rejected(exc), status_code=400)
     return JSONResponse({"prompt_id": queued.prompt_id, "number": queued.number, "node_errors": {}})
 
 

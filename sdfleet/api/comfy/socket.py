@@ -11,8 +11,9 @@ from fastapi import WebSocket, WebSocketDisconnect
 from fastapi.concurrency import run_in_threadpool
 
 from sdfleet.api.comfy.auth import socket_principal
+from sdfleet.api.comfy.messages import ComfyEventSession
 from sdfleet.domain.errors import DomainError
-from sdfleet.services.comfy_events import ComfyEventSession
+from sdfleet.services.comfy_events import ComfyPromptFeed
 
 log = logging.getLogger("sdfleet.comfy")
 RECHECK_SECONDS = 1.0  # other API servers' changes are seen within this
@@ -46,8 +47,9 @@ async def comfy_socket(websocket: WebSocket) -> None:
     client_id = websocket.query_params.get("clientId") or services.comfy.new_client_id()
     if len(client_id) > 128:
         client_id = services.comfy.new_client_id()
-    session = ComfyEventSession(comfy=services.comfy, inference=services.inference, principal=principal,
-                                client_id=client_id, connected_at=_now(), clock=_now)
+    feed = ComfyPromptFeed(comfy=services.comfy, inference=services.inference, principal=principal,
+                           client_id=client_id, connected_at=_now())
+    session = ComfyEventSession(feed, clock=_now)
     await websocket.accept()
     reader = asyncio.create_task(_read(websocket, session))
     # Past the user's cap the oldest socket is closed, whichever listener's loop (thread) it runs in.

@@ -1,5 +1,6 @@
-"""ComfyUI's JSON shapes of the records `ComfyService` returns: queue items, history entries, `/jobs` items,
-`/system_stats` (the WebSocket's messages are shaped by `services/comfy_events.py`)."""
+"""ComfyUI's JSON shapes of the records `ComfyService` returns: a rejected prompt's 400 body, queue items,
+history entries, `/jobs` items, `/system_stats` (the WebSocket's messages are shaped by `messages.py`, the
+failure payloads both send by `outcomes.py`)."""
 
 from __future__ import annotations
 
@@ -9,12 +10,12 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
+from sdfleet.api.comfy.outcomes import error_data, interrupted_data
 from sdfleet.domain.errors import InvalidInput
 from sdfleet.domain.workers import WorkerRecord
-from sdfleet.jobs.records import JobStatus
+from sdfleet.jobs.records import Job, JobStatus
 from sdfleet.jobs.spec import graph_of
-from sdfleet.services.comfy import ComfyPrompt, PromptPage, PromptQueue, images_by_node, output_filename
-from sdfleet.services.comfy_outcomes import error_data, interrupted_data
+from sdfleet.services.comfy import ComfyPrompt, PromptPage, PromptQueue, PromptRejected, output_filename
 
 COMFYUI_VERSION = "0.3.60"  # the server API level sdfleet answers as
 #: ComfyUI's `/jobs` status names
@@ -29,6 +30,31 @@ JOB_STATES = {
 
 def _ms(moment) -> int:
     return int(moment.timestamp() * 1000)
+
+
+# Prompts
+def prompt_rejected(rejected: PromptRejected) -> dict[str, Any]:
+    """POST /prompt's 400 body: `invalid_prompt` for the prompt as a whole, else
+    `prompt_outputs_failed_validation` with the problems of each node."""
+    if not rejected.nodes:
+        return {"error": {"type": "invalid_prompt", "message": rejected.message, "details": rejected.message,
+                          "extra_info": {}}, "node_errors": {}}
+    node_errors = {
+        node_id: {"errors": [{"type": p.type, "message": p.message, "details": p.input_name or "",
+                              "extra_info": {"input_name": p.input_name}} for p in node.problems],
+                  "dependent_outputs": node.dependent_outputs, "class_type": node.class_type}
+        for node_id, node in rejected.nodes.items()}
+    return {"error": {"type": "prompt_outputs_failed_validation", "message": "Prompt outputs failed validation",
+                      "details": "", "extra_info": {}}, "node_errors": node_errors}
+
+
+def images_by_node(job: Job) -> dict[str, dict[str, list[dict[str, str]]]]:
+    """ComfyUI's `outputs` of a finished job: images per output node."""
+    outputs: dict[str, dict[str, list[dict[str, str]]]] = {}
+    for output in job.outputs:
+        outputs.setdefault(output.node_id, {"images": []})["images"].append(
+            {"filename": output_filename(job.id, output.index), "subfolder": "", "type": "output"})
+    return outputs
 
 
 # Queue and history

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from sdfleet.api.comfy.outcomes import error_data, interrupted_data
 from sdfleet.jobs.records import Job, JobKind, JobStatus
 from sdfleet.jobs.spec import GenerateSpec
-from sdfleet.services.comfy_outcomes import ancestors, error_data, interrupted_data
+from sdfleet.services.comfy_outcomes import ancestors
 
 GRAPH = {
     "4": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "m.safetensors"}},
