@@ -49,6 +49,8 @@ def test_interrupt_mid_sampling(fleet):  # noqa: F811
     assert types[-1] == "execution_interrupted" and "execution_success" not in types
     assert "execution_error" not in types
     interrupted = messages[-1]["data"]
+    # upstream's PromptExecutor.handle_execution_error, plus the timestamp its add_message stamps on every message
+    assert set(interrupted) == {"prompt_id", "node_id", "node_type", "executed", "timestamp"}
     assert {k: interrupted[k] for k in ("prompt_id", "node_id", "node_type")} == \
         {"prompt_id": pid, "node_id": "3", "node_type": "KSampler"}
     # the sampler's inputs had all been produced before it was interrupted
@@ -80,8 +82,8 @@ def test_node_failing_on_the_worker(fleet):  # noqa: F811
     assert types[0] == "execution_start" and types[-1] == "execution_error"
     assert "execution_success" not in types and "executed" not in types
     error = messages[-1]["data"]
-    assert set(error) >= {"prompt_id", "node_id", "node_type", "executed", "exception_message", "exception_type",
-                          "traceback", "current_inputs", "current_outputs"}
+    assert set(error) == {"prompt_id", "node_id", "node_type", "executed", "exception_message", "exception_type",
+                          "traceback", "current_inputs", "current_outputs", "timestamp"}
     assert error["prompt_id"] == pid and error["node_id"] == "3" and error["node_type"] == "KSampler"
     assert error["exception_type"] and error["exception_type"] != "node_error"
     assert error["exception_message"] and not error["exception_message"].startswith(error["exception_type"])

@@ -19,12 +19,20 @@ from sdfleet.domain.ids import new_id
 from sdfleet.domain.permissions import Permission
 from sdfleet.domain.workers import WorkerRecord
 from sdfleet.jobs.memory import MemoryJobQueue
-from sdfleet.jobs.records import JobKind, JobStatus, NewJob
+from sdfleet.jobs.records import EventType, JobKind, JobProgress, JobStatus, NewJob
 from sdfleet.jobs.spec import GenerateSpec, JobSummary, ModelPin
 from sdfleet.modelfiles.types import ENGINE_FOLDERS
 from sdfleet.objects.memory import MemoryObjectStore
 from sdfleet.services.a1111 import A1111Service, WaitPolicy
-from sdfleet.services.comfy import ComfyService, PromptQueue, output_filename
+from sdfleet.services.comfy import (
+    ComfyService,
+    InputProblem,
+    PromptQueue,
+    PromptRejected,
+    RejectedNode,
+    output_filename,
+)
+from sdfleet.services.comfy_events import ComfyPromptFeed, PromptEvent, PromptPreview, QueueChanged
 from sdfleet.services.graphs import GraphTools
 from sdfleet.services.inference import InferenceLimits, InferenceService, StaticRouter, Submission
 from sdfleet.services.notifier import Notifier, PreviewStore
@@ -312,6 +320,50 @@ def test_comfy_rejects_a_graph_naming_an_unknown_model(world):
     with pytest.raises(InvalidInput):
         world.comfy.submit_prompt(principal(), {"prompt": graph})
     assert world.queue.count(statuses=(JobStatus.QUEUED,)) == 0
+
+
+def test_comfy_rejected_prompt_carries_typed_node_problems(world):
+    graph = {**GRAPH, "4": replace_inputs(GRAPH["4"], ckpt_name="nope.safetensors")}
+    with pytest.raises(PromptRejected) as info:
+        world.comfy.submit_prompt(principal(), {"prompt": graph})
+    [problem] = info.value.nodes["4"].problems
+    assert info.value.nodes == {"4": RejectedNode(class_type="CheckpointLoaderSimple", problems=[problem],
+                                                  dependent_outputs=["9"])}
+    assert (problem.type, problem.input_name) == ("value_not_in_list", "ckpt_name")
+    with pytest.raises(PromptRejected) as info:
+        world.comfy.submit_prompt(principal(), {"prompt": GRAPH, "client_id": 5})
+    assert info.value.nodes == {} and info.value.message == "client_id must be a string of 1-128 characters"
+    assert InputProblem("t", "m").input_name is None
+
+
+def test_comfy_feed_follows_one_clients_prompts_as_records(world):
+    feed = ComfyPromptFeed(comfy=world.comfy, inference=world.inference, principal=principal(), client_id="c1",
+                           connected_at=world.clock())
+    assert feed.queue_remaining() == 0 and feed.poll() == []
+    world.comfy.submit_prompt(principal(), {"prompt": GRAPH, "client_id": "other"})
+    world.comfy.submit_prompt(principal(), {"prompt": GRAPH, "client_id": "c1", "prompt_id": "p-1"})
+    first = feed.poll()
+    assert first[0] == QueueChanged(2) and [(i.prompt_id, i.event.type) for i in first[1:]] == [
+        ("p-1", EventType.QUEUED)]
+    [mine] = [j for j in world.comfy.recent(principal()) if j.spec.extra.get("client_id") == "c1"]
+    assert feed.following() == {mine.id} and f"job:{mine.id}" in feed.topics()
+    lease = world.workers.claim(world.registry.worker)
+    while lease.job.id != mine.id:  # the other client's prompt first: the feed says nothing of it
+        world.workers.complete(world.registry.worker, lease.job.id, token=lease.fencing_token, outputs=[],
+                               info=None)
+        lease = world.workers.claim(world.registry.worker)
+    world.workers.heartbeat(world.registry.worker, mine.id, token=lease.fencing_token,
+                            progress=JobProgress(value=1, max=2, node_id="3"), preview_png=png())
+    items = feed.poll(previews=True)
+    assert items[0] == QueueChanged(1)
+    assert [(i.prompt_id, i.event.type) for i in items[1:-1]] == [("p-1", EventType.STARTED),
+                                                                  ("p-1", EventType.PROGRESS)]
+    assert items[-1] == PromptPreview(prompt_id="p-1", job_id=mine.id, png=png())
+    assert feed.poll(previews=True) == []  # the same preview is not sent twice
+    world.workers.complete(world.registry.worker, mine.id, token=lease.fencing_token, outputs=[], info=None)
+    [done, *_] = [i for i in feed.poll() if isinstance(i, PromptEvent)]
+    assert done.event.type is EventType.SUCCEEDED and done.last and done.job.status is JobStatus.SUCCEEDED
+    assert feed.following() == set() and feed.poll() == []
 
 
 def replace_inputs(node: dict, **inputs) -> dict:
