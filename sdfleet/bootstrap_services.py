@@ -49,6 +49,7 @@ from sdfleet.services.users import UserService
 from sdfleet.services.workers import WorkerService
 from sdfleet.services.workflows import WorkflowService
 from sdfleet.settings import Settings
+from sdfleet.store.accounts import SqlAccounts
 from sdfleet.store.audit import SqlAuditLog
 from sdfleet.store.comfy import SqlComfyUserData
 from sdfleet.store.database import Database
@@ -95,6 +96,7 @@ def build_services(
     audit = AuditLog(store=SqlAuditLog(database), clock=clock, in_transaction=database.in_session)
     limiter = LoginLimiter(store=SqlLoginFailures(database), limits=_login_limits(settings), clock=clock)
     hasher = PasswordHasher(hashing)
+    accounts = SqlAccounts(database)
     metrics = FleetMetrics(snapshot=SqlFleetStats(database).snapshot, clock=clock,
                            token=settings.metrics_token.get_secret_value() if settings.metrics_token else None)
 
@@ -159,9 +161,9 @@ def build_services(
     return Services(
         auth=AuthService(database=database, hasher=hasher, limiter=limiter, audit=audit, clock=clock,
                          policy=LoginPolicy(session_ttl=timedelta(seconds=settings.session_ttl_seconds))),
-        users=UserService(database=database, hasher=hasher, limiter=limiter, audit=audit, clock=clock,
+        users=UserService(accounts=accounts, hasher=hasher, limiter=limiter, audit=audit, clock=clock,
                           objects=objects),
-        roles=RoleService(database=database, audit=audit, clock=clock),
+        roles=RoleService(accounts=accounts, audit=audit, clock=clock),
         audit=audit,
         health=HealthService({"database": database.check, "objects": objects.check}),
         metrics=metrics,

@@ -7,8 +7,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sdfleet.domain.accounts import CredentialKind, Principal, User
-from sdfleet.domain.audit import AuditAction, AuditTarget, field_changes
+from sdfleet.domain.accounts import CredentialKind, Principal, Role, User
+from sdfleet.domain.audit import AuditAction, AuditEvent, AuditTarget, field_changes
 from sdfleet.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
 from sdfleet.domain.ids import new_id
 from sdfleet.domain.pagination import Page, PageRequest
@@ -26,9 +26,8 @@ from sdfleet.services.audit import AuditLog
 from sdfleet.services.authorization import authorize, authorize_grant, authorize_over, is_self_or
 from sdfleet.services.credentials import PasswordHasher
 from sdfleet.services.login_limiter import LoginLimiter
-from sdfleet.store.accounts import AccountRepository
-from sdfleet.store.database import Database
-from sdfleet.store.user_data import OwnedIds, UserDataRepository
+from sdfleet.store.accounts import AccessEnded, AccountReads, SqlAccounts, UserWrite
+from sdfleet.store.user_data import OwnedIds
 
 MAX_ROLES_PER_USER = 32
 log = logging.getLogger("sdfleet.users")
@@ -71,9 +70,9 @@ def _audited(user: User) -> dict:
     return {"roles": list(user.roles), "email": user.email, "disabled": user.disabled}
 
 
-def _held(repo: AccountRepository, user: User) -> frozenset[Permission]:
+def _held(reads: AccountReads, user: User) -> frozenset[Permission]:
     """Every permission a user holds through their roles."""
-    return frozenset().union(*(r.permissions for r in repo.get_roles(list(user.roles))))
+    return frozenset().union(*(r.permissions for r in reads.roles(list(user.roles))))
 
 
 def _target(user: User) -> AuditTarget:
@@ -83,20 +82,26 @@ def _target(user: User) -> AuditTarget:
 class UserService:
     """User management; who may see or change whom is decided here."""
 
-    def __init__(self, *, database: Database, hasher: PasswordHasher, limiter: LoginLimiter, audit: AuditLog,
+    def __init__(self, *, accounts: SqlAccounts, hasher: PasswordHasher, limiter: LoginLimiter, audit: AuditLog,
                  clock: Callable[[], datetime], objects: ObjectStore | None = None) -> None:
-        self._db = database
+        self._accounts = accounts
         self._objects = objects
         self._hasher = hasher
         self._limiter = limiter
         self._audit = audit
         self._clock = clock
 
-    def _roles_checked(self, repo: AccountRepository, principal: Principal | None, roles: list[str]) -> list[str]:
+    @staticmethod
+    def _role_names(roles: list[str]) -> list[str]:
+        """The names of the roles asked for, checked, sorted, once each."""
         if len(roles) > MAX_ROLES_PER_USER:
             raise InvalidInput(f"a user may have at most {MAX_ROLES_PER_USER} roles", field="roles")
-        names = sorted({check_role_name(r, field="roles") for r in roles})
-        found = {r.name: r for r in repo.get_roles(names)}
+        return sorted({check_role_name(r, field="roles") for r in roles})
+
+    @staticmethod
+    def _roles_checked(existing: list[Role], principal: Principal | None, names: list[str]) -> list[str]:
+        """`names` when they all exist (`existing`: those that do) and the principal may grant them."""
+        found = {r.name: r for r in existing}
         unknown = [n for n in names if n not in found]
         if unknown:
             raise InvalidInput(f"unknown role(s): {', '.join(unknown)}", field="roles", details={"roles": unknown})
@@ -120,31 +125,29 @@ class UserService:
         check_username(username)
         check_password(password)
         email = _check_email(email)
+        names = self._role_names(roles)
         password_hash = self._hasher.hash(password)
-        with self._db.session() as s:
-            repo = AccountRepository(s)
-            names = self._roles_checked(repo, principal, roles)
-            if repo.get_user_by_username(username) is not None:
-                raise Conflict(f"user {username!r} already exists", details={"field": "username"})
-            user = User(id=new_id(), username=username, roles=tuple(names), email=email or None)
-            user = repo.add_user(user, password_hash=password_hash, now=self._clock())
-            self._audit.record(AuditAction.USER_CREATE, actor=principal, target=_target(user),
-                               changes=field_changes({}, _audited(user)), session=s)
-            return user
+        user = self._accounts.add_user(
+            User(id=new_id(), username=username, roles=tuple(names), email=email or None),
+            password_hash=password_hash, now=self._clock(),
+            check=lambda existing: self._roles_checked(existing, principal, names),
+            audit=lambda user: self._audit.event(AuditAction.USER_CREATE, actor=principal, target=_target(user),
+                                                 changes=field_changes({}, _audited(user))))
+        if user is None:
+            raise Conflict(f"user {username!r} already exists", details={"field": "username"})
+        return user
 
     def list(self, principal: Principal | None, page: PageRequest) -> Page[User]:
         """Every user for `user:all`; only oneself otherwise."""
         if principal is not None and not principal.can(Permission.USER_ALL):
             return Page(items=[principal.user] if page.after is None else [], next_cursor=None)
-        with self._db.session() as s:
-            return AccountRepository(s).list_users(page)
+        return self._accounts.list_users(page)
 
     def get(self, principal: Principal | None, username: str) -> User:
         """One user by name; users without `user:all` see only themselves (others are 404)."""
         user = None
         if is_valid_username(username):
-            with self._db.session() as s:
-                user = AccountRepository(s).get_user_by_username(username)
+            user = self._accounts.get_user_by_username(username)
         if user is None or (principal is not None and not is_self_or(principal, user.id, Permission.USER_ALL)):
             raise NotFound(f"user {username!r} not found")
         return user
@@ -166,54 +169,50 @@ class UserService:
                 self._check_current_password(principal, changes.current_password)
         email = _check_email(changes.email)
         password_hash = self._hasher.hash(changes.password) if changes.password is not None else None
-        with self._db.session(write_lock=True) as s:
-            repo = AccountRepository(s)
-            target = self._current(repo, target)
+        ends_access = changes.password is not None or bool(changes.disabled)
+        own = principal is not None and principal.user_id == target.id
+        keep = principal.credential_id if own and principal.credential is CredentialKind.SESSION else None
+
+        def decide(current: User, reads: AccountReads) -> UserWrite:
+            """Inside the write transaction, so the checks see what will be changed."""
             if on_other:
-                authorize_over(principal, _held(repo, target), target=f"user {target.username!r}")
-            roles = self._roles_checked(repo, principal, changes.roles) if changes.roles is not None else None
+                authorize_over(principal, _held(reads, current), target=f"user {current.username!r}")
+            roles = None
+            if changes.roles is not None:
+                names = self._role_names(changes.roles)
+                roles = self._roles_checked(reads.roles(names), principal, names)
             if principal is not None and roles is not None:
                 # Removing a role is also a grant decision: one may only take away what one could give.
-                removed = set(target.roles) - set(roles)
-                authorize_grant(principal, frozenset().union(*(r.permissions for r in repo.get_roles(list(removed)))))
-            losing_admin = ADMIN_ROLE in target.roles and (
+                removed = set(current.roles) - set(roles)
+                authorize_grant(principal, frozenset().union(*(r.permissions for r in reads.roles(list(removed)))))
+            losing_admin = ADMIN_ROLE in current.roles and (
                 (roles is not None and ADMIN_ROLE not in roles) or changes.disabled is True
             )
-            if losing_admin and not target.disabled and repo.users_with_role(ADMIN_ROLE) <= 1:
+            if losing_admin and not current.disabled and reads.active_users_with_role(ADMIN_ROLE) <= 1:
                 raise Conflict("cannot remove the last active admin")
-            user = repo.update_user(
-                target.id,
-                now=self._clock(),
-                roles=roles,
-                email=email,
-                disabled=changes.disabled,
-                password_hash=password_hash,
-            )
-            diff = field_changes(_audited(target), _audited(user))
-            if diff:
-                self._audit.record(AuditAction.USER_UPDATE, actor=principal, target=_target(user), changes=diff,
-                                   session=s)
-            if changes.password is not None or changes.disabled:
-                self._end_access(repo, principal, user, changes, session=s)
-            return user
+            # After a password change or disabling: end the user's sessions (not the one changing its own
+            # password; every one when disabled) and, when asked, delete their API keys.
+            return UserWrite(roles=roles, email=email, disabled=changes.disabled, password_hash=password_hash,
+                             end_sessions=ends_access, keep_session=None if changes.disabled else keep,
+                             delete_api_keys=ends_access and changes.revoke_api_keys)
 
-    def _end_access(self, repo: AccountRepository, principal: Principal | None, user: User, changes: UserChanges,
-                    *, session) -> None:
-        """After a password change or disabling: end the user's sessions (not the one changing its own password)
-        and, when asked, delete their API keys."""
-        own = principal is not None and principal.user_id == user.id
-        keep = principal.credential_id if own and principal.credential is CredentialKind.SESSION else None
-        if changes.disabled:
-            keep = None
-        sessions = repo.revoke_user_sessions(user.id, now=self._clock(), keep=keep)
-        keys = repo.delete_user_api_keys(user.id) if changes.revoke_api_keys else 0
-        if changes.password is not None:
-            self._audit.record(
-                AuditAction.USER_PASSWORD, actor=principal, target=_target(user), session=session,
-                changes={"password": {"changed": True}},
-                details={"by": "self" if own else ("operator" if principal is None else "admin"),
-                         "sessions_revoked": sessions, "api_keys_revoked": keys},
-            )
+        def audit(before: User, after: User, ended: AccessEnded | None) -> list[AuditEvent]:
+            events = []
+            if diff := field_changes(_audited(before), _audited(after)):
+                events.append(self._audit.event(AuditAction.USER_UPDATE, actor=principal, target=_target(after),
+                                                changes=diff))
+            if changes.password is not None and ended is not None:
+                events.append(self._audit.event(
+                    AuditAction.USER_PASSWORD, actor=principal, target=_target(after),
+                    changes={"password": {"changed": True}},
+                    details={"by": "self" if own else ("operator" if principal is None else "admin"),
+                             "sessions_revoked": ended.sessions, "api_keys_revoked": ended.api_keys}))
+            return events
+
+        user = self._accounts.update_user(target.id, now=self._clock(), decide=decide, audit=audit)
+        if user is None:
+            raise NotFound(f"user {target.username!r} not found")
+        return user
 
     def _check_current_password(self, principal: Principal, password: str | None) -> None:
         """Changing one's own password needs the current one; wrong ones count as failed logins."""
@@ -221,8 +220,7 @@ class UserService:
         if password is None:
             raise InvalidInput("current_password is required to change your own password", field="current_password")
         self._limiter.check(username=username, address=principal.address)
-        with self._db.session(write_lock=False) as s:
-            stored = AccountRepository(s).get_credentials(username)
+        stored = self._accounts.credentials(username, write_lock=False)
         if stored is None or not is_storable(password) or not self._hasher.verify(stored.password_hash, password):
             self._limiter.failed(username=username, address=principal.address)
             self._audit.record(AuditAction.USER_PASSWORD_FAILED, actor=principal, target=_target(principal.user))
@@ -236,18 +234,23 @@ class UserService:
         target = self.get(principal, username)
         if principal is not None and principal.user_id == target.id:
             raise Conflict("you cannot delete yourself")
-        with self._db.session(write_lock=True) as s:
-            repo = AccountRepository(s)
-            target = self._current(repo, target)
+
+        def check(current: User, reads: AccountReads) -> None:
+            """Inside the write transaction, so the checks see what will be deleted."""
             if principal is not None:
-                authorize_over(principal, _held(repo, target), target=f"user {target.username!r}")
-            if ADMIN_ROLE in target.roles and not target.disabled and repo.users_with_role(ADMIN_ROLE) <= 1:
+                authorize_over(principal, _held(reads, current), target=f"user {current.username!r}")
+            if ADMIN_ROLE in current.roles and not current.disabled and reads.active_users_with_role(ADMIN_ROLE) <= 1:
                 raise Conflict("cannot delete the last active admin")
-            prefixes = user_object_prefixes(target.id, UserDataRepository(s).owned_ids(target.id))
-            repo.delete_user(target.id)
-            self._audit.record(AuditAction.USER_DELETE, actor=principal, target=_target(target),
-                               changes=field_changes(_audited(target), {}),
-                               details={"object_prefixes": len(prefixes)}, session=s)
+
+        deleted = self._accounts.delete_user(
+            target.id, check=check,
+            audit=lambda current, owned: self._audit.event(
+                AuditAction.USER_DELETE, actor=principal, target=_target(current),
+                changes=field_changes(_audited(current), {}),
+                details={"object_prefixes": len(user_object_prefixes(current.id, owned))}))
+        if deleted is None:
+            raise NotFound(f"user {target.username!r} not found")
+        prefixes = user_object_prefixes(target.id, deleted[1])
         self._delete_objects(prefixes)
 
     def _delete_objects(self, prefixes: list[str]) -> None:
@@ -260,23 +263,14 @@ class UserService:
             except Exception:
                 log.exception("could not delete the objects under %s of a deleted user", prefix)
 
-    @staticmethod
-    def _current(repo: AccountRepository, target: User) -> User:
-        """Re-read the target inside the write transaction, so the checks see what will be changed."""
-        current = repo.get_user(target.id)
-        if current is None:
-            raise NotFound(f"user {target.username!r} not found")
-        return current
-
     def reset_password(self, username: str, password: str) -> User:
         """Operator path (CLI): set a new password and end the user's sessions."""
         return self.update(None, username, UserChanges(password=password))
 
     def ensure_admin(self, *, username: str, password: str) -> User | None:
         """Create the super admin when there are no users at all; returns it, or None if users exist."""
-        with self._db.session() as s:
-            if AccountRepository(s).count_users() > 0:
-                return None
+        if self._accounts.count_users() > 0:
+            return None
         return self.create(None, username=username, password=password, roles=[ADMIN_ROLE])
 
 

@@ -1,7 +1,9 @@
-"""Account repository: roles, users, login sessions and API keys."""
+"""Accounts: roles, users, login sessions and API keys — the repository (inside a caller's transaction) and
+`SqlAccounts`, the services' store (one transaction a method)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -9,10 +11,14 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from sdfleet.domain.accounts import ApiKey, Role, User
+from sdfleet.domain.audit import AuditEvent
 from sdfleet.domain.pagination import Page, PageRequest, page_from_rows
 from sdfleet.domain.permissions import Permission
+from sdfleet.store.audit import SqlAuditLog
+from sdfleet.store.database import Database
 from sdfleet.store.records import record_of
 from sdfleet.store.tables import ApiKeyRow, AuthSessionRow, RoleRow, UserRoleRow, UserRow
+from sdfleet.store.user_data import OwnedIds, UserDataRepository
 
 
 @dataclass(frozen=True)
@@ -245,3 +251,186 @@ class AccountRepository:
     def delete_user_api_keys(self, user_id: str) -> int:
         """Delete every API key of a user; how many there were."""
         return self._s.execute(delete(ApiKeyRow).where(ApiKeyRow.user_id == user_id)).rowcount or 0
+
+
+@dataclass(frozen=True)
+class Holder:
+    """A user with every permission their roles give."""
+
+    user: User
+    permissions: frozenset[Permission]
+
+
+@dataclass(frozen=True)
+class UserWrite:
+    """What an update writes to a user (None leaves a field) and, after a password change or disabling, whose
+    access ends: every session but `keep_session`, and every API key with `delete_api_keys`."""
+
+    roles: list[str] | None = None
+    email: str | None = None
+    disabled: bool | None = None
+    password_hash: str | None = None
+    end_sessions: bool = False
+    keep_session: str | None = None
+    delete_api_keys: bool = False
+
+
+@dataclass(frozen=True)
+class AccessEnded:
+    """How many sessions were revoked and API keys deleted by an update."""
+
+    sessions: int
+    api_keys: int
+
+
+class AccountReads:
+    """What a service's check may read inside the store's transaction (and nothing else)."""
+
+    def __init__(self, repo: AccountRepository) -> None:
+        self._repo = repo
+
+    def roles(self, names: list[str]) -> list[Role]:
+        """The roles of these names that exist."""
+        return self._repo.get_roles(names)
+
+    def active_users_with_role(self, name: str) -> int:
+        """How many users who are not disabled hold the role."""
+        return self._repo.users_with_role(name)
+
+
+def _holder(repo: AccountRepository, user_id: str) -> Holder | None:
+    user = repo.get_user(user_id)
+    if user is None:
+        return None
+    return Holder(user=user, permissions=frozenset().union(*(r.permissions for r in repo.get_roles(list(user.roles)))))
+
+
+class SqlAccounts:
+    """Roles, users, login sessions and API keys for the services: every method is one transaction.
+
+    A change that is audited takes its event (or a function building it from what was written) and appends it in
+    the same transaction. A `check` runs inside the transaction, before anything is written, and raises to abort
+    it: the decision sees exactly what will be changed."""
+
+    def __init__(self, database: Database) -> None:
+        self._db = database
+        self._audit = SqlAuditLog(database)
+
+    def _append(self, s: Session, event: AuditEvent | None) -> None:
+        if event is not None:
+            self._audit.append(event, session=s)
+
+    # Roles
+    def ensure_roles(self, roles: list[Role], *, synced: frozenset[str] = frozenset()) -> None:
+        """Add the roles that do not exist; for the names in `synced`, also set the permissions given."""
+        with self._db.session(write_lock=True) as s:
+            repo = AccountRepository(s)
+            for role in roles:
+                existing = repo.get_role(role.name)
+                if existing is None:
+                    repo.add_role(role)
+                elif role.name in synced and existing.permissions != role.permissions:
+                    repo.update_role(role.name, permissions=role.permissions, description=None)
+
+    def list_roles(self, page: PageRequest) -> Page[Role]:
+        with self._db.session() as s:
+            return AccountRepository(s).list_roles(page)
+
+    def get_role(self, name: str) -> Role | None:
+        with self._db.session() as s:
+            return AccountRepository(s).get_role(name)
+
+    def get_roles(self, names: list[str]) -> list[Role]:
+        with self._db.session() as s:
+            return AccountRepository(s).get_roles(names)
+
+    def add_role(self, role: Role, *, event: AuditEvent) -> Role | None:
+        """Add a role and its audit event; None (nothing written) when a role has the name."""
+        with self._db.session(write_lock=True) as s:
+            repo = AccountRepository(s)
+            if repo.get_role(role.name) is not None:
+                return None
+            added = repo.add_role(role)
+            self._append(s, event)
+            return added
+
+    def update_role(self, name: str, *, permissions: frozenset[Permission] | None, description: str | None,
+                    audit: Callable[[Role], AuditEvent | None]) -> Role:
+        """Change a role; `audit(updated)` gives the event to append (None: none)."""
+        with self._db.session(write_lock=True) as s:
+            updated = AccountRepository(s).update_role(name, permissions=permissions, description=description)
+            self._append(s, audit(updated))
+            return updated
+
+    def delete_role(self, name: str, *, event: AuditEvent) -> None:
+        """Delete a role (its users lose it) and append its audit event."""
+        with self._db.session(write_lock=True) as s:
+            AccountRepository(s).delete_role(name)
+            self._append(s, event)
+
+    # Users
+    def count_users(self) -> int:
+        with self._db.session() as s:
+            return AccountRepository(s).count_users()
+
+    def list_users(self, page: PageRequest) -> Page[User]:
+        with self._db.session() as s:
+            return AccountRepository(s).list_users(page)
+
+    def get_user_by_username(self, username: str) -> User | None:
+        with self._db.session() as s:
+            return AccountRepository(s).get_user_by_username(username)
+
+    def credentials(self, username: str, *, write_lock: bool | None = None) -> StoredCredentials | None:
+        with self._db.session(write_lock=write_lock) as s:
+            return AccountRepository(s).get_credentials(username)
+
+    def add_user(self, user: User, *, password_hash: str, now: datetime, check: Callable[[list[Role]], None],
+                 audit: Callable[[User], AuditEvent]) -> User | None:
+        """Add a user and its audit event; `check(roles)` sees the existing roles the user is given. None (nothing
+        written) when a user has the name."""
+        with self._db.session() as s:
+            repo = AccountRepository(s)
+            check(repo.get_roles(list(user.roles)))
+            if repo.get_user_by_username(user.username) is not None:
+                return None
+            added = repo.add_user(user, password_hash=password_hash, now=now)
+            self._append(s, audit(added))
+            return added
+
+    def update_user(self, user_id: str, *, now: datetime, decide: Callable[[User, AccountReads], UserWrite],
+                    audit: Callable[[User, User, AccessEnded | None], list[AuditEvent]]) -> User | None:
+        """Update a user under the write lock: `decide(current, reads)` gives what to write (or raises);
+        `audit(before, after, ended)` the events to append. None when the user is gone."""
+        with self._db.session(write_lock=True) as s:
+            repo = AccountRepository(s)
+            current = repo.get_user(user_id)
+            if current is None:
+                return None
+            write = decide(current, AccountReads(repo))
+            user = repo.update_user(user_id, now=now, roles=write.roles, email=write.email, disabled=write.disabled,
+                                    password_hash=write.password_hash)
+            ended = None
+            if write.end_sessions:
+                sessions = repo.revoke_user_sessions(user_id, now=now, keep=write.keep_session)
+                ended = AccessEnded(sessions=sessions,
+                                    api_keys=repo.delete_user_api_keys(user_id) if write.delete_api_keys else 0)
+            for event in audit(current, user, ended):
+                self._append(s, event)
+            return user
+
+    def delete_user(self, user_id: str, *, check: Callable[[User, AccountReads], None],
+                    audit: Callable[[User, OwnedIds], AuditEvent]) -> tuple[User, OwnedIds] | None:
+        """Delete a user under the write lock after `check(current, reads)`; returns them with the ids of what
+        they owned (read before the delete), None when they are gone."""
+        with self._db.session(write_lock=True) as s:
+            repo = AccountRepository(s)
+            current = repo.get_user(user_id)
+            if current is None:
+                return None
+            check(current, AccountReads(repo))
+            owned = UserDataRepository(s).owned_ids(user_id)
+            repo.delete_user(user_id)
+            self._append(s, audit(current, owned))
+            return current, owned
+
