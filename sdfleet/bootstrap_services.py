@@ -132,6 +132,7 @@ def build_services(
     workers = WorkerService(queue=queue, registry=worker_registry, objects=objects, blob_key=checkpoints.blob_key,
                             notifier=notifier, previews=previews, lease_seconds=settings.lease_seconds, clock=clock,
                             max_running_per_user=settings.max_running_per_user, on_finished=metrics.job_finished,
+                            on_models_loaded=metrics.models_loaded,
                             queued_endpoints=stored_queue.queued_endpoints, max_output_pixels=settings.max_output_pixels)
     datasets = DatasetService(database=database, objects=objects, clock=clock, pinned_by=[training_pins.datasets_pinned],
                               limits=IntakeLimits(max_archive_bytes=settings.max_dataset_upload_bytes * 4,

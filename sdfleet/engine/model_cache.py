@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -50,6 +51,7 @@ class ModelCache:
         self._pinned: set[str] = set()
         self.loads = 0
         self.evictions: list[str] = []
+        self._load_seconds: dict[str, float] = {}  #: key → seconds spent loading it since take_load_seconds()
 
     def __contains__(self, key: object) -> bool:
         return key in self._entries
@@ -70,13 +72,24 @@ class ModelCache:
             self._entries.move_to_end(key)
             self._pinned.add(key)
             return entry.value
+        started = time.perf_counter()
         value = load()
+        self.record_load(key, time.perf_counter() - started)
         self.loads += 1
         nbytes = size(value)
         self._entries[key] = _Entry(value, nbytes)
         self._pinned.add(key)
         self._evict(keep=key)
         return value
+
+    def record_load(self, key: str, seconds: float) -> None:
+        """Count time spent loading a model (cache misses; a LoRA applied to a loaded checkpoint)."""
+        self._load_seconds[key] = self._load_seconds.get(key, 0.0) + seconds
+
+    def take_load_seconds(self) -> dict[str, float]:
+        """The loading time of each key since the last call, then forget it (the worker reads it per job)."""
+        taken, self._load_seconds = self._load_seconds, {}
+        return taken
 
     def unpin_all(self) -> None:
         """Allow every entry to be evicted again (called when a run ends)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -268,9 +269,11 @@ class ModelLoader:
             return name
         if len(ckpt.adapters) >= MAX_LORAS_PER_CHECKPOINT:
             self._drop_oldest_adapter(ckpt)
+        started = time.perf_counter()
         pipeline = self._pipeline(ckpt)
         with torch.inference_mode(False):
             pipeline.load_lora_weights(str(file.path), adapter_name=name)
+        self.cache.record_load(f"lora:{file.sha256}", time.perf_counter() - started)
         loaded = {c for c in ("unet", "text_encoder", "text_encoder_2")
                   if name in (getattr(getattr(ckpt, c), "peft_config", None) or {})}
         if not loaded:

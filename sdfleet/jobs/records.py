@@ -38,6 +38,24 @@ class EventType(enum.StrEnum):
     CANCELLED = "cancelled"
 
 
+class ModelSource(enum.StrEnum):
+    """Where a worker found a model a job pins."""
+
+    MEMORY = "memory"  #: already loaded in the worker's engine
+    DISK = "disk"  #: in the worker's model file cache; loaded from there
+    DOWNLOAD = "download"  #: not in the file cache: downloaded (or linked from a local object store), then loaded
+
+
+@dataclass(frozen=True)
+class ModelLoad:
+    """What one pinned model cost a job before it could run: where it came from and how long fetching and loading
+    it took (a memory hit takes about nothing)."""
+
+    sha256: str
+    source: ModelSource
+    seconds: float
+
+
 @dataclass(frozen=True)
 class JobOutput:
     """One stored output image."""

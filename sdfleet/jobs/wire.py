@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr, model_validator
 
+from sdfleet.jobs.records import ModelLoad, ModelSource
 from sdfleet.jobs.spec import InputImage, JobKind, ModelPin
 
 
@@ -76,12 +77,29 @@ class OutputDescription(WorkerRequest):
     node_id: StrictStr = Field(max_length=64)
 
 
+class ModelLoadReport(WorkerRequest):
+    """How a pinned model reached the engine for this job (the server counts it in `/metrics`)."""
+
+    sha256: StrictStr = Field(pattern="^[0-9a-f]{64}$")
+    source: Literal["memory", "disk", "download"]
+    seconds: StrictFloat | StrictInt = Field(ge=0, le=86_400)
+
+    def record(self) -> ModelLoad:
+        return ModelLoad(sha256=self.sha256, source=ModelSource(self.source), seconds=float(self.seconds))
+
+    @classmethod
+    def of(cls, load: ModelLoad) -> ModelLoadReport:
+        return cls(sha256=load.sha256, source=load.source.value, seconds=round(load.seconds, 4))
+
+
 class CompleteRequest(WorkerRequest):
     """Finish a held job with its uploaded outputs."""
 
     fencing_token: StrictInt
     outputs: list[OutputDescription] = Field(default_factory=list, max_length=256)
     info: dict[str, Any] | None = None
+    #: per pinned model, where it came from and what loading it took; absent from workers older than the field
+    model_loads: list[ModelLoadReport] | None = Field(default=None, max_length=64)
 
 
 class FailRequest(WorkerRequest):

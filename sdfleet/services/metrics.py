@@ -16,7 +16,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import GaugeMetricFamily, Metric
 
 from sdfleet.domain.accounts import Principal
-from sdfleet.jobs.records import Job
+from sdfleet.jobs.records import Job, ModelLoad
 from sdfleet.services.authorization import authorize_every
 from sdfleet.store.fleet_stats import FleetSnapshot
 
@@ -25,6 +25,18 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 #: job wait and run times: 0.1 s (a cached 64² job) to an hour (a LoRA training)
 _JOB_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
 _HTTP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+#: a model's fetch and load: a memory hit (~1 ms) to a multi-GB download
+_LOAD_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
+
+
+def job_model(job: Job) -> str:
+    """The checkpoint a job ran, as the registry names it (its pins): bounded by the registry, unlike free text.
+
+    The summary's model when it is one of the pinned checkpoints, else the first pinned checkpoint, else ""."""
+    names = [pin.name for pin in job.spec.models if pin.folder == "checkpoints"]
+    if job.summary.model in names:
+        return job.summary.model
+    return names[0] if names else ""
 
 
 class FleetMetrics:
@@ -36,9 +48,18 @@ class FleetMetrics:
         self.registry = CollectorRegistry(auto_describe=True)
         self.registry.register(_FleetCollector(snapshot, clock))
         self.job_wait = Histogram("sdfleet_job_wait_seconds", "Time from submission to a worker's claim.",
-                                  ["endpoint", "kind"], buckets=_JOB_BUCKETS, registry=self.registry)
+                                  ["endpoint", "kind", "model"], buckets=_JOB_BUCKETS, registry=self.registry)
         self.job_run = Histogram("sdfleet_job_run_seconds", "Time from a worker's claim to the job's end.",
-                                 ["endpoint", "kind", "status"], buckets=_JOB_BUCKETS, registry=self.registry)
+                                 ["endpoint", "kind", "model", "status"], buckets=_JOB_BUCKETS,
+                                 registry=self.registry)
+        self.model_load = Histogram(
+            "sdfleet_model_load_seconds", "Seconds a worker spent fetching and loading a model a job pins (per job "
+            "and model, as the worker reported it at completion).", ["folder", "model"], buckets=_LOAD_BUCKETS,
+            registry=self.registry)
+        self.model_cache = Counter(
+            "sdfleet_model_cache", "Where workers found the models jobs pin: in the engine's memory, in the "
+            "worker's file cache (disk), or neither (download).", ["folder", "model", "result"],
+            registry=self.registry)
         self.device_seconds = Counter(
             "sdfleet_gpu_seconds", "Seconds workers spent on each user's jobs (GPU-seconds on GPU workers): "
             "the basis for metering and quotas.", ["user_id", "endpoint"], registry=self.registry)
@@ -61,9 +82,22 @@ class FleetMetrics:
         if job.started_at is None or job.finished_at is None:
             return
         ran = max(0.0, (job.finished_at - job.started_at).total_seconds())
-        self.job_wait.labels(endpoint, kind).observe(max(0.0, (job.started_at - job.queued_at).total_seconds()))
-        self.job_run.labels(endpoint, kind, str(job.status)).observe(ran)
+        model = job_model(job)
+        self.job_wait.labels(endpoint, kind, model).observe(
+            max(0.0, (job.started_at - job.queued_at).total_seconds()))
+        self.job_run.labels(endpoint, kind, model, str(job.status)).observe(ran)
         self.device_seconds.labels(job.user_id, endpoint).inc(ran)
+
+    def models_loaded(self, job: Job, loads: list[ModelLoad]) -> None:
+        """Count what loading a finished job's models cost its worker; a sha256 the job does not pin is ignored
+        (labels come from the job's pins, never from what a worker sends)."""
+        pins = {pin.sha256: pin for pin in job.spec.models}
+        for load in loads:
+            pin = pins.get(load.sha256)
+            if pin is None:
+                continue
+            self.model_load.labels(pin.folder, pin.name).observe(load.seconds)
+            self.model_cache.labels(pin.folder, pin.name, load.source.value).inc()
 
     def http_request(self, method: str, route: str, status: int, seconds: float) -> None:
         """Count one answered HTTP request under its route template (never the raw path: bounded labels)."""

@@ -21,7 +21,7 @@ from sdfleet.domain.workers import WorkerRecord
 from sdfleet.engine.image_admission import ImageRejected, ImageTooLarge, admit_image
 from sdfleet.jobs.live import LiveJobQueue
 from sdfleet.jobs.queue import JobQueue, StaleLease
-from sdfleet.jobs.records import Job, JobOutput, JobProgress, Lease
+from sdfleet.jobs.records import Job, JobOutput, JobProgress, Lease, ModelLoad
 from sdfleet.jobs.spec import ModelPin
 from sdfleet.modelfiles.types import ENGINE_FOLDERS
 from sdfleet.services.credentials import WORKER_TOKEN_PREFIX, new_token, token_hash
@@ -74,6 +74,7 @@ class WorkerService:
                  notifier: Notifier, previews: PreviewStore, lease_seconds: float,
                  clock: Callable[[], datetime], max_running_per_user: int | None = None,
                  on_finished: Callable[[Job], None] | None = None,
+                 on_models_loaded: Callable[[Job, list[ModelLoad]], None] | None = None,
                  queued_endpoints: Callable[[], set[str]] | None = None,
                  max_output_pixels: int = 8192 * 8192) -> None:
         self._queue = queue
@@ -85,6 +86,7 @@ class WorkerService:
         if self._watch is not None:
             notifier.on_topic(queue_topic(""), self._watch.queued)
         self._on_finished = on_finished  # metrics: wait/run times and device-seconds of each finished job
+        self._on_models_loaded = on_models_loaded  # metrics: model load times and cache results a worker reports
         self._registry = registry
         self._objects = objects
         self._blob_key = blob_key
@@ -226,8 +228,9 @@ class WorkerService:
         return key
 
     def complete(self, worker: WorkerRecord, job_id: str, *, token: int, outputs: list[OutputReport],
-                 info: dict | None) -> Job:
-        """Record the uploaded outputs and finish the job, exactly once."""
+                 info: dict | None, model_loads: list[ModelLoad] | None = None) -> Job:
+        """Record the uploaded outputs and finish the job, exactly once (and count what loading its models cost
+        the worker, when it says)."""
         self._held(worker, job_id, token)
         records = []
         for report in outputs:
@@ -245,6 +248,8 @@ class WorkerService:
         except StaleLease:
             raise StaleLeaseError(f"job {job_id}: fencing token {token} is stale") from None
         self._drop_other_attempts(job_id, token)
+        if model_loads and self._on_models_loaded is not None:
+            self._on_models_loaded(job, model_loads)
         self._finished(worker, job_id, job)
         return job
 

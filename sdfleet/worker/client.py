@@ -10,6 +10,7 @@ import httpx
 from pydantic import BaseModel
 
 from sdfleet import __version__
+from sdfleet.jobs.records import ModelLoad
 from sdfleet.jobs.wire import (
     ClaimedJob,
     ClaimRequest,
@@ -17,6 +18,7 @@ from sdfleet.jobs.wire import (
     FailRequest,
     HeartbeatAnswer,
     HeartbeatRequest,
+    ModelLoadReport,
     OutputDescription,
     TokenRequest,
     WorkerAssignment,
@@ -110,9 +112,11 @@ class WorkerClient:
         self._check(self._http.put(f"/jobs/{job.id}/outputs/{index}", params={"fencing_token": job.fencing_token},
                                    content=png, headers={"Content-Type": "image/png"}))
 
-    def complete(self, job: ClaimedJob, *, outputs: list[OutputDescription], info: dict) -> None:
+    def complete(self, job: ClaimedJob, *, outputs: list[OutputDescription], info: dict,
+                 model_loads: list[ModelLoad] | None = None) -> None:
+        loads = [ModelLoadReport.of(load) for load in model_loads] if model_loads is not None else None
         self._post(f"/jobs/{job.id}/complete", CompleteRequest(fencing_token=job.fencing_token, outputs=outputs,
-                                                               info=info))
+                                                               info=info, model_loads=loads))
 
     def fail(self, job: ClaimedJob, *, code: str, message: str, node_id: str | None = None) -> None:
         self._post(f"/jobs/{job.id}/fail", FailRequest(fencing_token=job.fencing_token, code=code[:64],

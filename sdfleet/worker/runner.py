@@ -23,6 +23,7 @@ from sdfleet.worker.client import InputMissing, LeaseLost, ModelMissing, ServerE
 from sdfleet.worker.memory import memory_report
 from sdfleet.worker.model_cache import HashMismatch, ModelFileCache
 from sdfleet.worker.model_fetch import fetch_model
+from sdfleet.worker.model_loads import ModelLoadTimer, file_cached, model_key_sha256
 
 log = logging.getLogger("sdfleet.worker")
 PROGRESS_INTERVAL = 0.2
@@ -218,7 +219,13 @@ class WorkerLoop:
         """The sha256s of the models the engine holds (its cache keys are `<kind>:<sha256>`)."""
         models = getattr(self._engine, "models", None) if self._engine is not None else None
         keys = [str(k) for k in models.keys()] if models is not None else []
-        return list(dict.fromkeys(k.rpartition(":")[2] for k in keys))
+        return list(dict.fromkeys(model_key_sha256(k) for k in keys))
+
+    def _take_engine_load_seconds(self) -> dict[str, float]:
+        """What the engine spent loading each cache key since the last call (nothing when no engine is up)."""
+        models = getattr(self._engine, "models", None) if self._engine is not None else None
+        take = getattr(models, "take_load_seconds", None)
+        return take() if take is not None else {}
 
     def _report(self, status: str) -> None:
         try:
@@ -324,8 +331,10 @@ class WorkerLoop:
         from sdfleet.engine.events import Cancelled, Progress
         from sdfleet.engine.graph import GraphValidationError
 
+        loads = ModelLoadTimer(in_memory=self.loaded_models())
+        self._take_engine_load_seconds()  # loads before this job (preload, an earlier job that failed) are not its
         try:
-            files = self._fetch_files(job, heartbeat)
+            files = self._fetch_files(job, heartbeat, loads)
         except HashMismatch as exc:
             self.client.fail(job, code="model_hash_mismatch", message=str(exc))
             return
@@ -379,14 +388,16 @@ class WorkerLoop:
             outputs.append(OutputDescription(index=index, node_id=image.node_id))
         info = {"seconds": round(time.perf_counter() - started, 3), "device": self.options.device,
                 "executed": result.executed, "cached": result.cached}
-        self.client.complete(job, outputs=outputs, info=info)
+        self.client.complete(job, outputs=outputs, info=info,
+                             model_loads=loads.loads(self._take_engine_load_seconds()))
         log.info("job %s: done in %.2f s, %d image(s)", job.id, info["seconds"], len(outputs))
 
-    def _fetch_files(self, job: ClaimedJob, heartbeat: _Heartbeat) -> JobFiles:
+    def _fetch_files(self, job: ClaimedJob, heartbeat: _Heartbeat, loads: ModelLoadTimer) -> JobFiles:
         models = {}
         for m in job.models:
-            path = fetch_model(cache=self.cache, client=self.client, job_id=job.id, sha256=m.sha256, size=m.size,
-                               lease_lost=lambda: heartbeat.lease_lost, wait=self.stopping.wait)
+            with loads.fetching(m.sha256, on_disk=file_cached(self.cache.path(m.sha256), size=m.size)):
+                path = fetch_model(cache=self.cache, client=self.client, job_id=job.id, sha256=m.sha256,
+                                   size=m.size, lease_lost=lambda: heartbeat.lease_lost, wait=self.stopping.wait)
             models[(m.folder, m.name)] = (path, m.sha256)
         images = {}
         for item in job.inputs:

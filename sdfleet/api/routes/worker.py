@@ -115,7 +115,8 @@ def complete(job_id: str, body: CompleteRequest, worker: CurrentWorker, services
     """Finish a held job with its uploaded outputs (exactly once; a stale token gets 409)."""
     services.workers.complete(worker, job_id, token=body.fencing_token,
                               outputs=[OutputReport(index=o.index, node_id=o.node_id) for o in body.outputs],
-                              info=body.info)
+                              info=body.info,
+                              model_loads=[m.record() for m in body.model_loads] if body.model_loads else None)
     return Response(status_code=204)
 
 

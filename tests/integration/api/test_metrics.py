@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from sdfleet.bootstrap import build_app
+from tests.fixtures.live import Fleet
 from tests.fixtures.runtime import Api, make_runtime
 from tests.integration.web.api_jobs import finish_next, graph_job, png
 
@@ -71,8 +73,9 @@ def test_figures_follow_the_fleet(metrics_api):
     after = _scrape(api)
     assert _value(after, "sdfleet_queue_depth", endpoint="default") == 1
     assert _value(after, "sdfleet_jobs", kind="inference", status="succeeded") == 1
-    assert _value(after, "sdfleet_job_wait_seconds_count", endpoint="default", kind="inference") == 1
-    assert _value(after, "sdfleet_job_run_seconds_count", endpoint="default", kind="inference",
+    # a graph with no checkpoint: the model label is empty
+    assert _value(after, "sdfleet_job_wait_seconds_count", endpoint="default", kind="inference", model="") == 1
+    assert _value(after, "sdfleet_job_run_seconds_count", endpoint="default", kind="inference", model="",
                   status="succeeded") == 1
     user_id = api.client.get("/api/v1/me", headers=artist["headers"]).json()["id"]
     assert _value(after, "sdfleet_gpu_seconds_total", user_id=user_id, endpoint="default") > 0
@@ -100,3 +103,31 @@ def test_http_latency_by_route_template(metrics_api):
     assert not [labels for (name, labels) in samples
                 if name.startswith("sdfleet_http") and ("route", "/api/v1/inferences/J0000000000000000000000000")
                 in labels]
+
+
+def test_a_real_workers_jobs_report_model_loads_and_label_job_times_by_model(fleet: Fleet):
+    """A `sdfleet worker` runs two txt2img jobs on the demo checkpoint: the first downloads it, the second finds it
+    in the engine's memory; both jobs' times carry the checkpoint's registry name."""
+    admin = fleet.login()
+    fleet.start_worker("metrics-real")
+    body = {"task": "txt2img", "params": {"prompt": "a red cube", "steps": 2, "width": 64, "height": 64,
+                                          "seed": 1, "sampler_name": "Euler"}}
+    for _ in range(2):
+        r = httpx.post(f"{fleet.url}/api/v1/inferences", json=body, headers=admin)
+        assert r.status_code == 202, r.text
+        assert fleet.wait(admin, r.json()["id"])["status"] == "succeeded"
+    r = httpx.get(f"{fleet.url}/metrics", headers=admin)
+    assert r.status_code == 200, r.text
+    samples = _samples(r.text)
+    ckpt = {"folder": "checkpoints", "model": "demo-sd15.safetensors"}
+    assert _value(samples, "sdfleet_model_cache_total", **ckpt, result="download") == 1
+    assert _value(samples, "sdfleet_model_cache_total", **ckpt, result="memory") == 1
+    assert _value(samples, "sdfleet_model_cache_total", **ckpt, result="disk") == 0
+    assert _value(samples, "sdfleet_model_load_seconds_count", **ckpt) == 2
+    assert _value(samples, "sdfleet_model_load_seconds_sum", **ckpt) > 0
+    labels = {"endpoint": "default", "kind": "inference", "model": "demo-sd15.safetensors"}
+    assert _value(samples, "sdfleet_job_wait_seconds_count", **labels) == 2
+    assert _value(samples, "sdfleet_job_run_seconds_count", **labels, status="succeeded") == 2
+    # labels come from the registry's names only: no sha256 or free text
+    assert {dict(labels)["model"] for (name, labels) in samples if name.startswith("sdfleet_model_")} == \
+        {"demo-sd15.safetensors"}
