@@ -53,6 +53,7 @@ from sdfleet.store.accounts import SqlAccounts
 from sdfleet.store.audit import SqlAuditLog
 from sdfleet.store.comfy import SqlComfyUserData
 from sdfleet.store.database import Database
+from sdfleet.store.endpoints import SqlEndpointStore
 from sdfleet.store.fleet_stats import SqlFleetStats
 from sdfleet.store.gallery import SqlGallery
 from sdfleet.store.jobs import SqlJobQueue
@@ -101,7 +102,7 @@ def build_services(
                            token=settings.metrics_token.get_secret_value() if settings.metrics_token else None)
 
     # 3. Endpoints, and who pins a model file or a dataset against deletion
-    endpoints = EndpointService(database=database, queue=queue, workers=worker_registry, clock=clock, audit=audit,
+    endpoints = EndpointService(store=SqlEndpointStore(database), queue=queue, workers=worker_registry, clock=clock, audit=audit,
                                 lost_after_seconds=max(60.0, settings.lease_seconds * 3),
                                 launchers={"local": None, "ray": None if settings.ray_address else RAY_MISSING})
     router = EndpointRouting(endpoints)
@@ -160,7 +161,7 @@ def build_services(
     gallery = GalleryService(store=gallery_store, objects=objects, delete_job=inference.delete, clock=clock)
 
     return Services(
-        auth=AuthService(database=database, hasher=hasher, limiter=limiter, audit=audit, clock=clock,
+        auth=AuthService(accounts=accounts, hasher=hasher, limiter=limiter, audit=audit, clock=clock,
                          policy=LoginPolicy(session_ttl=timedelta(seconds=settings.session_ttl_seconds))),
         users=UserService(accounts=accounts, hasher=hasher, limiter=limiter, audit=audit, clock=clock,
                           objects=objects),

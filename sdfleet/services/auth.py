@@ -11,7 +11,6 @@ from sdfleet.domain.audit import AuditAction, AuditTarget, field_changes
 from sdfleet.domain.errors import InvalidInput, NotFound, Unauthenticated
 from sdfleet.domain.ids import is_valid_id, new_id
 from sdfleet.domain.pagination import Page, PageRequest
-from sdfleet.domain.permissions import Permission
 from sdfleet.domain.validation import check_label, is_storable, is_valid_username
 from sdfleet.services.audit import AuditLog
 from sdfleet.services.credentials import (
@@ -23,8 +22,7 @@ from sdfleet.services.credentials import (
     visible_prefix,
 )
 from sdfleet.services.login_limiter import LoginLimiter
-from sdfleet.store.accounts import AccountRepository
-from sdfleet.store.database import Database
+from sdfleet.store.accounts import Holder, SqlAccounts, StoredSession
 
 _TOUCH_INTERVAL = timedelta(minutes=1)
 MAX_API_KEY_LIFETIME = timedelta(days=3650)
@@ -41,20 +39,30 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
+def _check_holder(holder: Holder | None) -> None:
+    """A credential of a deleted or disabled user authenticates nobody."""
+    if holder is None or holder.user.disabled:
+        raise Unauthenticated("invalid or expired credentials")
+
+
+def _principal(holder: Holder, kind: CredentialKind, credential_id: str) -> Principal:
+    return Principal(user=holder.user, permissions=holder.permissions, credential=kind, credential_id=credential_id)
+
+
 class AuthService:
     """Turns credentials into principals; issues and revokes sessions and API keys."""
 
     def __init__(
         self,
         *,
-        database: Database,
+        accounts: SqlAccounts,
         hasher: PasswordHasher,
         policy: LoginPolicy,
         limiter: LoginLimiter,
         audit: AuditLog,
         clock: Callable[[], datetime],
     ) -> None:
-        self._db = database
+        self._accounts = accounts
         self._hasher = hasher
         self._policy = policy
         self._limiter = limiter
@@ -67,8 +75,7 @@ class AuthService:
         self._limiter.check(username=username, address=client_address)
         stored = None
         if is_valid_username(username) and is_storable(password):
-            with self._db.session() as s:
-                stored = AccountRepository(s).get_credentials(username)
+            stored = self._accounts.credentials(username)
         ok = is_storable(password) and self._hasher.verify(stored.password_hash if stored else None, password)
         if not ok or stored is None or stored.user.disabled:
             self._limiter.failed(username=username, address=client_address)
@@ -85,28 +92,26 @@ class AuthService:
         now = self._clock()
         expires = now + self._policy.session_ttl
         user = stored.user
-        with self._db.session() as s:
-            session_id = new_id()
-            AccountRepository(s).add_session(
-                session_id=session_id,
-                token_hash=token_hash(token),
-                user_id=user.id,
-                now=now,
-                expires_at=expires,
-                client=(client_address or "")[:255] or None,
-            )
-            self._audit.record(AuditAction.LOGIN, actor=user, address=client_address,
-                               target=AuditTarget("user", user.id, user.username),
-                               details={"session_id": session_id}, session=s)
+        session_id = new_id()
+        self._accounts.add_session(
+            session_id=session_id,
+            token_hash=token_hash(token),
+            user_id=user.id,
+            now=now,
+            expires_at=expires,
+            client=(client_address or "")[:255] or None,
+            event=self._audit.event(AuditAction.LOGIN, actor=user, address=client_address,
+                                    target=AuditTarget("user", user.id, user.username),
+                                    details={"session_id": session_id}),
+        )
         return IssuedSecret(secret=token, expires_at=expires)
 
     def logout(self, principal: Principal) -> None:
         """Revoke the session the principal used (an API key is not revoked by logout)."""
         if principal.credential is CredentialKind.SESSION:
-            with self._db.session() as s:
-                AccountRepository(s).revoke_session(principal.credential_id, now=self._clock())
-                self._audit.record(AuditAction.LOGOUT, actor=principal, session=s,
-                                   target=AuditTarget("user", principal.user_id, principal.user.username))
+            self._accounts.revoke_session(principal.credential_id, now=self._clock(), event=self._audit.event(
+                AuditAction.LOGOUT, actor=principal,
+                target=AuditTarget("user", principal.user_id, principal.user.username)))
 
     def authenticate(self, token: str) -> Principal:
         """Resolve a bearer token (session token or API key) to a principal, or raise Unauthenticated."""
@@ -118,39 +123,32 @@ class AuthService:
 
     def _from_session(self, token: str) -> Principal:
         now = self._clock()
-        with self._db.session(write_lock=False) as s:
-            repo = AccountRepository(s)
-            stored = repo.find_session(token_hash(token))
+
+        def check(stored: StoredSession | None, holder: Holder | None) -> None:
             if stored is None or stored.revoked_at is not None or stored.expires_at <= now:
                 raise Unauthenticated("invalid or expired credentials")
-            return self._principal(repo, stored.user_id, CredentialKind.SESSION, stored.id)
+            _check_holder(holder)
+
+        stored, holder = self._accounts.session_holder(token_hash(token), check=check)
+        return _principal(holder, CredentialKind.SESSION, stored.id)
 
     def _from_api_key(self, token: str) -> Principal:
         now = self._clock()
-        with self._db.session() as s:
-            repo = AccountRepository(s)
-            key = repo.find_api_key(token_hash(token))
+
+        def check(key: ApiKey | None, holder: Holder | None) -> None:
             if key is None or (key.expires_at is not None and key.expires_at <= now):
                 raise Unauthenticated("invalid or expired credentials")
-            principal = self._principal(repo, key.user_id, CredentialKind.API_KEY, key.id)
-            if key.last_used_at is None or now - key.last_used_at > _TOUCH_INTERVAL:
-                repo.touch_api_key(key.id, now=now)
-            return principal
+            _check_holder(holder)
+
+        key, holder = self._accounts.api_key_holder(token_hash(token), now=now, check=check,
+                                                    touch_after=_TOUCH_INTERVAL)
+        return _principal(holder, CredentialKind.API_KEY, key.id)
 
     def principal_for_user(self, user_id: str, *, credential: CredentialKind, credential_id: str) -> Principal:
         """Build the principal of a known user (used by worker-side and internal callers)."""
-        with self._db.session() as s:
-            return self._principal(AccountRepository(s), user_id, credential, credential_id)
-
-    @staticmethod
-    def _principal(repo: AccountRepository, user_id: str, kind: CredentialKind, credential_id: str) -> Principal:
-        user = repo.get_user(user_id)
-        if user is None or user.disabled:
-            raise Unauthenticated("invalid or expired credentials")
-        permissions: set[Permission] = set()
-        for role in repo.get_roles(list(user.roles)):
-            permissions |= role.permissions
-        return Principal(user=user, permissions=frozenset(permissions), credential=kind, credential_id=credential_id)
+        holder = self._accounts.holder(user_id)
+        _check_holder(holder)
+        return _principal(holder, credential, credential_id)
 
     # API keys
     def create_api_key(self, principal: Principal, *, name: str, expires_at: datetime | None) -> IssuedSecret:
@@ -173,29 +171,25 @@ class AuthService:
             created_at=now,
             expires_at=expires_at,
         )
-        with self._db.session() as s:
-            record = AccountRepository(s).add_api_key(record, key_hash=token_hash(token))
-            self._audit.record(AuditAction.API_KEY_CREATE, actor=principal, session=s,
-                               target=AuditTarget("api_key", record.id, record.name),
-                               changes=field_changes({}, {"name": record.name, "prefix": record.prefix,
-                                                          "expires_at": _iso(record.expires_at)}))
+        record = self._accounts.add_api_key(record, key_hash=token_hash(token), event=self._audit.event(
+            AuditAction.API_KEY_CREATE, actor=principal, target=AuditTarget("api_key", record.id, record.name),
+            changes=field_changes({}, {"name": record.name, "prefix": record.prefix,
+                                       "expires_at": _iso(record.expires_at)})))
         return IssuedSecret(secret=token, expires_at=expires_at, record=record)
 
     def list_api_keys(self, principal: Principal, page: PageRequest) -> Page[ApiKey]:
         """The caller's own API keys (never the secrets)."""
-        with self._db.session() as s:
-            return AccountRepository(s).list_api_keys(principal.user_id, page)
+        return self._accounts.list_api_keys(principal.user_id, page)
 
     def delete_api_key(self, principal: Principal, key_id: str) -> None:
         """Revoke one of the caller's keys; another user's key is not found."""
-        with self._db.session() as s:
-            repo = AccountRepository(s)
-            key = repo.get_api_key(key_id) if is_valid_id(key_id) else None
-            if key is None or key.user_id != principal.user_id:
-                raise NotFound(f"API key {key_id!r} not found")
-            repo.delete_api_key(key_id)
-            self._audit.record(AuditAction.API_KEY_DELETE, actor=principal, session=s,
-                               target=AuditTarget("api_key", key.id, key.name), details={"prefix": key.prefix})
+        deleted = self._accounts.delete_api_key(
+            key_id, user_id=principal.user_id,
+            audit=lambda key: self._audit.event(AuditAction.API_KEY_DELETE, actor=principal,
+                                                target=AuditTarget("api_key", key.id, key.name),
+                                                details={"prefix": key.prefix})) if is_valid_id(key_id) else None
+        if deleted is None:
+            raise NotFound(f"API key {key_id!r} not found")
 
     def me(self, principal: Principal) -> User:
         """The caller's own record."""

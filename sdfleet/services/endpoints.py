@@ -31,9 +31,6 @@ from sdfleet.jobs.queue import JobQueue
 from sdfleet.jobs.records import JobStatus
 from sdfleet.services.audit import AuditLog
 from sdfleet.services.authorization import authorize
-from sdfleet.store.accounts import AccountRepository
-from sdfleet.store.checkpoints import CheckpointRepository
-from sdfleet.store.database import Database
 from sdfleet.store.endpoints import SqlEndpointStore
 from sdfleet.store.workers import SqlWorkerRegistry
 
@@ -75,14 +72,13 @@ def _may_use(principal: Principal, endpoint: Endpoint) -> bool:
 class EndpointService:
     """Endpoint use cases; `endpoint:all` manages, other users see the endpoints their roles may use."""
 
-    def __init__(self, *, database: Database, queue: JobQueue, workers: SqlWorkerRegistry,
+    def __init__(self, *, store: SqlEndpointStore, queue: JobQueue, workers: SqlWorkerRegistry,
                  clock: Callable[[], datetime], lost_after_seconds: float = 60.0, audit: AuditLog | None = None,
                  launchers: dict[str, str | None] | None = None) -> None:
-        self._db = database
         #: launcher name → None when this server runs it, else why not (`ray` without SDFLEET_RAY_ADDRESS)
         self._launchers = dict(launchers or {"local": None})
         self._audit = audit
-        self.store = SqlEndpointStore(database)
+        self.store = store
         self._queue = queue
         self._workers = workers
         self._clock = clock
@@ -216,13 +212,9 @@ class EndpointService:
         roles = sorted({r if r == EVERYONE else check_role_name(r, field="allowed_roles")
                         for r in config.allowed_roles})
         wanted = [r for r in roles if r != EVERYONE]
-        with self._db.session() as s:
-            known = {r.name for r in AccountRepository(s).get_roles(wanted)}
-            unknown = [r for r in wanted if r not in known]
-            if unknown:
-                raise InvalidInput(f"unknown role(s) in allowed_roles: {', '.join(unknown)}", field="allowed_roles")
-            repo = CheckpointRepository(s)
-            missing = [sha for sha in config.preload if repo.get_by_sha256(sha) is None]
+        unknown, missing = self.store.unknown_references(roles=wanted, preload=list(config.preload))
+        if unknown:
+            raise InvalidInput(f"unknown role(s) in allowed_roles: {', '.join(unknown)}", field="allowed_roles")
         if missing:
             raise InvalidInput(f"preload: no registered model has sha256 {missing[0]}", field="preload")
         return dataclasses.replace(config, allowed_roles=tuple(roles))

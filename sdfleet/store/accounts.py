@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
@@ -434,3 +434,70 @@ class SqlAccounts:
             self._append(s, audit(current, owned))
             return current, owned
 
+    # Login sessions
+    def add_session(self, *, session_id: str, token_hash: str, user_id: str, now: datetime, expires_at: datetime,
+                    client: str | None, event: AuditEvent) -> None:
+        """Store a login session and its audit event."""
+        with self._db.session() as s:
+            AccountRepository(s).add_session(session_id=session_id, token_hash=token_hash, user_id=user_id, now=now,
+                                             expires_at=expires_at, client=client)
+            self._append(s, event)
+
+    def revoke_session(self, session_id: str, *, now: datetime, event: AuditEvent) -> None:
+        """Revoke a login session and append its audit event."""
+        with self._db.session() as s:
+            AccountRepository(s).revoke_session(session_id, now=now)
+            self._append(s, event)
+
+    def session_holder(self, token_hash: str, *, check: Callable[[StoredSession | None, Holder | None], None]
+                       ) -> tuple[StoredSession, Holder]:
+        """The session of a token hash and its user, read in one transaction; `check(session, holder)` raises when
+        they do not authenticate (either may be None)."""
+        with self._db.session(write_lock=False) as s:
+            repo = AccountRepository(s)
+            stored = repo.find_session(token_hash)
+            holder = _holder(repo, stored.user_id) if stored is not None else None
+            check(stored, holder)
+            return stored, holder
+
+    def holder(self, user_id: str) -> Holder | None:
+        """A user with their permissions; None when there is no such user."""
+        with self._db.session() as s:
+            return _holder(AccountRepository(s), user_id)
+
+    # API keys
+    def api_key_holder(self, key_hash: str, *, now: datetime, check: Callable[[ApiKey | None, Holder | None], None],
+                       touch_after: timedelta) -> tuple[ApiKey, Holder]:
+        """The API key of a hash and its user in one transaction; `check(key, holder)` raises when they do not
+        authenticate. A key that does is marked used at `now` when it was last marked over `touch_after` ago."""
+        with self._db.session() as s:
+            repo = AccountRepository(s)
+            key = repo.find_api_key(key_hash)
+            holder = _holder(repo, key.user_id) if key is not None else None
+            check(key, holder)
+            if key.last_used_at is None or now - key.last_used_at > touch_after:
+                repo.touch_api_key(key.id, now=now)
+            return key, holder
+
+    def add_api_key(self, key: ApiKey, *, key_hash: str, event: AuditEvent) -> ApiKey:
+        """Store an API key (its hash) and its audit event."""
+        with self._db.session() as s:
+            added = AccountRepository(s).add_api_key(key, key_hash=key_hash)
+            self._append(s, event)
+            return added
+
+    def list_api_keys(self, user_id: str, page: PageRequest) -> Page[ApiKey]:
+        with self._db.session() as s:
+            return AccountRepository(s).list_api_keys(user_id, page)
+
+    def delete_api_key(self, key_id: str, *, user_id: str, audit: Callable[[ApiKey], AuditEvent]) -> ApiKey | None:
+        """Delete one of a user's API keys and append `audit(key)`; None (nothing deleted) when the user has no key
+        with that id."""
+        with self._db.session() as s:
+            repo = AccountRepository(s)
+            key = repo.get_api_key(key_id)
+            if key is None or key.user_id != user_id:
+                return None
+            repo.delete_api_key(key_id)
+            self._append(s, audit(key))
+            return key

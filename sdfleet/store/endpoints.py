@@ -12,7 +12,7 @@ from sdfleet.domain.notifications import EventType
 from sdfleet.jobs.records import JobStatus
 from sdfleet.store.database import Database
 from sdfleet.store.outbox import emit
-from sdfleet.store.tables import EndpointEventRow, EndpointRow, JobRow
+from sdfleet.store.tables import CheckpointRow, EndpointEventRow, EndpointRow, JobRow, RoleRow
 
 MAX_EVENTS_PER_ENDPOINT = 1000
 #: endpoint log entries that are also notifications (written in the same transaction)
@@ -138,6 +138,15 @@ class SqlEndpointStore:
         with self._db.session() as s:
             return list(s.scalars(select(JobRow.id).where(JobRow.endpoint == name,
                                                           JobRow.status == JobStatus.QUEUED.value)))
+
+    def unknown_references(self, *, roles: list[str], preload: list[str]) -> tuple[list[str], list[str]]:
+        """What an endpoint's settings name that does not exist, read together: (the role names no role has,
+        the preload sha256s no registered model has), each in the order given."""
+        with self._db.session() as s:
+            known_roles = set(s.scalars(select(RoleRow.name).where(RoleRow.name.in_(roles)))) if roles else set()
+            known_files = (set(s.scalars(select(CheckpointRow.sha256).where(CheckpointRow.sha256.in_(preload))))
+                           if preload else set())
+        return [r for r in roles if r not in known_roles], [sha for sha in preload if sha not in known_files]
 
     def preloading(self, sha256: str) -> list[str]:
         """Names of the live endpoints that preload a model (pins against deleting it)."""
