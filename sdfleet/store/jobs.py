@@ -104,8 +104,13 @@ class SqlJobQueue:
     def _fair_rank(s, user_id: str) -> int:
         # Virtual-time fair queueing: a job ranks after the user's previous job and no earlier than
         # the newest job already started. A newcomer therefore waits behind at most one job per worker.
-        started = s.scalar(select(func.max(JobRow.fair_rank)).where(JobRow.status != JobStatus.QUEUED.value))
-        mine = s.scalar(select(func.max(JobRow.fair_rank)).where(JobRow.user_id == user_id))
+        # Written as "the top row" rather than max(): SQLite reads a max() with a WHERE by scanning every row
+        # (100,000 finished jobs: 44 ms), while both backends walk ix_jobs_rank / ix_jobs_user_rank backwards
+        # and stop at the first match (past at most the queued jobs).
+        started = s.scalar(select(JobRow.fair_rank).where(JobRow.status != JobStatus.QUEUED.value)
+                           .order_by(JobRow.fair_rank.desc()).limit(1))
+        mine = s.scalar(select(JobRow.fair_rank).where(JobRow.user_id == user_id)
+                        .order_by(JobRow.fair_rank.desc()).limit(1))
         return max(started or 0, (mine + 1) if mine is not None else 0)
 
     # Worker side

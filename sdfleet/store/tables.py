@@ -126,6 +126,9 @@ class JobRow(Base):
         Index("ix_jobs_claim", "status", "endpoint", "fair_rank", "queued_at"),
         Index("ix_jobs_user", "user_id", "id"),
         Index("ix_jobs_lease", "status", "lease_expires_at"),
+        # a submission's fair rank reads the top of these (migration 0016)
+        Index("ix_jobs_rank", "fair_rank"),
+        Index("ix_jobs_user_rank", "user_id", "fair_rank"),
     )
 
 
