@@ -155,6 +155,7 @@ def _launchers(settings: Settings, *, ray_wanted: Callable[[], bool]) -> Routing
 
 def build_app(runtime: Runtime, *, local_workers: int | None = None, server_url: str | None = None) -> FastAPI:
     """The HTTP application of a runtime, with its lease reaper and (for `serve`) local workers."""
+    from sdfleet.domain.leadership import LeaderFence
     from sdfleet.fleet.leadership import LeaderElected
     from sdfleet.fleet.manager import FleetManager
     from sdfleet.fleet.reaper import LeaseReaper
@@ -175,8 +176,8 @@ def build_app(runtime: Runtime, *, local_workers: int | None = None, server_url:
     # `local_workers` becomes the `default` endpoint's replica count on first start (0: none are started).
     services.endpoints.ensure_default(replicas=count, device=settings.worker_device)
 
-    def register(name: str, endpoint: str) -> tuple[str, str]:
-        issued = services.workers.register(name=name, endpoint=endpoint)
+    def register(name: str, endpoint: str, fence: LeaderFence | None) -> tuple[str, str]:
+        issued = services.workers.register(name=name, endpoint=endpoint, fence=fence)
         return issued.worker.id, issued.token
 
     worker_env = {"SDFLEET_MAX_IMAGE_PIXELS": str(settings.max_image_pixels)}
@@ -195,6 +196,9 @@ def build_app(runtime: Runtime, *, local_workers: int | None = None, server_url:
                 e.config.launcher == "ray" for e in services.endpoints.store.list(include_deleted=False))),
             server_url=manager_url, cache_dir=settings.data_dir / "worker-cache", clock=utcnow, interval=0.5,
             worker_env=worker_env, pending_timeout=settings.ray_pending_seconds,
+            # the term LeaderElected just won (it builds a manager right after a successful hold): the manager's
+            # writes are refused once another server takes the lease over
+            fence=lease.fence,
         )
         managers[:] = [manager]
         return manager

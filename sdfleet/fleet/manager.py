@@ -1,7 +1,13 @@
 """The fleet manager: reconciles endpoints → replicas through a launcher, as the autoscaler decides.
 
 Each replica is a registered worker identity with its own token; its state (idle, busy, loaded models)
-comes from what the worker reports. Every decision is recorded in the endpoint's event log."""
+comes from what the worker reports. Every decision is recorded in the endpoint's event log.
+
+Under a leader `fence` (the term of the lease that elected this server), every write a pass makes (replica
+identities registered and revoked, endpoint status, desired replicas and events) commits only while that term
+holds, checked in the write's own transaction: a manager whose server stalled past its lease while another took
+over is refused (NotLeader) before it registers, and so launches, anything; it skips the pass and is stopped when
+its server next fails to renew."""
 
 from __future__ import annotations
 
@@ -13,6 +19,7 @@ from datetime import datetime
 from pathlib import Path
 
 from sdfleet.domain.endpoints import Endpoint, EndpointStatus, ReplicaStatus
+from sdfleet.domain.leadership import LeaderFence, NotLeader
 from sdfleet.fleet.autoscaler import Autoscaler, Load
 from sdfleet.fleet.launcher import Launcher, ReplicaSpec, ReplicaState
 from sdfleet.services.endpoints import EndpointService, replica_worker_name
@@ -27,12 +34,15 @@ _DRAIN_ORDER = {ReplicaStatus.LOST: 0, ReplicaStatus.STARTING: 1, ReplicaStatus.
 class FleetManager:
     """Runs beside the API: every `interval` seconds, brings each endpoint's replicas to what it should run."""
 
-    def __init__(self, *, endpoints: EndpointService, register: Callable[[str, str], tuple[str, str]],
-                 revoke: Callable[[str], None], launcher: Launcher, server_url: str, cache_dir: Path,
+    def __init__(self, *, endpoints: EndpointService,
+                 register: Callable[[str, str, LeaderFence | None], tuple[str, str]],
+                 revoke: Callable[..., None], launcher: Launcher, server_url: str, cache_dir: Path,
                  clock: Callable[[], datetime], autoscaler: Autoscaler | None = None, interval: float = 1.0,
                  worker_env: dict[str, str] | None = None, pending_timeout: float = 300.0,
-                 idle_interval: float = 15.0) -> None:
+                 idle_interval: float = 15.0, fence: LeaderFence | None = None) -> None:
         self._endpoints = endpoints
+        #: the leader term this manager acts under (None: unfenced, a single server without election)
+        self._fence = fence
         self._worker_env = dict(worker_env or {})  #: settings replicas share with the server (image limit …)
         self._register = register
         self._revoke = revoke
@@ -60,10 +70,13 @@ class FleetManager:
         the others it left, then start reconciling."""
         self._launcher.start()
         adopted = {state.spec.worker_id for state in self._launcher.replicas().values()}
-        for endpoint in self._endpoints.store.list(include_deleted=True):
-            for replica in self._endpoints.replicas_of(endpoint.name):
-                if replica.managed and replica.worker_id not in adopted:
-                    self._safe_revoke(replica.worker_id)
+        try:
+            for endpoint in self._endpoints.store.list(include_deleted=True):
+                for replica in self._endpoints.replicas_of(endpoint.name):
+                    if replica.managed and replica.worker_id not in adopted:
+                        self._safe_revoke(replica.worker_id)
+        except NotLeader as exc:  # another server leads already: revoke nothing of its replicas
+            log.warning("fleet manager starting: %s", exc)
         self._thread = threading.Thread(target=self._run, name="fleet-manager", daemon=True)
         self._thread.start()
 
@@ -76,8 +89,9 @@ class FleetManager:
         states = self._launcher.replicas()
         self._launcher.stop()
         # replicas that outlive the server keep their identities: the next server re-attaches to them
+        # (unfenced: these are this manager's own replicas, stopped now, whoever leads)
         for spec in [s.spec for s in states.values() if not s.outlives_server] + self._launcher.drained():
-            self._safe_revoke(spec.worker_id)
+            self._safe_revoke(spec.worker_id, fenced=False)
 
     def wake(self, _topic: str = "") -> None:
         """Reconcile soon (a job was queued, an endpoint changed), not at the next idle pass."""
@@ -91,6 +105,9 @@ class FleetManager:
                 return
             try:
                 self.reconcile()
+            except NotLeader as exc:  # stalled past the lease: act no more until this server renews it
+                log.warning("fleet manager pass refused: %s", exc)
+                self._busy = True
             except Exception:  # a database restart must not end autoscaling
                 log.exception("reconciling endpoints failed")
                 self._busy = True
@@ -137,7 +154,8 @@ class FleetManager:
             self._autoscaler.forget(endpoint.name)
             self._endpoints.store.set_state(endpoint.name, now=self._clock(), status=EndpointStatus.DELETED,
                                             desired_replicas=0, event=("status", {"from": "deleting",
-                                                                                  "to": "deleted"}))
+                                                                                  "to": "deleted"}),
+                                            fence=self._fence)
 
     def _scale(self, endpoint: Endpoint, mine: dict[str, ReplicaState]) -> None:
         # 1. Decide.
@@ -150,7 +168,7 @@ class FleetManager:
                                             event=("scale", {"from": endpoint.desired_replicas,
                                                              "to": decision.desired, "replicas": len(active),
                                                              "queued": queued, "running": running,
-                                                             "reason": decision.reason}))
+                                                             "reason": decision.reason}), fence=self._fence)
             log.info("endpoint %s: %d → %d replicas (%s)", endpoint.name, endpoint.desired_replicas,
                      decision.desired, decision.reason)
         # 2. Act.
@@ -162,14 +180,14 @@ class FleetManager:
         except OSError as exc:
             self._endpoints.store.set_state(endpoint.name, now=self._clock(), status=EndpointStatus.FAILED,
                                             reason=f"cannot start a replica: {exc}",
-                                            event=("failed", {"reason": str(exc)}))
+                                            event=("failed", {"reason": str(exc)}), fence=self._fence)
             return
         surplus = len(active) - decision.desired
         if surplus > 0:
             ranked = sorted(active, key=lambda n: (_DRAIN_ORDER[_status(reported, n)], -_index(n)))
             for name in ranked[:surplus]:
+                self._record(endpoint.name, "replica_draining", {"replica": name})  # fenced: then drained
                 self._launcher.drain(name)
-                self._record(endpoint.name, "replica_draining", {"replica": name})
         # 3. Status.
         up = sum(1 for n, s in mine.items() if not s.draining and n in active
                  and _status(reported, n) in (ReplicaStatus.IDLE, ReplicaStatus.BUSY))
@@ -180,7 +198,8 @@ class FleetManager:
             EndpointStatus.CREATING if endpoint.status is EndpointStatus.CREATING else EndpointStatus.SCALING)
         if status is not endpoint.status:
             self._endpoints.store.set_state(endpoint.name, now=self._clock(), status=status,
-                                            event=("status", {"from": endpoint.status.value, "to": status.value}))
+                                            event=("status", {"from": endpoint.status.value, "to": status.value}),
+                                            fence=self._fence)
 
     def _launch(self, endpoint: Endpoint, *, used: set[str]) -> str:
         index = 0
@@ -188,7 +207,7 @@ class FleetManager:
             index += 1
         name = replica_worker_name(endpoint.name, index)
         devices = endpoint.config.devices
-        worker_id, token = self._register(name, endpoint.name)
+        worker_id, token = self._register(name, endpoint.name, self._fence)  # NotLeader: nothing is launched
         spec = ReplicaSpec(name=name, server_url=self._server_url, token=token, device=devices[index % len(devices)],
                            cache_dir=self._cache_dir / f"{endpoint.name}-{index}", endpoint=endpoint.name,
                            worker_id=worker_id, extra_env=dict(self._worker_env), launcher=endpoint.config.launcher,
@@ -203,13 +222,15 @@ class FleetManager:
 
     # 3. Internals
     def _record(self, endpoint: str, type_: str, data: dict) -> None:
-        self._endpoints.store.record(endpoint, type_, data, now=self._clock())
+        self._endpoints.store.record(endpoint, type_, data, now=self._clock(), fence=self._fence)
 
-    def _safe_revoke(self, worker_id: str) -> None:
+    def _safe_revoke(self, worker_id: str, *, fenced: bool = True) -> None:
         if not worker_id:
             return
         try:
-            self._revoke(worker_id)
+            self._revoke(worker_id, fence=self._fence if fenced else None)
+        except NotLeader:
+            raise
         except Exception:  # the database may already be gone at shutdown
             log.warning("could not revoke worker %s", worker_id)
 

@@ -17,6 +17,7 @@ from PIL import Image
 from sdfleet.domain.checkpoints import CheckpointStatus
 from sdfleet.domain.errors import Conflict, Gone, InvalidInput, NotFound, Unauthenticated
 from sdfleet.domain.ids import is_valid_id, new_id
+from sdfleet.domain.leadership import LeaderFence
 from sdfleet.domain.workers import WorkerRecord
 from sdfleet.engine.image_admission import ImageRejected, ImageTooLarge, admit_image
 from sdfleet.jobs.live import LiveJobQueue
@@ -97,11 +98,11 @@ class WorkerService:
         self._max_running_per_user = max_running_per_user
 
     # Registration and identity
-    def register(self, *, name: str, endpoint: str) -> IssuedWorker:
-        """Create a worker identity for an endpoint (operator or launcher)."""
+    def register(self, *, name: str, endpoint: str, fence: LeaderFence | None = None) -> IssuedWorker:
+        """Create a worker identity for an endpoint (operator, or the fleet manager under its leader `fence`)."""
         token = new_token(WORKER_TOKEN_PREFIX)
         record = self._registry.add(worker_id=new_id(), name=name[:100], endpoint=endpoint,
-                                    token_hash=token_hash(token), now=self._clock())
+                                    token_hash=token_hash(token), now=self._clock(), fence=fence)
         return IssuedWorker(worker=record, token=token)
 
     def authenticate(self, token: str) -> WorkerRecord:
@@ -129,8 +130,9 @@ class WorkerService:
                   if c.status is CheckpointStatus.ACTIVE and c.model_type in ENGINE_FOLDERS]
         return Assignment(endpoint=worker.endpoint, preload=models)
 
-    def revoke(self, worker_id: str) -> None:
-        self._registry.revoke(worker_id, now=self._clock())
+    def revoke(self, worker_id: str, *, fence: LeaderFence | None = None) -> None:
+        """Revoke a worker's token (the fleet manager's revokes carry its leader `fence`)."""
+        self._registry.revoke(worker_id, now=self._clock(), fence=fence)
         self.presence.forget(worker_id)
 
     @property

@@ -8,9 +8,11 @@ from typing import Any
 from sqlalchemy import delete, func, select
 
 from sdfleet.domain.endpoints import Endpoint, EndpointConfig, EndpointEvent, EndpointStatus
+from sdfleet.domain.leadership import LeaderFence
 from sdfleet.domain.notifications import EventType
 from sdfleet.jobs.records import JobStatus
 from sdfleet.store.database import Database
+from sdfleet.store.leader_leases import check_fence
 from sdfleet.store.outbox import emit
 from sdfleet.store.tables import CheckpointRow, EndpointEventRow, EndpointRow, JobRow, RoleRow
 
@@ -91,9 +93,12 @@ class SqlEndpointStore:
 
     def set_state(self, name: str, *, now: datetime, status: EndpointStatus | None = None,
                   desired_replicas: int | None = None, reason: str | None = None,
-                  event: tuple[str, dict[str, Any]] | None = None) -> Endpoint | None:
-        """Change status / desired replicas and record an event, in one transaction."""
+                  event: tuple[str, dict[str, Any]] | None = None,
+                  fence: LeaderFence | None = None) -> Endpoint | None:
+        """Change status / desired replicas and record an event, in one transaction; under a `fence` (the fleet
+        manager's term) only while the term holds, else NotLeader and nothing is written."""
         with self._db.session(write_lock=True) as s:
+            check_fence(s, fence, is_sqlite=self._db.is_sqlite)  # before the endpoint's lock: one order
             row = self._locked(s, name)
             if row is None:
                 return None
@@ -112,9 +117,10 @@ class SqlEndpointStore:
         PATCH and the fleet manager both number the endpoint's next event from it."""
         return s.get(EndpointRow, name, populate_existing=True, with_for_update=not self._db.is_sqlite)
 
-    def record(self, name: str, type_: str, data: dict[str, Any], *, now: datetime) -> None:
-        """Append an event to an endpoint's log."""
-        self.set_state(name, now=now, event=(type_, data))
+    def record(self, name: str, type_: str, data: dict[str, Any], *, now: datetime,
+               fence: LeaderFence | None = None) -> None:
+        """Append an event to an endpoint's log (under a `fence`: only while the term holds)."""
+        self.set_state(name, now=now, event=(type_, data), fence=fence)
 
     def events_after(self, name: str, seq: int, *, limit: int) -> list[EndpointEvent]:
         """Events with a sequence number above `seq`, oldest first."""

@@ -664,4 +664,6 @@ class LeaderLeaseRow(Base):
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     holder: Mapped[str] = mapped_column(String(256))
     expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
-    version: Mapped[int] = mapped_column(Integer)  #: +1 at every write: a renewal and a takeover cannot both win
+    #: the term: +1 when the lease changes hands (a takeover), kept by renewals; writes are conditional on it, so
+    #: of a renewal and a takeover racing only one wins, and a fenced write checks the term it was made under
+    version: Mapped[int] = mapped_column(Integer)

@@ -7,9 +7,11 @@ from datetime import datetime
 from sqlalchemy import select, update
 
 from sdfleet.domain.checkpoints import Checkpoint
+from sdfleet.domain.leadership import LeaderFence
 from sdfleet.domain.workers import WorkerRecord
 from sdfleet.store.checkpoints import CheckpointRepository
 from sdfleet.store.database import Database
+from sdfleet.store.leader_leases import check_fence
 from sdfleet.store.tables import EndpointRow, JobRow, WorkerRow
 
 
@@ -37,8 +39,11 @@ class SqlWorkerRegistry:
     def __init__(self, database: Database) -> None:
         self._db = database
 
-    def add(self, *, worker_id: str, name: str, endpoint: str, token_hash: str, now: datetime) -> WorkerRecord:
+    def add(self, *, worker_id: str, name: str, endpoint: str, token_hash: str, now: datetime,
+            fence: LeaderFence | None = None) -> WorkerRecord:
+        """Register a worker identity (a replica's, under the fleet manager's `fence`: only while its term holds)."""
         with self._db.session() as s:
+            check_fence(s, fence, is_sqlite=self._db.is_sqlite)
             row = WorkerRow(id=worker_id, name=name, endpoint=endpoint, token_hash=token_hash, status="starting",
                             info={}, loaded_models=[], created_at=now)
             s.add(row)
@@ -93,8 +98,10 @@ class SqlWorkerRegistry:
         with self._db.session() as s:
             s.execute(update(WorkerRow).where(WorkerRow.id == worker_id).values(**values))
 
-    def revoke(self, worker_id: str, *, now: datetime) -> None:
+    def revoke(self, worker_id: str, *, now: datetime, fence: LeaderFence | None = None) -> None:
+        """Refuse the worker's token from now on (under a `fence`: only while the term holds)."""
         with self._db.session() as s:
+            check_fence(s, fence, is_sqlite=self._db.is_sqlite)
             s.execute(update(WorkerRow).where(WorkerRow.id == worker_id).values(revoked_at=now, status="revoked"))
 
     def preloaded(self, endpoint: str) -> list[Checkpoint]:

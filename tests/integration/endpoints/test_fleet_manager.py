@@ -1,14 +1,22 @@
-"""The fleet manager against a real database and a fake launcher: launch, drain order, restarts, delete."""
+"""The fleet manager against a real database and a fake launcher: launch, drain order, restarts, delete; and a
+manager whose leader lease was taken over is refused."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
+import pytest
+
 from sdfleet.domain.endpoints import EndpointConfig, ReplicaStatus
 from sdfleet.domain.ids import new_id
+from sdfleet.domain.leadership import LeaderFence, NotLeader
 from sdfleet.fleet.launcher import ReplicaSpec, ReplicaState
 from sdfleet.fleet.manager import FleetManager
 from sdfleet.jobs.spec import GenerateSpec, JobSummary
 from sdfleet.store.jobs import NewJob, SqlJobQueue
+from sdfleet.store.leader_leases import SqlLeaderLease
 from sdfleet.store.types import utcnow
+from tests.fixtures.clock import FakeClock
 
 
 class FakeLauncher:
@@ -46,16 +54,16 @@ class FakeLauncher:
         self.states.clear()
 
 
-def manager_for(runtime, launcher):
+def manager_for(runtime, launcher, *, fence: LeaderFence | None = None, clock=utcnow):
     services = runtime.services
 
-    def register(name: str, endpoint: str) -> tuple[str, str]:
-        issued = services.workers.register(name=name, endpoint=endpoint)
+    def register(name: str, endpoint: str, fence: LeaderFence | None) -> tuple[str, str]:
+        issued = services.workers.register(name=name, endpoint=endpoint, fence=fence)
         return issued.worker.id, issued.token
 
     return FleetManager(endpoints=services.endpoints, register=register, revoke=services.workers.revoke,
                         launcher=launcher, server_url="http://127.0.0.1:1", cache_dir=runtime.settings.data_dir,
-                        clock=utcnow)
+                        clock=clock, fence=fence)
 
 
 def queue_jobs(runtime, endpoint: str, n: int) -> list[str]:
@@ -131,6 +139,47 @@ def test_start_revokes_replica_identities_left_by_a_previous_run(runtime):
     manager.stop()
     names = {r.name for r in runtime.services.endpoints.replicas_of("default")}
     assert names == {"gpu-box"} and stale.worker.id and operator.worker.id
+
+
+def test_a_manager_whose_lease_was_taken_over_writes_and_launches_nothing(runtime):
+    """Server a's manager stalls past its 15 s lease; server b takes the lease over (a new term) and manages the
+    endpoint. a's next pass is refused at its first write (the replica identity it would launch under), so it
+    registers, launches and records nothing; b's passes go on through its renewals."""
+    clock = FakeClock(datetime(2026, 1, 1, tzinfo=UTC))
+    store = runtime.services.endpoints.store
+    store.add("pool", EndpointConfig(devices=("cpu",), min_replicas=1, max_replicas=1), now=clock())
+    store.set_state("pool", now=clock(), desired_replicas=1)  # decided already: a's first write is a registration
+    lease_a, lease_b = (SqlLeaderLease(runtime.database, name="fleet-manager", holder=h, clock=clock)
+                        for h in ("server-a", "server-b"))
+    assert lease_a.hold(15)[0] and lease_a.fence.term == 1
+    launcher_a, launcher_b = FakeLauncher(), FakeLauncher()
+    a = manager_for(runtime, launcher_a, fence=lease_a.fence, clock=clock)
+    clock.advance(16)  # a stalled: its lease expired, and b takes it over
+    assert lease_b.hold(15)[0] and lease_b.fence.term == 2
+    b = manager_for(runtime, launcher_b, fence=lease_b.fence, clock=clock)
+    events = len(store.events_after("pool", 0, limit=100))
+
+    with pytest.raises(NotLeader):
+        a.reconcile()
+    assert launcher_a.states == {} and runtime.services.endpoints.replicas_of("pool") == []
+    assert len(store.events_after("pool", 0, limit=100)) == events
+
+    b.reconcile()
+    assert list(launcher_b.states) == ["replica:pool:0"]
+    assert [r.name for r in runtime.services.endpoints.replicas_of("pool")] == ["replica:pool:0"]
+    assert [e.type for e in store.events_after("pool", events, limit=100)] == ["replica_started"]
+    # a's server learns at its renewal that it lost (its LeaderElected then stops a's manager) …
+    assert lease_a.hold(15)[0] is False and lease_a.fence is None
+    # … while b renews within its term: its manager's fence still holds
+    clock.advance(10)
+    assert lease_b.hold(15)[0] and lease_b.fence == LeaderFence(name="fleet-manager", holder="server-b", term=2)
+    launcher_b.crash("replica:pool:0")
+    b.reconcile()
+    assert store.events_after("pool", 0, limit=100)[-1].type == "replica_restarted"
+    # a's manager starting now would revoke b's replica as one it does not know: refused, b's replica stays
+    a.start()
+    a.stop()
+    assert [r.name for r in runtime.services.endpoints.replicas_of("pool")] == ["replica:pool:0"]
 
 
 def _queued(runtime, endpoint: str) -> list[str]:
