@@ -53,9 +53,11 @@ from sdfleet.store.accounts import SqlAccounts
 from sdfleet.store.audit import SqlAuditLog
 from sdfleet.store.comfy import SqlComfyUserData
 from sdfleet.store.database import Database
+from sdfleet.store.datasets import SqlDatasets
 from sdfleet.store.endpoints import SqlEndpointStore
 from sdfleet.store.fleet_stats import SqlFleetStats
 from sdfleet.store.gallery import SqlGallery
+from sdfleet.store.imports import SqlImports
 from sdfleet.store.jobs import SqlJobQueue
 from sdfleet.store.login_failures import SqlLoginFailures
 from sdfleet.store.model_notes import SqlModelNotes
@@ -115,7 +117,7 @@ def build_services(
                                     pinned_by=[endpoints.pinned_by, training_pins.checkpoints_pinned])
     uploads = UploadService(database=database, objects=objects, checkpoints=checkpoints, clock=clock,
                             policy=_upload_policy(settings))
-    imports = ImportService(database=database, checkpoints=checkpoints, policy=_fetch_policy(settings), clock=clock,
+    imports = ImportService(store=SqlImports(database), checkpoints=checkpoints, policy=_fetch_policy(settings), clock=clock,
                             max_workers=settings.import_max_workers, lease_seconds=settings.lease_seconds)
     user_options_store = SqlUserOptions(database)
     user_options = UserOptionsService(store=user_options_store, models=checkpoints, clock=clock)
@@ -135,7 +137,7 @@ def build_services(
                             max_running_per_user=settings.max_running_per_user, on_finished=metrics.job_finished,
                             on_models_loaded=metrics.models_loaded,
                             queued_endpoints=stored_queue.queued_endpoints, max_output_pixels=settings.max_output_pixels)
-    datasets = DatasetService(database=database, objects=objects, clock=clock, pinned_by=[training_pins.datasets_pinned],
+    datasets = DatasetService(store=SqlDatasets(database), objects=objects, clock=clock, pinned_by=[training_pins.datasets_pinned],
                               limits=IntakeLimits(max_archive_bytes=settings.max_dataset_upload_bytes * 4,
                                                   max_image_pixels=settings.max_image_pixels))
     trainings = TrainingService(queue=queue, objects=objects, checkpoints=checkpoints, datasets=datasets,

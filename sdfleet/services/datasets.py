@@ -11,7 +11,6 @@ from datetime import datetime
 from typing import BinaryIO
 
 from PIL import Image
-from sqlalchemy.exc import IntegrityError
 
 from sdfleet.domain.accounts import Principal
 from sdfleet.domain.datasets import (
@@ -36,9 +35,7 @@ from sdfleet.domain.permissions import ADMIN_ROLE, Permission
 from sdfleet.domain.validation import check_role_name
 from sdfleet.services.authorization import authorize
 from sdfleet.services.dataset_intake import AdmittedImage, Candidate, IntakeLimits, admit_image, read_zip
-from sdfleet.store.accounts import AccountRepository
-from sdfleet.store.database import Database
-from sdfleet.store.datasets import DatasetRepository
+from sdfleet.store.datasets import DuplicateImage, SqlDatasets
 
 log = logging.getLogger("sdfleet.datasets")
 
@@ -82,7 +79,7 @@ def _is_admin(principal: Principal) -> bool:
 class DatasetService:
     """Dataset use cases; every permission check of datasets is made here."""
 
-    database: Database
+    store: SqlDatasets
     objects: object
     clock: Callable[[], datetime]
     limits: IntakeLimits = field(default_factory=IntakeLimits)
@@ -102,13 +99,10 @@ class DatasetService:
         dataset = Dataset(id=new_id(), name=name, user_id=principal.user_id, description=description,
                           resolution=resolution, allowed_roles=tuple(roles), image_count=0, total_bytes=0,
                           content_hash=content_hash([]), created_at=now, updated_at=now)
-        try:
-            with self.database.session(write_lock=True) as s:
-                repo = DatasetRepository(s)
-                self._check_name_free(repo, principal.user_id, name)
-                return repo.add(dataset)
-        except IntegrityError:
-            raise _name_taken(name) from None
+        added = self.store.add(dataset)
+        if added is None:
+            raise _name_taken(name)
+        return added
 
     def list(self, principal: Principal, page: PageRequest, *, name: str | None = None) -> Page[Dataset]:
         """Datasets the caller owns or may see through a role (admins: all), oldest first."""
@@ -116,16 +110,14 @@ class DatasetService:
         roles = None if _is_admin(principal) else (*principal.user.roles, EVERYONE)
         if name is not None and (len(name) > 100 or any(not c.isprintable() for c in name)):
             raise InvalidInput("name filter must be 1-100 printable characters", field="name")
-        with self.database.session(write_lock=False) as s:
-            return DatasetRepository(s).list(page, user_id=principal.user_id, roles=roles, name=name or None)
+        return self.store.list(page, user_id=principal.user_id, roles=roles, name=name or None)
 
     def get(self, principal: Principal, dataset_id: str) -> Dataset:
         """A dataset the caller may see; any other is not found."""
         authorize(principal, Permission.TRAIN_ALL)
         found = None
         if is_valid_id(dataset_id):
-            with self.database.session(write_lock=False) as s:
-                found = DatasetRepository(s).get(dataset_id)
+            found = self.store.get(dataset_id)
         if found is None or not may_see(dataset=found, user_id=principal.user_id, roles=principal.user.roles,
                                         is_admin=_is_admin(principal)):
             raise NotFound(f"dataset {dataset_id!r} not found")
@@ -140,15 +132,11 @@ class DatasetService:
         if description is not None:
             description = self._check_description(description)
         roles = self._check_roles(allowed_roles) if allowed_roles is not None else None
-        try:
-            with self.database.session(write_lock=True) as s:
-                repo = DatasetRepository(s)
-                if name is not None and name != current.name:
-                    self._check_name_free(repo, current.user_id, name)
-                return repo.update(dataset_id, name=name, description=description, allowed_roles=roles,
-                                   now=self.clock())
-        except IntegrityError:
-            raise _name_taken(name or current.name) from None
+        updated = self.store.update(dataset_id, name=name, description=description, allowed_roles=roles,
+                                    now=self.clock())
+        if updated is None:
+            raise _name_taken(name or current.name)
+        return updated
 
     def delete(self, principal: Principal, dataset_id: str) -> None:
         """Delete a dataset and its images (its owner or an admin); 409 while a training uses it."""
@@ -157,8 +145,7 @@ class DatasetService:
         if reasons:
             raise Conflict(f"dataset {dataset.name!r} is in use: {'; '.join(reasons)}",
                            details={"pinned_by": reasons})
-        with self.database.session(write_lock=True) as s:
-            DatasetRepository(s).delete(dataset.id)
+        self.store.delete(dataset.id)
         self.objects.delete_prefix(f"datasets/{dataset.id}/")
 
     # 2. Images
@@ -180,8 +167,7 @@ class DatasetService:
     def _add(self, principal: Principal, dataset_id: str, candidates: Iterable[Candidate]) -> list[DatasetImage]:
         # 1. Check each image and store its bytes as it comes (memory holds one image at a time).
         dataset = self._editable(principal, dataset_id)
-        with self.database.session(write_lock=False) as s:
-            present = DatasetRepository(s).image_sha256s(dataset.id)
+        present = self.store.image_sha256s(dataset.id)
         admitted: list[AdmittedImage] = []
         written: list[str] = []
         try:
@@ -205,18 +191,16 @@ class DatasetService:
                                     filename=a.candidate.filename, caption=a.candidate.caption,
                                     repeats=a.candidate.repeats, width=a.width, height=a.height,
                                     size=len(a.candidate.data), format=a.format, created_at=now) for a in admitted]
-            with self.database.session(write_lock=True) as s:
-                repo = DatasetRepository(s)
-                if repo.get(dataset.id, for_update=True) is None:
-                    raise NotFound(f"dataset {dataset_id!r} not found")
-                repo.add_images(records)
-                if repo.count_images(dataset.id) > MAX_IMAGES:
+            def check_count(count: int) -> None:
+                if count > MAX_IMAGES:
                     raise rejected(DatasetRejection.TOO_MANY, f"a dataset holds at most {MAX_IMAGES} images")
-                repo.refresh_totals(dataset.id, now=now)
+
+            if not self.store.add_images(dataset.id, records, now=now, check_count=check_count):
+                raise NotFound(f"dataset {dataset_id!r} not found")
             return records
         except BaseException as exc:
             self._forget_blobs(dataset.id, written)
-            if isinstance(exc, IntegrityError):  # a concurrent upload added the same bytes first
+            if isinstance(exc, DuplicateImage):  # a concurrent upload added the same bytes first
                 raise rejected(DatasetRejection.DUPLICATE, "an image of this upload is already in the dataset") \
                     from None
             raise
@@ -224,16 +208,14 @@ class DatasetService:
     def list_images(self, principal: Principal, dataset_id: str, page: PageRequest) -> Page[DatasetImage]:
         """A visible dataset's images, in upload order."""
         dataset = self.get(principal, dataset_id)
-        with self.database.session(write_lock=False) as s:
-            return DatasetRepository(s).list_images(dataset.id, page)
+        return self.store.list_images(dataset.id, page)
 
     def get_image(self, principal: Principal, dataset_id: str, image_id: str) -> DatasetImage:
         """One image of a visible dataset."""
         dataset = self.get(principal, dataset_id)
         found = None
         if is_valid_id(image_id):
-            with self.database.session(write_lock=False) as s:
-                found = DatasetRepository(s).get_image(dataset.id, image_id)
+            found = self.store.get_image(dataset.id, image_id)
         if found is None:
             raise NotFound(f"image {image_id!r} not found in dataset {dataset_id!r}")
         return found
@@ -263,20 +245,13 @@ class DatasetService:
         image = self.get_image(principal, dataset_id, image_id)
         caption = check_caption(caption) if caption is not None else None
         repeats = check_repeats(repeats) if repeats is not None else None
-        with self.database.session(write_lock=True) as s:
-            repo = DatasetRepository(s)
-            updated = repo.update_image(image.id, caption=caption, repeats=repeats)
-            repo.refresh_totals(image.dataset_id, now=self.clock())
-            return updated
+        return self.store.update_image(image, caption=caption, repeats=repeats, now=self.clock())
 
     def delete_image(self, principal: Principal, dataset_id: str, image_id: str) -> None:
         """Remove an image (the dataset's owner or an admin)."""
         self._editable(principal, dataset_id)
         image = self.get_image(principal, dataset_id, image_id)
-        with self.database.session(write_lock=True) as s:
-            repo = DatasetRepository(s)
-            repo.delete_image(image.id)
-            repo.refresh_totals(image.dataset_id, now=self.clock())
+        self.store.delete_image(image, now=self.clock())
         self.objects.delete(image.key)
 
     # 3. For trainings
@@ -284,8 +259,7 @@ class DatasetService:
     def manifest(self, principal: Principal, dataset_id: str) -> DatasetManifest:
         """The dataset as it is now, for a training to pin; an empty dataset is refused by name."""
         dataset = self.get(principal, dataset_id)
-        with self.database.session(write_lock=False) as s:
-            images = DatasetRepository(s).all_images(dataset.id)
+        images = self.store.all_images(dataset.id)
         if not images:
             raise rejected(DatasetRejection.EMPTY, f"dataset {dataset.name!r} has no images", field="dataset_id")
         return DatasetManifest(dataset=dataset, images=images)
@@ -306,17 +280,11 @@ class DatasetService:
         """Delete blobs written by a failed upload unless a recorded image (of an earlier upload) uses them."""
         if not keys:
             return
-        with self.database.session(write_lock=False) as s:
-            kept = {image_key(dataset_id, sha) for sha in DatasetRepository(s).image_sha256s(dataset_id)}
+        kept = {image_key(dataset_id, sha) for sha in self.store.image_sha256s(dataset_id)}
         for key in keys:
             if key not in kept:
                 with contextlib.suppress(Exception):
                     self.objects.delete(key)
-
-    @staticmethod
-    def _check_name_free(repo: DatasetRepository, user_id: str, name: str) -> None:
-        if repo.get_by_name(user_id, name) is not None:
-            raise _name_taken(name)
 
     @staticmethod
     def _check_description(value: object) -> str:
@@ -332,8 +300,7 @@ class DatasetService:
             raise InvalidInput("allowed_roles may list at most 64 roles", field="allowed_roles")
         names = sorted({r if r == EVERYONE else check_role_name(r, field="allowed_roles") for r in roles})
         wanted = [n for n in names if n != EVERYONE]
-        with self.database.session(write_lock=False) as s:
-            known = {r.name for r in AccountRepository(s).get_roles(wanted)}
+        known = self.store.role_names(wanted)
         unknown = [n for n in wanted if n not in known]
         if unknown:
             raise InvalidInput(f"unknown role(s) in allowed_roles: {', '.join(unknown)}", field="allowed_roles",

@@ -14,11 +14,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy.orm import Session
-
 from sdfleet.domain.accounts import Principal
 from sdfleet.domain.checkpoints import (
-    Checkpoint,
     ImportJob,
     ImportStatus,
     check_model_name,
@@ -32,8 +29,7 @@ from sdfleet.services.authorization import authorize, fetch_owned
 from sdfleet.services.checkpoints import CheckpointService
 from sdfleet.services.url_fetch import FetchError, FetchPolicy, Resolver, fetch_to_file
 from sdfleet.services.url_guard import UrlRefused, address_refusal, check_name, parse_url
-from sdfleet.store.database import Database
-from sdfleet.store.imports import ImportLease, ImportLeaseLost, ImportRepository
+from sdfleet.store.imports import ImportLease, ImportLeaseLost, SqlImports
 
 log = logging.getLogger("sdfleet.registry.imports")
 
@@ -67,11 +63,11 @@ class ImportService:
     that `tick` renews; `tick` also takes over imports whose server stopped renewing theirs."""
 
     def __init__(
-        self, *, database: Database, checkpoints: CheckpointService, policy: FetchPolicy,
+        self, *, store: SqlImports, checkpoints: CheckpointService, policy: FetchPolicy,
         clock: Callable[[], datetime], max_workers: int = 2, resolver: Resolver | None = None,
         lease_seconds: float = 30.0, owner: str | None = None,
     ) -> None:
-        self._db = database
+        self._store = store
         self._checkpoints = checkpoints
         self._policy = policy
         self._clock = clock
@@ -97,9 +93,7 @@ class ImportService:
             held = list(self._held.items())
         for import_id, entry in held:
             try:
-                with self._db.session(write_lock=True) as s:
-                    ImportRepository(s).renew(import_id, token=entry.token, now=self._clock(),
-                                              lease_seconds=self._lease_seconds)
+                self._store.renew(import_id, token=entry.token, now=self._clock(), lease_seconds=self._lease_seconds)
             except ImportLeaseLost:
                 log.warning("import %s: lease lost (another server took it over)", import_id)
                 entry.lost.set()
@@ -108,10 +102,9 @@ class ImportService:
             free = self._max_workers - len(self._held)
         if free <= 0:
             return 0
-        with self._db.session(write_lock=True) as s:
-            leases = ImportRepository(s).claim_expired(
-                owner=self.owner, now=self._clock(), lease_seconds=self._lease_seconds, limit=free,
-                max_attempts=MAX_ATTEMPTS, exhausted_reason=EXHAUSTED_REASON)
+        leases = self._store.claim_expired(
+            owner=self.owner, now=self._clock(), lease_seconds=self._lease_seconds, limit=free,
+            max_attempts=MAX_ATTEMPTS, exhausted_reason=EXHAUSTED_REASON)
         for lease in leases:
             log.info("import %s: taking over (attempt %d)", lease.job.id, lease.job.attempts)
             self._start(lease)
@@ -126,8 +119,7 @@ class ImportService:
         for import_id, entry in held:
             entry.lost.set()
             try:
-                with self._db.session(write_lock=True) as s:
-                    ImportRepository(s).release(import_id, token=entry.token, now=self._clock())
+                self._store.release(import_id, token=entry.token, now=self._clock())
                 handed += 1
             except ImportLeaseLost:
                 pass  # finished or taken over meanwhile
@@ -155,19 +147,13 @@ class ImportService:
             allowed_roles=roles, status=ImportStatus.QUEUED, bytes_done=0, bytes_total=None, created_at=now,
             updated_at=now,
         )
-        with self._db.session(write_lock=True) as s:
-            lease = ImportRepository(s).add(job, owner=self.owner,
-                                            lease_until=now + timedelta(seconds=self._lease_seconds))
+        lease = self._store.add(job, owner=self.owner, lease_until=now + timedelta(seconds=self._lease_seconds))
         self._start(lease)
         return lease.job
 
     def get(self, principal: Principal, import_id: str) -> ImportJob:
         """One import of the caller's, with its progress."""
-        def fetch(record_id: str) -> ImportJob | None:
-            with self._db.session() as s:
-                return ImportRepository(s).get(record_id)
-
-        return fetch_owned(principal, Permission.CHECKPOINT_ALL, import_id, fetch=fetch, what="import")
+        return fetch_owned(principal, Permission.CHECKPOINT_ALL, import_id, fetch=self._store.get, what="import")
 
     def wait(self, timeout: float = 30.0) -> None:
         """Wait until every submitted import has finished (tests, shutdown)."""
@@ -208,18 +194,10 @@ class ImportService:
         self._executor().submit(self._run, lease.job, entry)
 
     def _update(self, import_id: str, entry: _Held, **values) -> None:
-        with self._db.session(write_lock=True) as s:
-            ImportRepository(s).update(import_id, token=entry.token, now=self._clock(), **values)
+        self._store.update(import_id, token=entry.token, now=self._clock(), **values)
 
-    def _finish(self, import_id: str, entry: _Held, session: Session | None = None, **values) -> None:
-        def finish(s: Session) -> None:
-            ImportRepository(s).finish(import_id, token=entry.token, now=self._clock(), **values)
-
-        if session is not None:
-            finish(session)
-            return
-        with self._db.session(write_lock=True) as s:
-            finish(s)
+    def _finish(self, import_id: str, entry: _Held, **values) -> None:
+        self._store.finish(import_id, token=entry.token, now=self._clock(), **values)
 
     def _run(self, job: ImportJob, entry: _Held) -> None:
         try:
@@ -261,13 +239,10 @@ class ImportService:
             name = job.name or result.filename
             check_model_name(name)
             intake = self._checkpoints.intake.inspect_file(path, declared=job.model_type)
-
-            def finish(s: Session, checkpoint: Checkpoint) -> None:
-                self._finish(import_id, entry, s, status=ImportStatus.SUCCEEDED, checkpoint_id=checkpoint.id)
-
             self._checkpoints.register(
                 intake, name=name, model_type=job.model_type, allowed_roles=job.allowed_roles,
-                created_by=job.user_id, source="import", within=finish,
+                created_by=job.user_id, source="import",
+                within=SqlImports.succeeding(import_id, token=entry.token, clock=self._clock),
             )
         except (DomainError, FetchError) as exc:
             message = exc.message if isinstance(exc, DomainError) else str(exc)

@@ -6,14 +6,16 @@ LOCKED`, SQLite `BEGIN IMMEDIATE`), an expiry that the holder pushes forward, a 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from sdfleet.domain.checkpoints import ImportJob, ImportStatus, ModelType
+from sdfleet.domain.checkpoints import Checkpoint, ImportJob, ImportStatus, ModelType
 from sdfleet.domain.notifications import EventType
+from sdfleet.store.database import Database
 from sdfleet.store.outbox import emit
 from sdfleet.store.tables import ImportRow
 
@@ -157,3 +159,61 @@ class ImportRepository:
              user_id=row.user_id, data={"import_id": row.id, "url": row.url, "name": row.name,
                                         "model_type": row.model_type, "checkpoint_id": row.checkpoint_id,
                                         "error": row.error})
+
+
+#: a write another store method runs in its own transaction (`SqlCheckpoints.add(within=…)`)
+InTransaction = Callable[[Session, Checkpoint], None]
+
+
+class SqlImports:
+    """URL imports for the service: every method is one transaction (the write lock; PostgreSQL: the import's row
+    locked by every fenced write), with the fencing token checked by each write."""
+
+    def __init__(self, database: Database) -> None:
+        self._db = database
+
+    def add(self, job: ImportJob, *, owner: str, lease_until: datetime) -> ImportLease:
+        """Store a new import, leased at once to the server that accepted it."""
+        with self._db.session(write_lock=True) as s:
+            return ImportRepository(s).add(job, owner=owner, lease_until=lease_until)
+
+    def get(self, import_id: str) -> ImportJob | None:
+        with self._db.session() as s:
+            return ImportRepository(s).get(import_id)
+
+    def claim_expired(self, *, owner: str, now: datetime, lease_seconds: float, limit: int,
+                      max_attempts: int, exhausted_reason: str) -> list[ImportLease]:
+        """Take over unfinished imports whose lease expired (`ImportRepository.claim_expired`)."""
+        with self._db.session(write_lock=True) as s:
+            return ImportRepository(s).claim_expired(owner=owner, now=now, lease_seconds=lease_seconds, limit=limit,
+                                                     max_attempts=max_attempts, exhausted_reason=exhausted_reason)
+
+    def renew(self, import_id: str, *, token: int, now: datetime, lease_seconds: float) -> None:
+        """Push the lease's expiry forward; ImportLeaseLost when the token is not the current one."""
+        with self._db.session(write_lock=True) as s:
+            ImportRepository(s).renew(import_id, token=token, now=now, lease_seconds=lease_seconds)
+
+    def release(self, import_id: str, *, token: int, now: datetime) -> None:
+        """Hand an import back (its server is stopping); ImportLeaseLost when it is no longer held."""
+        with self._db.session(write_lock=True) as s:
+            ImportRepository(s).release(import_id, token=token, now=now)
+
+    def update(self, import_id: str, *, token: int, now: datetime, **values) -> None:
+        """Record progress for the lease holder; ImportLeaseLost when it is no longer held."""
+        with self._db.session(write_lock=True) as s:
+            ImportRepository(s).update(import_id, token=token, now=now, **values)
+
+    def finish(self, import_id: str, *, token: int, now: datetime, **values) -> None:
+        """End the import as succeeded or failed, with its notification; ImportLeaseLost when no longer held."""
+        with self._db.session(write_lock=True) as s:
+            ImportRepository(s).finish(import_id, token=token, now=now, **values)
+
+    @staticmethod
+    def succeeding(import_id: str, *, token: int, clock: Callable[[], datetime]) -> InTransaction:
+        """The write that ends the import as succeeded with the checkpoint added in the same transaction (given to
+        `SqlCheckpoints.add`): a server whose lease was taken over adds nothing (ImportLeaseLost rolls it back)."""
+        def finish(s: Session, checkpoint: Checkpoint) -> None:
+            ImportRepository(s).finish(import_id, token=token, now=clock(), status=ImportStatus.SUCCEEDED,
+                                       checkpoint_id=checkpoint.id)
+
+        return finish
