@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, delete, func, select, update
+from sqlalchemy import and_, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from sdfleet.domain.pagination import Page, PageRequest, page_from_rows
@@ -134,20 +134,26 @@ class SqlJobQueue:
                 .with_for_update(skip_locked=True)
                 .scalar_subquery()
             )
-            job_id = s.execute(
+            # One round trip takes the job and numbers its STARTED event; the job is built from the returned
+            # columns (a queued job has no outputs: only completion writes them), and the event is one insert.
+            taken = s.execute(
                 update(JobRow)
                 .where(JobRow.id == candidate)
                 .values(
                     status=JobStatus.RUNNING.value, worker_id=worker_id, lease_expires_at=expires,
                     fencing_token=JobRow.fencing_token + 1, attempts=JobRow.attempts + 1,
                     started_at=func.coalesce(JobRow.started_at, now), updated_at=now,
+                    event_seq=func.coalesce(JobRow.event_seq, 0) + 1,
                 )
-                .returning(JobRow.id)
-            ).scalar_one_or_none()
-            if job_id is None:
+                .returning(*JobRow.__table__.c)
+            ).mappings().one_or_none()
+            if taken is None:
                 return None
-            row = s.get(JobRow, job_id, populate_existing=True)
-            self._event(s, row, EventType.STARTED, {"attempt": row.attempts, "worker_id": worker_id}, now)
+            row = JobRow(**taken)
+            row.outputs = []
+            s.execute(insert(JobEventRow).values(
+                job_id=row.id, seq=row.event_seq, type=EventType.STARTED.value,
+                data={"attempt": row.attempts, "worker_id": worker_id}, created_at=now))
             return Lease(job=_job(row), fencing_token=row.fencing_token, expires_at=expires)
 
     def _held(self, s, job_id: str, token: int) -> JobRow:
