@@ -51,6 +51,7 @@ from sdfleet.services.workflows import WorkflowService
 from sdfleet.settings import Settings
 from sdfleet.store.accounts import SqlAccounts
 from sdfleet.store.audit import SqlAuditLog
+from sdfleet.store.checkpoints import SqlCheckpoints, SqlUploads
 from sdfleet.store.comfy import SqlComfyUserData
 from sdfleet.store.database import Database
 from sdfleet.store.datasets import SqlDatasets
@@ -113,9 +114,9 @@ def build_services(
     # 4. The model registry: checkpoints, resumable uploads, URL imports; per-user options (A1111's, whose
     #    `sd_model_checkpoint` is also the native API's per-user default model)
     intake = ModelIntake(objects=objects, scratch_dir=settings.data_dir / "tmp" / "registry")
-    checkpoints = CheckpointService(database=database, objects=objects, intake=intake, clock=clock, audit=audit,
+    checkpoints = CheckpointService(store=SqlCheckpoints(database), objects=objects, intake=intake, clock=clock, audit=audit,
                                     pinned_by=[endpoints.pinned_by, training_pins.checkpoints_pinned])
-    uploads = UploadService(database=database, objects=objects, checkpoints=checkpoints, clock=clock,
+    uploads = UploadService(store=SqlUploads(database), objects=objects, checkpoints=checkpoints, clock=clock,
                             policy=_upload_policy(settings))
     imports = ImportService(store=SqlImports(database), checkpoints=checkpoints, policy=_fetch_policy(settings), clock=clock,
                             max_workers=settings.import_max_workers, lease_seconds=settings.lease_seconds)

@@ -1,12 +1,13 @@
 """The audit log: one `record` call per change, and the admin's filtered, paged view of it.
 
-Call it from a service right where a change is made:
+A change and its event that must commit together: the service builds the event with `event` and gives it to the
+store method making the change, which appends it in its transaction (docs/decisions.md, "Services reach the store
+one way"):
 
-    self._audit.record(AuditAction.USER_UPDATE, actor=principal, target=AuditTarget("user", u.id, u.username),
-                       changes=field_changes(before, after), session=s)
+    event = self._audit.event(AuditAction.MODEL_DELETE, actor=principal, target=AuditTarget("model", c.id, c.name))
+    self.store.delete(c, event=event)
 
-Pass `session=` when the change is made in an open transaction: the event then commits or rolls back with it.
-Outside a transaction, call it after the change has committed."""
+An event on its own (a failed login): `record`, outside any transaction."""
 
 from __future__ import annotations
 

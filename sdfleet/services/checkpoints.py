@@ -9,11 +9,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
-
-from sdfleet.domain.accounts import Principal
-from sdfleet.domain.audit import AuditAction, AuditTarget, field_changes
+from sdfleet.domain.accounts import Principal, User
+from sdfleet.domain.audit import AuditAction, AuditEvent, AuditTarget, field_changes
 from sdfleet.domain.checkpoints import (
     EVERYONE,
     SAFE_EXTENSIONS,
@@ -34,9 +31,7 @@ from sdfleet.modelfiles.types import ENGINE_FOLDERS
 from sdfleet.services.audit import AuditLog
 from sdfleet.services.authorization import authorize
 from sdfleet.services.model_intake import Intake, ModelIntake, blob_key
-from sdfleet.store.accounts import AccountRepository
-from sdfleet.store.checkpoints import CheckpointFilter, CheckpointRepository
-from sdfleet.store.database import Database
+from sdfleet.store.checkpoints import CheckpointFilter, CheckpointReads, SqlCheckpoints, Within
 
 log = logging.getLogger("sdfleet.registry")
 
@@ -90,9 +85,9 @@ def _visibility(principal: Principal) -> dict:
 _EVERY_MODEL = {"roles": None, "owner": None}
 
 
-def _scope_of(session, user_id: str | None) -> dict:
+def _scope_of(reads: CheckpointReads, user_id: str | None) -> dict:
     """The models a registering user sees (the name check at registration); the operator sees all."""
-    user = AccountRepository(session).get_user(user_id) if user_id is not None else None
+    user = reads.user(user_id) if user_id is not None else None
     if user is None or ADMIN_ROLE in user.roles:
         return _EVERY_MODEL
     return {"roles": (*user.roles, EVERYONE), "owner": user.id}
@@ -112,7 +107,7 @@ def _ownership(principal: Principal | None, checkpoint: Checkpoint) -> dict:
 class CheckpointService:
     """Registry use cases; every permission check of the registry is made here."""
 
-    database: Database
+    store: SqlCheckpoints
     objects: object
     intake: ModelIntake
     clock: Callable[[], datetime]
@@ -129,23 +124,20 @@ class CheckpointService:
 
     def get_by_sha256(self, sha256: str) -> Checkpoint | None:
         """Any checkpoint whose file has this sha256 (no permission check: for workers and jobs)."""
-        with self.database.session() as s:
-            return CheckpointRepository(s).get_by_sha256(sha256)
+        return self.store.get_by_sha256(sha256)
 
     def get_record(self, checkpoint_id: str) -> Checkpoint | None:
         """A checkpoint by id, no permission check (for pin hooks)."""
         if not is_valid_id(checkpoint_id):
             return None
-        with self.database.session() as s:
-            return CheckpointRepository(s).get(checkpoint_id)
+        return self.store.get(checkpoint_id)
 
     def resolve(self, principal: Principal, *, model_type: str, name: str) -> Checkpoint:
         """The active model of this type and name that the principal may see; NotFound names it otherwise."""
         kind = parse_model_type(model_type)
         found = None
         if isinstance(name, str) and 0 < len(name) <= 255:
-            with self.database.session() as s:
-                found = CheckpointRepository(s).find_by_name(kind.value, name, **_visibility(principal))
+            found = self.store.find_by_name(kind.value, name, **_visibility(principal))
         if found is None or found.status is not CheckpointStatus.ACTIVE or not may_see(principal, found):
             raise NotFound(f"{kind.value} model {name!r} not found", details={"type": kind.value, "name": name})
         return found
@@ -157,9 +149,7 @@ class CheckpointService:
 
     def visible_names_by_type(self, principal: Principal) -> dict[str, list[str]]:
         """Every active model name the principal may see, by type, sorted — one query."""
-        with self.database.session() as s:
-            pairs = CheckpointRepository(s).names_by_type(status=CheckpointStatus.ACTIVE.value,
-                                                          **_visibility(principal))
+        pairs = self.store.names_by_type(status=CheckpointStatus.ACTIVE.value, **_visibility(principal))
         names: dict[str, list[str]] = {}
         for kind, name in sorted(set(pairs)):  # a name held by two visible models is offered once
             names.setdefault(kind, []).append(name)
@@ -167,15 +157,13 @@ class CheckpointService:
 
     def visible_pins(self, principal: Principal) -> list[ModelPin]:
         """Every active model the principal may see, as the pins a job would hold, sorted by name — one query."""
-        with self.database.session() as s:
-            rows = CheckpointRepository(s).pins(status=CheckpointStatus.ACTIVE.value, **_visibility(principal))
+        rows = self.store.pins(status=CheckpointStatus.ACTIVE.value, **_visibility(principal))
         return sorted((ModelPin(folder=ENGINE_FOLDERS[ModelType(kind)], name=name, sha256=sha256, size=size)
                        for kind, name, sha256, size in rows), key=lambda pin: pin.name.lower())
 
     def is_empty(self) -> bool:
         """Whether nothing is registered (serve registers the demo models then)."""
-        with self.database.session() as s:
-            return CheckpointRepository(s).count() == 0
+        return self.store.count() == 0
 
     # 2. Reading
 
@@ -188,15 +176,13 @@ class CheckpointService:
             name=_check_filter(query.name, field="name"),
             **_visibility(principal),
         )
-        with self.database.session() as s:
-            return CheckpointRepository(s).list(page, where)
+        return self.store.list(page, where)
 
     def get(self, principal: Principal, checkpoint_id: str) -> Checkpoint:
         """One checkpoint the principal may see."""
         found = None
         if is_valid_id(checkpoint_id):
-            with self.database.session() as s:
-                found = CheckpointRepository(s).get(checkpoint_id)
+            found = self.store.get(checkpoint_id)
         if found is None or not may_see(principal, found):
             raise NotFound(f"checkpoint {checkpoint_id!r} not found")
         return found
@@ -229,17 +215,16 @@ class CheckpointService:
                 raise InvalidInput(f"name must end with .safetensors (stored files are safetensors), got {name!r}",
                                    field="name")
         roles = self._check_roles(allowed_roles) if allowed_roles is not None else None
-        try:
-            with self.database.session(write_lock=True) as s:
-                repo = CheckpointRepository(s)
-                if name is not None and name != current.name:
-                    repo.lock_name(current.model_type.value, name)
-                    self._check_name_free(repo, current.model_type, name, _visibility(principal))
-                updated = repo.update(checkpoint_id, name=name, allowed_roles=roles, now=self.clock())
-                self._record_update(principal, current, updated, session=s)
-                return updated
-        except IntegrityError:
-            raise _name_taken(current.model_type, name or current.name) from None
+        check_name = None
+        if name is not None and name != current.name:
+            def check_name(reads: CheckpointReads) -> None:
+                self._check_name_free(reads, current.model_type, name, _visibility(principal))
+
+        updated = self.store.update(current, name=name, allowed_roles=roles, now=self.clock(), check_name=check_name,
+                                    audit=lambda after: self._update_events(principal, current, after))
+        if updated is None:
+            raise _name_taken(current.model_type, name or current.name)
+        return updated
 
     def delete(self, principal: Principal, checkpoint_id: str, *, force: bool = False) -> None:
         """Delete a checkpoint (`checkpoint:all`); 409 while something pins it unless an admin forces it."""
@@ -253,13 +238,11 @@ class CheckpointService:
                 f"checkpoint {checkpoint.name!r} is in use: {'; '.join(reasons)}",
                 details={"pinned_by": reasons},
             )
-        with self.database.session(write_lock=True) as s:
-            repo = CheckpointRepository(s)
-            repo.delete(checkpoint.id)
-            orphaned = repo.count_by_sha256(checkpoint.sha256) == 0
-            self._record(AuditAction.MODEL_DELETE, principal, checkpoint, session=s,
-                         changes=field_changes({"name": checkpoint.name, "allowed_roles": list(checkpoint.allowed_roles)},
-                                               {}), details={"forced": bool(reasons), "pinned_by": reasons})
+        event = self._event(AuditAction.MODEL_DELETE, principal, checkpoint,
+                            changes=field_changes({"name": checkpoint.name,
+                                                   "allowed_roles": list(checkpoint.allowed_roles)}, {}),
+                            details={"forced": bool(reasons), "pinned_by": reasons})
+        orphaned = self.store.delete(checkpoint, event=event)
         if orphaned:
             self.objects.delete(self.blob_key(checkpoint.sha256))
 
@@ -277,21 +260,23 @@ class CheckpointService:
         the operator, who sees every model). A model the caller cannot see never makes a name taken: the answer
         would tell them it exists (issue 11, item 7; docs/decisions.md)."""
         scope = _visibility(principal) if principal is not None else _EVERY_MODEL
-        with self.database.session() as s:
-            self._check_name_free(CheckpointRepository(s), model_type, name, scope)
+        self.store.read(lambda reads: self._check_name_free(reads, model_type, name, scope))
 
     def register(
         self, intake: Intake, *, name: str, model_type: ModelType, allowed_roles: tuple[str, ...],
         created_by: str | None, source: str, actor: Principal | None = None,
-        within: Callable[[Session, Checkpoint], None] | None = None,
+        within: Within | None = None,
     ) -> Checkpoint:
         """Place the inspected file's blob and add the checkpoint; nothing is left behind when that fails.
         `actor`: the signed-in caller (an upload); None when the server registers on a user's behalf (an import,
         a training) or for the operator (CLI, demo models). `within` runs in the transaction that adds the
         checkpoint (a leased import finishes there, so a stale lease adds nothing)."""
         name = safetensors_name(name) if intake.converted else name
-        with self.database.session() as s:
-            self._check_name_free(CheckpointRepository(s), model_type, name, _scope_of(s, created_by))
+
+        def check_name(reads: CheckpointReads) -> None:
+            self._check_name_free(reads, model_type, name, _scope_of(reads, created_by))
+
+        self.store.read(check_name)
         created = self.intake.place(intake)
         now = self.clock()
         info = intake.inspection
@@ -302,26 +287,23 @@ class CheckpointService:
             allowed_roles=allowed_roles, created_by=created_by, created_at=now, updated_at=now, source=source,
             metadata=dict(info.metadata),
         )
+
+        def audit(added: Checkpoint, reads: CheckpointReads) -> AuditEvent | None:
+            # An import or a training registers on its owner's behalf: the event names them.
+            owner: User | None = reads.user(created_by) if actor is None and created_by else None
+            return self._event(AuditAction.MODEL_CREATE, actor, added,
+                               changes=field_changes({}, {"name": added.name, "allowed_roles": list(allowed_roles)}),
+                               details={"source": source, "sha256": info.sha256},
+                               actor_name=owner.username if owner is not None else None)
+
         try:
-            with self.database.session(write_lock=True) as s:
-                repo = CheckpointRepository(s)
-                repo.lock_name(model_type.value, name)
-                self._check_name_free(repo, model_type, name, _scope_of(s, created_by))
-                added = repo.add(checkpoint)
-                # An import or a training registers on its owner's behalf: the event names them.
-                owner = AccountRepository(s).get_user(created_by) if actor is None and created_by else None
-                self._record(AuditAction.MODEL_CREATE, actor, added, session=s,
-                             changes=field_changes({}, {"name": added.name, "allowed_roles": list(allowed_roles)}),
-                             details={"source": source, "sha256": info.sha256},
-                             actor_name=owner.username if owner is not None else None)
-                if within is not None:
-                    within(s, added)
-                return added
-        except BaseException as exc:
+            added = self.store.add(checkpoint, check=check_name, audit=audit, within=within)
+            if added is None:
+                raise _name_taken(model_type, name)
+            return added
+        except BaseException:
             if created:
                 self._delete_blob_if_unused(info.sha256)
-            if isinstance(exc, IntegrityError):
-                raise _name_taken(model_type, name) from None
             raise
 
     def register_file(
@@ -341,34 +323,38 @@ class CheckpointService:
 
     # Internals
 
-    def _record(self, action: AuditAction, principal: Principal | None, checkpoint: Checkpoint, *, session,
-                changes: dict, details: dict | None = None, actor_name: str | None = None) -> None:
-        if self.audit is not None:
-            ownership = _ownership(principal, checkpoint)
-            if actor_name is not None:
-                ownership["by_uploader"] = True
-            self.audit.record(action, actor=principal, target=_audit_target(checkpoint), changes=changes,
-                              details={**ownership, **(details or {})}, session=session, actor_name=actor_name)
+    def _event(self, action: AuditAction, principal: Principal | None, checkpoint: Checkpoint, *, changes: dict,
+               details: dict | None = None, actor_name: str | None = None) -> AuditEvent | None:
+        """The audit event of a change, for the store to append in its transaction (None: no audit log)."""
+        if self.audit is None:
+            return None
+        ownership = _ownership(principal, checkpoint)
+        if actor_name is not None:
+            ownership["by_uploader"] = True
+        return self.audit.event(action, actor=principal, target=_audit_target(checkpoint), changes=changes,
+                                details={**ownership, **(details or {})}, actor_name=actor_name)
 
-    def _record_update(self, principal: Principal, before: Checkpoint, after: Checkpoint, *, session) -> None:
+    def _update_events(self, principal: Principal, before: Checkpoint, after: Checkpoint
+                       ) -> list[AuditEvent | None]:
+        events = []
         if before.name != after.name:
-            self._record(AuditAction.MODEL_RENAME, principal, after, session=session,
-                         changes=field_changes({"name": before.name}, {"name": after.name}))
+            events.append(self._event(AuditAction.MODEL_RENAME, principal, after,
+                                      changes=field_changes({"name": before.name}, {"name": after.name})))
         if set(before.allowed_roles) != set(after.allowed_roles):
-            self._record(AuditAction.MODEL_VISIBILITY, principal, after, session=session,
-                         changes=field_changes({"allowed_roles": sorted(before.allowed_roles)},
-                                               {"allowed_roles": sorted(after.allowed_roles)}))
+            events.append(self._event(AuditAction.MODEL_VISIBILITY, principal, after,
+                                      changes=field_changes({"allowed_roles": sorted(before.allowed_roles)},
+                                                            {"allowed_roles": sorted(after.allowed_roles)})))
+        return events
 
     def _delete_blob_if_unused(self, sha256: str) -> None:
-        with self.database.session() as s:
-            unused = CheckpointRepository(s).count_by_sha256(sha256) == 0
+        unused = self.store.count_by_sha256(sha256) == 0
         if unused:
             with contextlib.suppress(Exception):
                 self.objects.delete(self.blob_key(sha256))
 
     @staticmethod
-    def _check_name_free(repo: CheckpointRepository, model_type: ModelType, name: str, scope: dict) -> None:
-        if repo.find_by_name(model_type.value, name, **scope) is not None:
+    def _check_name_free(reads: CheckpointReads, model_type: ModelType, name: str, scope: dict) -> None:
+        if reads.find_by_name(model_type.value, name, **scope) is not None:
             raise _name_taken(model_type, name)
 
     def _check_roles(self, roles: list[str]) -> list[str]:
@@ -379,8 +365,7 @@ class CheckpointService:
             raise InvalidInput("allowed_roles must name at least one role (or '*' for everyone)",
                                field="allowed_roles")
         wanted = [n for n in names if n != EVERYONE]
-        with self.database.session() as s:
-            known = {r.name for r in AccountRepository(s).get_roles(wanted)}
+        known = self.store.role_names(wanted)
         unknown = [n for n in wanted if n not in known]
         if unknown:
             raise InvalidInput(f"unknown role(s) in allowed_roles: {', '.join(unknown)}", field="allowed_roles",

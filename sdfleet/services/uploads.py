@@ -26,14 +26,11 @@ from sdfleet.domain.checkpoints import (
 )
 from sdfleet.domain.errors import Conflict, DomainError, InvalidInput
 from sdfleet.domain.ids import new_id
-from sdfleet.domain.notifications import EventType
 from sdfleet.domain.permissions import Permission
 from sdfleet.objects.base import MAX_PART_NUMBER, MIN_PART_SIZE, PartInfo
 from sdfleet.services.authorization import authorize, fetch_owned
 from sdfleet.services.checkpoints import CheckpointService
-from sdfleet.store.checkpoints import CheckpointRepository
-from sdfleet.store.database import Database
-from sdfleet.store.outbox import emit
+from sdfleet.store.checkpoints import SqlUploads
 
 log = logging.getLogger("sdfleet.registry.uploads")
 
@@ -178,10 +175,10 @@ class UploadService:
     """Resumable uploads on top of the object store's multipart uploads (real S3 multipart on S3)."""
 
     def __init__(
-        self, *, database: Database, objects, checkpoints: CheckpointService, clock: Callable[[], datetime],
+        self, *, store: SqlUploads, objects, checkpoints: CheckpointService, clock: Callable[[], datetime],
         policy: UploadPolicy,
     ) -> None:
-        self._db = database
+        self._store = store
         self._objects = objects
         self._checkpoints = checkpoints
         self._clock = clock
@@ -223,8 +220,7 @@ class UploadService:
             expires_at=now + self._policy.expiry,
         )
         try:
-            with self._db.session(write_lock=True) as s:
-                upload = CheckpointRepository(s).add_upload(upload)
+            upload = self._store.add(upload)
         except BaseException:
             with contextlib.suppress(Exception):
                 self._objects.abort_multipart(key, store_upload_id)
@@ -275,12 +271,9 @@ class UploadService:
             return previous
         info = self._objects.upload_part(upload.object_key, upload.store_upload_id, part_number, reader)
         part = UploadPart(part_number=part_number, size=reader.count, sha256=reader.digest.hexdigest(), etag=info.etag)
-        with self._db.session(write_lock=True) as s:
-            repo = CheckpointRepository(s)
-            current = repo.get_upload(upload.id, for_update=True)
-            if current is None or current.status is not UploadStatus.OPEN:
-                raise Conflict(f"upload {upload_id} is {current.status if current else 'gone'}; no more parts")
-            repo.put_part(upload.id, part)
+        current = self._store.put_part(upload.id, part)
+        if current is None or current.status is not UploadStatus.OPEN:
+            raise Conflict(f"upload {upload_id} is {current.status if current else 'gone'}; no more parts")
         if whole is not None:
             self._running.advance(upload.id, part, whole)
         return part
@@ -314,24 +307,19 @@ class UploadService:
             raise InvalidInput(f"received {received} bytes but the upload announced {upload.size}", field="size",
                                details={"reason": "wrong_size"})
         # 2. Only one completion runs
-        with self._db.session(write_lock=True) as s:
-            if not CheckpointRepository(s).set_upload_status(upload.id, UploadStatus.COMPLETING,
-                                                             expect=UploadStatus.OPEN):
-                raise Conflict(f"upload {upload_id} is already being completed")
+        if not self._store.set_status(upload.id, UploadStatus.COMPLETING, expect=UploadStatus.OPEN):
+            raise Conflict(f"upload {upload_id} is already being completed")
         try:
             checkpoint = self._assemble_and_register(upload, declared=declared, principal=principal)
         except BaseException as exc:
             self._running.forget(upload.id)
             reason = exc.message if isinstance(exc, DomainError) else "internal error while completing"
-            with self._db.session(write_lock=True) as s:
-                CheckpointRepository(s).set_upload_status(upload.id, UploadStatus.FAILED, error=reason)
+            self._store.set_status(upload.id, UploadStatus.FAILED, error=reason)
             raise
-        with self._db.session(write_lock=True) as s:
-            CheckpointRepository(s).set_upload_status(upload.id, UploadStatus.COMPLETED, checkpoint_id=checkpoint.id)
-            emit(s, EventType.UPLOAD_REGISTERED, now=self._clock(), user_id=upload.user_id,
-                 data={"upload_id": upload.id, "checkpoint_id": checkpoint.id, "name": checkpoint.name,
-                       "model_type": checkpoint.model_type.value, "sha256": checkpoint.sha256,
-                       "size": checkpoint.size})
+        self._store.completed(upload.id, checkpoint_id=checkpoint.id, now=self._clock(), user_id=upload.user_id,
+                              data={"upload_id": upload.id, "checkpoint_id": checkpoint.id, "name": checkpoint.name,
+                                    "model_type": checkpoint.model_type.value, "sha256": checkpoint.sha256,
+                                    "size": checkpoint.size})
         return checkpoint
 
     def _assemble_and_register(self, upload: Upload, *, declared: str | None, principal: Principal) -> Checkpoint:
@@ -370,13 +358,10 @@ class UploadService:
 
     def expire_abandoned(self) -> int:
         """Abort uploads past their expiry and drop their parts; return how many."""
-        with self._db.session() as s:
-            stale = CheckpointRepository(s).expired_uploads(self._clock())
+        stale = self._store.expired(self._clock())
         for upload in stale:
-            with self._db.session(write_lock=True) as s:
-                changed = CheckpointRepository(s).set_upload_status(
-                    upload.id, UploadStatus.EXPIRED, expect=UploadStatus.OPEN, error="upload expired unfinished"
-                )
+            changed = self._store.set_status(upload.id, UploadStatus.EXPIRED, expect=UploadStatus.OPEN,
+                                             error="upload expired unfinished")
             self._running.forget(upload.id)
             if changed:
                 with contextlib.suppress(Exception):
@@ -386,12 +371,8 @@ class UploadService:
     # Internals
 
     def _owned(self, principal: Principal, upload_id: str) -> Upload:
-        def fetch(record_id: str) -> Upload | None:
-            with self._db.session() as s:
-                return CheckpointRepository(s).get_upload(record_id)
-
-        return self._with_direct_parts(fetch_owned(principal, Permission.CHECKPOINT_ALL, upload_id, fetch=fetch,
-                                                   what="upload"))
+        return self._with_direct_parts(fetch_owned(principal, Permission.CHECKPOINT_ALL, upload_id,
+                                                   fetch=self._store.get, what="upload"))
 
     def _with_direct_parts(self, upload: Upload) -> Upload:
         """Add parts a client PUT straight to a presigned URL (the store knows them, the database does not)."""

@@ -1,13 +1,20 @@
-"""Registry repository: checkpoints, their allowed roles and resumable uploads (URL imports: `store.imports`)."""
+"""Registry: checkpoints, their allowed roles and resumable uploads (URL imports: `store.imports`) — the repository
+(inside a caller's transaction) and `SqlCheckpoints` / `SqlUploads`, the services' stores (one transaction a
+method)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, TypeVar
 
 from sqlalchemy import delete, exists, func, or_, select, text, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from sdfleet.domain.accounts import User
+from sdfleet.domain.audit import AuditEvent
 from sdfleet.domain.checkpoints import (
     Checkpoint,
     CheckpointStatus,
@@ -16,9 +23,16 @@ from sdfleet.domain.checkpoints import (
     UploadPart,
     UploadStatus,
 )
+from sdfleet.domain.notifications import EventType
 from sdfleet.domain.pagination import Page, PageRequest, page_from_rows
+from sdfleet.store.accounts import AccountRepository
+from sdfleet.store.audit import SqlAuditLog
+from sdfleet.store.database import Database
+from sdfleet.store.outbox import emit
 from sdfleet.store.records import record_of
 from sdfleet.store.tables import CheckpointRoleRow, CheckpointRow, UploadPartRow, UploadRow
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -246,3 +260,176 @@ class CheckpointRepository:
             .limit(limit)
         )
         return [_upload(r) for r in self._s.scalars(stmt)]
+
+
+class CheckpointReads:
+    """What a service's check may read inside the store's transaction (and nothing else)."""
+
+    def __init__(self, session: Session) -> None:
+        self._repo = CheckpointRepository(session)
+        self._accounts = AccountRepository(session)
+
+    def user(self, user_id: str) -> User | None:
+        return self._accounts.get_user(user_id)
+
+    def find_by_name(self, model_type: str, name: str, *, roles: tuple[str, ...] | None, owner: str | None = None
+                     ) -> Checkpoint | None:
+        """The oldest checkpoint of this type and name visible to `roles` or `owner` (roles None: any)."""
+        return self._repo.find_by_name(model_type, name, roles=roles, owner=owner)
+
+
+#: a write run in the transaction that adds a checkpoint (`SqlImports.succeeding`: the import finishes there)
+Within = Callable[[Session, Checkpoint], None]
+
+
+class SqlCheckpoints:
+    """Checkpoints for the registry service: every method is one transaction.
+
+    A change that is audited takes its event (or a function building it from what was written) and appends it in
+    the same transaction; a `check` runs inside the transaction, under the name's lock, and raises to abort it."""
+
+    def __init__(self, database: Database) -> None:
+        self._db = database
+        self._audit = SqlAuditLog(database)
+
+    def _append(self, s: Session, events: list[AuditEvent | None]) -> None:
+        for event in events:
+            if event is not None:
+                self._audit.append(event, session=s)
+
+    # Reading
+    def get(self, checkpoint_id: str) -> Checkpoint | None:
+        with self._db.session() as s:
+            return CheckpointRepository(s).get(checkpoint_id)
+
+    def get_by_sha256(self, sha256: str) -> Checkpoint | None:
+        with self._db.session() as s:
+            return CheckpointRepository(s).get_by_sha256(sha256)
+
+    def find_by_name(self, model_type: str, name: str, *, roles: tuple[str, ...] | None, owner: str | None = None
+                     ) -> Checkpoint | None:
+        with self._db.session() as s:
+            return CheckpointRepository(s).find_by_name(model_type, name, roles=roles, owner=owner)
+
+    def names_by_type(self, *, status: str, roles: tuple[str, ...] | None, owner: str | None = None
+                      ) -> list[tuple[str, str]]:
+        with self._db.session() as s:
+            return CheckpointRepository(s).names_by_type(status=status, roles=roles, owner=owner)
+
+    def pins(self, *, status: str, roles: tuple[str, ...] | None, owner: str | None = None
+             ) -> list[tuple[str, str, str, int]]:
+        with self._db.session() as s:
+            return CheckpointRepository(s).pins(status=status, roles=roles, owner=owner)
+
+    def count(self) -> int:
+        with self._db.session() as s:
+            return CheckpointRepository(s).count()
+
+    def count_by_sha256(self, sha256: str) -> int:
+        with self._db.session() as s:
+            return CheckpointRepository(s).count_by_sha256(sha256)
+
+    def list(self, page: PageRequest, where: CheckpointFilter) -> Page[Checkpoint]:
+        with self._db.session() as s:
+            return CheckpointRepository(s).list(page, where)
+
+    def role_names(self, names: list[str]) -> set[str]:
+        """Which of these role names exist."""
+        with self._db.session() as s:
+            return {r.name for r in AccountRepository(s).get_roles(names)}
+
+    def read(self, reader: Callable[[CheckpointReads], T]) -> T:
+        """`reader`'s answer from one transaction's reads (a name check that needs the registering user's roles)."""
+        with self._db.session() as s:
+            return reader(CheckpointReads(s))
+
+    # Changing
+    def add(self, checkpoint: Checkpoint, *, check: Callable[[CheckpointReads], None],
+            audit: Callable[[Checkpoint, CheckpointReads], AuditEvent | None], within: Within | None = None
+            ) -> Checkpoint | None:
+        """Add a checkpoint under its (type, name) lock after `check(reads)`, append `audit(added, reads)` and run
+        `within`, all in one write transaction. None (nothing written) when a unique constraint refused it."""
+        try:
+            with self._db.session(write_lock=True) as s:
+                repo = CheckpointRepository(s)
+                repo.lock_name(checkpoint.model_type.value, checkpoint.name)
+                reads = CheckpointReads(s)
+                check(reads)
+                added = repo.add(checkpoint)
+                self._append(s, [audit(added, reads)])
+                if within is not None:
+                    within(s, added)
+                return added
+        except IntegrityError:
+            return None
+
+    def update(self, current: Checkpoint, *, name: str | None, allowed_roles: list[str] | None, now: datetime,
+               check_name: Callable[[CheckpointReads], None] | None,
+               audit: Callable[[Checkpoint], list[AuditEvent | None]]) -> Checkpoint | None:
+        """Rename a checkpoint or change its roles in one write transaction; with `check_name`, the new name is
+        locked first and checked. Appends `audit(updated)`. None (nothing written) when a unique constraint
+        refused it."""
+        try:
+            with self._db.session(write_lock=True) as s:
+                repo = CheckpointRepository(s)
+                if check_name is not None and name is not None:
+                    repo.lock_name(current.model_type.value, name)
+                    check_name(CheckpointReads(s))
+                updated = repo.update(current.id, name=name, allowed_roles=allowed_roles, now=now)
+                self._append(s, audit(updated))
+                return updated
+        except IntegrityError:
+            return None
+
+    def delete(self, checkpoint: Checkpoint, *, event: AuditEvent | None) -> bool:
+        """Delete a checkpoint and append its event; True when no checkpoint uses its file any more."""
+        with self._db.session(write_lock=True) as s:
+            repo = CheckpointRepository(s)
+            repo.delete(checkpoint.id)
+            orphaned = repo.count_by_sha256(checkpoint.sha256) == 0
+            self._append(s, [event])
+            return orphaned
+
+
+class SqlUploads:
+    """Resumable uploads' rows and their parts for the upload service: every method is one transaction."""
+
+    def __init__(self, database: Database) -> None:
+        self._db = database
+
+    def add(self, upload: Upload) -> Upload:
+        with self._db.session(write_lock=True) as s:
+            return CheckpointRepository(s).add_upload(upload)
+
+    def get(self, upload_id: str) -> Upload | None:
+        with self._db.session() as s:
+            return CheckpointRepository(s).get_upload(upload_id)
+
+    def put_part(self, upload_id: str, part: UploadPart) -> Upload | None:
+        """Record a part, with the upload's row locked, when the upload is still open; answers the upload as it was
+        (None: gone; a status other than open: nothing written)."""
+        with self._db.session(write_lock=True) as s:
+            repo = CheckpointRepository(s)
+            current = repo.get_upload(upload_id, for_update=True)
+            if current is not None and current.status is UploadStatus.OPEN:
+                repo.put_part(upload_id, part)
+            return current
+
+    def set_status(self, upload_id: str, status: UploadStatus, *, expect: UploadStatus | None = None,
+                   error: str | None = None) -> bool:
+        """Move an upload to `status` (only from `expect`, when given); True when a row changed."""
+        with self._db.session(write_lock=True) as s:
+            return CheckpointRepository(s).set_upload_status(upload_id, status, expect=expect, error=error)
+
+    def completed(self, upload_id: str, *, checkpoint_id: str, now: datetime, user_id: str,
+                  data: dict[str, Any]) -> None:
+        """Mark an upload completed with its checkpoint, and its notification (`upload.registered`, `data`), in one
+        transaction."""
+        with self._db.session(write_lock=True) as s:
+            CheckpointRepository(s).set_upload_status(upload_id, UploadStatus.COMPLETED, checkpoint_id=checkpoint_id)
+            emit(s, EventType.UPLOAD_REGISTERED, now=now, user_id=user_id, data=data)
+
+    def expired(self, now: datetime) -> list[Upload]:
+        """Open uploads past their expiry (at most 100, oldest expiry first)."""
+        with self._db.session() as s:
+            return CheckpointRepository(s).expired_uploads(now)

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from sdfleet.domain.checkpoints import Checkpoint, ImportJob, ImportStatus, ModelType
 from sdfleet.domain.notifications import EventType
+from sdfleet.store.checkpoints import Within
 from sdfleet.store.database import Database
 from sdfleet.store.outbox import emit
 from sdfleet.store.tables import ImportRow
@@ -161,10 +162,6 @@ class ImportRepository:
                                         "error": row.error})
 
 
-#: a write another store method runs in its own transaction (`SqlCheckpoints.add(within=…)`)
-InTransaction = Callable[[Session, Checkpoint], None]
-
-
 class SqlImports:
     """URL imports for the service: every method is one transaction (the write lock; PostgreSQL: the import's row
     locked by every fenced write), with the fencing token checked by each write."""
@@ -209,7 +206,7 @@ class SqlImports:
             ImportRepository(s).finish(import_id, token=token, now=now, **values)
 
     @staticmethod
-    def succeeding(import_id: str, *, token: int, clock: Callable[[], datetime]) -> InTransaction:
+    def succeeding(import_id: str, *, token: int, clock: Callable[[], datetime]) -> Within:
         """The write that ends the import as succeeded with the checkpoint added in the same transaction (given to
         `SqlCheckpoints.add`): a server whose lease was taken over adds nothing (ImportLeaseLost rolls it back)."""
         def finish(s: Session, checkpoint: Checkpoint) -> None:

@@ -88,7 +88,7 @@ def test_registrations_of_one_name_are_serialised(backend_api, tmp_path):
     thread = threading.Thread(target=register)
     thread.start()
     try:
-        with service.database.session(write_lock=True) as s:
+        with backend_api.runtime.database.session(write_lock=True) as s:
             repo = CheckpointRepository(s)
             repo.lock_name("Lora", "race.safetensors")
             repo.add(dataclasses.replace(base, id=new_id(), name="race.safetensors"))
