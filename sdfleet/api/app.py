@@ -69,6 +69,9 @@ def create_app(services: Services, *, max_request_bytes: int = 8 * 1024 * 1024,
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
+        # Before uvicorn listens: building the route table's path templates on a first request held the event
+        # loop ~0.4 s (seconds on a loaded box), stalling every request in flight (web pages read them too).
+        documented_paths(app)
         for task in background:
             task.start()
         try:
