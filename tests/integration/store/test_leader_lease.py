@@ -100,11 +100,10 @@ def test_terms_change_hands_with_the_lease_and_fence_writes(db):
         store.record("pool", "note", {"n": 5}, now=clock(), fence=term_a)
 
 
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)  # SQLite has one writer: nothing interleaves
 def test_a_takeover_waits_for_a_fenced_write_in_flight(db):
     """PostgreSQL: a fenced write share-locks the lease row, so a takeover racing it commits after it (the write
     happened within its term) and the next fenced write of the old term is refused. (SQLite serializes writers.)"""
-    if db.is_sqlite:
-        pytest.skip("SQLite has one writer at a time: nothing can interleave")
     clock = FakeClock(T0)
     a, b = (SqlLeaderLease(db, name="fleet-manager", holder=h, clock=clock) for h in ("server-a", "server-b"))
     assert a.hold(15)[0]
