@@ -64,13 +64,9 @@ class LiveProgress:
             entry = self._jobs.get(job_id)
             if entry is None:
                 return None
-            last = entry.latest
-            if last is not None and (last.value, last.max, last.node_id) == (progress.value, progress.max,
-                                                                              progress.node_id):
+            if progress.same_step(entry.latest):
                 return None
-            data: dict = {"value": progress.value, "max": progress.max, "node_id": progress.node_id}
-            if progress.metrics:
-                data["metrics"] = progress.metrics
+            data = progress.event_data()
             event = JobEvent(job_id=job_id, seq=entry.next_seq, type=EventType.PROGRESS, data=data, created_at=now)
             self._add(entry, event)
         if self.publish is not None:
@@ -82,8 +78,7 @@ class LiveProgress:
     def _add(entry: _Running, event: JobEvent) -> None:
         entry.events.append(event)
         entry.next_seq = max(entry.next_seq, event.seq + 1)
-        entry.latest = JobProgress(value=event.data["value"], max=event.data["max"], node_id=event.data["node_id"],
-                                   metrics=event.data.get("metrics"))
+        entry.latest = JobProgress.of_event(event.data)
         if len(entry.events) > MAX_EVENTS_PER_JOB:
             # keep the first and last step of every node (the progress contract), drop the oldest others
             for i, old in enumerate(entry.events):

@@ -93,14 +93,9 @@ class MemoryJobQueue:
                   progress: JobProgress | None) -> Job:
         with self._lock:
             job = replace(self._held(job_id, token), lease_expires_at=now + timedelta(seconds=lease_seconds))
-            old = job.progress
-            if progress is not None and (progress.value, progress.max, progress.node_id) != (old.value, old.max,
-                                                                                              old.node_id):
+            if progress is not None and not progress.same_step(job.progress):
                 job = replace(job, progress=replace(progress, metrics=None))  # metrics travel in the event only
-                data = {"value": progress.value, "max": progress.max, "node_id": progress.node_id}
-                if progress.metrics:
-                    data["metrics"] = progress.metrics
-                self._event(job_id, EventType.PROGRESS, data, now)
+                self._event(job_id, EventType.PROGRESS, progress.event_data(), now)
             return self._put(job)
 
     def complete(self, job_id: str, *, token: int, outputs: list[JobOutput], now: datetime,

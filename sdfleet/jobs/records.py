@@ -79,6 +79,36 @@ class JobProgress:
     #: what a training reports with its step (loss, lr, steps_per_second, eta_seconds, epoch); carried by the
     #: progress event, not stored in the row
     metrics: dict[str, float] | None = None
+    #: what the worker does before the steps (`ProgressPhase`; None while sampling); carried by the event only
+    phase: str | None = None
+    #: the pinned model's name while the phase is `loading_model`
+    model: str | None = None
+
+    def same_step(self, other: JobProgress | None) -> bool:
+        """Whether `other` reports the same step (a repeat that makes no new event)."""
+        return other is not None and (self.value, self.max, self.node_id, self.phase, self.model) == (
+            other.value, other.max, other.node_id, other.phase, other.model)
+
+    def event_data(self) -> dict[str, Any]:
+        """The progress event's data (what SSE and WebSocket clients receive)."""
+        data: dict[str, Any] = {"value": self.value, "max": self.max, "node_id": self.node_id}
+        if self.metrics:
+            data["metrics"] = self.metrics
+        if self.phase is not None:
+            data["phase"] = self.phase
+            data["model"] = self.model
+        return data
+
+    @classmethod
+    def of_event(cls, data: dict[str, Any]) -> JobProgress:
+        return cls(value=data["value"], max=data["max"], node_id=data.get("node_id"), metrics=data.get("metrics"),
+                   phase=data.get("phase"), model=data.get("model"))
+
+
+class ProgressPhase(enum.StrEnum):
+    """What a running job's worker reports before its sampler steps."""
+
+    LOADING_MODEL = "loading_model"  #: fetching and loading a pinned model the engine does not hold yet
 
 
 @dataclass(frozen=True)

@@ -68,6 +68,10 @@ class HeartbeatRequest(WorkerRequest):
     metrics: dict[StrictStr, StrictFloat | StrictInt] | None = Field(
         default=None, max_length=16, description="A training's loss, lr, steps_per_second, eta_seconds, epoch.")
     preview_png_base64: StrictStr | None = Field(default=None, max_length=8_000_000)
+    #: before the steps: `loading_model` while a pinned model the engine does not hold is fetched and loaded
+    phase: Literal["loading_model"] | None = None
+    #: with `phase`: the pinned model's name
+    model: StrictStr | None = Field(default=None, max_length=255)
 
 
 class OutputDescription(WorkerRequest):

@@ -28,6 +28,10 @@ from sdfleet.store.outbox import record_job_outcome
 from sdfleet.store.tables import JobEventRow, JobOutputRow, JobRow
 
 
+def _progress(row: JobRow) -> JobProgress:
+    return JobProgress(value=row.progress_value, max=row.progress_max, node_id=row.progress_node)
+
+
 def _job(row: JobRow) -> Job:
     return Job(
         id=row.id,
@@ -42,7 +46,7 @@ def _job(row: JobRow) -> Job:
         queued_at=row.queued_at,
         started_at=row.started_at,
         finished_at=row.finished_at,
-        progress=JobProgress(value=row.progress_value, max=row.progress_max, node_id=row.progress_node),
+        progress=_progress(row),
         cancel_requested=row.cancel_requested,
         error=row.error,
         outputs=tuple(
@@ -174,14 +178,9 @@ class SqlJobQueue:
             row = self._held(s, job_id, token)
             row.lease_expires_at = now + timedelta(seconds=lease_seconds)
             row.updated_at = now
-            if progress is not None and (progress.value, progress.max, progress.node_id) != (
-                row.progress_value, row.progress_max, row.progress_node
-            ):
+            if progress is not None and not progress.same_step(_progress(row)):  # a phase is never in the row: an event
                 row.progress_value, row.progress_max, row.progress_node = progress.value, progress.max, progress.node_id
-                data = {"value": progress.value, "max": progress.max, "node_id": progress.node_id}
-                if progress.metrics:
-                    data["metrics"] = progress.metrics
-                self._event(s, row, EventType.PROGRESS, data, now)
+                self._event(s, row, EventType.PROGRESS, progress.event_data(), now)
             return _job(row)
 
     def complete(self, job_id: str, *, token: int, outputs: list[JobOutput], now: datetime,

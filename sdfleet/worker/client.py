@@ -10,7 +10,7 @@ import httpx
 from pydantic import BaseModel
 
 from sdfleet import __version__
-from sdfleet.jobs.records import ModelLoad
+from sdfleet.jobs.records import ModelLoad, ProgressPhase
 from sdfleet.jobs.wire import (
     ClaimedJob,
     ClaimRequest,
@@ -97,16 +97,24 @@ class WorkerClient:
 
     def heartbeat(self, job: ClaimedJob, *, value: int | None = None, maximum: int | None = None,
                   node_id: str | None = None, preview_png: bytes | None = None,
-                  metrics: dict[str, float] | None = None) -> bool:
-        """Extend the lease; True when the owner asked to cancel."""
+                  metrics: dict[str, float] | None = None, loading_model: str | None = None) -> bool:
+        """Extend the lease; True when the owner asked to cancel. `loading_model` names the model being loaded
+        (the `loading_model` phase, sent before the first step instead of one)."""
         body = HeartbeatRequest(fencing_token=job.fencing_token)
-        if value is not None and maximum is not None:
+        if loading_model is not None:
+            body = body.model_copy(update={"phase": ProgressPhase.LOADING_MODEL.value, "model": loading_model[:255]})
+        elif value is not None and maximum is not None:
             body = body.model_copy(update={"value": value, "max": maximum, "node_id": node_id,
                                            "metrics": metrics or None})
         if preview_png:
             body = body.model_copy(update={"preview_png_base64": base64.b64encode(preview_png).decode()})
-        r = self._post(f"/jobs/{job.id}/heartbeat", body)
-        return HeartbeatAnswer.model_validate(r.json()).cancel_requested
+        path = f"/jobs/{job.id}/heartbeat"
+        r = self._http.post(path, json=body.model_dump(mode="json", exclude_none=True))
+        if r.status_code == 422 and body.phase is not None:
+            # a server older than the phase refuses the field: the lease still needs its beat
+            r = self._http.post(path, json=body.model_copy(update={"phase": None, "model": None}).model_dump(
+                mode="json", exclude_none=True))
+        return HeartbeatAnswer.model_validate(self._check(r).json()).cancel_requested
 
     def upload_output(self, job: ClaimedJob, index: int, png: bytes) -> None:
         self._check(self._http.put(f"/jobs/{job.id}/outputs/{index}", params={"fencing_token": job.fencing_token},

@@ -27,6 +27,7 @@ from sdfleet.worker.model_loads import ModelLoadTimer, file_cached, model_key_sh
 
 log = logging.getLogger("sdfleet.worker")
 PROGRESS_INTERVAL = 0.2
+LOADING_SENT_WAIT = 5.0  # seconds a job waits for its `loading_model` phase to be sent before loading anyway
 PREVIEW_INTERVAL = 0.5  # at most two step previews a second: plenty for a progress view, cheap for the engine
 
 
@@ -97,13 +98,14 @@ class _Heartbeat(threading.Thread):
         self._milestones: list[_Step] = []  #: first/last steps of sampler nodes, never dropped
         self._started_nodes: set[str | None] = set()
         self._preview: bytes | None = None
+        self._loading_sent: threading.Event | None = None  #: set once the `loading_model` milestone was sent
         self._wake = threading.Event()
         self._halt = threading.Event()
         self._last = 0.0
 
     def progress(self, value: int, maximum: int, node_id: str | None, preview: bytes | None,
                  metrics: dict[str, float] | None = None) -> None:
-        step = (value, maximum, node_id, metrics)
+        step = (value, maximum, node_id, metrics, None)
         with self._lock:
             first = node_id not in self._started_nodes
             self._started_nodes.add(node_id)
@@ -115,6 +117,18 @@ class _Heartbeat(threading.Thread):
                 self._preview = preview
         if milestone or time.monotonic() - self._last >= PROGRESS_INTERVAL:
             self._wake.set()
+
+    def loading_model(self, name: str, *, wait: float = LOADING_SENT_WAIT) -> None:
+        """Report the `loading_model` phase (naming the model) before the job's first step: never dropped. Waits
+        until the heartbeat carrying it was sent (or failed; `wait` seconds at most), so that it shows before the
+        load rather than after it."""
+        sent = threading.Event()
+        with self._lock:
+            self._milestones.append((0, 0, None, None, name))
+            self._loading_sent = sent
+        self._wake.set()
+        if self.is_alive():
+            sent.wait(wait)
 
     def stop(self) -> None:
         self._halt.set()
@@ -144,15 +158,24 @@ class _Heartbeat(threading.Thread):
         with self._lock:
             milestones, self._milestones = self._milestones, []
             latest, preview, self._preview = self._progress, self._preview, None
+            loading_sent, self._loading_sent = self._loading_sent, None
+        try:
+            self._send(milestones, latest, preview)
+        finally:
+            if loading_sent is not None:  # sent, or failed (then the next beat sends it): the job goes on
+                loading_sent.set()
+
+    def _send(self, milestones: list[_Step], latest: _Step | None, preview: bytes | None) -> None:
         steps: list[_Step | None] = list(milestones)
         if latest is not None and (not steps or steps[-1] != latest):
             steps.append(latest)
         self._last = time.monotonic()
         for index, step in enumerate(steps or [None]):
-            value, maximum, node_id, metrics = step or (None, None, None, None)
+            value, maximum, node_id, metrics, loading = step or (None, None, None, None, None)
             try:
                 if self.client.heartbeat(self.job, value=value, maximum=maximum, node_id=node_id, metrics=metrics,
-                                         preview_png=preview if index == len(steps) - 1 else None):
+                                         preview_png=preview if index == len(steps) - 1 else None,
+                                         loading_model=loading):
                     self.cancel_requested = True
             except LeaseLost:
                 self.lease_lost = True
@@ -170,7 +193,16 @@ class _Heartbeat(threading.Thread):
                 return
 
 
-_Step = tuple[int, int, str | None, dict[str, float] | None]  #: value, max, node, a training's metrics
+#: value, max, node, a training's metrics, the model being loaded (the `loading_model` phase: no step yet)
+_Step = tuple[int, int, str | None, dict[str, float] | None, str | None]
+
+
+def _cold_model(job: ClaimedJob, in_memory: list[str]) -> str | None:
+    """The pinned model the `loading_model` phase names: one the engine does not hold (a checkpoint first), None
+    when it holds them all. LoRAs do not count: the engine applies them per job and never holds them."""
+    cold = [m for m in job.models if m.folder != "loras" and m.sha256 not in in_memory]
+    cold.sort(key=lambda m: m.folder != "checkpoints")
+    return cold[0].name if cold else None
 
 
 class _StopWhileIdle(BaseException):
@@ -331,8 +363,12 @@ class WorkerLoop:
         from sdfleet.engine.events import Cancelled, Progress
         from sdfleet.engine.graph import GraphValidationError
 
-        loads = ModelLoadTimer(in_memory=self.loaded_models())
+        in_memory = self.loaded_models()
+        loads = ModelLoadTimer(in_memory=in_memory)
         self._take_engine_load_seconds()  # loads before this job (preload, an earlier job that failed) are not its
+        cold = _cold_model(job, in_memory)
+        if cold is not None:
+            heartbeat.loading_model(cold)
         try:
             files = self._fetch_files(job, heartbeat, loads)
         except HashMismatch as exc:

@@ -87,7 +87,9 @@ def _claimed(job_id: str, spec: JobSpec, *, token: int, expires_at: datetime, le
 def heartbeat(job_id: str, body: HeartbeatRequest, worker: CurrentWorker, services: ServicesDep) -> HeartbeatAnswer:
     """Extend the lease, report progress (and a preview); answers whether the owner asked to cancel."""
     progress = None
-    if body.value is not None and body.max is not None:
+    if body.phase is not None:
+        progress = JobProgress(phase=body.phase, model=body.model)
+    elif body.value is not None and body.max is not None:
         progress = JobProgress(value=body.value, max=body.max, node_id=body.node_id, metrics=body.metrics)
     preview = None
     if body.preview_png_base64:

@@ -72,12 +72,10 @@ def test_txt2img_img2img_inpaint_lora_and_graph(fleet):
     assert job["status"] == "succeeded" and len(job["outputs"]) == 2, job
 
 
-def test_events_stream_and_resume(fleet):
-    admin = fleet.login()
-    fleet.start_worker("a")
-    job_id = submit(fleet, admin, {"task": "txt2img", "params": TXT2IMG})
+def read_events(fleet, headers, job_id) -> list[dict]:
+    """The job's SSE events until it ends: id, event and data of each."""
     events = []
-    with httpx.stream("GET", f"{fleet.url}/api/v1/inferences/{job_id}/events", headers=admin, timeout=120) as r:
+    with httpx.stream("GET", f"{fleet.url}/api/v1/inferences/{job_id}/events", headers=headers, timeout=120) as r:
         assert r.headers["content-type"].startswith("text/event-stream")
         current = {}
         for line in r.iter_lines():
@@ -90,13 +88,26 @@ def test_events_stream_and_resume(fleet):
             elif line == "" and current:
                 events.append(current)
                 current = {}
+    return events
+
+
+def test_events_stream_and_resume(fleet):
+    admin = fleet.login()
+    fleet.start_worker("a")
+    job_id = submit(fleet, admin, {"task": "txt2img", "params": TXT2IMG})
+    events = read_events(fleet, admin, job_id)
     kinds = [e["event"] for e in events]
     assert kinds[0] == "queued" and "started" in kinds and "progress" in kinds and kinds[-1] == "succeeded"
     assert "output" in kinds
+    # A cold worker reports the `loading_model` phase (naming the checkpoint) before the first step.
+    progress = [e["data"] for e in events if e["event"] == "progress"]
+    assert progress[0] == {**progress[0], "value": 0, "max": 0, "node_id": None, "phase": "loading_model",
+                           "model": "demo-sd15.safetensors"}, progress
+    assert all("phase" not in p for p in progress[1:]), progress
     # The contract, whatever the load: the first and the last sampling step of the sampler node are events,
     # in order, before the outputs (steps in between may be throttled away).
-    steps = [(e["data"]["value"], e["data"]["max"]) for e in events if e["event"] == "progress"]
-    sampler_nodes = {e["data"]["node_id"] for e in events if e["event"] == "progress"}
+    steps = [(p["value"], p["max"]) for p in progress[1:]]
+    sampler_nodes = {p["node_id"] for p in progress[1:]}
     assert len(sampler_nodes) == 1 and steps[0] == (1, 4) and steps[-1] == (4, 4), steps
     assert [v for v, _ in steps] == sorted(v for v, _ in steps)
     assert max(i for i, k in enumerate(kinds) if k == "progress") < kinds.index("output")
@@ -107,6 +118,10 @@ def test_events_stream_and_resume(fleet):
                       headers={**admin, "Last-Event-ID": str(ids[2])}, timeout=30) as r:
         later = [int(line[4:]) for line in r.iter_lines() if line.startswith("id: ")]
     assert later == ids[3:]
+    # The same worker again: the checkpoint is in the engine's memory, no loading phase.
+    warm = read_events(fleet, admin, submit(fleet, admin, {"task": "txt2img", "params": TXT2IMG}))
+    assert warm[-1]["event"] == "succeeded"
+    assert [e["data"] for e in warm if e["event"] == "progress" and "phase" in e["data"]] == []
 
 
 def test_cancel_queued_and_running(fleet):

@@ -41,9 +41,10 @@ def test_progress_of_a_job_reaches_its_events_without_commits(counted):
     with runtime.database.engine.connect() as conn:
         job_id = conn.execute(text("SELECT id FROM jobs ORDER BY queued_at DESC, id DESC LIMIT 1")).scalar_one()
     events = queue.events_after(job_id, 0)
-    progress = [e.data["value"] for e in events if e.type.value == "progress"]
-    # stored with the completion: every step the worker reported, in order, before the outputs
-    assert progress == list(range(1, 9))
+    progress = [e.data.get("phase") or e.data["value"] for e in events if e.type.value == "progress"]
+    # stored with the completion: the `loading_model` phase, then every step the worker reported, in order,
+    # before the outputs
+    assert progress == ["loading_model", *range(1, 9)]
     assert [e.type.value for e in events][-2:] == ["output", "succeeded"]
     assert [e.seq for e in events] == sorted({e.seq for e in events})
 

@@ -12,7 +12,7 @@ from sdfleet.domain.accounts import User
 from sdfleet.domain.ids import new_id
 from sdfleet.jobs.live import LiveJobQueue, LiveProgress
 from sdfleet.jobs.queue import StaleLease
-from sdfleet.jobs.records import EventType, JobOutput, JobProgress, JobStatus, NewJob
+from sdfleet.jobs.records import EventType, JobOutput, JobProgress, JobStatus, NewJob, ProgressPhase
 from sdfleet.jobs.spec import GenerateSpec, JobSummary
 from sdfleet.store import migrate
 from sdfleet.store.accounts import AccountRepository
@@ -94,6 +94,24 @@ def test_progress_costs_no_commit_and_readers_see_one_sequence(servers):
     stored = servers.server().events_after(job.id, 0)  # a fresh server: only what the database holds
     assert [(e.seq, e.type) for e in stored[:10]] == [(e.seq, e.type) for e in live]
     assert [e.type for e in stored[10:]] == [EventType.OUTPUT, EventType.SUCCEEDED]
+
+
+def test_the_loading_model_phase_is_a_progress_event_before_the_steps_on_both_servers(servers):
+    job = servers.submit()
+    lease = servers.a.claim(worker_id="w1", endpoints=["default"], now=T0, lease_seconds=LEASE)
+    loading = JobProgress(phase=ProgressPhase.LOADING_MODEL, model="demo-sd15.safetensors")
+    for report in (loading, loading, progress(1)):  # a repeated phase makes no second event
+        shown = servers.a.heartbeat(job.id, token=lease.fencing_token, now=T0, lease_seconds=LEASE,
+                                    progress=report)
+        if report is loading:
+            assert servers.b.get(job.id).progress.phase == "loading_model"  # the job views read this
+    assert shown.progress.phase is None
+    data = [e.data for e in servers.b.events_after(job.id, 0) if e.type is EventType.PROGRESS]
+    assert data == [{"value": 0, "max": 0, "node_id": None, "phase": "loading_model",
+                     "model": "demo-sd15.safetensors"}, {"value": 1, "max": 8, "node_id": "3"}]
+    servers.a.complete(job.id, token=lease.fencing_token, outputs=[], now=T0)
+    stored = servers.server().events_after(job.id, 0)
+    assert [e.data for e in stored if e.type is EventType.PROGRESS] == data
 
 
 def test_the_lease_is_written_only_when_less_than_half_is_left(servers):

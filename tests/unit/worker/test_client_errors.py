@@ -31,3 +31,46 @@ def test_a_refused_fencing_token_is_a_lost_lease():
                      models=[], inputs=[])
     with pytest.raises(LeaseLost):
         client_answering(409).cancelled(job)
+
+
+def test_the_loading_model_heartbeat_is_a_valid_request_with_no_step():
+    import json
+    from datetime import UTC, datetime
+
+    from sdfleet.jobs.wire import ClaimedJob, HeartbeatRequest
+
+    sent = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        sent.append(HeartbeatRequest.model_validate(json.loads(request.content)))  # as the server reads it
+        return httpx.Response(200, json={"cancel_requested": False, "lease_expires_at": "2026-01-01T00:00:00Z"})
+
+    client = WorkerClient("http://server", "sfw_token")
+    client._http = httpx.Client(base_url="http://server/api/v1/worker", transport=httpx.MockTransport(answer))
+    job = ClaimedJob(id="j", fencing_token=1, lease_expires_at=datetime(2026, 1, 1, tzinfo=UTC), lease_seconds=5,
+                     models=[], inputs=[])
+    client.heartbeat(job, loading_model="demo.safetensors")
+    assert sent[0].phase == "loading_model" and sent[0].model == "demo.safetensors" and sent[0].value is None
+    with pytest.raises(ValueError):
+        HeartbeatRequest.model_validate({"fencing_token": 1, "phase": "dreaming"})
+
+
+def test_a_server_older_than_the_phase_still_gets_the_beat():
+    from datetime import UTC, datetime
+
+    from sdfleet.jobs.wire import ClaimedJob
+
+    bodies = []
+
+    def older_server(request: httpx.Request) -> httpx.Response:
+        bodies.append(request.content)
+        if b"phase" in request.content:  # `extra="forbid"` before the field existed
+            return httpx.Response(422, json={"detail": "extra fields not permitted"})
+        return httpx.Response(200, json={"cancel_requested": True, "lease_expires_at": "2026-01-01T00:00:00Z"})
+
+    client = WorkerClient("http://server", "sfw_token")
+    client._http = httpx.Client(base_url="http://server/api/v1/worker", transport=httpx.MockTransport(older_server))
+    job = ClaimedJob(id="j", fencing_token=1, lease_expires_at=datetime(2026, 1, 1, tzinfo=UTC), lease_seconds=5,
+                     models=[], inputs=[])
+    assert client.heartbeat(job, loading_model="demo.safetensors") is True
+    assert len(bodies) == 2 and b"phase" not in bodies[1]

@@ -62,10 +62,12 @@ def test_engine_cache_counts_load_time_per_key_until_taken():
 class FakeEngine:
     """Loads every pinned checkpoint through a real ModelCache; its models hold one byte each."""
 
-    def __init__(self) -> None:
+    def __init__(self, log: list | None = None) -> None:
         self.models = ModelCache(budget_bytes=1 << 20)
+        self.log = log if log is not None else []
 
     def run(self, graph, *, files, **_kwargs):
+        self.log.append(("run",))
         for name in files.model_names("checkpoints"):
             file = files.model_path("checkpoints", name)
             self.models.get_or_load(f"checkpoint:{file.sha256}", lambda: object(), size=lambda _v: 1)
@@ -79,12 +81,16 @@ class RecordingClient:
     def __init__(self) -> None:
         self.downloads: list[str] = []
         self.completed: list[CompleteRequest] = []
+        self.log: list[tuple] = []  #: downloads and `loading_model` heartbeats, in order
 
     def stream_model(self, sha256: str, *, offset: int = 0):
         self.downloads.append(sha256)
+        self.log.append(("download", sha256))
         yield {SHA: DATA, LORA_SHA: LORA}[sha256][offset:]
 
-    def heartbeat(self, job, **_kwargs) -> bool:
+    def heartbeat(self, job, *, loading_model=None, **_kwargs) -> bool:
+        if loading_model is not None:
+            self.log.append(("loading_model", job.id, loading_model))
         return False
 
     def complete(self, job, *, outputs, info, model_loads: list[ModelLoad] | None = None) -> None:
@@ -118,3 +124,20 @@ def test_completion_carries_each_models_source_download_then_memory_then_disk(tm
 def test_an_older_workers_completion_without_model_loads_is_still_valid():
     body = CompleteRequest.model_validate({"fencing_token": 3, "outputs": [], "info": {"seconds": 1.0}})
     assert body.model_loads is None
+
+
+def test_the_loading_model_phase_is_sent_before_the_load_only_when_the_engine_lacks_the_model(tmp_path):
+    client = RecordingClient()
+    engine = FakeEngine(log=client.log)
+    loop = WorkerLoop(client=client, cache=ModelFileCache(tmp_path / "cache"), options=WorkerOptions(),
+                      engine=engine)
+    loop.run_job(_job(1))  # cold: the phase (naming the checkpoint) reaches the server before the download
+    assert client.log == [("loading_model", "j1", "demo.safetensors"), ("download", SHA), ("download", LORA_SHA),
+                          ("run",)]
+    client.log.clear()
+    loop.run_job(_job(2))  # the checkpoint is in the engine (a LoRA is applied per job: it does not count)
+    assert client.log == [("run",)]
+    engine.models.remove(engine.models.keys())
+    client.log.clear()
+    loop.run_job(_job(3))  # evicted: loaded again from the file cache, the phase shows again
+    assert client.log == [("loading_model", "j3", "demo.safetensors"), ("run",)]

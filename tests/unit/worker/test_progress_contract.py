@@ -25,7 +25,8 @@ class RecordingClient:
         self.failures = failures
         self.lock = threading.Lock()
 
-    def heartbeat(self, job, *, value=None, maximum=None, node_id=None, preview_png=None, metrics=None) -> bool:
+    def heartbeat(self, job, *, value=None, maximum=None, node_id=None, preview_png=None, metrics=None,
+                  loading_model=None) -> bool:
         with self.lock:
             self.calls += 1
             if self.calls in self.failures:
