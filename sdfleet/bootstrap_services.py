@@ -97,7 +97,7 @@ def build_services(
     previews, graphs = PreviewStore(), GraphTools()
 
     # 2. Accounts and security (the audit log and the login limiter live in the database, shared by every server)
-    audit = AuditLog(store=SqlAuditLog(database), clock=clock, in_transaction=database.in_session)
+    audit = AuditLog(store=SqlAuditLog(database), clock=clock)
     limiter = LoginLimiter(store=SqlLoginFailures(database), limits=_login_limits(settings), clock=clock)
     hasher = PasswordHasher(hashing)
     accounts = SqlAccounts(database)

@@ -31,23 +31,6 @@ class GraphValidationError(Exception):
         super().__init__(f"{message}: {details}" if details else message)
         self.message = message
 
-    def to_comfy(self, graph: Mapping[str, Any]) -> dict[str, Any]:
-        """The `node_errors` object of ComfyUI's 400 answer to POST /prompt."""
-        out: dict[str, Any] = {}
-        for node_id, errors in self.node_errors.items():
-            node = graph.get(node_id)
-            class_type = node.get("class_type") if isinstance(node, Mapping) else None
-            out[node_id] = {
-                "errors": [
-                    {"type": e.type, "message": e.message, "details": e.message,
-                     "extra_info": {"input_name": e.input_name} if e.input_name else {}}
-                    for e in errors
-                ],
-                "dependent_outputs": [],
-                "class_type": class_type,
-            }
-        return out
-
 
 @dataclass(frozen=True)
 class Link:

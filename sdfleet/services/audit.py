@@ -29,7 +29,7 @@ MAX_FILTER_LENGTH = 255
 class AuditStore(Protocol):
     """Where events are appended (`SqlAuditLog`, or `MemoryAuditLog` in tests)."""
 
-    def append(self, event: AuditEvent, *, session: Any = None) -> None: ...
+    def append(self, event: AuditEvent) -> None: ...
 
     def list(self, query: AuditQuery, page: PageRequest) -> Page[AuditEvent]: ...
 
@@ -37,11 +37,9 @@ class AuditStore(Protocol):
 class AuditLog:
     """Appends audit events; lists them to holders of every permission (the admin role)."""
 
-    def __init__(self, *, store: AuditStore | SqlAuditLog, clock: Callable[[], datetime],
-                 in_transaction: Callable[[], bool] = lambda: False) -> None:
+    def __init__(self, *, store: AuditStore | SqlAuditLog, clock: Callable[[], datetime]) -> None:
         self._store = store
         self._clock = clock
-        self._in_transaction = in_transaction
 
     def record(
         self,
@@ -53,17 +51,13 @@ class AuditLog:
         details: Mapping[str, Any] | None = None,
         address: str | None = None,
         actor_name: str | None = None,
-        session: Any = None,
     ) -> AuditEvent:
         """Append one event. `actor` is the principal, a `User` who just proved their password (a login), or None:
         the operator (CLI) or, with `actor_name`, an unauthenticated caller (a failed login). `address` defaults to
         the principal's. Secret-named fields never reach the log."""
-        if session is None and self._in_transaction():
-            # On SQLite a second transaction of this thread would wait for the first one's write lock.
-            raise RuntimeError("AuditLog.record inside an open transaction needs session=")
         event = self.event(action, actor=actor, target=target, changes=changes, details=details, address=address,
                            actor_name=actor_name)
-        self._store.append(event, session=session)
+        self._store.append(event)
         return event
 
     def event(

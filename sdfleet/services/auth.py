@@ -144,12 +144,6 @@ class AuthService:
                                                     touch_after=_TOUCH_INTERVAL)
         return _principal(holder, CredentialKind.API_KEY, key.id)
 
-    def principal_for_user(self, user_id: str, *, credential: CredentialKind, credential_id: str) -> Principal:
-        """Build the principal of a known user (used by worker-side and internal callers)."""
-        holder = self._accounts.holder(user_id)
-        _check_holder(holder)
-        return _principal(holder, credential, credential_id)
-
     # API keys
     def create_api_key(self, principal: Principal, *, name: str, expires_at: datetime | None) -> IssuedSecret:
         """Create a personal API key; the plain key is returned once and stored only as a hash."""

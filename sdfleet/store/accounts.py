@@ -460,11 +460,6 @@ class SqlAccounts:
             check(stored, holder)
             return stored, holder
 
-    def holder(self, user_id: str) -> Holder | None:
-        """A user with their permissions; None when there is no such user."""
-        with self._db.session() as s:
-            return _holder(AccountRepository(s), user_id)
-
     # API keys
     def api_key_holder(self, key_hash: str, *, now: datetime, check: Callable[[ApiKey | None, Holder | None], None],
                        touch_after: timedelta) -> tuple[ApiKey, Holder]:

@@ -92,8 +92,8 @@ class MemoryAuditLog:
     def __init__(self) -> None:
         self.events: list[AuditEvent] = []
 
-    def append(self, event: AuditEvent, *, session: object = None) -> None:
-        """Add one event (`session` is ignored)."""
+    def append(self, event: AuditEvent) -> None:
+        """Add one event."""
         self.events.append(event)
 
     def list(self, query: AuditQuery, page: PageRequest) -> Page[AuditEvent]:

@@ -122,10 +122,6 @@ class Database:
         """Listen to a session event (`after_commit` …) of every session this database opens."""
         event.listen(self._sessions, name, listener)
 
-    def in_session(self) -> bool:
-        """Whether this thread is inside a `session()` block."""
-        return getattr(self._local, "depth", 0) > 0
-
     def check(self) -> None:
         """Raise DatabaseUnavailable with one line when the database cannot answer a query."""
         try:
