@@ -123,8 +123,14 @@ class WorkerClient:
     def complete(self, job: ClaimedJob, *, outputs: list[OutputDescription], info: dict,
                  model_loads: list[ModelLoad] | None = None) -> None:
         loads = [ModelLoadReport.of(load) for load in model_loads] if model_loads is not None else None
-        self._post(f"/jobs/{job.id}/complete", CompleteRequest(fencing_token=job.fencing_token, outputs=outputs,
-                                                               info=info, model_loads=loads))
+        body = CompleteRequest(fencing_token=job.fencing_token, outputs=outputs, info=info, model_loads=loads)
+        path = f"/jobs/{job.id}/complete"
+        r = self._http.post(path, json=body.model_dump(mode="json", exclude_none=True))
+        if r.status_code == 422 and body.model_loads is not None and "model_loads" in r.text:
+            # a server older than `model_loads` refuses the field (`extra="forbid"`): the outputs still complete
+            r = self._http.post(path, json=body.model_copy(update={"model_loads": None}).model_dump(
+                mode="json", exclude_none=True))
+        self._check(r)
 
     def fail(self, job: ClaimedJob, *, code: str, message: str, node_id: str | None = None) -> None:
         self._post(f"/jobs/{job.id}/fail", FailRequest(fencing_token=job.fencing_token, code=code[:64],

@@ -74,3 +74,52 @@ def test_a_server_older_than_the_phase_still_gets_the_beat():
                      models=[], inputs=[])
     assert client.heartbeat(job, loading_model="demo.safetensors") is True
     assert len(bodies) == 2 and b"phase" not in bodies[1]
+
+
+def test_a_server_older_than_model_loads_still_gets_the_completion():
+    import json
+    from datetime import UTC, datetime
+
+    from sdfleet.jobs.records import ModelLoad, ModelSource
+    from sdfleet.jobs.wire import ClaimedJob
+
+    bodies = []
+
+    def older_server(request: httpx.Request) -> httpx.Response:
+        bodies.append(json.loads(request.content))
+        if "model_loads" in bodies[-1]:  # FastAPI's answer to `extra="forbid"` before the field existed
+            return httpx.Response(422, json={"detail": [{"type": "extra_forbidden", "loc": ["body", "model_loads"],
+                                                         "msg": "Extra inputs are not permitted"}]})
+        return httpx.Response(204)
+
+    client = WorkerClient("http://server", "sfw_token")
+    client._http = httpx.Client(base_url="http://server/api/v1/worker", transport=httpx.MockTransport(older_server))
+    job = ClaimedJob(id="j", fencing_token=1, lease_expires_at=datetime(2026, 1, 1, tzinfo=UTC), lease_seconds=5,
+                     models=[], inputs=[])
+    client.complete(job, outputs=[], info={"seed": 1},
+                    model_loads=[ModelLoad(sha256="ab" * 32, source=ModelSource.DISK, seconds=1.5)])
+    assert len(bodies) == 2 and "model_loads" in bodies[0]
+    assert "model_loads" not in bodies[1] and bodies[1]["info"] == {"seed": 1} and bodies[1]["fencing_token"] == 1
+
+
+def test_a_completion_refused_for_another_field_is_not_resent():
+    from datetime import UTC, datetime
+
+    from sdfleet.jobs.records import ModelLoad, ModelSource
+    from sdfleet.jobs.wire import ClaimedJob
+    from sdfleet.worker.client import ServerError
+
+    bodies = []
+
+    def server(request: httpx.Request) -> httpx.Response:
+        bodies.append(request.content)
+        return httpx.Response(422, json={"detail": [{"type": "missing", "loc": ["body", "outputs"]}]})
+
+    client = WorkerClient("http://server", "sfw_token")
+    client._http = httpx.Client(base_url="http://server/api/v1/worker", transport=httpx.MockTransport(server))
+    job = ClaimedJob(id="j", fencing_token=1, lease_expires_at=datetime(2026, 1, 1, tzinfo=UTC), lease_seconds=5,
+                     models=[], inputs=[])
+    with pytest.raises(ServerError):
+        client.complete(job, outputs=[], info={},
+                        model_loads=[ModelLoad(sha256="ab" * 32, source=ModelSource.DISK, seconds=1.5)])
+    assert len(bodies) == 1
