@@ -4,6 +4,7 @@ heartbeat, complete, reap."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from sqlalchemy import and_, delete, func, insert, select, update
@@ -27,12 +28,16 @@ from sdfleet.store.database import Database
 from sdfleet.store.outbox import record_job_outcome
 from sdfleet.store.tables import JobEventRow, JobOutputRow, JobRow
 
+# The tables themselves, for Core statements (no ORM unit of work, no identity map) on the hot paths
+_JOBS, _EVENTS, _OUTPUTS = JobRow.__table__, JobEventRow.__table__, JobOutputRow.__table__
 
-def _progress(row: JobRow) -> JobProgress:
+
+def _progress(row) -> JobProgress:
     return JobProgress(value=row.progress_value, max=row.progress_max, node_id=row.progress_node)
 
 
-def _job(row: JobRow) -> Job:
+def _job(row, outputs=None) -> Job:
+    """A job from its ORM row, or from a Core result row of every column with `outputs` given."""
     return Job(
         id=row.id,
         user_id=row.user_id,
@@ -53,7 +58,7 @@ def _job(row: JobRow) -> Job:
             JobOutput(index=o.idx, key=o.key, node_id=o.node_id, width=o.width, height=o.height, size=o.size,
                       content_type=o.content_type)
             for o in row.outputs
-        ),
+        ) if outputs is None else tuple(outputs),
         worker_id=row.worker_id,
         fencing_token=row.fencing_token,
         lease_expires_at=row.lease_expires_at,
@@ -124,41 +129,41 @@ class SqlJobQueue:
 
         Users already running `max_running_per_user` jobs are skipped until one finishes."""
         expires = now + timedelta(seconds=lease_seconds)
+        j = _JOBS.c
         with self._db.session(write_lock=True) as s:
-            candidate = select(JobRow.id).where(
-                JobRow.status == JobStatus.QUEUED.value, JobRow.endpoint.in_(endpoints))
+            candidate = select(j.id).where(j.status == JobStatus.QUEUED.value, j.endpoint.in_(endpoints))
             if max_running_per_user is not None:
-                busy = (select(JobRow.user_id).where(JobRow.status == JobStatus.RUNNING.value)
-                        .group_by(JobRow.user_id).having(func.count() >= max_running_per_user))
-                candidate = candidate.where(JobRow.user_id.not_in(busy))
+                busy = (select(j.user_id).where(j.status == JobStatus.RUNNING.value)
+                        .group_by(j.user_id).having(func.count() >= max_running_per_user))
+                candidate = candidate.where(j.user_id.not_in(busy))
             candidate = (
                 candidate
-                .order_by(JobRow.fair_rank, JobRow.queued_at, JobRow.id)
+                .order_by(j.fair_rank, j.queued_at, j.id)
                 .limit(1)
                 .with_for_update(skip_locked=True)
                 .scalar_subquery()
             )
             # One round trip takes the job and numbers its STARTED event; the job is built from the returned
             # columns (a queued job has no outputs: only completion writes them), and the event is one insert.
-            taken = s.execute(
-                update(JobRow)
-                .where(JobRow.id == candidate)
+            # Core statements on the connection: no ORM unit of work, no identity map.
+            conn = s.connection()
+            row = conn.execute(
+                update(_JOBS)
+                .where(j.id == candidate)
                 .values(
                     status=JobStatus.RUNNING.value, worker_id=worker_id, lease_expires_at=expires,
-                    fencing_token=JobRow.fencing_token + 1, attempts=JobRow.attempts + 1,
-                    started_at=func.coalesce(JobRow.started_at, now), updated_at=now,
-                    event_seq=func.coalesce(JobRow.event_seq, 0) + 1,
+                    fencing_token=j.fencing_token + 1, attempts=j.attempts + 1,
+                    started_at=func.coalesce(j.started_at, now), updated_at=now,
+                    event_seq=func.coalesce(j.event_seq, 0) + 1,
                 )
-                .returning(*JobRow.__table__.c)
-            ).mappings().one_or_none()
-            if taken is None:
+                .returning(*j)
+            ).one_or_none()
+            if row is None:
                 return None
-            row = JobRow(**taken)
-            row.outputs = []
-            s.execute(insert(JobEventRow).values(
+            conn.execute(insert(_EVENTS).values(
                 job_id=row.id, seq=row.event_seq, type=EventType.STARTED.value,
                 data={"attempt": row.attempts, "worker_id": worker_id}, created_at=now))
-            return Lease(job=_job(row), fencing_token=row.fencing_token, expires_at=expires)
+            return Lease(job=_job(row, ()), fencing_token=row.fencing_token, expires_at=expires)
 
     def _held(self, s, job_id: str, token: int) -> JobRow:
         row = s.get(JobRow, job_id, populate_existing=True, with_for_update=not self._db.is_sqlite)
@@ -186,39 +191,69 @@ class SqlJobQueue:
     def complete(self, job_id: str, *, token: int, outputs: list[JobOutput], now: datetime,
                  info: dict | None = None) -> Job:
         """Record the outputs and finish the job, exactly once (a stale token is refused)."""
-        with self._db.session(write_lock=True) as s:
-            row = self._held(s, job_id, token)
-            row.outputs = [
-                JobOutputRow(idx=o.index, key=o.key, node_id=o.node_id, width=o.width, height=o.height,
-                             size=o.size, content_type=o.content_type)
-                for o in outputs
-            ]
-            self._finish(s, row, JobStatus.SUCCEEDED, now)
-            if info:
-                row.summary = {**row.summary, "info": info}
-            for o in outputs:
-                self._event(s, row, EventType.OUTPUT, {"index": o.index, "node_id": o.node_id,
-                                                        "width": o.width, "height": o.height}, now)
-            self._event(s, row, EventType.SUCCEEDED, {"outputs": len(outputs)}, now)
-            s.flush()
-            return _job(row)
+        events = [(EventType.OUTPUT, {"index": o.index, "node_id": o.node_id, "width": o.width, "height": o.height})
+                  for o in outputs]
+        events.append((EventType.SUCCEEDED, {"outputs": len(outputs)}))
+        return self._end(job_id, token, JobStatus.SUCCEEDED, now, events, outputs=outputs, info=info)
 
     def fail(self, job_id: str, *, token: int, error: dict, now: datetime) -> Job:
         """Finish the job as failed with `error` ({code, message, …})."""
-        with self._db.session(write_lock=True) as s:
-            row = self._held(s, job_id, token)
-            row.error = error
-            self._finish(s, row, JobStatus.FAILED, now)
-            self._event(s, row, EventType.FAILED, {"error": error}, now)
-            return _job(row)
+        return self._end(job_id, token, JobStatus.FAILED, now, [(EventType.FAILED, {"error": error})],
+                         values={"error": error})
 
     def acknowledge_cancel(self, job_id: str, *, token: int, now: datetime) -> Job:
         """The worker stopped a job whose owner asked to cancel it."""
+        return self._end(job_id, token, JobStatus.CANCELLED, now, [(EventType.CANCELLED, {"while": "running"})])
+
+    def _end(self, job_id: str, token: int, status: JobStatus, now: datetime, events: list[tuple[EventType, dict]],
+             *, values: dict | None = None, outputs: list[JobOutput] = (), info: dict | None = None) -> Job:
+        """Finish a running job held with `token` in Core statements: one fenced `UPDATE … RETURNING` (no ORM
+        load, no read-back), the inserts of its outputs and events, its outbox row. A stale token, or a job no
+        longer running, matches no row: StaleLease, and nothing is written (completion happens exactly once)."""
+        held = (_JOBS.c.id == job_id, _JOBS.c.fencing_token == token, _JOBS.c.status == JobStatus.RUNNING.value)
+        unsaved = self._unsaved_progress(job_id) if self._unsaved_progress is not None else []
+        values = dict(values or {})
         with self._db.session(write_lock=True) as s:
-            row = self._held(s, job_id, token)
-            self._finish(s, row, JobStatus.CANCELLED, now)
-            self._event(s, row, EventType.CANCELLED, {"while": "running"}, now)
-            return _job(row)
+            conn, stored = s.connection(), []
+            if unsaved:
+                # Which held progress events are not stored yet depends on the stored number: read it, locked.
+                read = select(_JOBS.c.event_seq).where(*held)
+                seq = conn.execute(read if self._db.is_sqlite else read.with_for_update()).one_or_none()
+                if seq is None:
+                    raise StaleLease(job_id)
+                stored = [e for e in unsaved if e.seq > (seq[0] or 0)]
+            if stored:
+                last = stored[-1]
+                values.update(event_seq=last.seq + len(events), progress_value=last.data["value"],
+                              progress_max=last.data["max"], progress_node=last.data.get("node_id"))
+            else:
+                values["event_seq"] = func.coalesce(_JOBS.c.event_seq, 0) + len(events)
+            row = conn.execute(
+                update(_JOBS).where(*held)
+                .values(status=status.value, finished_at=now, updated_at=now, lease_expires_at=None, **values)
+                .returning(*_JOBS.c)
+            ).one_or_none()
+            if row is None:
+                raise StaleLease(job_id)
+            job = _job(row, outputs)
+            if info:
+                summary = {**row.summary, "info": info}
+                conn.execute(update(_JOBS).where(_JOBS.c.id == job_id).values(summary=summary))
+                job = replace(job, summary=JobSummary.from_json(summary))
+            if outputs:
+                conn.execute(insert(_OUTPUTS), [
+                    {"job_id": job_id, "idx": o.index, "key": o.key, "node_id": o.node_id, "width": o.width,
+                     "height": o.height, "size": o.size, "content_type": o.content_type} for o in outputs])
+            first = row.event_seq - len(events) + 1
+            conn.execute(insert(_EVENTS), [
+                *({"job_id": job_id, "seq": e.seq, "type": e.type.value, "data": e.data, "created_at": e.created_at}
+                  for e in stored),
+                *({"job_id": job_id, "seq": first + i, "type": type_.value, "data": data, "created_at": now}
+                  for i, (type_, data) in enumerate(events)),
+            ])
+            # The notification of the outcome commits with it (outbox): never lost, never sent for a rollback.
+            record_job_outcome(s, job)
+            return job
 
     def release(self, job_id: str, *, token: int, now: datetime, reason: str) -> Job:
         """Hand a job back to the queue (worker shutting down); the attempt is not counted."""

@@ -5,6 +5,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import event as sqlalchemy_event
 
 from sdfleet.domain.accounts import User
 from sdfleet.domain.ids import new_id
@@ -93,8 +94,28 @@ def test_stale_token_is_refused_everywhere(queue):
     done = queue.complete(job.id, token=second.fencing_token, now=T0, outputs=[
         JobOutput(index=0, key="outputs/x/0.png", node_id="9", width=8, height=8, size=10)])
     assert done.status is JobStatus.SUCCEEDED and len(done.outputs) == 1
+    assert queue.get(job.id) == done  # what was returned is what was stored
     with pytest.raises(StaleLease):
         queue.complete(job.id, token=second.fencing_token, outputs=[], now=T0)
+    assert [e.type for e in queue.events_after(job.id, 0)][-2:] == [EventType.OUTPUT, EventType.SUCCEEDED]
+
+
+def test_completion_is_a_few_core_statements_without_a_read_back(queue):
+    """Claim: one UPDATE … RETURNING and its event; completion: one fenced UPDATE … RETURNING, the outputs, the
+    events, the outbox row (issue 17 §3: CPU per job). Live progress adds one locked read of the event number."""
+    if not isinstance(queue, SqlJobQueue):
+        pytest.skip("statement counts of the SQL queue")
+    statements = []
+    sqlalchemy_event.listen(queue._db.engine, "before_cursor_execute",
+                            lambda conn, cursor, sql, *a: statements.append(sql.split()[0].upper()))
+    job = submit(queue)
+    statements.clear()
+    lease = claim(queue)
+    assert statements.count("SELECT") == 0 and statements.count("UPDATE") == 1
+    statements.clear()
+    queue.complete(job.id, token=lease.fencing_token, now=T0, outputs=[
+        JobOutput(index=0, key="k", node_id="9", width=8, height=8, size=1)])
+    assert [s for s in statements if s not in ("BEGIN",)] == ["UPDATE", "INSERT", "INSERT", "INSERT"]
 
 
 def test_attempts_exhausted_fail_with_reason(queue):
