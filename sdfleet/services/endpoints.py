@@ -24,6 +24,7 @@ from sdfleet.domain.endpoints import (
     may_use,
 )
 from sdfleet.domain.errors import Conflict, InvalidInput, NotFound
+from sdfleet.domain.pagination import Page, PageRequest
 from sdfleet.domain.permissions import ADMIN_ROLE, Permission
 from sdfleet.domain.validation import check_role_name
 from sdfleet.domain.workers import WorkerRecord
@@ -87,10 +88,12 @@ class EndpointService:
         self.changed: list[Callable[[], None]] = []
 
     # 1. Reading
-    def list(self, principal: Principal) -> list[Endpoint]:
-        """Every live endpoint for managers; the ones their roles may use for others."""
-        endpoints = self.store.list()
-        return endpoints if _manages(principal) else [e for e in endpoints if _may_use(principal, e)]
+    def page(self, principal: Principal, page: PageRequest) -> Page[Endpoint]:
+        """A page (by name) of the live endpoints: every one for managers; the ones their roles may use for
+        others."""
+        if page.after and not (isinstance(page.after[0], str) and is_valid_endpoint_name(page.after[0])):
+            raise InvalidInput("cursor is not a cursor this server issued", field="cursor")
+        return self.store.page(page, visible=None if _manages(principal) else lambda e: _may_use(principal, e))
 
     def get(self, principal: Principal, name: str) -> Endpoint:
         """One endpoint the caller may see (else NotFound)."""

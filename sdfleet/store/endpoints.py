@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -10,6 +11,7 @@ from sqlalchemy import delete, func, select
 from sdfleet.domain.endpoints import Endpoint, EndpointConfig, EndpointEvent, EndpointStatus
 from sdfleet.domain.leadership import LeaderFence
 from sdfleet.domain.notifications import EventType
+from sdfleet.domain.pagination import Page, PageRequest, page_from_rows
 from sdfleet.jobs.records import JobStatus
 from sdfleet.store.database import Database
 from sdfleet.store.leader_leases import check_fence
@@ -81,6 +83,25 @@ class SqlEndpointStore:
             if not include_deleted:
                 stmt = stmt.where(EndpointRow.status != EndpointStatus.DELETED.value)
             return [_endpoint(r) for r in s.scalars(stmt)]
+
+    def page(self, page: PageRequest, *, visible: Callable[[Endpoint], bool] | None = None) -> Page[Endpoint]:
+        """Live endpoints by name, from after the cursor's name (keyset); `visible` drops the ones a caller may not
+        see (their allowed roles are JSON text, not a SQL filter), fetching further batches until the page is
+        full or the table ends."""
+        after = str(page.after[0]) if page.after else None
+        found: list[Endpoint] = []
+        with self._db.session() as s:
+            while len(found) <= page.limit:
+                stmt = (select(EndpointRow).where(EndpointRow.status != EndpointStatus.DELETED.value)
+                        .order_by(EndpointRow.name).limit(page.limit + 1))
+                if after is not None:
+                    stmt = stmt.where(EndpointRow.name > after)
+                rows = list(s.scalars(stmt))
+                found += [e for e in map(_endpoint, rows) if visible is None or visible(e)]
+                if len(rows) <= page.limit:
+                    break
+                after = rows[-1].name
+        return page_from_rows(found, limit=page.limit, key=lambda e: [e.name])
 
     def update_config(self, name: str, config: EndpointConfig, *, now: datetime) -> Endpoint:
         with self._db.session(write_lock=True) as s:

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 
-from sdfleet.api.deps import CurrentPrincipal, ServicesDep
+from sdfleet.api.deps import CurrentPrincipal, PageDep, ServicesDep
 from sdfleet.api.schemas.base import ListPage
 from sdfleet.api.schemas.endpoints import (
     EndpointCreate,
@@ -28,11 +28,11 @@ def create_endpoint(body: EndpointCreate, principal: CurrentPrincipal, services:
 
 
 @router.get("", response_model=ListPage[EndpointPublic])
-def list_endpoints(principal: CurrentPrincipal, services: ServicesDep) -> ListPage[EndpointPublic]:
-    """Every endpoint for `endpoint:all`; for others, the endpoints their roles may use."""
-    items = [EndpointPublic.of(e, services.endpoints.replicas_of(e.name))
-             for e in services.endpoints.list(principal)]
-    return ListPage(items=items, next_cursor=None)
+def list_endpoints(principal: CurrentPrincipal, services: ServicesDep, page: PageDep) -> ListPage[EndpointPublic]:
+    """Endpoints by name: every one for `endpoint:all`; for others, the ones their roles may use."""
+    result = services.endpoints.page(principal, page)
+    items = [EndpointPublic.of(e, services.endpoints.replicas_of(e.name)) for e in result.items]
+    return ListPage(items=items, next_cursor=result.next_cursor)
 
 
 @router.get("/{name}", response_model=EndpointPublic)

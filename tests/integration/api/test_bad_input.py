@@ -129,6 +129,7 @@ def test_huge_body_is_413(api):
 @pytest.mark.parametrize("path", [
     "/api/v1/users/%00", "/api/v1/users/%ED%A0%80", "/api/v1/roles/%00x", "/api/v1/users/" + "a" * 300,
     "/api/v1/users?limit=0", "/api/v1/users?limit=abc", "/api/v1/users?cursor=%00", "/api/v1/roles?cursor=zzzz",
+    "/api/v1/endpoints?limit=0", "/api/v1/endpoints?cursor=zzzz", "/api/v1/endpoints?cursor=WyJcdTAwMDAiXQ",
 ])
 def test_odd_paths_and_queries_are_4xx(api, path):
     r = api.client.get(path, headers=api.admin())

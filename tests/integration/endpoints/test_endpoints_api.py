@@ -173,3 +173,37 @@ def test_crud_and_events_on_every_backend(backend_api):
     assert events[0]["type"] == "created" and [e["type"] for e in events].count("updated") == 1
     assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
     assert rest[-1]["type"] == "status" and rest[-1]["data"]["to"] == "deleted"
+
+
+def test_the_list_is_paged_by_name_on_every_backend(backend_api):
+    api = backend_api
+    admin = api.admin()
+    role = api.make_role(permissions=["inference:all"])
+    api.client.patch("/api/v1/endpoints/default", headers=admin, json={"allowed_roles": ["admin"]})
+    for name, roles in [("pa", [role]), ("pb", ["admin"]), ("pc", [role]), ("pd", [role])]:
+        create(api, admin, name, allowed_roles=roles)
+    member = api.make_user(roles=[role])
+
+    def pages(headers):
+        seen, cursor, count = [], None, 0
+        while True:
+            params = {"limit": 2, **({"cursor": cursor} if cursor else {})}
+            r = api.client.get("/api/v1/endpoints", headers=headers, params=params)
+            assert r.status_code == 200, r.text
+            assert len(r.json()["items"]) <= 2
+            seen += [e["name"] for e in r.json()["items"]]
+            cursor, count = r.json()["next_cursor"], count + 1
+            if cursor is None:
+                return seen, count
+
+    # The member sees three (`pb` and `default` are hidden between and before them): two pages, each once.
+    assert pages(member["headers"]) == (["pa", "pc", "pd"], 2)
+    assert pages(admin) == (["default", "pa", "pb", "pc", "pd"], 3)
+    # No limit: the default page size, by name, as before.
+    r = api.client.get("/api/v1/endpoints", headers=admin).json()
+    assert [e["name"] for e in r["items"]] == ["default", "pa", "pb", "pc", "pd"] and r["next_cursor"] is None
+    for params, field in [({"limit": 0}, "limit"), ({"limit": 201}, "limit"), ({"limit": "two"}, "limit"),
+                          ({"cursor": "bm90LWEtY3Vyc29y"}, "cursor"), ({"cursor": "WyJCYWQgTmFtZSJd"}, "cursor"),
+                          ({"cursor": "WzVd"}, "cursor")]:
+        r = api.client.get("/api/v1/endpoints", headers=admin, params=params)
+        assert r.status_code == 422 and r.json()["error"]["details"]["field"] == field, (params, r.text)

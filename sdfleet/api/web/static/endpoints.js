@@ -107,7 +107,7 @@ function updatePanel(panel, ep, events) {
 
 async function load() {
   try {
-    const page = await api("/endpoints");
+    const page = { items: await listAll("/endpoints") };
     const seen = new Set();
     const container = $("endpoints");
     for (const [i, ep] of page.items.entries()) {

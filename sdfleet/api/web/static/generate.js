@@ -77,7 +77,7 @@ function showModelHint() {
 async function loadEndpoints() {
   if (document.body.dataset.endpointsApi !== "yes") return;
   try {
-    const names = ((await api("/endpoints")).items || []).map((e) => e.name).filter(Boolean);
+    const names = (await listAll("/endpoints")).map((e) => e.name).filter(Boolean);
     if (names.length) $("endpoint").replaceChildren(...names.map((n) => h("option", { value: n }, n)));
   } catch { /* endpoints not visible to this user: keep "default" */ }
 }
