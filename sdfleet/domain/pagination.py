@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -53,9 +54,19 @@ def decode_cursor(cursor: str) -> list:
         value = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
     except (ValueError, binascii.Error, UnicodeError) as exc:
         raise InvalidInput("cursor is not a cursor this server issued", field="cursor") from exc
-    if not isinstance(value, list) or not all(isinstance(v, (str, int, float)) for v in value):
+    if not isinstance(value, list) or not all(_sort_key_part(v) for v in value):
         raise InvalidInput("cursor is not a cursor this server issued", field="cursor")
     return value
+
+
+def _sort_key_part(value: object) -> bool:
+    """A value an issued cursor can hold: no NUL (PostgreSQL refuses it in text: a 500, not a 422) and no
+    NaN or infinity (JSON's extensions that `json.loads` accepts)."""
+    if isinstance(value, str):
+        return "\x00" not in value
+    if isinstance(value, float):
+        return math.isfinite(value)
+    return isinstance(value, int)
 
 
 def page_from_rows(rows: list[T], *, limit: int, key) -> Page[T]:

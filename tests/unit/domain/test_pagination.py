@@ -1,3 +1,5 @@
+import base64
+
 import pytest
 
 from sdfleet.domain.errors import InvalidInput
@@ -27,3 +29,15 @@ def test_page_from_rows_sets_cursor_only_when_more():
     assert full.items == [1, 2] and decode_cursor(full.next_cursor) == [2]
     last = page_from_rows([1, 2], limit=2, key=lambda r: [r])
     assert last.items == [1, 2] and last.next_cursor is None
+
+
+def _raw_cursor(text: str) -> str:
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+@pytest.mark.parametrize("key", ['["bob\\u0000"]', '["a", NaN]', '[Infinity]', '[-Infinity, "x"]', '[null]', '[["x"]]'])
+def test_a_cursor_key_no_issued_cursor_holds_is_invalid_input(key):
+    """A NUL would reach PostgreSQL as text (which refuses it: a 500); NaN/Infinity are JSON extensions."""
+    with pytest.raises(InvalidInput) as err:
+        decode_cursor(_raw_cursor(key))
+    assert err.value.field == "cursor"
