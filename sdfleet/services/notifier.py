@@ -27,6 +27,11 @@ def user_topic(user_id: str) -> str:
     return f"user:{user_id}"
 
 
+def worker_revoked_topic(worker_id: str) -> str:
+    """Published when a worker's token is revoked: every server drops it from its presence cache at once."""
+    return f"revoked:{worker_id}"
+
+
 class Notifier:
     """Topics (`job:<id>`, `queue:<endpoint>`) that async waiters sleep on and any thread can wake."""
 

@@ -1,8 +1,9 @@
 """Worker presence without a commit per request: tokens authenticated from memory, `last_seen_at` written for
 every worker this server saw in one transaction per `flush_seconds`, reports written only when they change.
 
-A revocation made on this server takes effect at once; one made on another server at this server's next
-flush (at most `flush_seconds` later), when the batch finds it."""
+A revocation takes effect at once on every server: the revoking one forgets the worker, and the others when
+its `revoked:<worker id>` topic reaches them by NOTIFY (`WorkerService.revoke`). A NOTIFY missed while a
+listener reconnects is caught by the next flush (at most `flush_seconds` later), when the batch finds it."""
 
 from __future__ import annotations
 
@@ -48,7 +49,7 @@ class WorkerPresence:
         return worker
 
     def forget(self, worker_id: str) -> None:
-        """The worker was revoked here: its token is refused from now on."""
+        """The worker was revoked (here, or on another server that said so): its token is refused from now on."""
         with self._lock:
             for key in [k for k, w in self._by_token.items() if w.id == worker_id]:
                 del self._by_token[key]

@@ -26,7 +26,7 @@ from sdfleet.jobs.records import Job, JobOutput, JobProgress, Lease, ModelLoad
 from sdfleet.jobs.spec import ModelPin
 from sdfleet.modelfiles.types import ENGINE_FOLDERS
 from sdfleet.services.credentials import WORKER_TOKEN_PREFIX, new_token, token_hash
-from sdfleet.services.notifier import Notifier, PreviewStore, job_topic, queue_topic
+from sdfleet.services.notifier import Notifier, PreviewStore, job_topic, queue_topic, worker_revoked_topic
 from sdfleet.services.queue_watch import QueueWatch
 from sdfleet.services.worker_presence import WorkerPresence
 from sdfleet.store.workers import SqlWorkerRegistry
@@ -86,6 +86,9 @@ class WorkerService:
                                                                        notify=notifier.wake)
         if self._watch is not None:
             notifier.on_topic(queue_topic(""), self._watch.queued)
+        # a revocation on another server: its token is refused here at once (the presence flush is the safety net)
+        notifier.on_topic(worker_revoked_topic(""),
+                          lambda topic: self.presence.forget(topic.removeprefix(worker_revoked_topic(""))))
         self._on_finished = on_finished  # metrics: wait/run times and device-seconds of each finished job
         self._on_models_loaded = on_models_loaded  # metrics: model load times and cache results a worker reports
         self._registry = registry
@@ -134,6 +137,7 @@ class WorkerService:
         """Revoke a worker's token (the fleet manager's revokes carry its leader `fence`)."""
         self._registry.revoke(worker_id, now=self._clock(), fence=fence)
         self.presence.forget(worker_id)
+        self._notifier.notify(worker_revoked_topic(worker_id))  # the other API servers forget it too
 
     @property
     def queue(self) -> JobQueue:
