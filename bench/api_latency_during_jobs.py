@@ -156,9 +156,7 @@ def main() -> None:
         report("idle", idle, idle_slow)
         report("busy", busy, slow.records)
     finally:
-        fleet.stop_workers()
-        fleet.server.stop()
-        fleet.server.runtime.database.dispose()
+        fleet.stop()
         smtp.stop()
         receiver.stop()
 

@@ -16,9 +16,7 @@ def web(tmp_path_factory, demo_files) -> Iterator[Fleet]:
     """A live server (SQLite, local objects, demo models) for every test of a module; no workers."""
     fleet = start_fleet(tmp_path_factory.mktemp("web"), demo_files)
     yield fleet
-    fleet.stop_workers()
-    fleet.server.stop()
-    fleet.server.runtime.database.dispose()
+    fleet.stop()
 
 
 @pytest.fixture(scope="module")

@@ -79,9 +79,7 @@ def long_lease_fleet(tmp_path, demo_files):
     """A fleet whose leases (30 s) outlast a short cut on a busy machine: the download resumes in the same attempt."""
     fleet = start_fleet(tmp_path, demo_files, lease_seconds=30.0)
     yield fleet
-    fleet.stop_workers()
-    fleet.server.stop()
-    fleet.server.runtime.database.dispose()
+    fleet.stop()
 
 
 def test_a_cut_mid_model_download_resumes_the_part_file_by_range(long_lease_fleet, demo_files):

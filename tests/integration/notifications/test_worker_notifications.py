@@ -55,8 +55,6 @@ def test_a_finished_generation_is_mailed_and_posted(tmp_path, demo_files):
         png = Image.open(io.BytesIO(image.content))
         assert png.size == (64, 64) and "Seed: 7" in png.info["parameters"]
     finally:
-        fleet.stop_workers()
-        fleet.server.stop()
-        fleet.server.runtime.database.dispose()
+        fleet.stop()
         smtp.stop()
         receiver.stop()
