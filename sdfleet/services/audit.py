@@ -41,22 +41,9 @@ class AuditLog:
         self._store = store
         self._clock = clock
 
-    def record(
-        self,
-        action: AuditAction,
-        *,
-        actor: Principal | User | None,
-        target: AuditTarget,
-        changes: Mapping[str, Mapping[str, Any]] | None = None,
-        details: Mapping[str, Any] | None = None,
-        address: str | None = None,
-        actor_name: str | None = None,
-    ) -> AuditEvent:
-        """Append one event. `actor` is the principal, a `User` who just proved their password (a login), or None:
-        the operator (CLI) or, with `actor_name`, an unauthenticated caller (a failed login). `address` defaults to
-        the principal's. Secret-named fields never reach the log."""
-        event = self.event(action, actor=actor, target=target, changes=changes, details=details, address=address,
-                           actor_name=actor_name)
+    def record(self, action: AuditAction, **fields: Any) -> AuditEvent:
+        """Append `event(action, **fields)` (same arguments) when the change has already committed."""
+        event = self.event(action, **fields)
         self._store.append(event)
         return event
 
@@ -71,8 +58,10 @@ class AuditLog:
         address: str | None = None,
         actor_name: str | None = None,
     ) -> AuditEvent:
-        """The event `record` would append, not appended: for a store method that writes a change and its audit
-        event in one transaction."""
+        """One event, not appended (a store method appends it in the change's transaction). `actor` is the
+        principal, a `User` who just proved their password (a login), or None: the operator (CLI) or, with
+        `actor_name`, an unauthenticated caller (a failed login). `address` defaults to the principal's.
+        Secret-named fields never reach the log."""
         user = actor.user if isinstance(actor, Principal) else actor
         if isinstance(actor, Principal):
             credential, address = actor.credential.value, address if address is not None else actor.address
